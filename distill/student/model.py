@@ -1,0 +1,116 @@
+"""The student network (BERT2DNN): n-gram bags -> MLP -> one relevance logit.
+
+All featurisation happens inside ``forward`` from the three tensors ML Commons
+feeds, so the same module exports to ONNX unchanged:
+
+* unigrams: the token ids themselves (``[CLS]``/``[SEP]`` included: they are the
+  boundary markers);
+* bigrams: adjacent id pairs ``(a, b)`` hashed into ``bigram_buckets`` rows,
+  ``h(a, b) = (a * 1_000_003 + b) mod bigram_buckets``; a bigram belongs to the
+  segment of its second token, so ``([SEP], t_1)`` opens the title bag;
+* one embedding table of ``vocab_size + bigram_buckets`` rows, dim ``embedding_dim``;
+* per segment (query = type 0, title = type 1) the ``sqrtn`` combiner:
+  ``sum(embeddings) / sqrt(number of n-grams)``;
+* features ``[q, t]`` (+ ``[q * t, |q - t|]`` when ``interactions``) -> MLP
+  ``hidden`` with ReLU -> ``Linear(.., 1)``.
+
+Score scale: the output is a raw logit (no sigmoid); ``sigmoid(logit)`` estimates
+the teacher's temperature-softened relevance probability.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+BIGRAM_HASH_MULTIPLIER = 1_000_003
+
+
+@dataclass
+class StudentConfig:
+    """Architecture hyper-parameters (saved next to the weights as ``student_config.json``)."""
+
+    vocab_size: int
+    bigram_buckets: int = 262_139  # a prime, so the modulo hash spreads well
+    embedding_dim: int = 64
+    hidden: list[int] = field(default_factory=lambda: [1024, 512, 128, 64])
+    interactions: bool = False
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def n_features(self) -> int:
+        return self.embedding_dim * (4 if self.interactions else 2)
+
+
+class StudentModel(nn.Module):
+    """``forward(input_ids, attention_mask, token_type_ids) -> logits [B, 1] float32``.
+
+    Inputs are int64 ``[B, S]`` as produced by the student ``tokenizer.json``
+    (see :mod:`distill.student.tokenizer`).
+    """
+
+    def __init__(self, config: StudentConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size + config.bigram_buckets, config.embedding_dim)
+        nn.init.normal_(self.embedding.weight, std=0.05)
+        layers: list[nn.Module] = []
+        width = config.n_features
+        for h in config.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            if config.dropout > 0:
+                layers.append(nn.Dropout(config.dropout))
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def ngrams(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """N-gram rows and bag weights of a batch.
+
+        Returns:
+            ids: int64 ``[B, 2S-1]`` embedding rows (``S`` unigrams, then ``S-1`` hashed bigrams).
+            weights: float32 ``[B, 2, 2S-1]``; ``weights[:, 0]`` builds the query bag and
+                ``weights[:, 1]`` the title bag (``1/sqrt(n)`` on the segment's n-grams, 0 elsewhere).
+        """
+        mask = attention_mask.to(torch.float32)
+        first, second = input_ids[:, :-1], input_ids[:, 1:]
+        bigram = torch.remainder(first * BIGRAM_HASH_MULTIPLIER + second, self.config.bigram_buckets)
+        ids = torch.cat([input_ids, bigram + self.config.vocab_size], dim=1)
+        valid = torch.cat([mask, mask[:, :-1] * mask[:, 1:]], dim=1)
+        title = torch.cat([token_type_ids, token_type_ids[:, 1:]], dim=1).to(torch.float32)
+        weights = torch.stack([valid * (1.0 - title), valid * title], dim=1)
+        counts = weights.sum(dim=2, keepdim=True).clamp(min=1.0)
+        return ids, weights / torch.sqrt(counts)
+
+    def bags(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        """Query and title bags ``[B, 2, D]`` (``sqrtn``-combined unigram+bigram embeddings)."""
+        ids, weights = self.ngrams(input_ids, attention_mask, token_type_ids)
+        return torch.bmm(weights, self.embedding(ids))
+
+    def head(self, bags: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, 1]`` from bags ``[B, 2, D]``."""
+        return self.mlp(self.features(bags))
+
+    def features(self, bags: torch.Tensor) -> torch.Tensor:
+        """MLP input ``[B, F]`` from bags ``[B, 2, D]``."""
+        q, t = bags[:, 0], bags[:, 1]
+        parts = [q, t]
+        if self.config.interactions:
+            parts += [q * t, torch.abs(q - t)]
+        return torch.cat(parts, dim=1)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> torch.Tensor:
+        return self.head(self.bags(input_ids, attention_mask, token_type_ids))
+
+    def dense_parameters(self) -> list[nn.Parameter]:
+        """Parameters with dense gradients (everything but the embedding table)."""
+        return list(self.mlp.parameters())

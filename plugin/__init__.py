@@ -1,0 +1,1 @@
+"""distilrank.plugin: serve a distilled student as an OpenSearch ML Commons ranking stage."""
