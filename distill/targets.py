@@ -1,0 +1,136 @@
+"""Soft targets from teacher logits: temperature rescaling and teacher stacking.
+
+Score scale: every function here takes and returns *raw logits* (float32),
+except :func:`soft_targets`, which turns a logit into a probability target
+``sigmoid(z / T)`` in ``[0, 1]``.  ``T > 1`` softens the targets (more of the
+teacher's ranking information survives for near-certain pairs); ``T = 1`` is
+plain distillation.
+
+Stacking combines ``K`` teachers.  The baseline is the plain mean of their
+logits; :func:`fit_stacker` fits a logistic regression ``w . z + b`` on a
+labeled split the teachers were *not* trained on, so its output is again a
+calibrated logit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+def soft_targets(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``sigmoid(logits / temperature)`` as float32, same shape as ``logits``."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return _sigmoid(np.asarray(logits, dtype=np.float64) / temperature).astype(np.float32)
+
+
+def binary_nll(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of binary ``labels`` under ``sigmoid(logits)`` (nats)."""
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """ECE with ``bins`` equal-width confidence bins on ``P(label = 1)``."""
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    edges = np.minimum((p * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        sel = edges == b
+        if sel.any():
+            ece += sel.mean() * abs(p[sel].mean() - y[sel].mean())
+    return float(ece)
+
+
+def temperature_sweep(logits: np.ndarray, labels: np.ndarray, temperatures: Sequence[float]) -> list[dict]:
+    """Calibration of the teacher's soft targets on a labeled dev set, one row per ``T``.
+
+    Each row: ``{"temperature", "nll", "ece", "mean_confidence", "target_entropy"}``;
+    ``target_entropy`` (bits) shows how much softer the targets become.
+    Accuracy does not depend on ``T``; the student's dev accuracy per ``T`` is
+    measured by training one student per value (see :mod:`distill.pipeline`).
+    """
+    rows = []
+    for t in temperatures:
+        p = soft_targets(logits, t).astype(np.float64)
+        q = np.clip(p, 1e-12, 1 - 1e-12)
+        entropy = -(q * np.log2(q) + (1 - q) * np.log2(1 - q))
+        rows.append({
+            "temperature": float(t),
+            "nll": binary_nll(np.asarray(logits) / t, labels),
+            "ece": expected_calibration_error(p, labels),
+            "mean_confidence": float(np.mean(np.maximum(p, 1 - p))),
+            "target_entropy": float(entropy.mean()),
+        })
+    return rows
+
+
+def best_calibration_temperature(logits: np.ndarray, labels: np.ndarray, grid: Sequence[float] | None = None) -> float:
+    """The ``T`` that minimises dev NLL (classic temperature scaling), searched on ``grid``."""
+    grid = list(grid) if grid is not None else list(np.exp(np.linspace(np.log(0.25), np.log(16), 97)))
+    return float(min(grid, key=lambda t: binary_nll(np.asarray(logits) / t, labels)))
+
+
+def average_logits(teacher_logits: np.ndarray) -> np.ndarray:
+    """Baseline combination: mean over teachers. ``[K, N] -> [N]``."""
+    return np.asarray(teacher_logits, dtype=np.float32).mean(axis=0)
+
+
+@dataclass
+class Stacker:
+    """Logistic-regression stacker: ``stacked = weights . z + bias`` (a logit)."""
+
+    weights: list[float]
+    bias: float
+    teachers: list[str]
+    l2: float
+    n_train: int
+
+    def apply(self, teacher_logits: np.ndarray) -> np.ndarray:
+        """``[K, N]`` teacher logits (same teacher order as fitted) -> stacked logits ``[N]`` float32."""
+        z = np.asarray(teacher_logits, dtype=np.float64)
+        if z.shape[0] != len(self.weights):
+            raise ValueError(f"stacker was fitted on {len(self.weights)} teachers, got logits for {z.shape[0]}")
+        return (np.asarray(self.weights) @ z + self.bias).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fit_stacker(
+    teacher_logits: np.ndarray, labels: np.ndarray, teachers: Sequence[str], *, l2: float = 1e-2, iterations: int = 50
+) -> Stacker:
+    """Fit logistic regression on held-out labeled logits ``[K, N]`` with Newton's method.
+
+    ``labels`` are binary, or graded values in ``[0, 1]`` (the loss is
+    cross-entropy, which accepts soft labels).  ``l2`` penalises the weights
+    (not the bias).  Deterministic.
+    """
+    z = np.asarray(teacher_logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] != y.shape[0]:
+        raise ValueError(f"teacher_logits must be [K, N] with N = len(labels); got {z.shape} and {y.shape}")
+    k, n = z.shape
+    x = np.vstack([z, np.ones(n)]).T  # [N, K+1]
+    theta = np.zeros(k + 1)
+    theta[:k] = 1.0 / k  # start from the average
+    reg = np.full(k + 1, l2)
+    reg[-1] = 0.0
+    for _ in range(iterations):
+        p = _sigmoid(x @ theta)
+        grad = x.T @ (p - y) / n + reg * theta
+        hess = (x * (p * (1 - p))[:, None]).T @ x / n + np.diag(reg) + 1e-9 * np.eye(k + 1)
+        step = np.linalg.solve(hess, grad)
+        theta -= step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return Stacker(weights=theta[:k].tolist(), bias=float(theta[k]), teachers=list(teachers), l2=l2, n_train=n)

@@ -1,0 +1,142 @@
+"""Student tokenizer, in-model n-gram featurisation, optimiser and training."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from distill.data.pairs import Pairs
+from distill.student.model import BIGRAM_HASH_MULTIPLIER, StudentConfig, StudentModel
+from distill.student.optim import RowSparseAdam
+from distill.student.store import load_student
+from distill.student.tokenizer import CLS_ID, SEP_ID, UNK_ID, build_student_tokenizer, encode_pairs
+from distill.student.train import StudentTrainConfig, _train_step, train_student
+
+CORPUS = ["red running shoes", "blue running shoes", "red wool socks", "Café crème 😀 mug"] * 3
+
+
+@pytest.fixture()
+def tok():
+    return build_student_tokenizer(CORPUS, min_count=2, max_length=12)
+
+
+def test_pair_template_marks_segments_and_boundaries(tok):
+    enc = tok.encode("red shoes", "blue socks")
+    assert enc.tokens == ["[CLS]", "red", "shoes", "[SEP]", "blue", "socks", "[SEP]"]
+    assert enc.type_ids == [0, 0, 0, 0, 1, 1, 1]
+    single = tok.encode("", "red socks")
+    assert single.ids[:2] == [CLS_ID, SEP_ID] and single.type_ids == [0, 0, 1, 1, 1]
+
+
+def test_normalisation_unknowns_and_truncation(tok):
+    enc = tok.encode("", "CAFE creme unseenword")
+    assert enc.tokens[2:4] == ["cafe", "creme"]  # accents stripped + lowercased, as in the vocabulary
+    assert enc.ids[4] == UNK_ID
+    long = tok.encode("red " * 20, "shoes " * 20)
+    assert len(long.ids) == 12  # truncation from the json, longest-first
+    assert long.type_ids.count(1) >= 4
+
+
+def _manual_bags(model, ids, types):
+    """Independent recomputation of the bags with Python loops."""
+    cfg, emb = model.config, model.embedding.weight.detach()
+    out = []
+    for seg in (0, 1):
+        rows = [ids[i] for i in range(len(ids)) if types[i] == seg]
+        rows += [cfg.vocab_size + (ids[i] * BIGRAM_HASH_MULTIPLIER + ids[i + 1]) % cfg.bigram_buckets
+                 for i in range(len(ids) - 1) if types[i + 1] == seg]
+        out.append(emb[rows].sum(0) / math.sqrt(len(rows)))
+    return torch.stack(out)
+
+
+def test_bags_match_manual_featurisation_and_ignore_padding(tok):
+    torch.manual_seed(0)
+    model = StudentModel(StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=101, hidden=[8]))
+    enc = encode_pairs(tok, ["red shoes", "blue"], ["red wool socks", "mug"])
+    ids, mask, types = (torch.from_numpy(a) for a in enc.batch(np.array([0, 1])))
+    bags = model.bags(ids, mask, types)
+    for r in range(2):
+        n = int(mask[r].sum())
+        expected = _manual_bags(model, ids[r, :n].tolist(), types[r, :n].tolist())
+        torch.testing.assert_close(bags[r], expected, rtol=1e-5, atol=1e-6)
+    # the short row padded to the long row's width scores the same as alone
+    alone = [torch.from_numpy(a) for a in enc.batch(np.array([1]))]
+    torch.testing.assert_close(model(ids, mask, types)[1], model(*alone)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_training_step_gradient_equals_dense_autograd(tok):
+    torch.manual_seed(0)
+    cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=101, hidden=[16, 8])
+    model = StudentModel(cfg)
+    enc = encode_pairs(tok, ["red", "blue shoes", ""], ["red shoes", "blue running shoes", "socks"])
+    batch = [torch.from_numpy(a) for a in enc.batch(np.arange(3))]
+    target = torch.tensor([1.0, 0.0, 0.5])
+    reference = StudentModel(cfg)
+    reference.load_state_dict(model.state_dict())
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(reference(*batch).squeeze(1), target)
+    loss.backward()
+    dense_grad = reference.embedding.weight.grad
+    captured = {}
+
+    class Capture(RowSparseAdam):
+        def step(self, rows, grad):
+            captured["rows"], captured["grad"] = rows, grad
+
+    _train_step(model, batch, target, torch.optim.SGD(model.dense_parameters(), lr=0.0), Capture(model.embedding.weight.data))
+    torch.testing.assert_close(captured["grad"], dense_grad[captured["rows"]], rtol=1e-5, atol=1e-7)
+    untouched = torch.ones(dense_grad.shape[0], dtype=torch.bool)
+    untouched[captured["rows"]] = False
+    assert torch.all(dense_grad[untouched] == 0)
+
+
+def test_row_sparse_adam_equals_adam_when_every_row_is_used():
+    torch.manual_seed(0)
+    w_ref = torch.nn.Parameter(torch.randn(5, 3))
+    w = w_ref.detach().clone()
+    ref_opt = torch.optim.Adam([w_ref], lr=0.01)
+    opt = RowSparseAdam(w, lr=0.01)
+    for _ in range(5):
+        g = torch.randn(5, 3)
+        w_ref.grad = g.clone()
+        ref_opt.step()
+        opt.step(torch.arange(5), g)
+    torch.testing.assert_close(w, w_ref.detach(), rtol=1e-5, atol=1e-6)
+
+
+def _toy_task(n=1200, seed=0):
+    rng = np.random.default_rng(seed)
+    colours, items = ["red", "blue", "green", "black"], ["shoes", "socks", "mug", "lamp"]
+    queries, titles, labels = [], [], []
+    for _ in range(n):
+        c, i = rng.choice(colours), rng.choice(items)
+        c2 = c if rng.random() < 0.5 else rng.choice(colours)
+        queries.append(f"{c} {i}")
+        titles.append(f"{c2} cotton {i}")
+        labels.append(float(c2 == c))
+    return Pairs(queries, titles, np.array(labels))
+
+
+def test_student_learns_query_title_match_and_resumes(tmp_path):
+    data = _toy_task()
+    tok = build_student_tokenizer(data.queries + data.texts, min_count=1)
+    cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[64, 32], interactions=True)
+    train_cfg = StudentTrainConfig(epochs=1, batch_size=64, lr=3e-3, embedding_lr=3e-2, lr_decay=1.0)
+    first = train_student(data, data.labels, tok, tmp_path / "s", model_config=cfg, config=train_cfg, progress=False)
+    assert first.epochs_run == 1
+    train_cfg.epochs = 6
+    result = train_student(data, data.labels, tok, tmp_path / "s", model_config=cfg, config=train_cfg, progress=False)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5, 6]  # epoch 1 was not run again
+    student = load_student(tmp_path / "s")
+    test = _toy_task(400, seed=1)
+    acc = np.mean((student.score(test) > 0) == (test.labels > 0.5))
+    assert acc > 0.95
+    assert student.metadata["best_epoch"] == result.best_epoch
+
+
+def test_bad_targets_are_rejected(tmp_path, tok):
+    data = Pairs(["a"], ["red"], None)
+    with pytest.raises(ValueError, match="probabilities"):
+        train_student(data, np.array([2.0]), tok, tmp_path / "s")
+    with pytest.raises(ValueError, match="does not match"):
+        train_student(data, np.array([0.5, 0.5]), tok, tmp_path / "s")
