@@ -40,11 +40,11 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None) -> Iterator[IO[Any]]:
     """Open a temporary file for writing that replaces ``path`` atomically when closed."""
     if "b" in mode:
         encoding = None
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding) as fh:
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding, newline=newline) as fh:
         yield fh
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
 
 from distill.atomic import atomic_path
@@ -76,6 +76,8 @@ def build_student_tokenizer(
         pair=f"{CLS}:0 $A:0 {SEP}:0 $B:1 {SEP}:1",
         special_tokens=[(CLS, CLS_ID), (SEP, SEP_ID)],
     )
+    # "[MASK]" (left by augmentation) must stay one token, as for the teacher's tokenizer.
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     tok.enable_truncation(max_length=max_length, strategy="longest_first")
     return tok
 

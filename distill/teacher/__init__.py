@@ -1,0 +1,1 @@
+"""BERT-family cross-encoder teachers: fine-tuning and transfer-set scoring."""
