@@ -237,14 +237,20 @@ def write_pairs(pairs: Pairs, path: str | Path) -> None:
     fmt = detect_format(path)
     if fmt == "jsonl":
         pairs.to_jsonl(path)
-    elif fmt in ("csv", "tsv"):
+    elif fmt == "csv":
         with atomic_open(path, newline="") as fh:
-            w = csv.writer(fh, delimiter="," if fmt == "csv" else "\t", quoting=csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE, escapechar="\\" if fmt == "tsv" else None)
+            w = csv.writer(fh)
             w.writerow(["query", "text"] + (["label"] if pairs.labels is not None else []))
             for i in range(len(pairs)):
-                if fmt == "tsv" and ("\t" in pairs.texts[i] or "\t" in pairs.queries[i]):
-                    raise DataError(path, i + 2, "a tab inside a field cannot be written as TSV; use .jsonl or .csv")
                 w.writerow([pairs.queries[i], pairs.texts[i]] + ([float(pairs.labels[i])] if pairs.labels is not None else []))
+    elif fmt == "tsv":  # unquoted, like SST-2: fields must not contain tabs or newlines
+        with atomic_open(path, newline="") as fh:
+            fh.write("\t".join(["query", "text"] + (["label"] if pairs.labels is not None else [])) + "\n")
+            for i in range(len(pairs)):
+                fields = [pairs.queries[i], pairs.texts[i]]
+                if any(c in f for f in fields for c in "\t\r\n"):
+                    raise DataError(path, i + 2, "a tab or newline inside a field cannot be written as TSV; use .jsonl or .csv")
+                fh.write("\t".join(fields + ([repr(float(pairs.labels[i]))] if pairs.labels is not None else [])) + "\n")
     elif fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq

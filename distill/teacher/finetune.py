@@ -111,12 +111,14 @@ def finetune_teacher(
     config: TeacherTrainConfig | None = None,
     resume: bool = True,
     progress: bool | None = None,
+    stop_after: int | None = None,
 ) -> TeacherTrainResult:
     """Fine-tune ``base_model`` on labeled ``train`` pairs; evaluate on ``dev`` after each epoch.
 
     Resumes from ``out_dir/state.pt`` when present and ``resume`` is true (the
     batch order of each epoch is a function of the seed, so the run continues
-    exactly where it stopped).
+    exactly where it stopped).  ``stop_after`` ends this call after that many
+    optimizer steps (time-boxed or preemptible jobs); call again to continue.
     """
     cfg = config or TeacherTrainConfig()
     if train.labels is None:
@@ -175,10 +177,11 @@ def finetune_teacher(
             _save_checkpoint(model, tokenizer, out / "best")
 
     t0, trained = time.perf_counter(), 0
+    stop_at = min(total_steps, step + stop_after) if stop_after else total_steps
     model.train()
     bar = tqdm(total=total_steps, initial=step, desc=f"teacher {out.name}", unit="step", disable=progress is False or None)
     running = None
-    while step < total_steps:
+    while step < stop_at:
         epoch, in_epoch = divmod(step, steps_per_epoch)
         batches = _epoch_batches(train, cfg.batch_size, cfg.bucket_batches, cfg.seed, epoch)
         for sel in batches[in_epoch:]:
@@ -200,13 +203,16 @@ def finetune_teacher(
             running = lv if running is None else 0.98 * running + 0.02 * lv
             bar.update(1)
             bar.set_postfix(loss=f"{running:.4f}")
-            if step % cfg.save_every_steps == 0:
+            if step % cfg.save_every_steps == 0 or step == stop_at:
                 save_state()
-            if step >= total_steps:
+            if step >= stop_at:
                 break
         if step % steps_per_epoch == 0 or step >= total_steps:
             evaluate(epoch + 1)
             save_state()
+    if step < total_steps:  # stopped early on request: resumable, no final result yet
+        bar.close()
+        return TeacherTrainResult(str(out), str(out / "best"), step, best, history, time.perf_counter() - t0, 0.0)
     bar.close()
     if dev is None or not (out / "best").exists():
         _save_checkpoint(model, tokenizer, out / "best")

@@ -1,0 +1,76 @@
+"""The `distilrank` command line: each stage as a subcommand, --json output, clear errors."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from distill.cli import main
+from distill.data.readers import write_pairs
+from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+
+from .conftest import sentiment_pairs
+
+
+def run_json(capsys, *argv):
+    assert main(["--json", *argv]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_stage_by_stage_cli(tmp_path, tiny_bert, capsys):
+    write_pairs(sentiment_pairs(240), tmp_path / "train.csv")
+    write_pairs(sentiment_pairs(80, seed=1), tmp_path / "dev.csv")
+    write_pairs(sentiment_pairs(60, seed=2), tmp_path / "holdout.csv")
+    teacher = run_json(capsys, "teacher", "train", "--base", str(tiny_bert), "--train", str(tmp_path / "train.csv"),
+                       "--dev", str(tmp_path / "dev.csv"), "--out", str(tmp_path / "teacher"), "--epochs", "3",
+                       "--batch-size", "16", "--lr", "3e-3", "--max-length", "16")
+    assert teacher["best"]["accuracy"] > 0.9
+
+    aug = run_json(capsys, "augment", str(tmp_path / "train.csv"), "--out", str(tmp_path / "aug.jsonl"), "--n-per-example", "4")
+    assert aug["output_rows"] > 100
+    best = str(tmp_path / "teacher" / "best")
+    for split in ("aug", "dev", "holdout"):
+        suffix = "jsonl" if split == "aug" else "csv"
+        for shard in ("0/2", "1/2"):
+            rep = run_json(capsys, "teacher", "score", "--teacher", best, "--input", str(tmp_path / f"{split}.{suffix}"),
+                           "--out", str(tmp_path / "scores" / split), "--shard", shard, "--chunk-size", "32", "--max-length", "16")
+        assert rep["complete"]
+    sweep = run_json(capsys, "targets", "sweep", "--scores", str(tmp_path / "scores" / "dev"), "--data", str(tmp_path / "dev.csv"))
+    assert [r["temperature"] for r in sweep["sweep"]] == [1.0, 2.0, 4.0]
+    stack = run_json(capsys, "targets", "stack", "--scores", str(tmp_path / "scores" / "holdout"), "--names", "t1",
+                     "--data", str(tmp_path / "holdout.csv"), "--out", str(tmp_path / "stacker.json"))
+    assert stack["teachers"] == ["t1"] and stack["weights"][0] > 0
+
+    student = run_json(capsys, "student", "train", "--data", str(tmp_path / "aug.jsonl"), "--scores", str(tmp_path / "scores" / "aug"),
+                       "--stacker", str(tmp_path / "stacker.json"), "--temperature", "2", "--out", str(tmp_path / "student"),
+                       "--embedding-dim", "16", "--hidden", "32,16", "--bigram-buckets", "1009", "--epochs", "6",
+                       "--batch-size", "32", "--lr", "3e-3", "--embedding-lr", "3e-2")
+    assert student["epochs_run"] == 6
+    ev = run_json(capsys, "eval", "--student", str(tmp_path / "student"), "--data", str(tmp_path / "dev.csv"),
+                  "--teacher-scores", str(tmp_path / "scores" / "dev"), "--out", str(tmp_path / "eval"))
+    assert ev["result"]["student"]["accuracy"] > 0.85
+    assert ev["result"]["recovery"]["accuracy"] > 0.85
+    assert (tmp_path / "eval" / "report.html").exists()
+
+    # human-readable mode ends with a short report
+    assert main(["teacher", "merge", "--out", str(tmp_path / "scores" / "dev")]) == 0
+    assert "merged 80 logits" in capsys.readouterr().out
+
+
+def test_errors_exit_2_with_location(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "q", "text": "t", "label": 1}\n{"query": "q"}\n')
+    assert main(["augment", str(bad), "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "bad.jsonl:2: missing field 'text'" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+    assert main(["student", "train", "--data", str(bad), "--out", str(tmp_path / "s")]) == 2
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("distilrank") or str(__import__("pathlib").Path(sys.executable).parent / "distilrank")
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
+    for sub in ("run", "augment", "teacher", "targets", "student", "eval"):
+        assert sub in out

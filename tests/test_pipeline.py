@@ -1,0 +1,117 @@
+"""End to end: `distilrank run CONFIG` with two tiny BERT teachers, then a resumed re-run."""
+
+import json
+import time
+
+import pytest
+
+from distill.config import load_config
+from distill.data.readers import write_pairs
+from distill.errors import ConfigError
+from distill.pipeline import run_pipeline
+
+from .conftest import sentiment_pairs
+
+CONFIG = """
+out_dir = "out"
+seed = 0
+[data]
+stack_holdout = 0.2
+[data.train]
+path = "train.tsv"
+[data.dev]
+path = "dev.jsonl"
+[[data.transfer]]
+path = "unlabeled.jsonl"
+label_field = ""
+[[data.transfer]]
+use = "train"
+[augment]
+n_per_example = 1
+[[teachers]]
+name = "big"
+base = "{bert}"
+epochs = 3
+batch_size = 16
+lr = 3e-3
+max_length = 16
+[[teachers]]
+name = "small"
+base = "{bert}"
+num_layers = 1
+epochs = 3
+batch_size = 16
+lr = 3e-3
+max_length = 16
+seed = 1
+[distill]
+temperature = 2.0
+combine = "stack"
+temperatures = [1.0, 2.0]
+[student]
+embedding_dim = 16
+hidden = [32, 16]
+bigram_buckets = 1009
+epochs = 3
+batch_size = 64
+lr = 3e-3
+embedding_lr = 3e-2
+"""
+
+
+@pytest.fixture()
+def config_path(tmp_path, tiny_bert):
+    write_pairs(sentiment_pairs(300), tmp_path / "train.tsv")
+    write_pairs(sentiment_pairs(120, seed=1), tmp_path / "dev.jsonl")
+    write_pairs(sentiment_pairs(200, seed=2).without_labels(), tmp_path / "unlabeled.jsonl")
+    path = tmp_path / "run.toml"
+    path.write_text(CONFIG.format(bert=tiny_bert))
+    return path
+
+
+def test_run_pipeline_end_to_end_and_resume(config_path, tmp_path):
+    logs: list[str] = []
+    summary = run_pipeline(load_config(config_path), progress=False, log=logs.append)
+    out = tmp_path / "out"
+    assert summary["data"]["stack_holdout"] == 60 and summary["data"]["teacher_train"] == 240
+    assert summary["data"]["transfer_unlabeled"] == 500
+    students = {r["student"]: r for r in summary["students"]}
+    assert set(students) == {"main", "gold-labels-only", "T=1", "combine=big", "combine=small", "combine=mean", "interactions"}
+    teacher_acc = summary["main"]["teacher"]["accuracy"]
+    assert teacher_acc > 0.9
+    assert students["main"]["dev_accuracy"] > 0.85
+    assert summary["main"]["recovery"]["accuracy"] == pytest.approx(students["main"]["dev_accuracy"] / teacher_acc)
+    assert len(summary["stacker"]["weights"]) == 2
+    assert [r["temperature"] for r in summary["temperature"]] == [1.0, 2.0]
+    assert summary["speed"]["teacher_over_student"] > 1
+    for name in ("report.html", "report.md", "eval.json", "scatter.png"):
+        assert (out / "report" / name).exists()
+    assert json.loads((out / "run.json").read_text())["students"] == summary["students"]
+    assert (out / "students" / "main" / "tokenizer.json").exists()
+
+    # second run: every stage is found done and reused, same numbers
+    t0 = time.perf_counter()
+    again = run_pipeline(load_config(config_path), progress=False, log=logs.append)
+    assert again["students"] == summary["students"]
+    assert any("already trained" in line for line in logs)
+    assert time.perf_counter() - t0 < summary["timings_s"]["total"]
+
+
+def test_config_errors_name_the_field(tmp_path, config_path):
+    text = config_path.read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('combine = "stack"', 'combine = "median"'))
+    with pytest.raises(ConfigError, match=r"bad.toml: field 'distill.combine'"):
+        load_config(bad)
+    bad.write_text(text.replace("epochs = 3\nbatch_size = 64", "epochs = \"three\"\nbatch_size = 64"))
+    with pytest.raises(ConfigError, match=r"field 'student.epochs': expected int"):
+        load_config(bad)
+    bad.write_text(text.replace('path = "train.tsv"', 'path = "missing.tsv"'))
+    with pytest.raises(ConfigError, match=r"field 'data.train.path': .*missing.tsv does not exist"):
+        load_config(bad)
+    bad.write_text(text + "\n[extra]\nx = 1\n")
+    with pytest.raises(ConfigError, match=r"field 'extra': unknown field"):
+        load_config(bad)
+    bad.write_text("out_dir = [")
+    with pytest.raises(ConfigError, match=r"<syntax>"):
+        load_config(bad)
