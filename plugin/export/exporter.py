@@ -1,0 +1,116 @@
+"""``distilrank export``: student directory -> model.onnx + tokenizer.json + ML Commons zip + model card.
+
+Steps: export the graph (:mod:`plugin.export.onnx_graph`), write the serving
+``tokenizer.json`` (:mod:`plugin.export.serving_tokenizer`), run the parity
+check (:mod:`plugin.export.parity`; the export fails if it does not pass),
+zip and hash (:mod:`plugin.export.model_zip`), time ONNX Runtime one pair per
+call, and write the model card.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from distill.data.pairs import Pairs
+from distill.data.readers import read_pairs
+from distill.errors import DistilRankError
+from distill.student.store import load_student
+from plugin.export.model_card import write_model_card
+from plugin.export.model_zip import build_model_zip
+from plugin.export.onnx_graph import describe_interface, export_onnx
+from plugin.export.parity import ParityReport, check_parity, onnx_session, score_like_ml_commons
+from plugin.export.serving_tokenizer import write_serving_tokenizer
+
+
+def default_parity_pairs() -> Pairs:
+    """The bundled parity sample: 400 SST-2 dev sentences, 400 Icecat (query, title) pairs and edge cases
+    (empty, very long, non-ASCII, CJK, emoji, control characters, literal special tokens)."""
+    with resources.as_file(resources.files("plugin.export") / "parity_sample.jsonl") as path:
+        return read_pairs(path, label_field=None)
+
+
+@dataclass
+class ExportResult:
+    out_dir: str
+    onnx: str
+    tokenizer: str
+    zip: str
+    sha256: str
+    zip_bytes: int
+    parity: ParityReport
+    interface: dict
+    latency: dict
+    card_json: str
+    card_markdown: str
+
+
+def _latency(model_path: Path, tokenizer_path: Path, pairs: Pairs) -> dict:
+    from tokenizers import Tokenizer
+
+    session, tok = onnx_session(model_path, threads=1), Tokenizer.from_file(str(tokenizer_path))
+    sample = pairs.select(range(min(100, len(pairs))))
+    score_like_ml_commons(session, tok, sample)  # warm-up
+    best = min(_timed(lambda: score_like_ml_commons(session, tok, sample)) for _ in range(5))
+    per_pair = 1000 * best / len(sample)
+    return {"onnx_ms_per_pair_single_call": per_pair, "onnx_ms_per_100_single_calls": 100 * per_pair, "threads": 1,
+            "includes_tokenization": True}
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def export_student(
+    student_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    name: str | None = None,
+    parity_pairs: Pairs | None = None,
+    tolerance: float = 1e-4,
+    max_length: int | None = None,
+    metrics: dict | None = None,
+) -> ExportResult:
+    """Export ``student_dir`` into ``out_dir``; raises :class:`DistilRankError` if parity fails (nothing is zipped then)."""
+    student = load_student(student_dir)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = name or Path(student_dir).resolve().name
+    onnx_path = export_onnx(student.model, out / "model.onnx")
+    tok_path = write_serving_tokenizer(Path(student_dir) / "tokenizer.json", out / "tokenizer.json", max_length=max_length)
+    pairs = parity_pairs if parity_pairs is not None else default_parity_pairs()
+    if max_length:  # the student's own featurisation must truncate like the shipped json
+        from distill.student.tokenizer import load_tokenizer
+
+        student.tokenizer = load_tokenizer(tok_path)
+    parity = check_parity(student, onnx_path, tok_path, pairs, tolerance=tolerance)
+    if not parity.passed:
+        raise DistilRankError(f"parity check failed: max |torch - onnx| = {parity.max_abs_diff:.3g} > {tolerance:g}; "
+                              f"worst pairs: {json.dumps(parity.worst[:3], ensure_ascii=False)}")
+    zip_path = out / f"{name}.zip"
+    sha = build_model_zip(onnx_path, tok_path, zip_path)
+    interface = describe_interface(onnx_path)
+    latency = _latency(onnx_path, tok_path, pairs)
+    tok_spec = json.loads(tok_path.read_text(encoding="utf-8"))
+    card = {
+        "name": name,
+        "function_name": "TEXT_SIMILARITY",
+        "model_format": "ONNX",
+        "interface": interface,
+        "tokenizer": {"model": tok_spec["model"]["type"], "vocab_size": len(tok_spec["model"]["vocab"]),
+                      "max_length": tok_spec["truncation"]["max_length"]},
+        "zip": {"file": zip_path.name, "bytes": zip_path.stat().st_size, "sha256": sha},
+        "student": student.model.config.to_dict(),
+        "training": {k: v for k, v in student.metadata.items() if k in ("variant", "teachers", "combine", "temperature", "data", "config", "best_epoch", "gold")},
+        "metrics": metrics or {},
+        "parity": asdict(parity),
+        "latency": latency,
+    }
+    card_json, card_md = write_model_card(card, out)
+    return ExportResult(str(out), str(onnx_path), str(tok_path), str(zip_path), sha, zip_path.stat().st_size, parity,
+                        interface, latency, str(card_json), str(card_md))

@@ -1,0 +1,55 @@
+"""Model card of an exported student: what it was trained on, how good and fast it is, how to call it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distill.atomic import atomic_open, write_json
+
+
+def write_model_card(card: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``model-card.json`` and a readable ``model-card.md``."""
+    out = Path(out_dir)
+    write_json(out / "model-card.json", card)
+    iface = card["interface"]
+    lines = [
+        f"# {card['name']}",
+        "",
+        "Distilled n-gram student (BERT2DNN) for OpenSearch ML Commons, `function_name: TEXT_SIMILARITY`, `model_format: ONNX`.",
+        "",
+        "## Interface",
+        "",
+        "| tensor | dtype | shape |",
+        "|---|---|---|",
+        *[f"| input `{i['name']}` | {i['dtype']} | {i['shape']} |" for i in iface["inputs"]],
+        *[f"| output `{o['name']}` | {o['dtype']} | {o['shape']} |" for o in iface["outputs"]],
+        "",
+        f"Opset {iface['opsets'].get('ai.onnx')}, IR version {iface['ir_version']}, {iface['parameters']:,} parameters. "
+        "The output is a raw logit (higher = more relevant; no sigmoid), which ML Commons returns as the score.",
+        f"Tokenizer: `tokenizer.json` ({card['tokenizer']['model']}, {card['tokenizer']['vocab_size']:,} tokens, truncation "
+        f"{card['tokenizer']['max_length']} longest-first).",
+        "",
+        "## Artifact",
+        "",
+        f"* zip: `{card['zip']['file']}` ({card['zip']['bytes']:,} bytes)",
+        f"* sha256 (`model_content_hash_value`): `{card['zip']['sha256']}`",
+        "",
+        "## Training",
+        "",
+        *[f"* {k}: {v}" for k, v in card.get("training", {}).items()],
+        "",
+        "## Quality",
+        "",
+        *([f"* {k}: {v}" for k, v in card["metrics"].items()] if card.get("metrics") else ["* (no metrics given at export)"]),
+        "",
+        "## Parity and latency (measured at export)",
+        "",
+        f"* PyTorch vs ONNX Runtime (one pair per call, ids from the exported tokenizer.json): max |diff| "
+        f"{card['parity']['max_abs_diff']:.2e} over {card['parity']['n_pairs']} pairs (tolerance {card['parity']['tolerance']:g})",
+        f"* ONNX Runtime, 1 thread, one pair per call: {card['latency']['onnx_ms_per_pair_single_call']:.3f} ms/pair "
+        f"({card['latency']['onnx_ms_per_100_single_calls']:.1f} ms per 100 pairs)",
+        "",
+    ]
+    with atomic_open(out / "model-card.md") as fh:
+        fh.write("\n".join(lines))
+    return out / "model-card.json", out / "model-card.md"

@@ -1,0 +1,166 @@
+"""ONNX export for ML Commons: interface contract, zip layout and hash, parity, old cluster runtimes."""
+
+import hashlib
+import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from distill.cli import main
+from distill.data.pairs import Pairs
+from distill.errors import DistilRankError
+from distill.student.model import StudentConfig
+from distill.student.store import load_student
+from distill.student.tokenizer import build_student_tokenizer
+from distill.student.train import StudentTrainConfig, train_student
+from plugin.export import export_student
+from plugin.export.exporter import default_parity_pairs
+from plugin.export.model_zip import build_model_zip, validate_model_zip
+from plugin.export.onnx_graph import describe_interface, interface_problems
+from plugin.export.parity import check_parity
+
+from .conftest import sentiment_pairs
+
+COMPAT_SCRIPT = Path(__file__).parent / "compat" / "score_with_runtime.py"
+
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("student")
+    sample = default_parity_pairs()
+    train = Pairs.concat([sentiment_pairs(400), sample.with_labels(np.full(len(sample), 0.5, np.float32))])
+    tok = build_student_tokenizer(train.queries + train.texts, min_count=1, max_length=64)
+    cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[32, 16])
+    train_student(train, train.labels, tok, d, model_config=cfg, config=StudentTrainConfig(epochs=2, batch_size=64), progress=False)
+    return d
+
+
+@pytest.fixture(scope="module")
+def exported(student_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    return export_student(student_dir, out, name="toy-student", metrics={"dev_accuracy": 0.9})
+
+
+def test_onnx_interface_contract(exported):
+    info = describe_interface(exported.onnx)
+    assert [(i["name"], i["dtype"]) for i in info["inputs"]] == [("input_ids", "int64"), ("attention_mask", "int64"), ("token_type_ids", "int64")]
+    assert all(len(i["shape"]) == 2 and all(isinstance(d, str) for d in i["shape"]) for i in info["inputs"])
+    assert len(info["outputs"]) == 1
+    out = info["outputs"][0]
+    assert out["dtype"] == "float32" and out["shape"][1] == 1 and isinstance(out["shape"][0], str)
+    assert info["opsets"] == {"ai.onnx": 17} and info["ir_version"] <= 8
+    assert interface_problems(info) == []
+    assert "Mod" in info["operators"]  # bigram hashing happens inside the graph
+
+
+def test_interface_problems_are_detected(tmp_path):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input_ids", TensorProto.INT32, ["b", "s"])
+    m = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "s"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 2])
+    graph = helper.make_graph([helper.make_node("Cast", ["input_ids"], ["c"], to=TensorProto.FLOAT),
+                               helper.make_node("Concat", ["c", "c"], ["y"], axis=1)], "g", [x, m], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.save(model, tmp_path / "bad.onnx")
+    problems = " | ".join(interface_problems(describe_interface(tmp_path / "bad.onnx")))
+    for expected in ("expected exactly ['input_ids', 'attention_mask', 'token_type_ids']", "input_ids is int32",
+                     "expected [batch, 1]", "opset 18 > 17"):
+        assert expected in problems
+
+
+def test_zip_layout_and_hash(exported):
+    with zipfile.ZipFile(exported.zip) as zf:
+        assert sorted(zf.namelist()) == ["model.onnx", "tokenizer.json"]
+        assert zf.read("tokenizer.json") == Path(exported.tokenizer).read_bytes()
+    assert exported.sha256 == hashlib.sha256(Path(exported.zip).read_bytes()).hexdigest()
+    card = json.loads(Path(exported.card_json).read_text())
+    assert card["zip"]["sha256"] == exported.sha256 and card["function_name"] == "TEXT_SIMILARITY"
+    assert card["metrics"] == {"dev_accuracy": 0.9}
+    assert exported.sha256 in Path(exported.card_markdown).read_text()
+    # deterministic: zipping the same files again gives the same hash
+    assert build_model_zip(exported.onnx, exported.tokenizer, Path(exported.out_dir) / "again.zip") == exported.sha256
+
+
+def test_bad_zips_are_rejected(tmp_path, exported):
+    def make(name, members):
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as zf:
+            for m in members:
+                zf.writestr(m, b"x")
+        return path
+
+    cases = {"two.zip": (["a.onnx", "b.onnx", "tokenizer.json"], "exactly one .onnx"),
+             "notok.zip": (["model.onnx"], "tokenizer.json missing"),
+             "nested.zip": (["m/model.onnx", "m/tokenizer.json"], "must be flat"),
+             "native.zip": (["model.onnx", "tokenizer.json", "libx.so"], "rejects zips containing")}
+    for name, (members, message) in cases.items():
+        with pytest.raises(DistilRankError, match=message):
+            validate_model_zip(make(name, members))
+    (tmp_path / "junk.zip").write_bytes(b"junk")
+    with pytest.raises(DistilRankError, match="not a zip file"):
+        validate_model_zip(tmp_path / "junk.zip")
+
+
+def test_parity_on_real_sample_including_edge_cases(exported):
+    sample = default_parity_pairs()
+    assert {"", "😀 phone", "笔记本电脑"} <= set(sample.queries)
+    assert exported.parity.passed and exported.parity.n_pairs == len(sample)
+    assert exported.parity.max_abs_diff < 1e-4
+
+
+def test_parity_catches_a_different_model(student_dir, exported, tmp_path):
+    proto = onnx.load(exported.onnx)
+    biggest = max(proto.graph.initializer, key=lambda t: np.prod(t.dims))
+    arr = onnx.numpy_helper.to_array(biggest).copy()
+    arr += 0.01
+    biggest.CopyFrom(onnx.numpy_helper.from_array(arr, biggest.name))
+    onnx.save(proto, tmp_path / "tampered.onnx")
+    report = check_parity(load_student(student_dir), tmp_path / "tampered.onnx", exported.tokenizer, default_parity_pairs().select(range(50)))
+    assert not report.passed and report.max_abs_diff > 1e-4 and len(report.worst) == 5
+
+
+def test_truncation_matches_serving_length(student_dir, tmp_path):
+    res = export_student(student_dir, tmp_path, max_length=16)
+    spec = json.loads(Path(res.tokenizer).read_text())
+    assert spec["truncation"] == {"direction": "Right", "max_length": 16, "strategy": "LongestFirst", "stride": 0}
+    assert spec["padding"] is None
+    assert res.parity.passed
+
+
+def test_export_cli_json(student_dir, tmp_path, capsys):
+    assert main(["export", "--student", str(student_dir), "--out", str(tmp_path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["parity"]["passed"] and out["sha256"] == hashlib.sha256(Path(out["zip"]).read_bytes()).hexdigest()
+
+
+def _compat_pythons() -> list[str]:
+    return [p for p in os.environ.get("DISTILRANK_COMPAT_PYTHONS", "").split(os.pathsep) if p]
+
+
+@pytest.mark.skipif(not _compat_pythons(), reason="set DISTILRANK_COMPAT_PYTHONS (make test does) to interpreters with the cluster's tokenizers/onnxruntime")
+def test_cluster_runtimes_parse_tokenizer_and_run_graph(exported, student_dir, tmp_path):
+    """ML Commons ships tokenizers 0.19-0.20 and ONNX Runtime 1.16.3: same ids, same scores."""
+    from tokenizers import Tokenizer
+
+    sample = default_parity_pairs()
+    sample.to_jsonl(tmp_path / "pairs.jsonl")
+    tok = Tokenizer.from_file(exported.tokenizer)
+    expected_ids = [tok.encode(q, t).ids for q, t in sample]
+    reference = load_student(student_dir).score(sample)
+    runtimes = []
+    for python in _compat_pythons():
+        run = subprocess.run([python, str(COMPAT_SCRIPT), exported.onnx, exported.tokenizer, str(tmp_path / "pairs.jsonl")],
+                             capture_output=True, text=True, check=True)
+        got = json.loads(run.stdout)
+        runtimes.append((got["tokenizers"], got["onnxruntime"]))
+        assert got["ids"] == expected_ids, f"tokenizers {got['tokenizers']} tokenises differently"
+        if got["scores"] is not None:
+            assert np.max(np.abs(np.array(got["scores"]) - reference)) < 1e-4
+    assert any(v.startswith(("0.19", "0.20")) for v, _ in runtimes)
+    assert any(o == "1.16.3" for _, o in runtimes)
