@@ -139,13 +139,38 @@ def test_export_cli_json(student_dir, tmp_path, capsys):
     assert out["parity"]["passed"] and out["sha256"] == hashlib.sha256(Path(out["zip"]).read_bytes()).hexdigest()
 
 
+@pytest.fixture(scope="module")
+def quantized(student_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export-int8")
+    return export_student(student_dir, out, name="toy-int8", quantize=True, quality_pairs=sentiment_pairs(300, seed=5))
+
+
+def test_int8_quantization_gate(quantized):
+    q = quantized.quantization
+    assert q["n"] == 300 and q["int8_bytes"] < q["fp32_bytes"] / 2
+    expected_kept = q["loss_points"] < 0.2 and q["int8_ms_per_pair"] < q["fp32_ms_per_pair"]
+    assert q["kept"] == expected_kept
+    assert quantized.precision == ("int8" if expected_kept else "fp32")
+    with zipfile.ZipFile(quantized.zip) as zf:
+        shipped = zf.read("model.onnx")
+    source = Path(quantized.out_dir) / ("int8/model.onnx" if q["kept"] else "model.onnx")
+    assert shipped == source.read_bytes()
+    info = describe_interface(Path(quantized.out_dir) / "int8" / "model.onnx")
+    assert interface_problems(info) == [] and "MatMulInteger" in info["operators"]
+
+
+def test_quantization_requires_labeled_quality_data(student_dir, tmp_path):
+    with pytest.raises(DistilRankError, match="needs labeled quality data"):
+        export_student(student_dir, tmp_path, quantize=True)
+
+
 def _compat_pythons() -> list[str]:
     return [p for p in os.environ.get("DISTILRANK_COMPAT_PYTHONS", "").split(os.pathsep) if p]
 
 
 @pytest.mark.skipif(not _compat_pythons(), reason="set DISTILRANK_COMPAT_PYTHONS (make test does) to interpreters with the cluster's tokenizers/onnxruntime")
-def test_cluster_runtimes_parse_tokenizer_and_run_graph(exported, student_dir, tmp_path):
-    """ML Commons ships tokenizers 0.19-0.20 and ONNX Runtime 1.16.3: same ids, same scores."""
+def test_cluster_runtimes_parse_tokenizer_and_run_graph(exported, quantized, student_dir, tmp_path):
+    """ML Commons ships tokenizers 0.19-0.20 and ONNX Runtime 1.16.3: same ids, same scores (fp32 and int8 graphs)."""
     from tokenizers import Tokenizer
 
     sample = default_parity_pairs()
@@ -162,5 +187,11 @@ def test_cluster_runtimes_parse_tokenizer_and_run_graph(exported, student_dir, t
         assert got["ids"] == expected_ids, f"tokenizers {got['tokenizers']} tokenises differently"
         if got["scores"] is not None:
             assert np.max(np.abs(np.array(got["scores"]) - reference)) < 1e-4
+            int8 = subprocess.run([python, str(COMPAT_SCRIPT), str(Path(quantized.out_dir) / "int8" / "model.onnx"), quantized.tokenizer,
+                                   str(tmp_path / "pairs.jsonl")], capture_output=True, text=True, check=True)
+            from plugin.export.parity import onnx_session, score_like_ml_commons
+
+            here = score_like_ml_commons(onnx_session(Path(quantized.out_dir) / "int8" / "model.onnx"), tok, sample)
+            assert np.max(np.abs(np.array(json.loads(int8.stdout)["scores"]) - here)) < 1e-3
     assert any(v.startswith(("0.19", "0.20")) for v, _ in runtimes)
     assert any(o == "1.16.3" for _, o in runtimes)

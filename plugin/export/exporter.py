@@ -46,6 +46,8 @@ class ExportResult:
     latency: dict
     card_json: str
     card_markdown: str
+    precision: str = "fp32"
+    quantization: dict | None = None
 
 
 def _latency(model_path: Path, tokenizer_path: Path, pairs: Pairs) -> dict:
@@ -75,8 +77,16 @@ def export_student(
     tolerance: float = 1e-4,
     max_length: int | None = None,
     metrics: dict | None = None,
+    quantize: bool = False,
+    quality_pairs: Pairs | None = None,
 ) -> ExportResult:
-    """Export ``student_dir`` into ``out_dir``; raises :class:`DistilRankError` if parity fails (nothing is zipped then)."""
+    """Export ``student_dir`` into ``out_dir``; raises :class:`DistilRankError` if parity fails (nothing is zipped then).
+
+    With ``quantize``, an int8 graph is also made and shipped instead of the fp32 one only if it passes the
+    quality gate on the labeled ``quality_pairs`` (see :mod:`plugin.export.quantize`).
+    """
+    if quantize and (quality_pairs is None or quality_pairs.labels is None):
+        raise DistilRankError("int8 quantization needs labeled quality data (--quality-data with labels)")
     student = load_student(student_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,10 +102,21 @@ def export_student(
     if not parity.passed:
         raise DistilRankError(f"parity check failed: max |torch - onnx| = {parity.max_abs_diff:.3g} > {tolerance:g}; "
                               f"worst pairs: {json.dumps(parity.worst[:3], ensure_ascii=False)}")
+    quantization = None
+    shipped = onnx_path
+    if quantize:
+        from plugin.export.quantize import quantization_decision, quantize_int8
+
+        int8_dir = out / "int8"
+        int8_dir.mkdir(exist_ok=True)
+        int8_path = quantize_int8(onnx_path, int8_dir / "model.onnx")
+        quantization = quantization_decision(onnx_path, int8_path, tok_path, quality_pairs)
+        if quantization["kept"]:
+            shipped = int8_path
     zip_path = out / f"{name}.zip"
-    sha = build_model_zip(onnx_path, tok_path, zip_path)
-    interface = describe_interface(onnx_path)
-    latency = _latency(onnx_path, tok_path, pairs)
+    sha = build_model_zip(shipped, tok_path, zip_path)
+    interface = describe_interface(shipped)
+    latency = _latency(shipped, tok_path, pairs)
     tok_spec = json.loads(tok_path.read_text(encoding="utf-8"))
     card = {
         "name": name,
@@ -110,7 +131,9 @@ def export_student(
         "metrics": metrics or {},
         "parity": asdict(parity),
         "latency": latency,
+        "precision": "int8" if shipped != onnx_path else "fp32",
+        "quantization": quantization,
     }
     card_json, card_md = write_model_card(card, out)
     return ExportResult(str(out), str(onnx_path), str(tok_path), str(zip_path), sha, zip_path.stat().st_size, parity,
-                        interface, latency, str(card_json), str(card_md))
+                        interface, latency, str(card_json), str(card_md), card["precision"], quantization)

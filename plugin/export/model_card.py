@@ -47,9 +47,18 @@ def write_model_card(card: dict, out_dir: str | Path) -> tuple[Path, Path]:
         f"* PyTorch vs ONNX Runtime (one pair per call, ids from the exported tokenizer.json): max |diff| "
         f"{card['parity']['max_abs_diff']:.2e} over {card['parity']['n_pairs']} pairs (tolerance {card['parity']['tolerance']:g})",
         f"* ONNX Runtime, 1 thread, one pair per call: {card['latency']['onnx_ms_per_pair_single_call']:.3f} ms/pair "
-        f"({card['latency']['onnx_ms_per_100_single_calls']:.1f} ms per 100 pairs)",
+        f"({card['latency']['onnx_ms_per_100_single_calls']:.1f} ms per 100 pairs, tokenisation included)",
+        f"* shipped precision: {card.get('precision', 'fp32')}",
         "",
     ]
+    q = card.get("quantization")
+    if q:
+        lines += ["## int8 quantization gate", "",
+                  f"* accuracy fp32 {q['fp32_accuracy']:.2f}% vs int8 {q['int8_accuracy']:.2f}% on {q['n']} labeled pairs "
+                  f"(loss {q['loss_points']:.2f} points, limit {q['max_loss_points']})",
+                  f"* one pair per call: fp32 {q['fp32_ms_per_pair']:.3f} ms vs int8 {q['int8_ms_per_pair']:.3f} ms ({q['speedup']:.2f}x)",
+                  f"* size: fp32 {q['fp32_bytes']:,} bytes, int8 {q['int8_bytes']:,} bytes",
+                  f"* decision: {'int8 shipped' if q['kept'] else 'fp32 kept'}", ""]
     with atomic_open(out / "model-card.md") as fh:
         fh.write("\n".join(lines))
     return out / "model-card.json", out / "model-card.md"
