@@ -38,6 +38,7 @@ test: install compat
 
 bench: install
 	$(BIN)/python bench/student_throughput.py
+	$(BIN)/python bench/onnx_latency.py
 
 clean:
 	rm -rf runs/demo .pytest_cache
