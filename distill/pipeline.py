@@ -82,18 +82,26 @@ def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Callable[
     needs_holdout = cfg.distill.combine == "stack" or ("combine" in cfg.distill.experiments and len(cfg.teachers) > 1)
     n_hold = int(round(len(train_all) * cfg.data.stack_holdout)) if needs_holdout else 0
     holdout, teacher_train = train_all.select(np.sort(perm[:n_hold])), train_all.select(np.sort(perm[n_hold:]))
-    parts = [train_all.without_labels() if s.use == "train" else load_source(s).without_labels() for s in cfg.data.transfer]
-    if not parts:
-        parts = [train_all.without_labels()]
-    base = Pairs.concat(parts, source="transfer")
-    pieces = [base]
-    if cfg.augment.enabled:
-        pieces.append(augment(base, n_per_example=cfg.augment.n_per_example, p_mask=cfg.augment.p_mask, p_swap=cfg.augment.p_swap,
-                              p_ngram=cfg.augment.p_ngram, seed=cfg.seed, max_rows=cfg.augment.max_rows))
-    transfer = Pairs.concat(pieces, source="transfer+augmented")
-    transfer.to_jsonl(out / "data" / "transfer.jsonl")
+    transfer_path, manifest_path = out / "data" / "transfer.jsonl", out / "data" / "manifest.json"
+    recipe = json.dumps({"data": asdict(cfg.data), "augment": asdict(cfg.augment), "seed": cfg.seed}, sort_keys=True)
+    if transfer_path.exists() and manifest_path.exists() and json.loads(manifest_path.read_text()).get("recipe") == recipe:
+        # Reuse the transfer set of an earlier run: teacher scores are keyed to its exact rows.
+        transfer = read_pairs(transfer_path, label_field=None)
+        n_base = json.loads(manifest_path.read_text())["transfer_unlabeled"]
+        log(f"data: reusing {transfer_path}")
+    else:
+        parts = [train_all.without_labels() if s.use == "train" else load_source(s).without_labels() for s in cfg.data.transfer]
+        base = Pairs.concat(parts or [train_all.without_labels()], source="transfer")
+        pieces = [base]
+        if cfg.augment.enabled:
+            pieces.append(augment(base, n_per_example=cfg.augment.n_per_example, p_mask=cfg.augment.p_mask, p_swap=cfg.augment.p_swap,
+                                  p_ngram=cfg.augment.p_ngram, seed=cfg.seed, max_rows=cfg.augment.max_rows))
+        transfer = Pairs.concat(pieces, source="transfer+augmented")
+        transfer.to_jsonl(transfer_path)
+        n_base = len(base)
+        write_json(manifest_path, {"recipe": recipe, "transfer_unlabeled": n_base, "transfer_total": len(transfer)})
     data_info = {"train": len(train_all), "teacher_train": len(teacher_train), "stack_holdout": len(holdout), "dev": len(dev),
-                 "transfer_unlabeled": len(base), "transfer_augmented": len(transfer) - len(base), "transfer_total": len(transfer)}
+                 "transfer_unlabeled": n_base, "transfer_augmented": len(transfer) - n_base, "transfer_total": len(transfer)}
     log(f"data: {json.dumps(data_info)}")
     timings["data"] = time.perf_counter() - t0
 
