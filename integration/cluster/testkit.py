@@ -1,0 +1,199 @@
+"""Minimal, self-contained helpers for the integration tests.
+
+* ``build_tiny_cross_encoder`` makes a tiny ONNX TEXT_SIMILARITY model in the layout ML Commons
+  expects (flat zip: one ``*.onnx`` + ``tokenizer.json``) whose score is easy to predict:
+  ``logit = overlap(query, doc) + sum(bonus[w] for w in doc) / (len(doc) + 1)``.
+* ``MLClient`` wraps the handful of ML Commons REST calls the tests need, on an opensearch-py client.
+
+(The real plugin client is a later issue's ``plugin/``; this is only for tests of the node.)
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+WORDS = ("apple banana cherry grape lemon mango orange peach pear plum red green yellow sweet sour fresh "
+         "dry juice pie tree seed fruit salad cake bread quick brown fox dog cat search rank model great "
+         "good bad awful").split()
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+# per-word bonus for appearing in the document (doc-only prior, like "quality" words)
+BONUS = {"great": 2.0, "good": 1.0, "bad": -1.0, "awful": -2.0}
+
+
+def vocab() -> dict[str, int]:
+    return {w: i for i, w in enumerate(SPECIAL + list(WORDS))}
+
+
+def reference_score(query: str, doc: str) -> float:
+    """What the tiny model computes, in plain Python (words outside the vocabulary are [UNK])."""
+    v = vocab()
+    tok = lambda s: [w if w in v else "[UNK]" for w in re.findall(r"\w+|[^\w\s]+", s.lower())]  # noqa: E731
+    q, d = tok(query), tok(doc)
+    real = lambda w: w not in SPECIAL  # noqa: E731
+    overlap = sum(1.0 for w in d if real(w) and w in {x for x in q if real(x)})
+    # doc segment tokens = doc words + final [SEP]
+    bonus = sum(BONUS.get(w, 0.0) for w in d) / (len(d) + 1 + 1)
+    return overlap + bonus
+
+
+def build_tokenizer_json(max_length: int = 128) -> str:
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+    from tokenizers.models import WordLevel
+    from tokenizers.processors import TemplateProcessing
+
+    v = vocab()
+    tk = Tokenizer(WordLevel(vocab=v, unk_token="[UNK]"))
+    tk.normalizer = normalizers.Lowercase()
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", v["[CLS]"]), ("[SEP]", v["[SEP]"])])
+    tk.enable_truncation(max_length=max_length)
+    return tk.to_str()
+
+
+def build_onnx(path: Path) -> None:
+    """Export the tiny cross-encoder: three int64 inputs [batch, seq] -> float32 logits [batch, 1]."""
+    import onnx
+    import torch
+
+    v = vocab()
+    n = len(v)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.onehot = torch.nn.Embedding(n, n)
+            self.bonus = torch.nn.Embedding(n, 1)
+            with torch.no_grad():
+                eye = torch.eye(n)
+                for s in SPECIAL:  # special tokens never count as overlap
+                    eye[v[s], v[s]] = 0.0
+                self.onehot.weight.copy_(eye)
+                self.bonus.weight.zero_()
+                for w, b in BONUS.items():
+                    self.bonus.weight[v[w], 0] = b
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            mask = attention_mask.to(torch.float32)
+            seg_b = token_type_ids.to(torch.float32) * mask           # document tokens
+            seg_a = (1.0 - token_type_ids.to(torch.float32)) * mask   # query tokens
+            oh = self.onehot(input_ids)                               # [B, S, V]
+            q_present = torch.clamp((oh * seg_a.unsqueeze(-1)).sum(1), max=1.0)  # [B, V]
+            d_counts = (oh * seg_b.unsqueeze(-1)).sum(1)              # [B, V]
+            overlap = (q_present * d_counts).sum(-1, keepdim=True)    # [B, 1]
+            bonus = (self.bonus(input_ids).squeeze(-1) * seg_b).sum(-1, keepdim=True)
+            bonus = bonus / (seg_b.sum(-1, keepdim=True) + 1.0)
+            return overlap + bonus
+
+    model = Tiny().eval()
+    ids = torch.tensor([[2, 5, 3, 5, 6, 3]], dtype=torch.int64)
+    dummy = (ids, torch.ones_like(ids), torch.tensor([[0, 0, 0, 1, 1, 1]], dtype=torch.int64))
+    buf = io.BytesIO()
+    import warnings
+    export_kwargs = dict(input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
+                         dynamic_axes={k: {0: "batch", 1: "seq"} for k in
+                                       ("input_ids", "attention_mask", "token_type_ids")} | {"logits": {0: "batch"}},
+                         opset_version=17, do_constant_folding=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter is the point here
+        try:
+            torch.onnx.export(model, dummy, buf, dynamo=False, **export_kwargs)
+        except TypeError:  # torch without the dynamo argument
+            torch.onnx.export(model, dummy, buf, **export_kwargs)
+    proto = onnx.load_from_string(buf.getvalue())
+    proto.ir_version = min(proto.ir_version, 8)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+@dataclass
+class ModelZip:
+    path: Path
+    sha256: str
+    size: int
+
+
+def build_tiny_cross_encoder(out_dir: Path, name: str = "tiny-cross-encoder") -> ModelZip:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    onnx_path = out_dir / f"{name}.onnx"
+    build_onnx(onnx_path)
+    zpath = out_dir / f"{name}.zip"
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(onnx_path, f"{name}.onnx")
+        zf.writestr("tokenizer.json", build_tokenizer_json())
+    data = zpath.read_bytes()
+    return ModelZip(zpath, hashlib.sha256(data).hexdigest(), len(data))
+
+
+class MLError(AssertionError):
+    pass
+
+
+class MLClient:
+    """ML Commons REST calls on an opensearch-py ``OpenSearch`` client."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def request(self, method: str, path: str, body=None, params=None):
+        return self.client.transport.perform_request(method, path, body=body, params=params)
+
+    def register_model_group(self, name: str) -> str:
+        resp = self.request("POST", "/_plugins/_ml/model_groups/_register",
+                            {"name": name, "description": "distilrank integration test"})
+        return resp["model_group_id"]
+
+    def register_onnx_text_similarity(self, mz: ModelZip, name: str, group_id: str,
+                                      chunk_size: int = 10_000_000) -> str:
+        data = mz.path.read_bytes()
+        chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)] or [b""]
+        meta = {
+            "name": name, "version": "1.0.0", "model_group_id": group_id,
+            "description": "tiny ONNX cross-encoder made by the integration tests",
+            "model_format": "ONNX", "function_name": "TEXT_SIMILARITY",
+            "model_content_hash_value": mz.sha256, "model_content_size_in_bytes": mz.size,
+            "total_chunks": len(chunks),
+            "model_config": {"model_type": "bert", "embedding_dimension": 1,
+                             "framework_type": "sentence_transformers"},
+        }
+        model_id = self.request("POST", "/_plugins/_ml/models/_register_meta", meta)["model_id"]
+        for i, chunk in enumerate(chunks):
+            self.request("POST", f"/_plugins/_ml/models/{model_id}/upload_chunk/{i}", chunk)
+        return model_id
+
+    def wait_task(self, task_id: str, timeout: float = 180) -> dict:
+        deadline = time.time() + timeout
+        while True:
+            task = self.request("GET", f"/_plugins/_ml/tasks/{task_id}")
+            if task.get("state") in ("COMPLETED", "FAILED", "COMPLETED_WITH_ERROR", "CANCELLED"):
+                if task["state"] != "COMPLETED":
+                    raise MLError(f"ML task {task_id} ended {task['state']}: {json.dumps(task)[:2000]}")
+                return task
+            if time.time() > deadline:
+                raise MLError(f"ML task {task_id} not done after {timeout}s: {json.dumps(task)[:2000]}")
+            time.sleep(1)
+
+    def deploy(self, model_id: str, timeout: float = 300) -> dict:
+        resp = self.request("POST", f"/_plugins/_ml/models/{model_id}/_deploy")
+        if resp.get("status") == "COMPLETED" or "task_id" not in resp:
+            return resp
+        return self.wait_task(resp["task_id"], timeout)
+
+    def predict_similarity(self, model_id: str, query: str, docs: list[str]) -> tuple[list[float], dict]:
+        resp = self.request("POST", f"/_plugins/_ml/models/{model_id}/_predict",
+                            {"query_text": query, "text_docs": docs})
+        scores = [r["output"][0]["data"][0] for r in resp["inference_results"]]
+        return scores, resp
+
+    def undeploy(self, model_id: str) -> None:
+        self.request("POST", f"/_plugins/_ml/models/{model_id}/_undeploy")
+
+    def delete_model(self, model_id: str) -> None:
+        self.request("DELETE", f"/_plugins/_ml/models/{model_id}")

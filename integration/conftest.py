@@ -1,0 +1,155 @@
+"""Fixtures for the tests that run against a real OpenSearch node with ML Commons.
+
+Which node:
+* ``OPENSEARCH_URL`` set: that node (``OPENSEARCH_USER``/``OPENSEARCH_PASSWORD``/``OPENSEARCH_CA_CERT`` for a
+  secured one); it is never stopped by the tests.
+* otherwise a node already started by ``integration/cluster/start`` (state file), left running;
+* otherwise the tests start one (``DISTILRANK_OPENSEARCH_TIER``, default 2) and stop it at the end.
+
+The secured node (``secure_cluster``) works the same way with ``OPENSEARCH_SECURE_URL`` and
+``integration/cluster/start --secure``.
+
+If a node cannot be started the tests are skipped with the reason, unless ``DISTILRANK_REQUIRE_CLUSTER``
+is set (CI sets it): then they fail.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "cluster"))
+
+import oscluster  # noqa: E402
+import testkit  # noqa: E402
+
+REPORT: dict[str, object] = {}
+
+
+@dataclass
+class Node:
+    url: str
+    client: object
+    state: dict
+    started_here: bool
+    user: str | None = None
+    password: str | None = None
+    ca_cert: str | None = None
+    plugins: set[str] = field(default_factory=set)
+    modules: set[str] = field(default_factory=set)
+
+    @property
+    def ml(self) -> testkit.MLClient:
+        return testkit.MLClient(self.client)
+
+
+def make_client(url: str, user: str | None = None, password: str | None = None, ca_cert: str | None = None,
+                **kw):
+    from opensearchpy import OpenSearch
+
+    args = dict(hosts=[url], timeout=120, **kw)
+    if user:
+        args["http_auth"] = (user, password or "")
+    if url.startswith("https"):
+        args.update(use_ssl=True, verify_certs=bool(ca_cert), ca_certs=ca_cert, ssl_show_warn=False)
+    return OpenSearch(**args)
+
+
+def _require() -> bool:
+    return os.environ.get("DISTILRANK_REQUIRE_CLUSTER", "").lower() not in ("", "0", "false", "no")
+
+
+def _node(name: str, url_env: str, secure: bool, request) -> Node:
+    started_here = False
+    if os.environ.get(url_env):
+        state = {"url": os.environ[url_env], "name": name, "external": True,
+                 "user": os.environ.get("OPENSEARCH_USER"), "password": os.environ.get("OPENSEARCH_PASSWORD"),
+                 "ca_cert": os.environ.get("OPENSEARCH_CA_CERT")}
+    else:
+        state = oscluster.status(name)
+        if state is None or not oscluster.healthy(state)[0]:
+            tier = int(os.environ.get("DISTILRANK_OPENSEARCH_TIER", "2"))
+            try:
+                state = oscluster.start(secure=secure, tier=tier)
+            except oscluster.ClusterError as e:
+                msg = f"cannot start the {name} OpenSearch node: {e}"
+                if _require():
+                    pytest.fail(msg + "\n(DISTILRANK_REQUIRE_CLUSTER is set, so this is a failure)", pytrace=False)
+                pytest.skip(msg)
+            started_here = not state.get("already_running")
+            if started_here:
+                # also on an interrupted session (quiet if the finalizer already stopped it)
+                atexit.register(lambda: oscluster.status(name) and oscluster.stop(name=name))
+
+                def _stop():
+                    oscluster.stop(name=name)
+
+                request.addfinalizer(_stop)
+    client = make_client(state["url"], state.get("user"), state.get("password"), state.get("ca_cert"))
+    info = client.nodes.info(metric="plugins")["nodes"]
+    plugins = {p["name"] for n in info.values() for p in n["plugins"]}
+    modules = {m["name"] for n in info.values() for m in n["modules"]}
+    node = Node(state["url"], client, state, started_here, state.get("user"), state.get("password"),
+                state.get("ca_cert"), plugins, modules)
+    REPORT[name] = {"url": node.url, "version": client.info()["version"]["number"],
+                    "cat_plugins": client.cat.plugins(v=True), "timings": state.get("timings"),
+                    "notes": state.get("notes", []), "started_here": started_here}
+    return node
+
+
+@pytest.fixture(scope="session")
+def cluster(request) -> Node:
+    return _node("dev", "OPENSEARCH_URL", False, request)
+
+
+@pytest.fixture(scope="session")
+def secure_cluster(request) -> Node:
+    return _node("secure", "OPENSEARCH_SECURE_URL", True, request)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_zip(tmp_path_factory) -> testkit.ModelZip:
+    return testkit.build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-model"))
+
+
+def deploy_tiny_model(node: Node, mz: testkit.ModelZip, tag: str):
+    ml = node.ml
+    group = ml.register_model_group(f"distilrank-it-{tag}-{os.getpid()}")
+    model_id = ml.register_onnx_text_similarity(mz, f"distilrank-tiny-{tag}", group)
+    task = ml.deploy(model_id)
+    return group, model_id, task
+
+
+@pytest.fixture(scope="session")
+def deployed_model(cluster, tiny_model_zip):
+    """(model_group_id, model_id) of the tiny cross-encoder, registered and deployed on the dev node."""
+    group, model_id, _ = deploy_tiny_model(cluster, tiny_model_zip, "dev")
+    yield group, model_id
+    try:
+        cluster.ml.undeploy(model_id)
+        cluster.ml.delete_model(model_id)
+    except Exception:  # noqa: BLE001 - best-effort cleanup on a node that may be shutting down
+        pass
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not REPORT:
+        return
+    tr = terminalreporter
+    tr.section("OpenSearch integration nodes")
+    for name, r in REPORT.items():
+        if not isinstance(r, dict) or "url" not in r:
+            continue
+        tr.write_line(f"{name}: OpenSearch {r['version']} at {r['url']}"
+                      + (f", start timings {r['timings']}" if r.get("timings") else "")
+                      + ("" if r.get("started_here") else " (already running)"))
+        for line in str(r["cat_plugins"]).rstrip().splitlines():
+            tr.write_line(f"  {line}")
+        for n in r.get("notes") or []:
+            tr.write_line(f"  note: {n}")
+    if "predict" in REPORT:
+        tr.write_line(f"_predict (tiny ONNX cross-encoder): {REPORT['predict']}")
