@@ -130,7 +130,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Callable[
         for split, pairs in splits.items():
             sdir = out / "scores" / tc.name / split
             rep = score_transfer_set(out / "teachers" / tc.name / "best", pairs, sdir, batch_size=tc.score_batch_size,
-                                     max_length=tc.max_length, progress=progress)
+                                     max_length=tc.max_length, precision=tc.mixed_precision, progress=progress)
             if split == "transfer" and rep["rows_scored"]:
                 scoring_speed[tc.name] = rep["rows_per_second"]
             logits[split][tc.name] = load_logits(sdir)

@@ -2,12 +2,16 @@
 
 Score scale: raw logits (float32, one per pair) from a one-logit
 ``AutoModelForSequenceClassification`` head; ``sigmoid(logit)`` is the
-teacher's relevance probability.  Single-text pairs (query ``""``) are encoded
-as the text alone, pairs as ``tokenizer(query, text)``.
+teacher's relevance probability.  Single-text tables (every query ``""``)
+are encoded as the text alone, others as ``tokenizer(query, text)``
+(see :mod:`distill.teacher.encoding`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +21,17 @@ from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from distill.data.pairs import Pairs
+from distill.errors import ConfigError
+from distill.teacher.encoding import collate, encode_pairs, inference_batches, tokenize_batch
+
 hf_logging.set_verbosity_error()  # the 'newly initialized head' notice is expected for teachers
 hf_logging.disable_progress_bar()
 
-from distill.data.pairs import Pairs
+__all__ = ["Teacher", "load_teacher", "pick_device", "autocast_context", "tokenize_batch", "TEACHER_META"]
+
+TEACHER_META = "distilrank_teacher.json"  # written next to a fine-tuned checkpoint: max_length, label scale, metrics
+PRECISIONS = ("auto", "bf16", "fp16", "no")
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -30,55 +41,112 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def tokenize_batch(
-    tokenizer: PreTrainedTokenizerBase, queries: list[str], texts: list[str], max_length: int
-) -> dict[str, torch.Tensor]:
-    """Tokenise a batch, padded to its longest row; single-text rows when every query is empty."""
-    if all(q == "" for q in queries):
-        return tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    return tokenizer(queries, texts, truncation="longest_first", max_length=max_length, padding=True, return_tensors="pt")
+def resolve_precision(device: torch.device, precision: str) -> torch.dtype | None:
+    """Autocast dtype for ``precision`` on ``device`` (``None`` = plain fp32).
+
+    ``auto``: bf16 on CUDA GPUs that support it, else fp16 on CUDA; fp32 on CPU
+    (CPU autocast only when asked for explicitly with ``bf16``/``fp16``).
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError("teacher", "mixed_precision", f"must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "no":
+        return None
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def length_order(pairs: Pairs) -> np.ndarray:
-    """Row indices sorted by character length (a cheap proxy for token length), longest first."""
-    lengths = np.fromiter((len(q) + len(t) for q, t in pairs), dtype=np.int64, count=len(pairs))
-    return np.argsort(-lengths, kind="stable")
+def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``dtype``, or a no-op context when ``dtype`` is ``None``."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 @dataclass
 class Teacher:
-    """A cross-encoder in eval mode with its tokenizer."""
+    """A one-logit cross-encoder with its tokenizer.
+
+    Attributes:
+        model: sequence-classification model with ``num_labels == 1``.
+        tokenizer: its tokenizer.
+        path: where it was loaded from (for messages and progress bars).
+        max_length: default truncation length in tokens.
+        precision: ``auto`` | ``bf16`` | ``fp16`` | ``no`` (see :func:`resolve_precision`).
+    """
 
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     path: str
     max_length: int = 128
+    precision: str = "auto"
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     @torch.inference_mode()
-    def score(self, pairs: Pairs, batch_size: int = 128, max_length: int | None = None, progress: bool | None = False) -> np.ndarray:
-        """Raw logits float32 ``[N]`` in the input order (batches are length-bucketed internally)."""
-        self.model.eval()
+    def score(
+        self,
+        pairs: Pairs,
+        batch_size: int = 64,
+        max_length: int | None = None,
+        progress: bool | None = False,
+        *,
+        single_text: bool | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Raw logits, float32 ``[N]``, in the input order.
+
+        Rows are tokenised once, sorted by token length (longest first) and
+        batched ``batch_size`` at a time, each batch padded to its longest row;
+        the results are put back in input order.  The model is put in eval
+        mode (its previous mode is restored).  ``single_text`` overrides the
+        table's own mode (pass the full table's mode when scoring a subset).
+        ``on_batch(n_rows)`` is called after every batch.
+        """
         max_length = max_length or self.max_length
-        order = length_order(pairs)
+        enc = encode_pairs(self.tokenizer, pairs, max_length, single_text=single_text)
         out = np.empty(len(pairs), dtype=np.float32)
-        starts = range(0, len(order), batch_size)
-        for start in tqdm(starts, desc=f"score {Path(self.path).name}", unit="batch", disable=not progress if progress is not None else None):
-            idx = order[start : start + batch_size]
-            enc = tokenize_batch(self.tokenizer, [pairs.queries[i] for i in idx], [pairs.texts[i] for i in idx], max_length)
-            enc = {k: v.to(self.device) for k, v in enc.items()}
-            with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
-                logits = self.model(**enc).logits
-            out[idx] = logits[:, 0].float().cpu().numpy()
+        device = self.device
+        dtype = resolve_precision(device, self.precision)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            batches = inference_batches(enc.lengths, batch_size)
+            for idx in tqdm(batches, desc=f"score {Path(self.path).name}", unit="batch", leave=False,
+                            disable=None if progress is None else not progress):
+                inputs = {k: v.to(device, non_blocking=True) for k, v in collate(enc, idx).items()}
+                with autocast_context(device, dtype):
+                    logits = self.model(**inputs).logits
+                out[idx] = logits[:, 0].float().cpu().numpy()
+                if on_batch is not None:
+                    on_batch(len(idx))
+        finally:
+            self.model.train(was_training)
         return out
 
 
-def load_teacher(path: str | Path, *, device: str = "auto", max_length: int = 128) -> Teacher:
-    """Load a local cross-encoder checkpoint (``save_pretrained`` directory with its tokenizer)."""
+def load_teacher(
+    path: str | Path, *, device: str = "auto", max_length: int | None = None, precision: str = "auto"
+) -> Teacher:
+    """Load a local cross-encoder checkpoint (a ``save_pretrained`` directory with its tokenizer), in eval mode.
+
+    ``max_length=None`` uses the length the teacher was fine-tuned with (from
+    its ``distilrank_teacher.json``), else 128.
+    """
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise ConfigError(path, "teacher", "not a checkpoint directory (no config.json)")
     model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True)
+    if model.config.num_labels != 1:
+        raise ConfigError(path, "num_labels", f"a teacher has one output logit, this checkpoint has {model.config.num_labels}")
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    if max_length is None:
+        meta = path / TEACHER_META
+        max_length = int(json.loads(meta.read_text()).get("max_length", 128)) if meta.exists() else 128
     model.to(pick_device(device)).eval()
-    return Teacher(model, tokenizer, str(path), max_length)
+    resolve_precision(pick_device(device), precision)  # validate early
+    return Teacher(model, tokenizer, str(path), max_length, precision)
