@@ -10,6 +10,7 @@ MLP 1024-512-128-64) exported by `distilrank export`'s code path, and cross-enco
 BERT-Base (12 layers, 768 hidden), MiniLM-L6 (6 x 384) and TinyBERT-4 (4 x 312) exported with the same
 three inputs.  Weights are random: latency does not depend on their values.  Tokenisation is timed
 separately (student word-level tokenizer.json vs BERT WordPiece) and reported per pair.
+The student is also measured after int8 dynamic quantization (`distilrank export --quantize int8`).
 Ratios are teacher_ms / student_ms from the same run.  Paper anchors (BERT2DNN): 150x vs BERT-Base, 15x vs TinyBERT.
 """
 
@@ -121,7 +122,11 @@ def main() -> None:
         student_tok.save(str(d / "tokenizer.json"))
         model = StudentModel(StudentConfig(vocab_size=student_tok.get_vocab_size()))
         export_onnx(model, d / "student.onnx")
-        models = {"student": (d / "student.onnx", Tokenizer.from_file(str(d / "tokenizer.json")))}
+        from plugin.export.quantize import quantize_int8
+
+        quantize_int8(d / "student.onnx", d / "student-int8.onnx")
+        student_tok_file = Tokenizer.from_file(str(d / "tokenizer.json"))
+        models = {"student": (d / "student.onnx", student_tok_file), "student int8": (d / "student-int8.onnx", student_tok_file)}
         for name, shape in SHAPES.items():
             export_cross_encoder(*shape, d / f"{name.split()[0]}.onnx")
             models[name] = (d / f"{name.split()[0]}.onnx", bert_tok)
@@ -132,20 +137,23 @@ def main() -> None:
             batch_ms = time_ms(lambda: sess.run(None, batch), args.repeats)
             results[name] = {"ms_per_100_single_calls": single_ms * 100 / len(pairs), "ms_per_100_batch": batch_ms * 100 / len(pairs),
                              "mean_tokens": tokens, "tokenize_ms_per_pair": tok_ms, "onnx_bytes": path.stat().st_size}
-    s = results["student"]
+    s, q = results["student"], results["student int8"]
     for name in SHAPES:
         r = results[name]
         r["ratio_single_calls"] = r["ms_per_100_single_calls"] / s["ms_per_100_single_calls"]
         r["ratio_batch"] = r["ms_per_100_batch"] / s["ms_per_100_batch"]
+        r["ratio_single_calls_vs_int8"] = r["ms_per_100_single_calls"] / q["ms_per_100_single_calls"]
+        r["ratio_batch_vs_int8"] = r["ms_per_100_batch"] / q["ms_per_100_batch"]
     if args.json:
         print(json.dumps(results, indent=2))
         return
     print(f"ONNX Runtime {ort.__version__}, 1 thread, {len(pairs)} Icecat (query, title) pairs, best of {args.repeats}\n")
-    print(f"{'model':<22}{'tokens':>7}{'100 x [1,seq] ms':>18}{'batch of 100 ms':>17}{'ratio 1-by-1':>14}{'ratio batch':>13}{'MB':>8}")
+    print(f"{'model':<22}{'tokens':>7}{'100 x [1,seq] ms':>18}{'batch of 100 ms':>17}{'ratio 1-by-1':>14}{'ratio batch':>13}"
+          f"{'int8: 1-by-1':>14}{'int8: batch':>13}{'MB':>8}")
     for name, r in results.items():
-        ratio1 = f"{r['ratio_single_calls']:.0f}x" if name != "student" else "-"
-        ratiob = f"{r['ratio_batch']:.0f}x" if name != "student" else "-"
-        print(f"{name:<22}{r['mean_tokens']:>7.1f}{r['ms_per_100_single_calls']:>18.2f}{r['ms_per_100_batch']:>17.2f}{ratio1:>14}{ratiob:>13}{r['onnx_bytes'] / 1e6:>8.1f}")
+        cells = [f"{r[k]:.0f}x" if k in r else "-" for k in ("ratio_single_calls", "ratio_batch", "ratio_single_calls_vs_int8", "ratio_batch_vs_int8")]
+        print(f"{name:<22}{r['mean_tokens']:>7.1f}{r['ms_per_100_single_calls']:>18.2f}{r['ms_per_100_batch']:>17.2f}"
+              f"{cells[0]:>14}{cells[1]:>13}{cells[2]:>14}{cells[3]:>13}{r['onnx_bytes'] / 1e6:>8.1f}")
     print(f"\ntokenisation per pair: student {s['tokenize_ms_per_pair'] * 1000:.0f} us, BERT WordPiece "
           f"{results['MiniLM-L6 (6L-384)']['tokenize_ms_per_pair'] * 1000:.0f} us (not included above)")
     print("goals: batch >= 1000x vs BERT-Base and >= 100x vs TinyBERT; one-by-one >= 10x the paper (1500x / 150x)")
