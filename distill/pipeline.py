@@ -199,11 +199,14 @@ def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Callable[
         student = load_student(sdir)
         z = student.score(dev)
         dev_scores[name] = z
-        ev = evaluate_scores(dev, z, dev_teacher)
+        # recovery and agreement are measured against the teacher signal this student learned from
+        # (the main combination for the gold-label baseline)
+        own_teacher = dev_teacher if v["combine"] in ("gold", main_how) else combined("dev", v["combine"])
+        ev = evaluate_scores(dev, z, own_teacher)
         rows.append({"student": name, "targets": v["combine"], "T": "-" if v["temperature"] is None else v["temperature"],
                      "interactions": v["interactions"], "train_rows": len(pairs), "dev_accuracy": ev["student"]["accuracy"],
-                     "dev_auc": ev["student"]["auc"], "recovery": ev["recovery"]["accuracy"], "agreement": ev["agreement"],
-                     "pairs_per_s": result["pairs_per_second"]})
+                     "dev_auc": ev["student"]["auc"], "teacher_accuracy": ev["teacher"]["accuracy"],
+                     "recovery": ev["recovery"]["accuracy"], "agreement": ev["agreement"], "pairs_per_s": result["pairs_per_second"]})
         log(f"student {name}: dev accuracy {ev['student']['accuracy']:.4f} (recovery {100 * ev['recovery']['accuracy']:.1f}%)")
     timings["students"] = time.perf_counter() - t0
 

@@ -65,13 +65,21 @@ def _plots(student: np.ndarray | None, teacher: np.ndarray | None, labels: np.nd
     return figures
 
 
+def _fmt(v: object) -> str:
+    """Numbers for tables: counts and rates >= 100 without decimals, others to 4 significant decimals."""
+    if isinstance(v, bool) or not isinstance(v, float):
+        return str(v)
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.4g}" if abs(v) >= 1 else f"{v:.4f}"
+
+
 def _table_md(rows: list[dict]) -> str:
     if not rows:
         return "(none)\n"
     cols = list(rows[0])
-    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
     return "\n".join(out) + "\n"
 
 
@@ -79,7 +87,7 @@ def _table_html(rows: list[dict]) -> str:
     if not rows:
         return "<p>(none)</p>"
     cols = list(rows[0])
-    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else html.escape(str(v))  # noqa: E731
+    fmt = lambda v: html.escape(_fmt(v))  # noqa: E731
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
