@@ -1,13 +1,28 @@
-"""Evaluate student logits against gold labels and a teacher.
+"""Evaluate student logits against gold labels and a teacher: one JSON-ready dict.
 
-Result schema (plain JSON)::
+Result schema (plain Python types; undefined metrics are ``nan``)::
 
-    {"n": int,
-     "student": {"accuracy", "accuracy_ci95": [lo, hi], "auc", "log_loss"} | {} without labels,
-     "teacher": same keys | None,
-     "recovery": {"accuracy", "auc"} | None,          # student / teacher
-     "agreement": float | None, "pearson": float | None,  # student vs teacher logits
-     "ranking": {"student": {"ndcg@k", "mrr@k", "n_queries", "n_skipped"}, "teacher": ...} | None}
+    {"n": int,                                  # rows
+     "k": int,                                  # cut-off of the ranking metrics
+     "labels": "binary" | "graded" | None,      # gold label kind; None = unlabeled
+     "student": Block,
+     "teacher": Block | None,                   # None without teacher logits
+     "recovery": {"accuracy", "auc"[, "ndcg@k", "mrr@k"]} | None,   # student / teacher; needs labels + teacher
+     "agreement": float | None,                 # fraction on the same side of 0 as the teacher
+     "pearson": float | None, "spearman": float | None,             # student vs teacher logits
+     "ranking": {"student": Ranking, "teacher": Ranking (with a teacher)} | None}
+
+    Block   = {"positive_rate": float,          # fraction with logit > 0 (always)
+               # with labels only:
+               "accuracy": float, "accuracy_ci95": [lo, hi],   # 1000-resample percentile bootstrap, seed 0
+               "auc": float, "log_loss": float,                # log-loss in nats
+               "ece": float}                                   # expected calibration error, 10 bins
+    Ranking = {"ndcg@k": float, "mrr@k": float, "n_queries": int, "n_skipped": int}
+
+Binary metrics treat a label as positive when it is at least half the top
+grade (see :mod:`distill.evaluation.metrics`).  ``ranking`` is filled when the
+pairs are labeled and have queries (not single-text mode); documents are
+grouped by query string and ranked by logit.
 """
 
 from __future__ import annotations
@@ -15,61 +30,79 @@ from __future__ import annotations
 import numpy as np
 
 from distill.data.pairs import Pairs
+from distill.errors import DistilRankError
 from distill.evaluation.metrics import (
     accuracy,
     agreement,
     bootstrap_ci,
+    expected_calibration_error,
     grouped_ranking_metrics,
     log_loss,
     pearson,
     positives,
     recovery_ratio,
     roc_auc,
+    spearman,
 )
+from distill.evaluation.report import format_summary  # noqa: F401  (re-exported: callers import it from here)
+
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
 
 
-def gold_metrics(logits: np.ndarray, labels: np.ndarray) -> dict:
-    """Accuracy (with bootstrap 95% CI), AUC and log-loss of logits ``[N]`` against labels ``[N]``."""
-    correct = ((np.asarray(logits) > 0) == positives(labels)).astype(np.float64)
-    lo, hi = bootstrap_ci(correct)
-    return {"accuracy": accuracy(logits, labels), "accuracy_ci95": [lo, hi], "auc": roc_auc(logits, labels), "log_loss": log_loss(logits, labels)}
+def _logits(name: str, values: np.ndarray, n: int, source: str) -> np.ndarray:
+    z = np.asarray(values, dtype=np.float64)
+    if z.shape != (n,):
+        raise DistilRankError(f"{source}: {name} logits have shape {z.shape} but the data has {n} rows")
+    bad = int(np.count_nonzero(~np.isfinite(z)))
+    if bad:
+        raise DistilRankError(f"{source}: {bad} of {n} {name} logits are NaN or infinite")
+    return z
+
+
+def label_kind(labels: np.ndarray | None) -> str | None:
+    """``"binary"`` when every label is 0 or 1, ``"graded"`` otherwise, ``None`` for no labels."""
+    if labels is None:
+        return None
+    y = np.asarray(labels)
+    return "binary" if np.all((y == 0) | (y == 1)) else "graded"
+
+
+def score_block(logits: np.ndarray, labels: np.ndarray | None) -> dict:
+    """One model's ``Block`` (see the module doc) for logits ``[N]`` and optional labels ``[N]``."""
+    z = np.asarray(logits, dtype=np.float64)
+    block: dict = {"positive_rate": float(np.mean(z > 0)) if z.size else float("nan")}
+    if labels is None:
+        return block
+    correct = ((z > 0) == positives(labels)).astype(np.float64)
+    lo, hi = bootstrap_ci(correct, resamples=BOOTSTRAP_RESAMPLES, seed=BOOTSTRAP_SEED)
+    block.update({"accuracy": accuracy(z, labels), "accuracy_ci95": [lo, hi], "auc": roc_auc(z, labels),
+                  "log_loss": log_loss(z, labels), "ece": expected_calibration_error(z, labels)})
+    return block
 
 
 def evaluate_scores(pairs: Pairs, student_logits: np.ndarray, teacher_logits: np.ndarray | None = None, *, k: int = 10) -> dict:
-    """Compare ``student_logits`` ``[N]`` (and ``teacher_logits`` ``[N]``) on ``pairs``; see the module doc."""
-    s = np.asarray(student_logits, dtype=np.float32)
-    if s.shape != (len(pairs),):
-        raise ValueError(f"student_logits shape {s.shape} != ({len(pairs)},)")
-    t = None if teacher_logits is None else np.asarray(teacher_logits, dtype=np.float32)
-    labeled = pairs.labels is not None
-    result: dict = {"n": len(pairs), "student": gold_metrics(s, pairs.labels) if labeled else {}, "teacher": None,
-                    "recovery": None, "agreement": None, "pearson": None, "ranking": None}
+    """Compare ``student_logits`` ``[N]`` (and ``teacher_logits`` ``[N]``) on ``pairs``; schema in the module doc.
+
+    Raises :class:`DistilRankError` when a logit array does not have one finite value per row.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    n = len(pairs)
+    s = _logits("student", student_logits, n, pairs.source)
+    t = None if teacher_logits is None else _logits("teacher", teacher_logits, n, pairs.source)
+    y = pairs.labels
+    result: dict = {"n": n, "k": k, "labels": label_kind(y), "student": score_block(s, y), "teacher": None,
+                    "recovery": None, "agreement": None, "pearson": None, "spearman": None, "ranking": None}
     if t is not None:
-        result["agreement"] = agreement(s, t)
-        result["pearson"] = pearson(s, t)
-        if labeled:
-            result["teacher"] = gold_metrics(t, pairs.labels)
+        result["teacher"] = score_block(t, y)
+        result.update(agreement=agreement(s, t), pearson=pearson(s, t), spearman=spearman(s, t))
+        if y is not None:
             result["recovery"] = {m: recovery_ratio(result["student"][m], result["teacher"][m]) for m in ("accuracy", "auc")}
-    if labeled and not pairs.single_text:
-        result["ranking"] = {"student": grouped_ranking_metrics(pairs.queries, s, pairs.labels, k)}
+    if y is not None and n and not pairs.single_text:
+        result["ranking"] = {"student": grouped_ranking_metrics(pairs.queries, s, y, k)}
         if t is not None:
-            result["ranking"]["teacher"] = grouped_ranking_metrics(pairs.queries, t, pairs.labels, k)
+            result["ranking"]["teacher"] = grouped_ranking_metrics(pairs.queries, t, y, k)
+            for m in (f"ndcg@{k}", f"mrr@{k}"):
+                result["recovery"][m] = recovery_ratio(result["ranking"]["student"][m], result["ranking"]["teacher"][m])
     return result
-
-
-def format_summary(result: dict) -> str:
-    """A few lines for the terminal: teacher vs student accuracy, recovery, AUC, agreement."""
-    lines = []
-    st, te = result.get("student") or {}, result.get("teacher") or {}
-    if te:
-        lines.append(f"teacher  accuracy {te['accuracy']:.4f}  AUC {te['auc']:.4f}")
-    if st:
-        lo, hi = st["accuracy_ci95"]
-        lines.append(f"student  accuracy {st['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f})  AUC {st['auc']:.4f}")
-    if result.get("recovery"):
-        lines.append(f"recovery {100 * result['recovery']['accuracy']:.1f}% of teacher accuracy, {100 * result['recovery']['auc']:.1f}% of AUC")
-    if result.get("agreement") is not None:
-        lines.append(f"agreement with teacher {result['agreement']:.4f}  pearson {result['pearson']:.3f}")
-    for who, r in (result.get("ranking") or {}).items():
-        lines.append(f"{who} ranking: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()))
-    return "\n".join(lines)

@@ -1,115 +1,236 @@
-"""Pure-numpy metrics.
+"""Pure-numpy metrics for binary decisions, calibration and per-query ranking.
 
-Score scale: ``scores``/``logits`` are raw logits (decision threshold 0).
-Binary labels are {0, 1}; graded labels are any non-negative numbers, and a
-graded label counts as positive when it is at least half the largest grade.
+Conventions shared by every function here:
+
+* ``logits`` / ``scores`` are float arrays ``[N]`` of raw logits; the decision
+  threshold is 0 (``logit > 0`` means "positive", so a logit of exactly 0 is
+  negative), and ``sigmoid(logit)`` is the predicted probability.
+* ``labels`` are gold labels ``[N]``: binary {0, 1}, probabilities in [0, 1],
+  or graded relevance (any non-negative number, e.g. 0..3).  Where a metric
+  needs a binary label, a row is *positive* when its label is at least half
+  the top grade, ``label >= 0.5 * max(1, labels.max())`` (see :func:`positives`):
+  binary and [0, 1] labels cut at 0.5, grades 0..3 count 2 and 3 as positive.
+  The top grade is taken from the array passed in.
+* Ranking metrics use the graded label itself as the gain (``2^g - 1``).
+* Undefined values (one class only, constant input, no relevant document)
+  are ``nan``, never an exception.
+
+Ties in scores are resolved without favouring either side: AUC counts a tied
+positive/negative pair as half a win, and NDCG/MRR return the expectation over
+all orderings of tied documents (so a constant scorer does not look good just
+because the input happens to list relevant documents first).
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
 
 
 def positives(labels: np.ndarray) -> np.ndarray:
-    """Boolean ``[N]``: binary labels as they are, graded labels ``>= max/2``."""
+    """Boolean ``[N]``: ``labels >= 0.5 * max(1, labels.max())`` (binary labels unchanged, graded cut at half the top grade)."""
     y = np.asarray(labels, dtype=np.float64)
-    top = y.max() if y.size else 1.0
-    return y >= (0.5 * top if top > 1.0 else 0.5)
+    top = float(y.max()) if y.size else 1.0
+    return y >= 0.5 * max(1.0, top)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray, threshold: float = 0.0) -> float:
-    """Fraction of rows where ``logit > threshold`` equals the positive label."""
-    z = np.asarray(logits)
-    return float(np.mean((z > threshold) == positives(labels))) if z.size else float("nan")
+    """Fraction of rows where ``logit > threshold`` equals ``positives(labels)``; ``nan`` for no rows."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.size == 0:
+        return float("nan")
+    return float(np.mean((z > threshold) == positives(labels)))
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks ``[N]`` of ``x`` in ascending order; tied values share the average of their ranks."""
+    x = np.asarray(x)
+    _, inverse, counts = np.unique(x, return_inverse=True, return_counts=True)
+    starts = np.cumsum(counts) - counts  # 0-based first position of each distinct value
+    return (starts + (counts + 1) / 2.0)[inverse.reshape(-1)]
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with average ranks for ties); NaN with one class."""
+    """Area under the ROC curve: P(score of a random positive > a random negative), ties counting 1/2.
+
+    Computed as the Mann-Whitney U statistic from average ranks, O(N log N).
+    ``nan`` when ``positives(labels)`` has only one class.
+    """
     s = np.asarray(scores, dtype=np.float64)
     y = positives(labels)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    n_pos = int(y.sum())
+    n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    rank_sum = float(average_ranks(s)[y].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
 def log_loss(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean binary cross-entropy (nats) of ``sigmoid(logits)`` against positive labels."""
+    """Mean binary cross-entropy in nats of ``sigmoid(logits)`` against ``positives(labels)``; numerically stable."""
     z = np.asarray(logits, dtype=np.float64)
+    if z.size == 0:
+        return float("nan")
     y = positives(labels).astype(np.float64)
     return float(np.mean(np.logaddexp(0.0, z) - y * z))
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-z))`` as float64 ``[N]`` without overflow warnings."""
+    z = np.asarray(logits, dtype=np.float64)
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def calibration_bins(logits: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> dict[str, np.ndarray]:
+    """Reliability table over ``n_bins`` equal-width bins of ``sigmoid(logits)`` in [0, 1].
+
+    Returns arrays ``[n_bins]``: ``count`` (rows per bin), ``mean_prob`` (mean predicted
+    probability) and ``frac_pos`` (fraction of ``positives(labels)``); the last two are
+    ``nan`` for empty bins.  Bin ``b`` holds ``b/n_bins <= p < (b+1)/n_bins`` (p = 1 goes to the last).
+    """
+    p = sigmoid(logits)
+    y = positives(labels).astype(np.float64)
+    b = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(b, minlength=n_bins).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_prob = np.bincount(b, weights=p, minlength=n_bins) / count
+        frac_pos = np.bincount(b, weights=y, minlength=n_bins) / count
+    return {"count": count, "mean_prob": mean_prob, "frac_pos": frac_pos}
+
+
+def expected_calibration_error(logits: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
+    """ECE: ``sum_b (count_b / N) * |frac_pos_b - mean_prob_b|`` over :func:`calibration_bins`; ``nan`` for no rows."""
+    t = calibration_bins(logits, labels, n_bins)
+    n = t["count"].sum()
+    if n == 0:
+        return float("nan")
+    used = t["count"] > 0
+    return float(np.sum(t["count"][used] / n * np.abs(t["frac_pos"][used] - t["mean_prob"][used])))
+
+
 def agreement(student_logits: np.ndarray, teacher_logits: np.ndarray) -> float:
-    """Fraction of rows on which student and teacher make the same binary decision."""
-    return float(np.mean((np.asarray(student_logits) > 0) == (np.asarray(teacher_logits) > 0)))
+    """Fraction of rows where student and teacher fall on the same side of 0 (``logit > 0``); ``nan`` for no rows."""
+    a, b = np.asarray(student_logits), np.asarray(teacher_logits)
+    if a.size == 0:
+        return float("nan")
+    return float(np.mean((a > 0) == (b > 0)))
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation; NaN when either side is constant."""
+    """Pearson correlation of two ``[N]`` arrays; ``nan`` when either is constant or has fewer than 2 rows."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.std() == 0 or b.std() == 0:
+    if a.size < 2:
         return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    da, db = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float(np.dot(da, da)) * float(np.dot(db, db)))
+    if denom == 0.0:
+        return float("nan")
+    return float(np.clip(np.dot(da, db) / denom, -1.0, 1.0))
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (Pearson on average ranks)."""
-    def ranks(x: np.ndarray) -> np.ndarray:
-        _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        return (starts + (counts - 1) / 2.0)[inv]
-    return pearson(ranks(np.asarray(a)), ranks(np.asarray(b)))
+    """Spearman rank correlation: Pearson on average ranks (ties share their mean rank)."""
+    return pearson(average_ranks(a), average_ranks(b))
+
+
+def _discounts(n: int, k: int) -> np.ndarray:
+    """``1 / log2(rank + 1)`` for ranks 1..n, zero beyond rank ``k``."""
+    d = 1.0 / np.log2(np.arange(2, n + 2, dtype=np.float64))
+    d[k:] = 0.0
+    return d
+
+
+def _tie_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order by descending score and the start index of each run of equal scores in that order."""
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, kind="stable")
+    ordered = s[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]])) if s.size else np.zeros(0, np.int64)
+    return order, starts
 
 
 def dcg_at_k(gains_in_rank_order: np.ndarray, k: int) -> float:
-    """DCG with exponential gain ``2^g - 1`` and ``log2(rank + 1)`` discount."""
-    g = np.asarray(gains_in_rank_order, dtype=np.float64)[:k]
-    return float(np.sum((2.0**g - 1.0) / np.log2(np.arange(2, len(g) + 2))))
+    """DCG of gains already in rank order: ``sum_{r<=k} (2^g_r - 1) / log2(r + 1)``."""
+    g = np.asarray(gains_in_rank_order, dtype=np.float64)
+    return float(np.sum((2.0**g - 1.0) * _discounts(g.size, k)))
 
 
 def ndcg_at_k(scores: np.ndarray, gains: np.ndarray, k: int = 10) -> float:
-    """NDCG@k of one query's documents ranked by ``scores`` (descending); NaN if all gains are 0.
+    """NDCG@k of one query's documents ranked by descending ``scores``.
 
-    Ties in ``scores`` keep input order (stable sort), so results are deterministic.
+    Gain ``2^g - 1``, discount ``1 / log2(rank + 1)``, normalised by the DCG of
+    the ideal order.  Documents with tied scores share the mean gain of their tie
+    group (the expected DCG over all orders of the ties).  ``nan`` when every
+    gain is 0 (no ideal ranking to compare with).  ``gains`` must be >= 0.
     """
-    s, g = np.asarray(scores), np.asarray(gains, dtype=np.float64)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    g = np.asarray(gains, dtype=np.float64)
+    if g.shape != np.shape(scores):
+        raise ValueError(f"scores shape {np.shape(scores)} != gains shape {g.shape}")
+    if np.any(g < 0):
+        raise ValueError("gains must be non-negative")
     ideal = dcg_at_k(np.sort(g)[::-1], k)
-    if ideal == 0:
+    if ideal == 0.0:
         return float("nan")
-    return dcg_at_k(g[np.argsort(-s, kind="stable")], k) / ideal
+    order, starts = _tie_groups(scores)
+    gain = 2.0 ** g[order] - 1.0
+    sizes = np.diff(np.append(starts, g.size))
+    group_gain = np.add.reduceat(gain, starts) / sizes
+    group_discount = np.add.reduceat(_discounts(g.size, k), starts)
+    return float(np.sum(group_gain * group_discount) / ideal)
 
 
 def mrr_at_k(scores: np.ndarray, relevant: np.ndarray, k: int = 10) -> float:
-    """Reciprocal rank of the first relevant document within the top ``k`` (0 if none)."""
-    rel = np.asarray(relevant, dtype=bool)[np.argsort(-np.asarray(scores), kind="stable")][:k]
-    hits = np.flatnonzero(rel)
-    return 1.0 / (hits[0] + 1) if hits.size else 0.0
+    """Reciprocal rank of the first relevant document if it is within the top ``k``, else 0.
+
+    With ties, the expectation over all orders of the tie group holding the first
+    relevant documents.  0 when nothing is relevant.  ``relevant``: bool ``[N]``.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    rel = np.asarray(relevant, dtype=bool)
+    if rel.shape != np.shape(scores):
+        raise ValueError(f"scores shape {np.shape(scores)} != relevant shape {rel.shape}")
+    order, starts = _tie_groups(scores)
+    rel = rel[order]
+    ends = np.append(starts[1:], rel.size)
+    for start, end in zip(starts, ends):
+        if start >= k:
+            return 0.0
+        m, r = int(end - start), int(rel[start:end].sum())
+        if r == 0:
+            continue
+        # P(the first relevant one sits j places into the group) for a uniformly random order of the group
+        expected, p_none_before = 0.0, 1.0
+        for j in range(min(m - r, k - 1 - int(start)) + 1):
+            expected += p_none_before * r / (m - j) / (start + j + 1)
+            p_none_before *= (m - r - j) / (m - j)
+        return float(expected)
+    return 0.0
 
 
 def grouped_ranking_metrics(query_ids: Sequence[str], scores: np.ndarray, labels: np.ndarray, k: int = 10) -> dict:
-    """Mean NDCG@k and MRR@k over queries; queries without any relevant document are skipped and counted."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, q in enumerate(query_ids):
-        groups[q].append(i)
-    s, y = np.asarray(scores), np.asarray(labels, dtype=np.float64)
+    """Mean NDCG@k and MRR@k over queries (documents grouped by equal query id).
+
+    Gains are the labels themselves; MRR's "relevant" is ``positives(labels)`` over
+    the whole array.  Queries whose gains are all 0 have no defined NDCG: they are
+    left out of both means and counted in ``n_skipped``.
+
+    Returns ``{"ndcg@k": float, "mrr@k": float, "n_queries": int, "n_skipped": int}``
+    (means ``nan`` when no query is left).
+    """
+    s, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=np.float64)
+    if not (len(query_ids) == s.size == y.size):
+        raise ValueError(f"{len(query_ids)} query ids, {s.size} scores, {y.size} labels")
     rel = positives(y)
+    _, qid = np.unique(np.asarray(query_ids, dtype=object).astype(str), return_inverse=True)
+    order = np.argsort(qid, kind="stable")
+    bounds = np.flatnonzero(np.diff(qid[order])) + 1
     ndcgs, mrrs, skipped = [], [], 0
-    for idx in groups.values():
+    for idx in np.split(order, bounds) if s.size else []:
         n = ndcg_at_k(s[idx], y[idx], k)
         if math.isnan(n):
             skipped += 1
@@ -125,15 +246,29 @@ def grouped_ranking_metrics(query_ids: Sequence[str], scores: np.ndarray, labels
 
 
 def recovery_ratio(student_metric: float, teacher_metric: float) -> float:
-    """``student / teacher`` (e.g. 0.97 = the student keeps 97% of the teacher's accuracy)."""
-    return float(student_metric / teacher_metric) if teacher_metric else float("nan")
+    """``student / teacher`` (0.97 = the student keeps 97% of the teacher's metric); ``nan`` if teacher is 0 or either is nan."""
+    s, t = float(student_metric), float(teacher_metric)
+    if t == 0.0 or math.isnan(s) or math.isnan(t):
+        return float("nan")
+    return s / t
 
 
 def bootstrap_ci(values: np.ndarray, *, resamples: int = 1000, seed: int = 0, alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of per-row ``values``."""
-    v = np.asarray(values, dtype=np.float64)
+    """Percentile bootstrap ``(lo, hi)`` interval (``1 - alpha``) of the mean of per-row ``values`` ``[N]``.
+
+    Deterministic for a given ``seed``.  For 0/1 values (e.g. per-row correctness)
+    the mean of a resample is exactly ``Binomial(N, mean) / N``, which is drawn
+    directly (O(resamples) instead of O(resamples * N)); other values are
+    resampled in chunks so memory stays bounded.  ``(nan, nan)`` for no rows.
+    """
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
     if v.size == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(resamples, v.size))].mean(axis=1)
+    if np.all((v == 0.0) | (v == 1.0)):
+        means = rng.binomial(v.size, float(v.mean()), size=resamples) / v.size
+    else:
+        chunk = max(1, 4_000_000 // v.size)
+        means = np.concatenate([v[rng.integers(0, v.size, size=(min(chunk, resamples - i), v.size))].mean(axis=1)
+                                for i in range(0, resamples, chunk)])
     return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))

@@ -1,19 +1,205 @@
-"""Write an evaluation as ``eval.json`` + ``report.md`` + self-contained ``report.html`` with plots."""
+"""Write an evaluation as ``eval.json`` + ``report.md`` (+ PNG plots) + a self-contained ``report.html``.
+
+Input is the dict of :func:`distill.evaluation.evaluate.evaluate_scores`; the
+logits and labels it was computed from are optional and only feed the plots.
+Every file goes through :mod:`distill.atomic`, and ``eval.json`` is written
+last: a crash part-way leaves no half-written file, and an ``eval.json`` from an
+earlier call stays as it was.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from distill.atomic import atomic_open, atomic_path, write_json
-from distill.evaluation.evaluate import format_summary
+from distill.evaluation.metrics import calibration_bins, expected_calibration_error, positives
+
+SCATTER_MAX_POINTS = 20_000  # plotted points are a seeded random subset beyond this
+
+# --- numbers ------------------------------------------------------------------
 
 
-def _plots(student: np.ndarray | None, teacher: np.ndarray | None, labels: np.ndarray | None) -> dict[str, bytes]:
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def _fmt(v: Any) -> str:
+    """Numbers for tables: |x| >= 100 without decimals (thousands separated), |x| >= 1 to 4 significant digits, else 4 decimals."""
+    if v is None:
+        return "-"
+    if isinstance(v, (np.integer, int)) and not isinstance(v, bool):
+        return str(int(v))
+    if not isinstance(v, (float, np.floating)):
+        return str(v)
+    v = float(v)
+    if math.isnan(v):
+        return "n/a"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    return f"{v:.4g}" if abs(v) >= 1 else f"{v:.4f}"
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None or not _is_num(v) or math.isnan(float(v)) else f"{100 * float(v):.1f}%"
+
+
+def _ci(v: Any) -> str:
+    return "-" if not v else f"{_fmt(v[0])} - {_fmt(v[1])}"
+
+
+def json_clean(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays turned into Python types and non-finite floats into ``None`` (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_clean(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+# --- terminal summary ---------------------------------------------------------
+
+
+def format_summary(result: dict) -> str:
+    """A few lines for the terminal: rows, teacher vs student accuracy (95% CI) and AUC, recovery %, agreement, ranking."""
+    lines = [f"{result.get('n', '?')} rows" + (f", {result['labels']} labels" if result.get("labels") else ", no gold labels")]
+    for who in ("teacher", "student"):
+        b = result.get(who) or {}
+        if "accuracy" in b:
+            lines.append(f"{who:<8} accuracy {_fmt(b['accuracy'])} (95% CI {_ci(b['accuracy_ci95'])})  AUC {_fmt(b['auc'])}"
+                         f"  log-loss {_fmt(b['log_loss'])}")
+        elif b:
+            lines.append(f"{who:<8} positive rate {_fmt(b['positive_rate'])}")
+    rec = result.get("recovery")
+    if rec:
+        lines.append(f"recovery {_pct(rec['accuracy'])} of teacher accuracy, {_pct(rec['auc'])} of AUC")
+    if result.get("agreement") is not None:
+        lines.append(f"agreement with teacher {_fmt(result['agreement'])}  pearson {_fmt(result.get('pearson'))}"
+                     f"  spearman {_fmt(result.get('spearman'))}")
+    for who, r in (result.get("ranking") or {}).items():
+        lines.append(f"{who} ranking: " + "  ".join(f"{k} {_fmt(v)}" for k, v in r.items()))
+    return "\n".join(lines)
+
+
+# --- tables -------------------------------------------------------------------
+
+
+def headline_rows(result: dict) -> list[dict]:
+    """Rows ``{"metric", ["teacher"], "student", ["recovery"]}`` (cells already formatted) for the headline table."""
+    st, te, rec = result.get("student") or {}, result.get("teacher"), result.get("recovery") or {}
+    k = result.get("k", 10)
+    metrics = [("accuracy", "accuracy"), ("accuracy_ci95", "accuracy 95% CI"), ("auc", "AUC"), ("log_loss", "log-loss (nats)"),
+               ("ece", "calibration error (ECE)"), ("positive_rate", "predicted positive rate")]
+    rows = []
+    for key, name in metrics:
+        if key not in st:
+            continue
+        fmt = _ci if key == "accuracy_ci95" else _fmt
+        row = {"metric": name}
+        if te is not None:
+            row["teacher"] = fmt(te.get(key))
+        row["student"] = fmt(st.get(key))
+        if te is not None:
+            row["recovery"] = _pct(rec[key]) if key in rec else ""
+        rows.append(row)
+    ranking = result.get("ranking") or {}
+    for key, name in ((f"ndcg@{k}", f"NDCG@{k}"), (f"mrr@{k}", f"MRR@{k}")):
+        if "student" not in ranking:
+            break
+        row = {"metric": name}
+        if te is not None:
+            row["teacher"] = _fmt(ranking.get("teacher", {}).get(key))
+        row["student"] = _fmt(ranking["student"][key])
+        if te is not None:
+            row["recovery"] = _pct(rec.get(key))
+        rows.append(row)
+    return rows
+
+
+def _notes(result: dict) -> list[str]:
+    notes = [f"{result.get('n', '?')} rows; gold labels: {result.get('labels') or 'none'}."]
+    if result.get("agreement") is not None:
+        notes.append(f"Student vs teacher: same decision on {_pct(result['agreement'])} of rows; "
+                     f"Pearson r = {_fmt(result.get('pearson'))}, Spearman rho = {_fmt(result.get('spearman'))}.")
+    r = (result.get("ranking") or {}).get("student")
+    if r:
+        notes.append(f"Ranking over {r['n_queries']} queries ({r['n_skipped']} without any relevant document skipped).")
+    if result.get("recovery"):
+        notes.append("Recovery = student metric / teacher metric.")
+    return notes
+
+
+def _columns(rows: list[dict]) -> list[str]:
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c in r if c not in cols]
+    return cols
+
+
+def _md_cell(v: Any) -> str:
+    return (v if isinstance(v, str) else _fmt(v)).replace("|", "\\|").replace("\n", " ")
+
+
+def table_md(rows: list[dict]) -> str:
+    """A Markdown table of row dicts (columns: union of keys in first-seen order; numbers via the report format)."""
+    if not rows:
+        return "(none)\n"
+    cols = _columns(rows)
+    out = ["| " + " | ".join(_md_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(_md_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def table_html(rows: list[dict]) -> str:
+    """An HTML ``<table>`` of row dicts, same columns and formatting as :func:`table_md`."""
+    if not rows:
+        return "<p>(none)</p>"
+    cols = _columns(rows)
+    cell = lambda v: html.escape(v if isinstance(v, str) else _fmt(v))  # noqa: E731
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# --- plots --------------------------------------------------------------------
+
+PLOT_CAPTIONS = {
+    "scatter.png": "Student vs teacher logits (each dot a row; colour = gold class).",
+    "reliability.png": "Reliability: mean predicted probability vs observed fraction positive per probability bin.",
+    "histogram.png": "Logit distributions by gold class.",
+}
+
+
+def _as_array(name: str, v: np.ndarray | None, n: int | None) -> np.ndarray | None:
+    if v is None:
+        return None
+    a = np.asarray(v, dtype=np.float64).reshape(-1)
+    if n is not None and a.size != n:
+        raise ValueError(f"write_report: {name} has {a.size} values, expected {n}")
+    return a
+
+
+def render_plots(student: np.ndarray | None, teacher: np.ndarray | None, labels: np.ndarray | None) -> dict[str, bytes]:
+    """PNG bytes by file name: ``scatter.png`` (student and teacher given), ``reliability.png`` (labels and a model),
+    ``histogram.png`` (any model).  Arrays are ``[N]``; rows with a non-finite logit are left out of the plots."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,76 +207,77 @@ def _plots(student: np.ndarray | None, teacher: np.ndarray | None, labels: np.nd
 
     figures: dict[str, bytes] = {}
 
-    def save(name: str, fig) -> None:
+    def save(name: str, fig: Any) -> None:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
         plt.close(fig)
         figures[name] = buf.getvalue()
 
+    models = [(name, z) for name, z in (("teacher", teacher), ("student", student)) if z is not None]
+    finite = np.ones(models[0][1].size if models else 0, dtype=bool)
+    for _, z in models:
+        finite &= np.isfinite(z)
+    pos = None if labels is None else positives(labels)
     if student is not None and teacher is not None:
-        fig, ax = plt.subplots(figsize=(4.5, 4))
-        c = None if labels is None else np.where(labels >= 0.5 * max(1.0, labels.max()), "tab:green", "tab:red")
-        ax.scatter(teacher, student, s=4, alpha=0.5, c=c)
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.axvline(0, color="grey", lw=0.5)
+        idx = np.flatnonzero(finite)
+        if idx.size > SCATTER_MAX_POINTS:
+            idx = np.sort(np.random.default_rng(0).choice(idx, SCATTER_MAX_POINTS, replace=False))
+        fig, ax = plt.subplots(figsize=(4.8, 4.2))
+        if pos is None:
+            ax.scatter(teacher[idx], student[idx], s=4, alpha=0.4, color="tab:blue", lw=0)
+        else:
+            for cls, colour, lab in ((False, "tab:red", "gold negative"), (True, "tab:green", "gold positive")):
+                j = idx[pos[idx] == cls]
+                ax.scatter(teacher[j], student[j], s=4, alpha=0.4, color=colour, lw=0, label=lab)
+            ax.legend(loc="upper left", markerscale=3, fontsize=8)
+        ax.axhline(0, color="grey", lw=0.6)
+        ax.axvline(0, color="grey", lw=0.6)
         ax.set_xlabel("teacher logit")
         ax.set_ylabel("student logit")
-        ax.set_title("student vs teacher (green = positive)")
+        ax.set_title("student vs teacher")
         save("scatter.png", fig)
-    if labels is not None:
-        fig, ax = plt.subplots(figsize=(4.5, 4))
-        pos = labels >= 0.5 * max(1.0, labels.max())
-        for name, z in (("student", student), ("teacher", teacher)):
-            if z is None:
-                continue
-            p = 1 / (1 + np.exp(-z))
-            bins = np.minimum((p * 10).astype(int), 9)
-            xs = [p[bins == b].mean() for b in range(10) if (bins == b).any()]
-            ys = [pos[bins == b].mean() for b in range(10) if (bins == b).any()]
-            ax.plot(xs, ys, marker="o", label=name)
-        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
-        ax.set_xlabel("predicted probability")
-        ax.set_ylabel("fraction positive")
-        ax.set_title("reliability")
-        ax.legend()
+    if pos is not None and models:
+        fig, ax = plt.subplots(figsize=(4.8, 4.2))
+        for name, z in models:
+            t = calibration_bins(z[finite], labels[finite])
+            used = t["count"] > 0
+            ece = expected_calibration_error(z[finite], labels[finite])
+            ax.plot(t["mean_prob"][used], t["frac_pos"][used], marker="o", label=f"{name} (ECE {ece:.3f})")
+        ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8, label="perfect")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("predicted probability sigmoid(logit)")
+        ax.set_ylabel("fraction gold positive")
+        ax.set_title("reliability (10 bins)")
+        ax.legend(fontsize=8)
         save("reliability.png", fig)
-        if student is not None:
-            fig, ax = plt.subplots(figsize=(4.5, 4))
-            ax.hist(student[pos], bins=40, alpha=0.6, label="gold positive")
-            ax.hist(student[~pos], bins=40, alpha=0.6, label="gold negative")
-            ax.set_xlabel("student logit")
-            ax.legend()
-            ax.set_title("student scores by gold class")
-            save("histogram.png", fig)
+    if models:
+        fig, axes = plt.subplots(1, len(models), figsize=(4.8 * len(models), 3.8), squeeze=False)
+        for i, (ax, (name, z)) in enumerate(zip(axes[0], models)):
+            zf = z[finite]
+            bins = np.histogram_bin_edges(zf, bins=40) if zf.size else 10
+            if pos is None:
+                ax.hist(zf, bins=bins, alpha=0.7, color="tab:blue", label="all rows")
+            else:
+                ax.hist(zf[pos[finite]], bins=bins, alpha=0.55, color="tab:green", label="gold positive")
+                ax.hist(zf[~pos[finite]], bins=bins, alpha=0.55, color="tab:red", label="gold negative")
+            ax.axvline(0, color="grey", lw=0.6)
+            ax.set_xlabel(f"{name} logit")
+            if i == 0:
+                ax.set_ylabel("rows")
+            ax.set_title(f"{name} scores")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        save("histogram.png", fig)
     return figures
 
 
-def _fmt(v: object) -> str:
-    """Numbers for tables: counts and rates >= 100 without decimals, others to 4 significant decimals."""
-    if isinstance(v, bool) or not isinstance(v, float):
-        return str(v)
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    return f"{v:.4g}" if abs(v) >= 1 else f"{v:.4f}"
+# --- report -------------------------------------------------------------------
 
-
-def _table_md(rows: list[dict]) -> str:
-    if not rows:
-        return "(none)\n"
-    cols = list(rows[0])
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def _table_html(rows: list[dict]) -> str:
-    if not rows:
-        return "<p>(none)</p>"
-    cols = list(rows[0])
-    fmt = lambda v: html.escape(_fmt(v))  # noqa: E731
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{fmt(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 10px;text-align:right}"
+        "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:6px;"
+        "vertical-align:top;max-width:520px}figcaption{font-size:0.85em;color:#555}img{max-width:100%}")
 
 
 def write_report(
@@ -103,32 +290,55 @@ def write_report(
     labels: np.ndarray | None = None,
     extra_tables: dict[str, list[dict]] | None = None,
 ) -> dict[str, Path]:
-    """Write ``eval.json``, ``report.md`` (+ PNG plots) and a self-contained ``report.html``."""
+    """Write the report of ``result`` (from ``evaluate_scores``) into ``out_dir``.
+
+    Files: PNG plots (see :func:`render_plots`; only those the given arrays allow),
+    ``report.md`` (headline teacher / student / recovery table, notes, ``extra_tables``
+    such as a temperature sweep, plots by relative link), ``report.html`` (the same,
+    self-contained: plots as base64 ``<img>``), and last ``eval.json`` =
+    ``{"title", "result", "tables"}`` as strict JSON (``nan`` stored as ``null``).
+    ``student_logits``, ``teacher_logits``, ``labels`` are ``[N]`` arrays of equal length.
+
+    Returns ``{"json", "markdown", "html", <plot file name>...}`` -> path.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     extra_tables = extra_tables or {}
-    figures = _plots(student_logits, teacher_logits, labels)
+    n = None
+    for name, v in (("student_logits", student_logits), ("teacher_logits", teacher_logits), ("labels", labels)):
+        if v is not None:
+            n = np.size(v) if n is None else n
+    student, teacher, y = (_as_array("student_logits", student_logits, n), _as_array("teacher_logits", teacher_logits, n),
+                           _as_array("labels", labels, n))
+    figures = render_plots(student, teacher, y)
+
+    out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for name, data in figures.items():
         with atomic_path(out / name) as tmp:
             tmp.write_bytes(data)
         paths[name] = out / name
-    summary = format_summary(result)
-    md = [f"# {title}\n", "```", summary, "```\n"]
+
+    headline, notes = headline_rows(result), _notes(result)
+    md = [f"# {title}\n", table_md(headline)]
+    md += [f"- {line}" for line in notes] + [""]
     for name, rows in extra_tables.items():
-        md += [f"## {name}\n", _table_md(rows)]
-    md += [f"![{n}]({n})\n" for n in figures]
+        md += [f"## {name}\n", table_md(rows)]
+    if figures:
+        md.append("## Plots\n")
+        md += [f"![{name}]({name})\n\n{PLOT_CAPTIONS[name]}\n" for name in figures]
     with atomic_open(out / "report.md") as fh:
         fh.write("\n".join(md))
-    imgs = "".join(f'<img alt="{n}" src="data:image/png;base64,{base64.b64encode(d).decode()}">' for n, d in figures.items())
-    tables = "".join(f"<h2>{html.escape(n)}</h2>{_table_html(r)}" for n, r in extra_tables.items())
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
-            "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}pre{background:#f4f4f4;padding:1em}"
-            f"img{{margin:4px}}</style></head><body><h1>{html.escape(title)}</h1><pre>{html.escape(summary)}</pre>"
-            f"{tables}<h2>Plots</h2>{imgs}</body></html>")
+
+    imgs = "".join(f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
+                   f"<figcaption>{html.escape(PLOT_CAPTIONS[name])}</figcaption></figure>" for name, data in figures.items())
+    tables = "".join(f"<h2>{html.escape(name)}</h2>{table_html(rows)}" for name, rows in extra_tables.items())
+    page = (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_CSS}</style></head>"
+            f"<body><h1>{html.escape(title)}</h1>{table_html(headline)}"
+            f"<ul>{''.join(f'<li>{html.escape(line)}</li>' for line in notes)}</ul>{tables}"
+            + (f"<h2>Plots</h2>{imgs}" if figures else "") + "</body></html>\n")
     with atomic_open(out / "report.html") as fh:
         fh.write(page)
-    write_json(out / "eval.json", {"title": title, "result": result, "tables": extra_tables})
+
+    write_json(out / "eval.json", json_clean({"title": title, "result": result, "tables": extra_tables}))
     paths.update({"json": out / "eval.json", "markdown": out / "report.md", "html": out / "report.html"})
     return paths
