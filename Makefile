@@ -36,6 +36,10 @@ demo: install
 test: install compat
 	DISTILRANK_COMPAT_PYTHONS=$(COMPAT_PYTHONS) $(BIN)/python -m pytest -q tests
 
+# a real single-node OpenSearch + ML Commons (downloaded from Maven Central, cached), started and stopped around the tests
+test-integration: install
+	integration/cluster/ci
+
 bench: install
 	$(BIN)/python bench/student_throughput.py
 	$(BIN)/python bench/onnx_latency.py
