@@ -7,6 +7,20 @@ from pathlib import Path
 from distill.atomic import atomic_open, write_json
 
 
+def _metric_text(value: object) -> str:
+    """``{"accuracy": 0.84751, "accuracy_ci95": [..]}`` -> ``accuracy 0.8475, accuracy_ci95 [0.8234, 0.8704]``."""
+    def one(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:.4f}"
+        if isinstance(v, list):
+            return "[" + ", ".join(one(x) for x in v) + "]"
+        return str(v)
+
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {one(v)}" for k, v in value.items())
+    return one(value)
+
+
 def write_model_card(card: dict, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``model-card.json`` and a readable ``model-card.md``."""
     out = Path(out_dir)
@@ -40,7 +54,7 @@ def write_model_card(card: dict, out_dir: str | Path) -> tuple[Path, Path]:
         "",
         "## Quality",
         "",
-        *([f"* {k}: {v}" for k, v in card["metrics"].items()] if card.get("metrics") else ["* (no metrics given at export)"]),
+        *([f"* {k}: {_metric_text(v)}" for k, v in card["metrics"].items()] if card.get("metrics") else ["* (no metrics given at export)"]),
         "",
         "## Parity and latency (measured at export)",
         "",
