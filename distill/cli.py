@@ -149,7 +149,9 @@ def cmd_student_train(args: argparse.Namespace) -> None:
 
     pairs = _read(args, args.data, require_labels=args.gold)
     if args.gold:
-        targets = (pairs.labels >= 0.5 * max(1.0, float(pairs.labels.max()))).astype(np.float32)
+        from distill.evaluation.metrics import positives
+
+        targets = positives(pairs.labels).astype(np.float32)
     else:
         if not args.scores:
             raise DistilRankError("student train: give --scores DIR [DIR ...] (teacher logits) or --gold")

@@ -29,6 +29,7 @@ from distill.config import DataSource, RunConfig, StudentSection, resolve_base_m
 from distill.data.pairs import Pairs
 from distill.data.readers import read_amazon_reviews, read_pairs
 from distill.evaluation.evaluate import evaluate_scores, format_summary
+from distill.evaluation.metrics import positives
 from distill.evaluation.report import write_report
 from distill.student.model import StudentConfig
 from distill.student.store import load_student
@@ -188,7 +189,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Callable[
     for name, v in variants.items():
         sdir = out / "students" / name.replace("=", "-")
         if v["data"] == "train":
-            pairs, targets = train_all, (train_all.labels >= 0.5 * max(1.0, float(train_all.labels.max()))).astype(np.float32)
+            pairs, targets = train_all, positives(train_all.labels).astype(np.float32)
         else:
             pairs, targets = transfer, soft_targets(combined("transfer", v["combine"]), v["temperature"])
         mc = StudentConfig(**{**model_cfg.to_dict(), "interactions": v["interactions"]})
@@ -219,11 +220,13 @@ def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Callable[
              f"teacher_{names[0]}_ms_per_100_pairs": _latency_per_100(first_teacher.score, dev)}
     speed["teacher_over_student"] = speed[f"teacher_{names[0]}_ms_per_100_pairs"] / speed["student_ms_per_100_pairs"]
     result = evaluate_scores(dev, dev_scores["main"], dev_teacher)
-    teacher_rows = [{"teacher": n, "dev_accuracy": evaluate_scores(dev, logits["dev"][n])["student"]["accuracy"],
-                     "dev_auc": evaluate_scores(dev, logits["dev"][n])["student"]["auc"]} for n in names]
-    teacher_rows += [{"teacher": f"combined ({how})", "dev_accuracy": evaluate_scores(dev, combined("dev", how))["student"]["accuracy"],
-                      "dev_auc": evaluate_scores(dev, combined("dev", how))["student"]["auc"]}
-                     for how in (["mean", "stack"] if stacker is not None else ["mean"]) if len(names) > 1]
+    signals = {n: logits["dev"][n] for n in names}
+    if len(names) > 1:
+        signals.update({f"combined ({how})": combined("dev", how) for how in (["mean", "stack"] if stacker is not None else ["mean"])})
+    teacher_rows = []
+    for label, z in signals.items():
+        gold = evaluate_scores(dev, z)["student"]
+        teacher_rows.append({"teacher": label, "dev_accuracy": gold["accuracy"], "dev_auc": gold["auc"]})
     paths = write_report(result, out / "report", title=f"distilrank run: {Path(cfg.source).name}", student_logits=dev_scores["main"],
                          teacher_logits=dev_teacher, labels=dev.labels,
                          extra_tables={"Students (SST-2-style dev)": rows, "Teachers": teacher_rows,

@@ -10,7 +10,6 @@ call, and write the model card.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,7 +21,7 @@ from distill.student.store import load_student
 from plugin.export.model_card import write_model_card
 from plugin.export.model_zip import build_model_zip
 from plugin.export.onnx_graph import describe_interface, export_onnx
-from plugin.export.parity import ParityReport, check_parity, onnx_session, score_like_ml_commons
+from plugin.export.parity import ParityReport, check_parity, ms_per_pair_single_calls, onnx_session
 from plugin.export.serving_tokenizer import write_serving_tokenizer
 
 
@@ -53,19 +52,9 @@ class ExportResult:
 def _latency(model_path: Path, tokenizer_path: Path, pairs: Pairs) -> dict:
     from tokenizers import Tokenizer
 
-    session, tok = onnx_session(model_path, threads=1), Tokenizer.from_file(str(tokenizer_path))
-    sample = pairs.select(range(min(100, len(pairs))))
-    score_like_ml_commons(session, tok, sample)  # warm-up
-    best = min(_timed(lambda: score_like_ml_commons(session, tok, sample)) for _ in range(5))
-    per_pair = 1000 * best / len(sample)
+    per_pair = ms_per_pair_single_calls(onnx_session(model_path, threads=1), Tokenizer.from_file(str(tokenizer_path)), pairs, n=100)
     return {"onnx_ms_per_pair_single_call": per_pair, "onnx_ms_per_100_single_calls": 100 * per_pair, "threads": 1,
             "includes_tokenization": True}
-
-
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def export_student(

@@ -10,7 +10,6 @@ accuracy is at most ``max_loss_points`` percentage points below the fp32 graph
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from distill.data.pairs import Pairs
 from distill.errors import DistilRankError
 from distill.evaluation.metrics import accuracy
 from plugin.export.onnx_graph import describe_interface, interface_problems
-from plugin.export.parity import onnx_session, score_like_ml_commons
+from plugin.export.parity import ms_per_pair_single_calls, onnx_session, score_like_ml_commons
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
@@ -37,17 +36,6 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
     return Path(out_path)
 
 
-def _ms_per_pair(session, tok: Tokenizer, pairs: Pairs, repeats: int = 5) -> float:
-    sample = pairs.select(range(min(200, len(pairs))))
-    score_like_ml_commons(session, tok, sample)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        score_like_ml_commons(session, tok, sample)
-        best = min(best, time.perf_counter() - t0)
-    return 1000 * best / len(sample)
-
-
 def quantization_decision(fp32_path: str | Path, int8_path: str | Path, tokenizer_path: str | Path, labeled: Pairs,
                           *, max_loss_points: float = 0.2) -> dict:
     """Accuracy (percent) and one-pair-per-call latency of both graphs on ``labeled``; ``kept`` says which wins."""
@@ -57,7 +45,8 @@ def quantization_decision(fp32_path: str | Path, int8_path: str | Path, tokenize
     fp32, int8 = onnx_session(fp32_path), onnx_session(int8_path)
     z32, z8 = score_like_ml_commons(fp32, tok, labeled), score_like_ml_commons(int8, tok, labeled)
     acc32, acc8 = 100 * accuracy(z32, labeled.labels), 100 * accuracy(z8, labeled.labels)
-    ms32, ms8 = _ms_per_pair(fp32, tok, labeled), _ms_per_pair(int8, tok, labeled)
+    ms32 = ms_per_pair_single_calls(fp32, tok, labeled, n=200)
+    ms8 = ms_per_pair_single_calls(int8, tok, labeled, n=200)
     loss = acc32 - acc8
     return {"fp32_accuracy": acc32, "int8_accuracy": acc8, "loss_points": loss, "max_loss_points": max_loss_points,
             "fp32_ms_per_pair": ms32, "int8_ms_per_pair": ms8, "speedup": ms32 / ms8,
