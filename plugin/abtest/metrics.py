@@ -1,0 +1,180 @@
+"""Per-query ranking metrics of a *returned ranked list* against graded judgments.
+
+Input of every function: ``ranked``, the doc ids a search engine returned, best
+first (only the first ``k`` count), and ``judged``, that query's judgments
+``{doc_id: grade}`` (grades ``>= 0``, any scale).
+
+Conventions:
+
+* A returned doc without a judgment counts as non-relevant (grade 0);
+  :func:`query_metrics` reports how many of the top ``k`` were unjudged.
+* A doc id returned more than once is credited at its first position only
+  (later copies have gain 0 and are not relevant), so duplicates never add.
+* *Relevant* means ``grade >= threshold`` (``threshold > 0``; default 1.0: on ESCI's raw
+  100/10/1/0 scale that counts Complement and better; pass the cut you mean).
+* Gain ``"exponential"`` is ``2^g - 1`` (the convention of
+  :mod:`distill.evaluation.metrics`); ``"linear"`` is ``g``.  Discount is
+  ``1 / log2(rank + 1)`` for 1-based ranks.
+* NDCG@k = DCG@k / IDCG@k where the ideal DCG sorts *all* judged docs of the
+  query (returned or not) by grade, so a list missing a highly graded doc loses.
+* MRR@k = 1 / rank of the first relevant doc within the top ``k``, else 0.
+* Precision@k = relevant docs in the top ``k`` / ``k`` (a list shorter than
+  ``k`` is not excused: missing slots count as non-relevant).
+* Recall@k = relevant docs in the top ``k`` / all relevant judged docs.
+
+Undefined values are ``None`` with a reason, never dropped: every metric is
+``None`` for a query with no judgments (:data:`NO_JUDGMENTS`); NDCG is ``None``
+when no judged doc has a positive gain and Recall when no judged doc is
+relevant (:data:`NO_RELEVANT`).  MRR and Precision are 0 in that case.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from distill.errors import DistilRankError
+
+METRICS = ("ndcg", "mrr", "precision", "recall")
+GAINS = ("exponential", "linear")
+NO_JUDGMENTS = "query has no judgments"
+NO_RELEVANT = "query has no relevant judged document"
+NO_GAIN = "query has no judged document with positive gain"
+
+
+def metric_name(metric: str, k: int) -> str:
+    """``"ndcg"``, 10 -> ``"ndcg@10"``."""
+    return f"{metric}@{k}"
+
+
+def _check(k: int, gain: str = "exponential") -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise DistilRankError(f"k must be an integer >= 1, got {k!r}")
+    if gain not in GAINS:
+        raise DistilRankError(f"gain must be one of {GAINS}, got {gain!r}")
+
+
+def gain_of(grade: float, gain: str = "exponential") -> float:
+    """``2^grade - 1`` (exponential) or ``grade`` (linear)."""
+    return 2.0 ** grade - 1.0 if gain == "exponential" else float(grade)
+
+
+def _top_grades(ranked: Sequence[str], judged: Mapping[str, float], k: int) -> list[float]:
+    """Grades of the first ``k`` returned docs (0 for unjudged and for repeats of an earlier doc)."""
+    seen: set[str] = set()
+    out = []
+    for doc in ranked[:k]:
+        out.append(0.0 if doc in seen else float(judged.get(doc, 0.0)))
+        seen.add(doc)
+    return out
+
+
+def dcg(grades_in_rank_order: Sequence[float], k: int, gain: str = "exponential") -> float:
+    """``sum_{r=1..min(k, n)} gain(g_r) / log2(r + 1)``."""
+    _check(k, gain)
+    return sum(gain_of(g, gain) / math.log2(r + 2) for r, g in enumerate(list(grades_in_rank_order)[:k]))
+
+
+def ndcg_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, gain: str = "exponential") -> float | None:
+    """NDCG@k in [0, 1] of ``ranked``; ``None`` without judgments or without any positive-gain judged doc."""
+    _check(k, gain)
+    ideal = dcg(sorted(judged.values(), reverse=True), k, gain)
+    if not judged or ideal <= 0.0:
+        return None
+    return dcg(_top_grades(ranked, judged, k), k, gain) / ideal
+
+
+def mrr_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, threshold: float = 1.0) -> float | None:
+    """Reciprocal rank (1/rank) of the first doc with ``grade >= threshold`` in the top ``k``, else 0; ``None`` without judgments."""
+    _check(k)
+    if not judged:
+        return None
+    _check_threshold(threshold)
+    return next((1.0 / (r + 1) for r, g in enumerate(_top_grades(ranked, judged, k)) if g >= threshold), 0.0)
+
+
+def precision_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, threshold: float = 1.0) -> float | None:
+    """Relevant docs (``grade >= threshold``) in the top ``k`` divided by ``k``; ``None`` without judgments."""
+    _check(k)
+    _check_threshold(threshold)
+    if not judged:
+        return None
+    return _n_relevant_top(ranked, judged, k, threshold) / k
+
+
+def recall_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, threshold: float = 1.0) -> float | None:
+    """Relevant docs in the top ``k`` / relevant judged docs; ``None`` without judgments or relevant docs."""
+    _check(k)
+    _check_threshold(threshold)
+    total = sum(1 for g in judged.values() if _relevant(g, threshold))
+    if total == 0:
+        return None
+    return _n_relevant_top(ranked, judged, k, threshold) / total
+
+
+def _relevant(grade: float, threshold: float) -> bool:
+    return grade >= threshold
+
+
+def _check_threshold(threshold: float) -> None:
+    if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
+        raise DistilRankError(f"relevance threshold must be a finite number > 0, got {threshold!r}")
+
+
+def _n_relevant_top(ranked: Sequence[str], judged: Mapping[str, float], k: int, threshold: float) -> int:
+    seen: set[str] = set()
+    n = 0
+    for doc in ranked[:k]:
+        if doc not in seen and doc in judged and _relevant(judged[doc], threshold):
+            n += 1
+        seen.add(doc)
+    return n
+
+
+@dataclass(frozen=True)
+class QueryMetrics:
+    """Metrics of one query for one arm.
+
+    ``values``: ``{"ndcg@10": float | None, ...}`` in the order asked; ``reasons``: for each
+    ``None`` value, why it is undefined.  ``n_returned``: docs returned (before the cut at ``k``);
+    ``n_unjudged_at_k``: distinct returned docs in the top ``k`` without a judgment;
+    ``n_judged`` / ``n_relevant``: the query's judged / relevant docs.
+    """
+
+    values: dict[str, float | None]
+    reasons: dict[str, str] = field(default_factory=dict)
+    n_returned: int = 0
+    n_unjudged_at_k: int = 0
+    n_judged: int = 0
+    n_relevant: int = 0
+
+
+def query_metrics(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, *,
+                  metrics: Sequence[str] = METRICS, gain: str = "exponential", threshold: float = 1.0) -> QueryMetrics:
+    """Every metric of ``metrics`` (names from :data:`METRICS`) at ``k`` for one returned list, with reasons for ``None``."""
+    _check(k, gain)
+    _check_threshold(threshold)
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise DistilRankError(f"unknown metric(s) {unknown} (known: {', '.join(METRICS)})")
+    ranked = [str(d) for d in ranked]
+    values: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
+    n_relevant = sum(1 for g in judged.values() if _relevant(g, threshold))
+    for m in metrics:
+        name = metric_name(m, k)
+        if m == "ndcg":
+            v = ndcg_at_k(ranked, judged, k, gain)
+        elif m == "mrr":
+            v = mrr_at_k(ranked, judged, k, threshold)
+        elif m == "precision":
+            v = precision_at_k(ranked, judged, k, threshold)
+        else:
+            v = recall_at_k(ranked, judged, k, threshold)
+        values[name] = v
+        if v is None:
+            reasons[name] = NO_JUDGMENTS if not judged else (NO_GAIN if m == "ndcg" else NO_RELEVANT)
+    top = list(dict.fromkeys(ranked[:k]))
+    return QueryMetrics(values, reasons, n_returned=len(ranked), n_unjudged_at_k=sum(1 for d in top if d not in judged),
+                        n_judged=len(judged), n_relevant=n_relevant)

@@ -1,0 +1,149 @@
+"""Deploy a registered model, wait for its task with a bounded wait, and prove it scores like the zip.
+
+:func:`deploy_model` is idempotent (a DEPLOYED model is left as it is) and reports the per-node errors of a
+failed deploy task verbatim. :func:`smoke_test` sends sample pairs to ``_predict`` and compares them with the
+same zip scored locally in ONNX Runtime (:mod:`plugin.local_scoring`); on a mismatch beyond ``tolerance`` the
+model is undeployed and :class:`SmokeTestError` is raised, so a broken model never reaches a search.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from plugin import ml_api
+from plugin.transport import ClusterError, Transport
+
+
+class SmokeTestError(ClusterError):
+    """The deployed model's scores differ from the zip's local scores."""
+
+
+@dataclass
+class Deployment:
+    model_id: str
+    state: str
+    already_deployed: bool
+    task_id: str | None = None
+    nodes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class SmokeResult:
+    n_pairs: int
+    max_abs_diff: float
+    tolerance: float
+    passed: bool
+    worst: list[dict] = field(default_factory=list)
+
+
+def _node_errors(task: dict) -> str:
+    err = task.get("error")
+    if not err:
+        return json.dumps(task)[:2000]
+    try:
+        per_node = json.loads(err) if isinstance(err, str) else err
+    except json.JSONDecodeError:
+        return str(err)
+    if isinstance(per_node, dict):
+        return "; ".join(f"node {node}: {msg}" for node, msg in per_node.items())
+    return str(per_node)
+
+
+def wait_task(t: Transport, task_id: str, timeout: float, poll: float = 0.5) -> dict:
+    """Poll an ML task until it ends; raise :class:`ClusterError` with its per-node errors unless COMPLETED."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task = ml_api.get_task(t, task_id)
+        state = task.get("state")
+        if state in ml_api.TERMINAL_TASK_STATES:
+            if state != "COMPLETED":
+                raise ClusterError(f"ML task {task_id} ({task.get('task_type', 'task')}) ended {state}: {_node_errors(task)}",
+                                   reason=task, fix=_deploy_fix(task))
+            return task
+        if time.monotonic() > deadline:
+            raise ClusterError(f"ML task {task_id} still {state} after {timeout:g} s", reason=task,
+                               fix="raise --wait; a first deploy on a busy node can take minutes")
+        time.sleep(poll)
+
+
+def _deploy_fix(task: dict) -> str | None:
+    text = json.dumps(task).lower()
+    if "memory" in text and ("breaker" in text or "circuit" in text or "threshold" in text):
+        return "an ML memory breaker is open: see 'distilrank plugin preflight' (native/jvm memory thresholds)"
+    if "hash" in text or "content changed" in text:
+        return "the uploaded bytes do not match model_content_hash_value: register the zip again (distilrank plugin register)"
+    if "input" in text and "mismatch" in text:
+        return "the ONNX inputs are not input_ids/attention_mask/token_type_ids: re-export with distilrank export"
+    if "eligible" in text or "no ml node" in text:
+        return "no node can run models: add a node with the ml role or set plugins.ml_commons.only_run_on_ml_node=false"
+    return None
+
+
+def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, log: Callable[[str], None] = lambda m: None) -> Deployment:
+    """Deploy ``model_id`` on every eligible node and wait (at most ``wait`` s) until it is DEPLOYED."""
+    t0 = time.monotonic()
+    model = ml_api.get_model(t, model_id)
+    if model is None:
+        raise ClusterError(f"model {model_id} does not exist", status=404, fix="list the models with 'distilrank plugin list'")
+    if model.get("model_state") == "DEPLOYED":
+        return Deployment(model_id, "DEPLOYED", True, nodes=model.get("planning_worker_nodes", []))
+    resp = ml_api.deploy(t, model_id)
+    task_id = resp.get("task_id")
+    if task_id and resp.get("status") != "COMPLETED":
+        log(f"deploying {model_id} (task {task_id}) ...")
+        wait_task(t, task_id, wait)
+    model = ml_api.get_model(t, model_id) or {}
+    state = model.get("model_state", "DEPLOYED" if t.dry_run else "?")
+    if state not in ("DEPLOYED",) and not t.dry_run:
+        raise ClusterError(f"model {model_id} is {state} after its deploy task completed: {json.dumps(model)[:1500]}")
+    return Deployment(model_id, state, False, task_id, model.get("planning_worker_nodes", []), time.monotonic() - t0)
+
+
+def default_smoke_pairs(n: int = 24) -> list[tuple[str, list[str]]]:
+    """Sample (query, [docs]) groups: Icecat (query, title) pairs and edge cases from the bundled parity sample."""
+    rows = []
+    with resources.as_file(resources.files("plugin.export") / "parity_sample.jsonl") as path:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            rows.append(json.loads(line))
+    icecat = [r for r in rows if r.get("source", "").startswith("icecat")][: n - 4]
+    edge = [r for r in rows if r.get("source", "").startswith("edge")][:4]
+    groups: dict[str, list[str]] = {}
+    for r in icecat + edge:
+        groups.setdefault(r.get("query", ""), []).append(r["text"])
+    return list(groups.items())
+
+
+def smoke_test(t: Transport, model_id: str, zip_path: str | Path, *, groups: list[tuple[str, list[str]]] | None = None,
+               tolerance: float = 1e-4, undeploy_on_failure: bool = True) -> SmokeResult:
+    """``_predict`` on sample pairs vs local ONNX Runtime on ``zip_path``; undeploy and raise on mismatch."""
+    from plugin.local_scoring import LocalScorer
+
+    groups = groups or default_smoke_pairs()
+    scorer = LocalScorer(zip_path)
+    worst: list[dict] = []
+    max_diff, n = 0.0, 0
+    for query, docs in groups:
+        remote = ml_api.predict_similarity(t, model_id, query, docs)
+        local = scorer.score(query, docs)
+        for doc, r, l in zip(docs, remote, local, strict=True):
+            d = abs(r - float(l))
+            n += 1
+            max_diff = max(max_diff, d)
+            worst.append({"query": query, "doc": doc[:100], "node": r, "local": float(l), "abs_diff": d})
+    worst = sorted(worst, key=lambda w: -w["abs_diff"])[:5]
+    result = SmokeResult(n, max_diff, tolerance, max_diff <= tolerance, worst)
+    if not result.passed:
+        if undeploy_on_failure:
+            ml_api.undeploy(t, model_id)
+        raise SmokeTestError(
+            f"model {model_id} scores differ from {Path(zip_path).name} scored locally: max |node - local| = "
+            f"{max_diff:.3g} > {tolerance:g} over {n} pairs" + (" (model undeployed)" if undeploy_on_failure else "")
+            + f"; worst: {json.dumps(worst[:2], ensure_ascii=False)}",
+            fix="the node runs a different zip or tokenizer than the one given: check the sha256 with 'distilrank plugin list'")
+    return result
