@@ -72,9 +72,9 @@ def _description(pkg: ModelPackage) -> str:
 def register_meta_body(pkg: ModelPackage, group_id: str, name: str, chunk_size: int) -> dict:
     """The ``_register_meta`` request for a TEXT_SIMILARITY ONNX cross-encoder.
 
-    ML Commons parses ``model_config`` as a text-embedding config even for TEXT_SIMILARITY and requires
-    ``embedding_dimension``; a cross-encoder has one output score, so it is 1 (not a placeholder: the size of
-    the output per pair).
+    ML Commons requires a ``model_config`` (``model_type``, ``framework_type``); no ``embedding_dimension``
+    is sent (a cross-encoder has none, and ML Commons 3.x does not need one for TEXT_SIMILARITY).
+    ``all_config`` carries the zip's hash, ONNX member and truncation length for later inspection.
     """
     return {
         "name": name,
@@ -86,7 +86,7 @@ def register_meta_body(pkg: ModelPackage, group_id: str, name: str, chunk_size: 
         "model_content_hash_value": pkg.sha256,
         "model_content_size_in_bytes": pkg.size,
         "total_chunks": pkg.n_chunks(chunk_size),
-        "model_config": {"model_type": "bert", "embedding_dimension": 1, "framework_type": "huggingface_transformers",
+        "model_config": {"model_type": "bert", "framework_type": "huggingface_transformers",
                          "all_config": json.dumps({"distilrank": {"sha256": pkg.sha256, "onnx": pkg.onnx_member,
                                                                   "max_length": pkg.tokenizer_max_length}})},
     }

@@ -1,0 +1,114 @@
+"""Stable names (``staging``, ``prod``, ...) that point to a model version through their search pipelines.
+
+An alias ``A`` owns the search pipeline ``distilrank-A`` (or a name given at the first promote). Searches use the
+pipeline; :func:`promote` points it at another deployed model in one ``PUT``, :func:`rollback` points it back at
+the previous one. The history lives in :mod:`plugin.registry_store`. :func:`safe_to_remove` says whether a model
+can be undeployed or deleted without breaking a pipeline or a rollback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from distill.errors import DistilRankError
+from plugin import ml_api, registry_store
+from plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
+from plugin.transport import Transport
+
+
+def pipeline_name(alias: str) -> str:
+    return f"distilrank-{alias}"
+
+
+@dataclass
+class AliasChange:
+    alias: str
+    pipeline: str
+    model_id: str
+    previous_model_id: str | None
+    spec: dict
+    history: list[dict] = field(default_factory=list)
+
+
+def _require_deployed(t: Transport, model_id: str, what: str) -> dict:
+    model = ml_api.get_model(t, model_id)
+    if model is None:
+        raise DistilRankError(f"{what}: model {model_id} does not exist (see 'distilrank plugin list')")
+    state = model.get("model_state")
+    if state != "DEPLOYED" and not t.dry_run:
+        raise DistilRankError(f"{what}: model {model_id} is {state}, not DEPLOYED; run 'distilrank plugin deploy --model-id {model_id}' first")
+    return model
+
+
+def promote(t: Transport, alias: str, model_id: str, *, document_fields: list[str] | None = None, depth: int | None = None,
+            size: int | None = None, index: str | None = None, pipeline: str | None = None) -> AliasChange:
+    """Point ``alias`` at ``model_id`` (which must be DEPLOYED). Unset parameters keep the alias's current ones
+    (fields default ``["title"]``, depth 100, size 10 on a new alias). ``index`` checks the fields exist there."""
+    _require_deployed(t, model_id, f"promote {alias}")
+    record = registry_store.get_alias(t, alias) or {}
+    name = pipeline or record.get("pipeline") or pipeline_name(alias)
+    current = read_pipeline_spec(ml_api.get_search_pipeline(t, name))
+    base = current or RerankSpec(model_id=model_id)
+    spec = RerankSpec(model_id=model_id, document_fields=list(document_fields or base.document_fields),
+                      depth=depth or base.depth, size=size or base.size, alias=alias)
+    put_rerank_pipeline(t, name, spec, index=index)
+    history = list(record.get("history", []))
+    previous = current.model_id if current else None
+    if current and current.model_id != model_id:
+        history.append({"model_id": current.model_id, "spec": asdict(current), "at": registry_store.now()})
+    registry_store.save_alias(t, {"alias": alias, "pipeline": name, "model_id": model_id, "params": asdict(spec),
+                                  "history": history, "updated_at": registry_store.now()})
+    return AliasChange(alias, name, model_id, previous, asdict(spec), history)
+
+
+def rollback(t: Transport, alias: str) -> AliasChange:
+    """Point ``alias`` back at the model it pointed to before the last promote (which must still be DEPLOYED)."""
+    record = registry_store.get_alias(t, alias)
+    if not record:
+        raise DistilRankError(f"alias {alias!r} does not exist (promote a model to it first)")
+    history = list(record.get("history", []))
+    if not history:
+        raise DistilRankError(f"alias {alias!r} has no earlier model to roll back to (it points at {record['model_id']})")
+    target = history.pop()
+    _require_deployed(t, target["model_id"], f"rollback {alias}")
+    spec = RerankSpec(**{**target["spec"], "alias": alias})
+    put_rerank_pipeline(t, record["pipeline"], spec)
+    registry_store.save_alias(t, {"alias": alias, "pipeline": record["pipeline"], "model_id": spec.model_id,
+                                  "params": asdict(spec), "history": history, "updated_at": registry_store.now(),
+                                  "rolled_back_from": record["model_id"]})
+    return AliasChange(alias, record["pipeline"], spec.model_id, record["model_id"], asdict(spec), history)
+
+
+def aliases(t: Transport) -> list[dict]:
+    """Every alias with its pipeline, current model (as the pipeline says) and history."""
+    out = []
+    for rec in registry_store.all_aliases(t):
+        live = read_pipeline_spec(ml_api.get_search_pipeline(t, rec["pipeline"]))
+        out.append({**rec, "live_model_id": live.model_id if live else None,
+                    "in_sync": bool(live and live.model_id == rec["model_id"])})
+    return sorted(out, key=lambda r: r["alias"])
+
+
+def references(t: Transport, model_id: str) -> dict[str, list[str]]:
+    """Where ``model_id`` is used: search pipelines calling it, aliases pointing at it, aliases that could roll back to it."""
+    current = [a["alias"] for a in registry_store.all_aliases(t) if a.get("model_id") == model_id]
+    rollback_targets = [a["alias"] for a in registry_store.all_aliases(t)
+                        if any(h.get("model_id") == model_id for h in a.get("history", []))]
+    return {"pipelines": ml_api.pipelines_using(t, model_id), "aliases": current, "rollback_of": rollback_targets}
+
+
+def safe_to_remove(t: Transport, model_id: str, action: str, force: bool = False) -> dict[str, list[str]]:
+    """Raise unless ``model_id`` can be undeployed/deleted (``action``) without breaking searches or rollbacks."""
+    refs = references(t, model_id)
+    blocking = refs["pipelines"] + refs["aliases"] + ([] if action == "undeploy" else refs["rollback_of"])
+    if blocking and not force:
+        parts = []
+        if refs["pipelines"]:
+            parts.append(f"search pipelines {refs['pipelines']} call it")
+        if refs["aliases"]:
+            parts.append(f"aliases {refs['aliases']} point at it")
+        if action != "undeploy" and refs["rollback_of"]:
+            parts.append(f"aliases {refs['rollback_of']} would roll back to it")
+        raise DistilRankError(f"refusing to {action} {model_id}: " + "; ".join(parts)
+                              + " (promote another model first, or pass --force)")
+    return refs

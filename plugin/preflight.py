@@ -1,0 +1,143 @@
+"""Check a cluster can register, deploy and rerank with a distilrank model before touching it.
+
+Each :class:`Check` has a status (``ok``, ``warn``, ``fail``), what was found, and for anything not ``ok`` the fix.
+Only read-only requests are sent. Checks:
+
+* ``cluster``: reachable, OpenSearch version (3.x recommended; 2.12+ works for TEXT_SIMILARITY ONNX);
+* ``ml-commons``: the ``opensearch-ml`` plugin and its version on every node;
+* ``neural-search``: the ``opensearch-neural-search`` plugin (the ``rerank`` response processor);
+* ``search-pipeline-common``: the module with ``oversample`` and ``truncate_hits``;
+* ``local-file-registration``: ``plugins.ml_commons.allow_registering_model_via_local_file`` (``upload_chunk``);
+* ``ml-nodes``: with ``only_run_on_ml_node=true`` at least one node must have the ``ml`` role;
+* ``memory-breakers``: JVM heap and OS memory use vs ML Commons' ``jvm_heap_memory_threshold`` and
+  ``native_memory_threshold`` (above them every deploy/predict is refused), and tripped OpenSearch breakers;
+* ``disk``: ``disk_free_space_threshold`` vs free disk on the nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from plugin.transport import ClusterError, Transport
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str | None = None
+
+
+def _setting(settings: dict, key: str, default: str | None = None) -> str | None:
+    for section in ("transient", "persistent", "defaults"):
+        if key in settings.get(section, {}):
+            return str(settings[section][key])
+    return default
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("-")[0].split(".")[:3] if x.isdigit())
+
+
+def run_preflight(t: Transport) -> list[Check]:
+    """Run every check; an unreachable cluster or bad credentials raise :class:`ClusterError` at once."""
+    checks: list[Check] = []
+    info = t.request("GET", "/")
+    version = info["version"]["number"]
+    vt = _version_tuple(version)
+    if vt >= (3, 0):
+        checks.append(Check("cluster", "ok", f"{info.get('cluster_name')}: OpenSearch {version}"))
+    elif vt >= (2, 12):
+        checks.append(Check("cluster", "warn", f"OpenSearch {version}",
+                            "3.x is recommended; 2.12+ supports TEXT_SIMILARITY ONNX models and the rerank processor"))
+    else:
+        checks.append(Check("cluster", "fail", f"OpenSearch {version}",
+                            "upgrade to 2.12 or later (rerank with ml_opensearch and ONNX cross-encoders)"))
+
+    nodes = t.request("GET", "/_nodes/plugins")["nodes"]
+    per_node_plugins = {n["name"]: {p["name"]: p["version"] for p in n.get("plugins", [])} for n in nodes.values()}
+    per_node_modules = {n["name"]: {m["name"] for m in n.get("modules", [])} for n in nodes.values()}
+
+    def plugin_check(check: str, plugin: str, fix: str) -> None:
+        missing = [n for n, ps in per_node_plugins.items() if plugin not in ps]
+        if missing:
+            checks.append(Check(check, "fail", f"{plugin} missing on {', '.join(missing)}", fix))
+        else:
+            versions = sorted({ps[plugin] for ps in per_node_plugins.values()})
+            checks.append(Check(check, "ok", f"{plugin} {', '.join(versions)} on {len(per_node_plugins)} node(s)"))
+
+    plugin_check("ml-commons", "opensearch-ml", "install the ML Commons plugin: bin/opensearch-plugin install opensearch-ml")
+    plugin_check("neural-search", "opensearch-neural-search",
+                 "install neural-search (bin/opensearch-plugin install opensearch-neural-search); the rerank processor lives there")
+    missing_mod = [n for n, ms in per_node_modules.items()
+                   if "search-pipeline-common" not in ms and "search-pipeline-common" not in per_node_plugins[n]]
+    checks.append(Check("search-pipeline-common", "fail" if missing_mod else "ok",
+                        f"missing on {', '.join(missing_mod)}" if missing_mod else "oversample and truncate_hits available",
+                        "use a distribution that ships the search-pipeline-common module" if missing_mod else None))
+
+    settings = t.request("GET", "/_cluster/settings", params={"include_defaults": "true", "flat_settings": "true"})
+    local_file = _setting(settings, "plugins.ml_commons.allow_registering_model_via_local_file", "false")
+    checks.append(Check("local-file-registration", "ok" if local_file == "true" else "fail",
+                        f"plugins.ml_commons.allow_registering_model_via_local_file = {local_file}",
+                        None if local_file == "true" else
+                        'PUT _cluster/settings {"persistent": {"plugins.ml_commons.allow_registering_model_via_local_file": true}}'))
+
+    all_nodes = t.request("GET", "/_nodes/stats/jvm,os,fs,breaker")["nodes"]
+    only_ml = _setting(settings, "plugins.ml_commons.only_run_on_ml_node", "true") == "true"
+    ml_nodes = [n["name"] for n in all_nodes.values() if "ml" in n.get("roles", [])]
+    if only_ml and not ml_nodes:
+        checks.append(Check("ml-nodes", "fail", "only_run_on_ml_node=true but no node has the ml role",
+                            "add a node with node.roles: [ml], or set plugins.ml_commons.only_run_on_ml_node=false "
+                            "(small clusters)"))
+    else:
+        where = f"ML nodes: {', '.join(ml_nodes)}" if only_ml else f"models may run on any of {len(all_nodes)} node(s) (only_run_on_ml_node=false)"
+        checks.append(Check("ml-nodes", "ok", where))
+
+    heap_limit = float(_setting(settings, "plugins.ml_commons.jvm_heap_memory_threshold", "85") or 85)
+    native_limit = float(_setting(settings, "plugins.ml_commons.native_memory_threshold", "90") or 90)
+    eligible = [n for n in all_nodes.values() if not only_ml or "ml" in n.get("roles", [])]
+    problems, lines = [], []
+    for n in eligible:
+        heap = n["jvm"]["mem"]["heap_used_percent"]
+        osmem = n["os"]["mem"]["used_percent"]
+        tripped = {k: v["tripped"] for k, v in n.get("breakers", {}).items() if v.get("tripped")}
+        lines.append(f"{n['name']}: heap {heap}% (ML limit {heap_limit:g}%), OS memory {osmem}% (ML limit {native_limit:g}%)")
+        if heap >= heap_limit:
+            problems.append(f"{n['name']} heap {heap}% >= jvm_heap_memory_threshold {heap_limit:g}")
+        if osmem >= native_limit:
+            problems.append(f"{n['name']} OS memory {osmem}% >= native_memory_threshold {native_limit:g}")
+        if tripped:
+            lines.append(f"{n['name']}: breakers tripped so far {tripped}")
+    checks.append(Check("memory-breakers", "fail" if problems else "ok", "; ".join(problems or lines),
+                        "free memory on the ML nodes or raise plugins.ml_commons.jvm_heap_memory_threshold / "
+                        "native_memory_threshold (0-100)" if problems else None))
+
+    disk_limit = float(_setting(settings, "plugins.ml_commons.disk_free_space_threshold", "5368709120") or 0)
+    low = []
+    for n in eligible:
+        free = (n.get("fs", {}).get("total") or {}).get("available_in_bytes")
+        if free is not None and disk_limit >= 0 and free < disk_limit:
+            low.append(f"{n['name']} has {free / 2**30:.1f} GiB free < disk_free_space_threshold {disk_limit / 2**30:.1f} GiB")
+    checks.append(Check("disk", "fail" if low else "ok", "; ".join(low) or f"disk_free_space_threshold {disk_limit:g} bytes met",
+                        "free disk or lower plugins.ml_commons.disk_free_space_threshold" if low else None))
+    return checks
+
+
+def preflight_passed(checks: list[Check], *, need_rerank: bool = True) -> bool:
+    """True when no check failed (the rerank checks are ignored with ``need_rerank=False``)."""
+    rerank_only = {"neural-search", "search-pipeline-common"}
+    return all(c.status != "fail" or (not need_rerank and c.name in rerank_only) for c in checks)
+
+
+def format_checks(checks: list[Check]) -> str:
+    mark = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+    out = []
+    for c in checks:
+        out.append(f"[{mark[c.status]}] {c.name}: {c.detail}")
+        if c.fix:
+            out.append(f"       fix: {c.fix}")
+    return "\n".join(out)
+
+
+__all__ = ["Check", "ClusterError", "format_checks", "preflight_passed", "run_preflight"]
