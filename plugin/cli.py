@@ -1,9 +1,10 @@
-"""Subcommands of ``distilrank`` that live in the plugin package (``export``)."""
+"""Subcommands of ``distilrank`` that live in the plugin package: ``export`` and ``plugin ...``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,6 +39,186 @@ def cmd_export(args: argparse.Namespace) -> None:
     _emit(args, asdict(res), human)
 
 
+def _add_connection_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cluster connection (flags > OPENSEARCH_* env vars > --connection-config)")
+    g.add_argument("--url", help="cluster URL, e.g. https://localhost:9200 (env OPENSEARCH_URL)")
+    g.add_argument("--user", help="basic auth user (env OPENSEARCH_USER)")
+    g.add_argument("--password", help="basic auth password; prefer env OPENSEARCH_PASSWORD (flags show up in ps)")
+    g.add_argument("--ca-certs", help="CA bundle (PEM) to verify the cluster's TLS certificate (env OPENSEARCH_CA_CERT)")
+    g.add_argument("--no-verify-certs", action="store_true", help="turn TLS verification off (development clusters only)")
+    g.add_argument("--timeout", type=float, help="per-request timeout in seconds (default 60)")
+    g.add_argument("--retries", type=int, help="retries on 429/5xx/connection errors, with backoff (default 3)")
+    g.add_argument("--connection-config", help="TOML file with an [opensearch] table (url, user, password_env, ca_certs, ...)")
+    p.add_argument("--dry-run", action="store_true", help="send only read requests; print the write requests instead of sending them")
+
+
+def _transport(args: argparse.Namespace):
+    from plugin.api import connect
+
+    log = (lambda m: print(m, file=sys.stderr))
+    return connect(args.connection_config, dry_run=args.dry_run, log=log, url=args.url, user=args.user, password=args.password,
+                   ca_certs=args.ca_certs, verify_certs=False if args.no_verify_certs else None, timeout=args.timeout,
+                   retries=args.retries)
+
+
+def _finish(args: argparse.Namespace, t, result: dict, human: str) -> None:
+    from distill.cli import _emit
+
+    if t.dry_run:
+        result = {**result, "dry_run": True, "planned_requests": [r.to_dict() for r in t.planned]}
+        human = (human + "\n" if human else "") + f"dry run: {len(t.planned)} write request(s) not sent:\n" + \
+            "\n".join(f"  {str(r)}".replace("\n", "\n  ") for r in t.planned)
+    _emit(args, result, human)
+
+
+def _split_docs(values: list[str] | None, path: str | None) -> list[str]:
+    docs = list(values or [])
+    if path:
+        from distill.errors import DataError
+
+        for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                docs.append(line)
+        if not docs:
+            raise DataError(path, None, "no documents in the file")
+    return docs
+
+
+def cmd_plugin(args: argparse.Namespace) -> None:
+    from plugin import api
+
+    t = _transport(args)
+    log = (lambda m: print(m, file=sys.stderr))
+    cmd = args.plugin_command
+    fields = [f for f in (args.fields or "").split(",") if f] if hasattr(args, "fields") else None
+    if cmd == "preflight":
+        from plugin.preflight import Check, format_checks
+
+        res = api.preflight(t)
+        _finish(args, t, res, format_checks([Check(**c) for c in res["checks"]]) + ("\npreflight passed" if res["passed"] else "\npreflight FAILED"))
+        if not res["passed"]:
+            raise SystemExit(1)
+    elif cmd == "register":
+        res = api.register(t, args.zip, group=args.group, name=args.name, expected_sha256=args.sha256, chunk_size=args.chunk_size,
+                           wait=args.wait, deploy=args.deploy, smoke=not args.no_smoke_test, tolerance=args.tolerance,
+                           promote_alias=args.promote, index=args.index, document_fields=fields or None, depth=args.depth,
+                           size=args.size, check=not args.skip_preflight, progress=not args.json, log=log)
+        what = "reused, nothing uploaded" if res["reused"] else f"{res['bytes_uploaded']:,} bytes in {res['chunks']} chunk(s)"
+        lines = [f"model {res['model_id']} ({what}) in group {args.group} ({res['model_group_id']}), sha256 {res['sha256']}"]
+        if "deployment" in res:
+            lines.append(f"deployed: {res['deployment']['state']} on {len(res['deployment']['nodes'])} node(s)")
+        if "smoke_test" in res:
+            s = res["smoke_test"]
+            lines.append(f"smoke test: {s['n_pairs']} pairs, max |node - local onnxruntime| = {s['max_abs_diff']:.2e} (tolerance {s['tolerance']:g})")
+        if "promoted" in res:
+            lines.append(f"alias {res['promoted']['alias']} -> {res['model_id']} via search pipeline {res['promoted']['pipeline']}")
+        _finish(args, t, res, "\n".join(lines))
+    elif cmd == "deploy":
+        res = api.deploy(t, args.model_id, zip_path=args.zip, wait=args.wait, tolerance=args.tolerance, log=log)
+        d = res["deployment"]
+        human = f"model {args.model_id}: {d['state']}" + (" (was already deployed)" if d["already_deployed"] else f" in {d['seconds']:.1f} s")
+        if "smoke_test" in res:
+            human += f"\nsmoke test passed: max |node - local| = {res['smoke_test']['max_abs_diff']:.2e} over {res['smoke_test']['n_pairs']} pairs"
+        _finish(args, t, res, human)
+    elif cmd == "predict":
+        res = api.predict(t, args.model_id, args.query, _split_docs(args.doc, args.docs_file), zip_path=args.zip)
+        rows = [f"{r['score']:10.5f}" + (f"  local {r['local_score']:10.5f}" if "local_score" in r else "") + f"  {r['doc'][:80]}"
+                for r in res["results"]]
+        _finish(args, t, res, "\n".join(rows) + (f"\nmax |node - local| = {res['max_abs_diff']:.2e}" if "max_abs_diff" in res else ""))
+    elif cmd == "pipeline":
+        res = api.pipeline(t, args.name, args.model_id, document_fields=fields or ["title"], depth=args.depth or 100,
+                           size=args.size or 10, index=args.index)
+        _finish(args, t, res, f"search pipeline {args.name}: top {args.depth or 100} hits reranked by {args.model_id} on {fields or ['title']}")
+    elif cmd == "promote":
+        res = api.promote(t, args.alias, args.model_id, document_fields=fields or None, depth=args.depth, size=args.size,
+                          index=args.index, pipeline=args.pipeline)
+        _finish(args, t, res, f"alias {args.alias} -> {args.model_id} (was {res['previous_model_id']}) via pipeline {res['pipeline']}")
+    elif cmd == "rollback":
+        res = api.rollback(t, args.alias)
+        _finish(args, t, res, f"alias {args.alias} rolled back: {res['previous_model_id']} -> {res['model_id']} via pipeline {res['pipeline']}")
+    elif cmd == "list":
+        res = api.list_models(t, group=args.group)
+        lines = [f"{'model_id':22} {'state':10} {'ver':>3} {'group':18} {'name':24} aliases/pipelines"]
+        for m in res["models"]:
+            card = m.get("card") or {}
+            acc = ((card.get("metrics") or {}).get("student") or {}).get("accuracy") if card else None
+            lines.append(f"{m['model_id']:22} {str(m['state']):10} {str(m['version']):>3} {str(m['group'])[:18]:18} {str(m['name'])[:24]:24} "
+                         f"{','.join(m['aliases']) or '-'} / {','.join(m['pipelines']) or '-'}"
+                         + (f"  [acc {acc:.4f}, {card.get('precision')}]" if isinstance(acc, float) else ""))
+        for a in res["aliases"]:
+            lines.append(f"alias {a['alias']}: {a['model_id']} via {a['pipeline']}" + ("" if a["in_sync"] else f" (pipeline now calls {a['live_model_id']}!)")
+                         + f", {len(a.get('history', []))} earlier version(s)")
+        _finish(args, t, res, "\n".join(lines))
+    elif cmd == "undeploy":
+        res = api.undeploy(t, args.model_id, force=args.force)
+        _finish(args, t, res, f"model {args.model_id}: {res['state']}")
+    elif cmd == "delete":
+        res = api.delete(t, args.model_id, force=args.force)
+        _finish(args, t, res, f"model {args.model_id} deleted")
+
+
+def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
+    plugin = sub.add_parser("plugin", help="register, deploy and serve models in OpenSearch (ML Commons + rerank pipelines)")
+    cmds = plugin.add_subparsers(dest="plugin_command", required=True)
+
+    def add(name: str, help_: str) -> argparse.ArgumentParser:
+        p = cmds.add_parser(name, help=help_)
+        _add_connection_args(p)
+        p.set_defaults(func=cmd_plugin)
+        return p
+
+    def rerank_args(p: argparse.ArgumentParser, defaults: bool) -> None:
+        p.add_argument("--fields", help="document field(s) the model reads, comma-separated" + (" (default title)" if defaults else " (default: keep)"))
+        p.add_argument("--depth", type=int, help="first-stage hits reranked per search" + (" (default 100)" if defaults else ""))
+        p.add_argument("--size", type=int, help="page size the depth is meant for; sample_factor = depth/size" + (" (default 10)" if defaults else ""))
+        p.add_argument("--index", help="check that the index has the document fields before creating the pipeline")
+
+    add("preflight", "check versions, plugins, ML Commons settings, ML nodes, breakers and disk; explain each fix")
+    p = add("register", "register a model zip (idempotent by sha256); --deploy, --promote ALIAS for the whole way to a live pipeline")
+    p.add_argument("zip", help="model zip from 'distilrank export' (model-card.json beside it is stored too)")
+    p.add_argument("--group", default="distilrank", help="model group name (created or reused)")
+    p.add_argument("--name", help="model name (default: the model card's name or the zip's stem)")
+    p.add_argument("--sha256", help="expected SHA-256 of the zip; refuse to register if it differs")
+    p.add_argument("--chunk-size", type=int, default=10_000_000, help="bytes per upload_chunk (at most 10,000,000)")
+    p.add_argument("--wait", type=float, default=300.0, help="seconds to wait for registration / deploy")
+    p.add_argument("--deploy", action="store_true", help="deploy and smoke-test after registering")
+    p.add_argument("--no-smoke-test", action="store_true", help="skip the _predict vs local ONNX Runtime comparison")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="smoke test tolerance on |node - local| logits")
+    p.add_argument("--promote", metavar="ALIAS", help="after deploying, point ALIAS (e.g. staging) at the model")
+    p.add_argument("--skip-preflight", action="store_true")
+    rerank_args(p, True)
+    p = add("deploy", "deploy a registered model (bounded wait, per-node errors); --zip to smoke-test it")
+    p.add_argument("--model-id", required=True)
+    p.add_argument("--zip", help="the zip it was registered from: compare _predict with local ONNX Runtime, undeploy on mismatch")
+    p.add_argument("--wait", type=float, default=300.0)
+    p.add_argument("--tolerance", type=float, default=1e-4)
+    p = add("predict", "score documents for a query on the cluster (raw logits); --zip to compare with local scores")
+    p.add_argument("--model-id", required=True)
+    p.add_argument("--query", required=True)
+    p.add_argument("--doc", action="append", help="a document text (repeatable)")
+    p.add_argument("--docs-file", help="one document per line")
+    p.add_argument("--zip")
+    p = add("pipeline", "create/update a search pipeline oversample -> rerank(ml_opensearch) -> truncate_hits")
+    p.add_argument("--name", required=True)
+    p.add_argument("--model-id", required=True)
+    rerank_args(p, True)
+    p = add("promote", "point an alias (staging, prod, ...) at a deployed model through its search pipeline")
+    p.add_argument("alias")
+    p.add_argument("--model-id", required=True)
+    p.add_argument("--pipeline", help="pipeline name for a new alias (default distilrank-ALIAS)")
+    rerank_args(p, False)
+    p = add("rollback", "point an alias back at the model it pointed to before the last promote")
+    p.add_argument("alias")
+    p = add("list", "model versions with state, hash, model card, aliases and pipelines; and the aliases")
+    p.add_argument("--group")
+    p = add("undeploy", "undeploy a model unless a pipeline or alias uses it")
+    p.add_argument("--model-id", required=True)
+    p.add_argument("--force", action="store_true")
+    p = add("delete", "delete a model version (undeploying it) unless a pipeline, alias or rollback needs it")
+    p.add_argument("--model-id", required=True)
+    p.add_argument("--force", action="store_true")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the plugin's subcommands on the main ``distilrank`` parser."""
     from distill.cli import _add_data_args
@@ -58,3 +239,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality-label-field", default="label")
     _add_data_args(p, prefix="", labels=False)
     p.set_defaults(func=cmd_export)
+    _add_plugin_commands(sub)

@@ -1,0 +1,192 @@
+"""The Python API behind ``distilrank plugin ...``: one function per subcommand, each taking a :class:`Transport`.
+
+    from plugin import api
+    t = api.connect(url="https://search:9200", user="admin", password=..., ca_certs="ca.pem")
+    out = api.register(t, "export/student.zip", group="products-rerank", deploy=True, promote_alias="staging",
+                       index="products", document_fields=["title"], depth=100)
+    api.promote(t, "prod", out["model_id"]);  api.rollback(t, "prod")
+
+Every function returns a JSON-serialisable dict (what ``--json`` prints). Errors are :class:`DistilRankError`
+subclasses whose message says what to fix; nothing half-registered is left behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from distill.errors import DistilRankError
+from plugin import aliases as aliases_mod
+from plugin import ml_api, registry_store
+from plugin.connection import load_connection
+from plugin.deploy import deploy_model, smoke_test
+from plugin.model_package import check_chunk_size, inspect_model_zip
+from plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
+from plugin.preflight import preflight_passed, run_preflight
+from plugin.register import register_package
+from plugin.transport import ClusterError, Transport
+
+Log = Callable[[str], None]
+
+
+def connect(config_file: str | Path | None = None, *, dry_run: bool = False, log: Log = lambda m: None, **settings: Any) -> Transport:
+    """A :class:`Transport` from flags/env/config file (see :func:`plugin.connection.load_connection`)."""
+    return Transport(load_connection(config_file, **settings), dry_run=dry_run, log=log)
+
+
+def preflight(t: Transport) -> dict:
+    checks = run_preflight(t)
+    return {"passed": preflight_passed(checks), "checks": [asdict(c) for c in checks]}
+
+
+def register(t: Transport, zip_path: str | Path, *, group: str = "distilrank", name: str | None = None,
+             expected_sha256: str | None = None, chunk_size: int = ml_api.MAX_CHUNK_BYTES, wait: float = 300.0,
+             deploy: bool = False, smoke: bool = True, tolerance: float = 1e-4, promote_alias: str | None = None,
+             index: str | None = None, document_fields: list[str] | None = None, depth: int | None = None,
+             size: int | None = None, check: bool = True, progress: bool = True, log: Log = lambda m: None) -> dict:
+    """Zip -> (preflight) -> registered model [-> deployed + smoke-tested [-> alias promoted]]. Idempotent.
+
+    Everything about the zip (layout, ONNX inputs, tokenizer, ``expected_sha256``, ``chunk_size``) and, with
+    ``promote_alias`` and ``index``, the index fields, is checked before the first write request.
+    """
+    check_chunk_size(chunk_size)
+    pkg = inspect_model_zip(zip_path, expected_sha256=expected_sha256)
+    out: dict[str, Any] = {"zip": str(pkg.path), "sha256": pkg.sha256, "bytes": pkg.size}
+    if check:
+        checks = run_preflight(t)
+        failed = [c for c in checks if c.status == "fail" and (promote_alias or c.name not in ("neural-search", "search-pipeline-common"))]
+        if failed:
+            raise DistilRankError("preflight failed, nothing was registered:\n" + "\n".join(
+                f"  {c.name}: {c.detail}" + (f"\n    fix: {c.fix}" if c.fix else "") for c in failed))
+    if promote_alias and index:
+        from plugin.pipelines import check_fields
+
+        check_fields(t, index, list(document_fields or ["title"]))
+    reg = register_package(t, pkg, group=group, name=name, chunk_size=chunk_size, wait=wait, progress=progress, log=log)
+    out.update(asdict(reg))
+    if deploy or promote_alias:
+        dep = deploy_model(t, reg.model_id, wait=wait, log=log)
+        out["deployment"] = asdict(dep)
+        if smoke and not t.dry_run:
+            out["smoke_test"] = asdict(smoke_test(t, reg.model_id, pkg.path, tolerance=tolerance))
+    if promote_alias:
+        out["promoted"] = asdict(aliases_mod.promote(t, promote_alias, reg.model_id, document_fields=document_fields,
+                                                     depth=depth, size=size, index=index))
+    return out
+
+
+def deploy(t: Transport, model_id: str, *, zip_path: str | Path | None = None, wait: float = 300.0,
+           tolerance: float = 1e-4, log: Log = lambda m: None) -> dict:
+    """Deploy (idempotent); with ``zip_path``, smoke-test against it and undeploy on a mismatch."""
+    out: dict[str, Any] = {"deployment": asdict(deploy_model(t, model_id, wait=wait, log=log))}
+    if zip_path and not t.dry_run:
+        out["smoke_test"] = asdict(smoke_test(t, model_id, zip_path, tolerance=tolerance))
+    return out
+
+
+def predict(t: Transport, model_id: str, query: str, docs: list[str], *, zip_path: str | Path | None = None) -> dict:
+    """Scores (raw logits) of ``docs`` for ``query`` on the cluster; with ``zip_path`` also locally, side by side."""
+    if not docs:
+        raise DistilRankError("give at least one document to score")
+    scores = ml_api.predict_similarity(t, model_id, query, docs)
+    out: dict[str, Any] = {"model_id": model_id, "query": query,
+                           "results": [{"doc": d, "score": s} for d, s in zip(docs, scores, strict=True)]}
+    if zip_path:
+        from plugin.local_scoring import score_with_zip
+
+        local = score_with_zip(zip_path, query, docs)
+        for r, s in zip(out["results"], local, strict=True):
+            r["local_score"] = s
+        out["max_abs_diff"] = max(abs(r["score"] - r["local_score"]) for r in out["results"])
+    return out
+
+
+def pipeline(t: Transport, name: str, model_id: str, *, document_fields: list[str], depth: int = 100, size: int = 10,
+             index: str | None = None) -> dict:
+    """Create or update search pipeline ``name`` (oversample -> rerank -> truncate_hits)."""
+    body = put_rerank_pipeline(t, name, RerankSpec(model_id, list(document_fields), depth, size), index=index)
+    return {"pipeline": name, "body": body}
+
+
+def promote(t: Transport, alias: str, model_id: str, **kw: Any) -> dict:
+    return asdict(aliases_mod.promote(t, alias, model_id, **kw))
+
+
+def rollback(t: Transport, alias: str) -> dict:
+    return asdict(aliases_mod.rollback(t, alias))
+
+
+def list_models(t: Transport, *, group: str | None = None) -> dict:
+    """Every TEXT_SIMILARITY model (or those of ``group``) with state, version, hash, model card and the aliases
+    and pipelines that use it; plus every alias."""
+    query: dict = {"term": {"function_name": "TEXT_SIMILARITY"}}
+    groups = {}
+    if group:
+        found = ml_api.search_model_groups(t, group)
+        if not found:
+            raise DistilRankError(f"model group {group!r} does not exist")
+        query = {"term": {"model_group_id": found[0]["_id"]}}
+    alias_rows = aliases_mod.aliases(t)
+    pipes = ml_api.all_search_pipelines(t)
+    rows = []
+    for hit in ml_api.search_models(t, query, size=500):
+        src, mid = hit["_source"], hit["_id"]
+        gid = src.get("model_group_id")
+        if gid and gid not in groups:
+            g = t.request("GET", f"/_plugins/_ml/model_groups/{gid}", ok_statuses=(404,))
+            groups[gid] = g.get("name", gid)
+        record = registry_store.get_model_record(t, mid) or {}
+        card = record.get("card") or {}
+        rows.append({
+            "model_id": mid, "name": src.get("name"), "version": src.get("model_version"), "state": src.get("model_state"),
+            "group": groups.get(gid, gid), "sha256": src.get("model_content_hash_value"),
+            "bytes": src.get("model_content_size_in_bytes"), "created": src.get("created_time"),
+            "card": {"metrics": card.get("metrics"), "precision": card.get("precision"), "latency": card.get("latency"),
+                     "student": {k: (card.get("student") or {}).get(k) for k in ("embedding_dim", "hidden", "interactions")}}
+            if card else None,
+            "aliases": [a["alias"] for a in alias_rows if a.get("model_id") == mid],
+            "pipelines": sorted(n for n, b in pipes.items() if mid in ml_api.rerank_model_ids(b)),
+        })
+    return {"models": rows, "aliases": alias_rows}
+
+
+def _wait_state(t: Transport, model_id: str, states: tuple[str, ...], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = (ml_api.get_model(t, model_id) or {}).get("model_state")
+        if state in states or t.dry_run:
+            return state or "?"
+        if time.monotonic() > deadline:
+            raise ClusterError(f"model {model_id} still {state} after {timeout:g} s (waiting for {'/'.join(states)})")
+        time.sleep(0.5)
+
+
+def undeploy(t: Transport, model_id: str, *, force: bool = False, wait: float = 120.0) -> dict:
+    """Undeploy unless a pipeline or alias uses the model (``force`` overrides)."""
+    if ml_api.get_model(t, model_id) is None:
+        raise DistilRankError(f"model {model_id} does not exist")
+    refs = aliases_mod.safe_to_remove(t, model_id, "undeploy", force)
+    ml_api.undeploy(t, model_id)
+    return {"model_id": model_id, "state": _wait_state(t, model_id, ("UNDEPLOYED", "REGISTERED"), wait), "references": refs}
+
+
+def delete(t: Transport, model_id: str, *, force: bool = False, wait: float = 120.0) -> dict:
+    """Delete a model version (undeploying it first) unless a pipeline, an alias or a rollback needs it."""
+    model = ml_api.get_model(t, model_id)
+    if model is None:
+        raise DistilRankError(f"model {model_id} does not exist")
+    refs = aliases_mod.safe_to_remove(t, model_id, "delete", force)
+    if model.get("model_state") in ("DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING"):
+        ml_api.undeploy(t, model_id)
+        _wait_state(t, model_id, ("UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED"), wait)
+    ml_api.delete_model(t, model_id)
+    registry_store.delete_model_record(t, model_id)
+    return {"model_id": model_id, "deleted": True, "references": refs}
+
+
+def pipeline_spec(t: Transport, name: str) -> dict | None:
+    spec = read_pipeline_spec(ml_api.get_search_pipeline(t, name))
+    return asdict(spec) if spec else None
