@@ -122,7 +122,7 @@ def rollback(t: Transport, alias: str) -> dict:
 def list_models(t: Transport, *, group: str | None = None) -> dict:
     """Every TEXT_SIMILARITY model (or those of ``group``) with state, version, hash, model card and the aliases
     and pipelines that use it; plus every alias."""
-    query: dict = {"term": {"function_name": "TEXT_SIMILARITY"}}
+    query: dict = {"term": {"algorithm": "TEXT_SIMILARITY"}}
     groups = {}
     if group:
         found = ml_api.search_model_groups(t, group)

@@ -53,8 +53,11 @@ def _add_connection_args(p: argparse.ArgumentParser) -> None:
 
 
 def _transport(args: argparse.Namespace):
+    import logging
+
     from plugin.api import connect
 
+    logging.getLogger("opensearch").setLevel(logging.ERROR)  # expected 404s are answers here, not warnings
     log = (lambda m: print(m, file=sys.stderr))
     return connect(args.connection_config, dry_run=args.dry_run, log=log, url=args.url, user=args.user, password=args.password,
                    ca_certs=args.ca_certs, verify_certs=False if args.no_verify_certs else None, timeout=args.timeout,

@@ -140,7 +140,7 @@ def register_package(
     name = name or pkg.name()
     group_id, created = model_group(t, group)
     cleaned: list[str] = []
-    existing = find_by_hash(t, pkg.sha256, None if created else group_id)
+    existing = [] if created else find_by_hash(t, pkg.sha256, group_id)
     for hit in existing:
         state = hit["_source"].get("model_state")
         if state in REUSABLE_STATES:

@@ -2,8 +2,9 @@
 
 Team draft: two rankings A and B take turns, like captains picking teams; the
 team with fewer picks so far picks next, a fair coin breaks equal counts.  A
-pick is the picking ranking's highest doc not already shown.  Each shown doc
-remembers its team; clicks on it are credited to that team.  The query's
+pick is the picking ranking's highest doc not already shown.  The rankings'
+common prefix is shown first and credited to neither team (see
+:func:`team_draft`).  Each shown doc remembers its team; clicks on it are credited to that team.  The query's
 outcome is the team with more credited clicks (equal counts, including none,
 is a tie).
 
@@ -23,6 +24,7 @@ from distill.errors import DistilRankError
 from plugin.abtest.stats import sign_test, wilson_ci
 
 A, B, TIE = "A", "B", "tie"
+SHARED = "shared"  # team of a doc both rankings put at the same rank in their common prefix
 
 
 def query_rng(seed: int, query: str) -> random.Random:
@@ -33,30 +35,41 @@ def query_rng(seed: int, query: str) -> random.Random:
 
 @dataclass(frozen=True)
 class Interleaved:
-    """An interleaved list: ``docs[i]`` was contributed by team ``teams[i]`` (``"A"`` or ``"B"``)."""
+    """An interleaved list: ``docs[i]`` was contributed by team ``teams[i]`` (``"A"``, ``"B"`` or :data:`SHARED`)."""
 
     docs: list[str]
     teams: list[str]
 
 
-def team_draft(list_a: Sequence[str], list_b: Sequence[str], rng: random.Random, *, length: int | None = None) -> Interleaved:
+def team_draft(list_a: Sequence[str], list_b: Sequence[str], rng: random.Random, *, length: int | None = None,
+               share_common_prefix: bool = True) -> Interleaved:
     """Team-draft interleaving of two rankings (best first), per Radlinski et al. 2008, Algorithm 2.
 
     Contract: no doc appears twice (duplicates inside an input list are ignored after
     their first occurrence); every doc comes from the team that picked it and each team's
     docs appear in that team's own order, each pick being its ranking's highest doc not
     yet shown (so every prefix of the output is the team draft of the inputs'
-    prefixes); after every pick the two teams' sizes differ by at most one.  As in the
-    paper, it stops as soon as either ranking has no unshown doc left, or at ``length``
-    docs.  Identical inputs yield that same list.  ``rng`` supplies the coin flips.
+    prefixes: a shorter ``length`` with the same ``rng`` state gives a prefix of the
+    output); after every pick the two teams' sizes differ by at most one.  As in the
+    paper, drafting stops as soon as either ranking has no unshown doc left, or at
+    ``length`` docs.  ``rng`` supplies the coin flips.
+
+    With ``share_common_prefix`` (the default, as in Lerot and Chapelle et al. 2012) the
+    longest common prefix of the two rankings (same doc at the same rank in both) is
+    shown first with team :data:`SHARED` and its clicks credit nobody; identical rankings
+    are then one shared list and always tie.  ``False`` is the paper's algorithm verbatim.
     """
     if length is not None and length < 0:
         raise DistilRankError(f"interleaving length must be >= 0, got {length}")
     a, b = list(dict.fromkeys(map(str, list_a))), list(dict.fromkeys(map(str, list_b)))
     limit = len(a) + len(b) if length is None else length
-    shown: set[str] = set()
     docs: list[str] = []
     teams: list[str] = []
+    if share_common_prefix:
+        while len(docs) < min(len(a), len(b), limit) and a[len(docs)] == b[len(docs)]:
+            docs.append(a[len(docs)])
+            teams.append(SHARED)
+    shown: set[str] = set(docs)
     n_a = n_b = 0
     ia = ib = 0
     while len(docs) < limit:
@@ -170,15 +183,17 @@ class QueryOutcome:
 
 
 def interleave_query(query: str, list_a: Sequence[str], list_b: Sequence[str], judged: Mapping[str, float],
-                     click_model: ClickModel, *, seed: int = 0, length: int | None = 10, impressions: int = 10) -> QueryOutcome:
-    """Simulate ``impressions`` users, each shown a fresh team-draft interleaving (new coin flips) and
-    clicking by ``click_model``; clicks are credited to the team of the clicked doc."""
+                     click_model: ClickModel, *, seed: int = 0, length: int | None = 10, impressions: int = 10,
+                     share_common_prefix: bool = True) -> QueryOutcome:
+    """Simulate ``impressions`` users, each shown a fresh team-draft interleaving (new coin flips, see
+    :func:`team_draft`) and clicking by ``click_model``; clicks are credited to the team of the clicked
+    doc (none for :data:`SHARED` docs).  Deterministic for ``(seed, query)`` (see :func:`query_rng`)."""
     if impressions < 1:
         raise DistilRankError(f"impressions must be >= 1, got {impressions}")
     rng = query_rng(seed, query)
     ca = cb = 0
     for _ in range(impressions):
-        il = team_draft(list_a, list_b, rng, length=length)
+        il = team_draft(list_a, list_b, rng, length=length, share_common_prefix=share_common_prefix)
         for team, clicked in zip(il.teams, click_model.simulate(il.docs, judged, rng)):
             if clicked:
                 ca += team == A

@@ -1,0 +1,65 @@
+"""A real distilrank student for the integration tests: trained on the vendored Icecat sample, exported with
+``distilrank export``'s code path (parity check included) into an ML Commons zip.
+
+Training pairs: for each product a query made of 1-3 words of its own title (label 1) and the same query
+against a random other title (label 0), so the student learns query/title matching in a few seconds. The
+student's scores differ from BM25's, which the rerank tests rely on.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def products() -> list[dict]:
+    """The vendored sample: ``[{"id", "title", "supplier", "short_description"}]``."""
+    return [json.loads(line) for line in (DATA / "icecat-sample.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def training_pairs(items: list[dict], seed: int = 0):
+    from distill.data.pairs import Pairs
+
+    rng = np.random.default_rng(seed)
+    queries, texts, labels = [], [], []
+    titles = [p["title"] for p in items]
+    for title in titles:
+        words = [w for w in title.lower().split() if w.isalpha() and len(w) > 2] or title.lower().split()[:1]
+        k = int(rng.integers(1, min(3, len(words)) + 1))
+        q = " ".join(rng.choice(words, size=k, replace=False))
+        queries += [q, q]
+        texts += [title, titles[int(rng.integers(len(titles)))]]
+        labels += [1.0, 0.0]
+    return Pairs(queries, texts, np.array(labels, np.float32), source="icecat-sample")
+
+
+@dataclass
+class ExportedStudent:
+    zip: Path
+    sha256: str
+    out_dir: Path
+    student_dir: Path
+
+
+def build_icecat_student(work: Path, *, seed: int = 0, name: str = "icecat-student", epochs: int = 2,
+                         hidden: tuple[int, ...] = (64, 32)) -> ExportedStudent:
+    """Train and export a small student; different ``seed`` values give different models (and zips)."""
+    from distill.student.model import StudentConfig
+    from distill.student.tokenizer import build_student_tokenizer
+    from distill.student.train import StudentTrainConfig, train_student
+    from plugin.export import export_student
+
+    items = products()
+    pairs = training_pairs(items, seed)
+    tok = build_student_tokenizer(pairs.queries + pairs.texts, min_count=1, max_length=64)
+    cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=4093, embedding_dim=16, hidden=list(hidden))
+    student_dir = work / f"{name}-student"
+    train_student(pairs, pairs.labels, tok, student_dir, model_config=cfg,
+                  config=StudentTrainConfig(epochs=epochs, batch_size=128, seed=seed), progress=False)
+    res = export_student(student_dir, work / f"{name}-export", name=name,
+                         metrics={"student": {"accuracy": 0.0}, "note": "integration-test student"})
+    return ExportedStudent(Path(res.zip), res.sha256, Path(res.out_dir), student_dir)
