@@ -122,12 +122,15 @@ class Judgments(Mapping[str, Mapping[str, float]]):
 
 def from_pairs(grades: Mapping[str, Mapping[str, float]], *, source: str = HUMAN, origin: str = "<memory>",
                queries: Sequence[str] | None = None) -> Judgments:
-    """Build :class:`Judgments` from an in-memory ``{query: {doc_id: grade}}`` (grades validated like file rows)."""
+    """Build :class:`Judgments` from an in-memory ``{query: {doc_id: grade}}`` (grades validated like file rows).
+
+    ``queries`` defaults to every key of ``grades`` in order, so a query given with ``{}`` is kept
+    as a query without judgments."""
     clean: dict[str, dict[str, float]] = {}
     for q, docs in grades.items():
         for d, g in docs.items():
             clean.setdefault(str(q), {})[str(d)] = _parse_grade(g, origin, None, f"query {q!r} doc {d!r}")
-    order = tuple(dict.fromkeys(queries if queries is not None else clean))
+    order = tuple(dict.fromkeys(str(q) for q in (queries if queries is not None else grades)))
     return Judgments(clean, order, source=source, origin=origin)
 
 
@@ -183,27 +186,28 @@ def load_queryset(path: str | Path) -> list[str]:
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(p, None, "query set file not found") from None
-    stripped = text.lstrip()
-    out: list[str] = []
-    if stripped.startswith(("{", "[")):
+    if not text.lstrip().startswith(("{", "[")):
+        return list(dict.fromkeys(ln.strip() for ln in text.splitlines() if ln.strip()))
+    located: list[tuple[Any, int | None]]
+    if _sniff_json(p, text) == "json":
         try:
             doc, lines = _loads_located(text)
-            entries = doc.get("querySetQueries") if isinstance(doc, dict) else doc
-            if not isinstance(entries, list):
-                raise DataError(p, 1, "expected a JSON array of queries or an object with 'querySetQueries'")
-            located = [(e, lines.get(id(e), None)) for e in entries]
-        except json.JSONDecodeError:
-            located = [(json.loads(ln), i) for i, ln in enumerate(text.splitlines(), 1) if ln.strip()] \
-                if _all_json_lines(text) else None
-            if located is None:
-                raise
-        for entry, line in located:
-            q = entry if isinstance(entry, str) else _field(entry, ("queryText", "query_text", "query"))
-            if not isinstance(q, str) or not q.strip():
-                raise DataError(p, line, "query set entry has no query text ('queryText' or 'query')")
-            out.append(q.strip())
+        except json.JSONDecodeError as e:
+            raise DataError(p, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
+        entries = doc.get("querySetQueries") if isinstance(doc, dict) else doc
+        if not isinstance(entries, list):
+            raise DataError(p, 1, "expected a JSON array of queries or an object with 'querySetQueries'")
+        located = [(e, lines.get(id(e))) for e in entries]
     else:
-        out = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        located = [(rec, line) for line, rec in _jsonl_objects(p, text)]
+    out: list[str] = []
+    for entry, line in located:
+        q = entry
+        if isinstance(entry, dict):
+            q = _field(entry, ("queryText", "query_text", "query"))
+        if not isinstance(q, str) or not q.strip():
+            raise DataError(p, line, "query set entry has no query text ('queryText' or 'query')")
+        out.append(q.strip())
     return list(dict.fromkeys(out))
 
 
@@ -213,22 +217,29 @@ def load_queryset(path: str | Path) -> list[str]:
 
 def _detect_format(p: Path, text: str) -> str:
     suffix = p.suffix.lower()
-    if suffix == ".tsv":
-        return "tsv"
-    if suffix == ".csv":
-        return "csv"
+    if suffix in (".tsv", ".csv"):
+        return suffix[1:]
+    return _sniff_json(p, text) if text.lstrip().startswith(("{", "[")) else "csv"
+
+
+def _sniff_json(p: Path, text: str) -> str:
+    """By name (.json / .jsonl / .ndjson), else ``"jsonl"`` when the text is not one JSON document but
+    its first line is (one object per line); broken JSON stays ``"json"`` so its error names the line."""
+    suffix = p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+    if suffix == ".json" or text.lstrip().startswith("["):
         return "json"
-    if stripped.startswith("{"):
-        try:
-            json.loads(text)
-            return "json"
-        except json.JSONDecodeError:
-            return "jsonl"
-    return "csv"
+    try:
+        json.loads(text)
+        return "json"
+    except json.JSONDecodeError:
+        pass
+    try:
+        json.loads(next(ln for ln in text.splitlines() if ln.strip()))
+        return "jsonl"
+    except json.JSONDecodeError:
+        return "json"
 
 
 def _csv_rows(p: Path, text: str, delimiter: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -259,14 +270,18 @@ def _csv_rows(p: Path, text: str, delimiter: str | None) -> Iterator[tuple[int, 
         yield line, row
 
 
-def _jsonl_rows(p: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl_objects(p: Path, text: str) -> Iterator[tuple[int, Any]]:
     for line, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            yield line, json.loads(raw)
         except json.JSONDecodeError as e:
             raise DataError(p, line, f"invalid JSON: {e.msg} (column {e.colno})") from None
+
+
+def _jsonl_rows(p: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line, obj in _jsonl_objects(p, text):
         yield line, _record(p, line, obj)
 
 
@@ -314,16 +329,6 @@ def _field(obj: Mapping[str, Any], names: Sequence[str]) -> Any:
         if n.lower() in lower:
             return lower[n.lower()]
     return None
-
-
-def _all_json_lines(text: str) -> bool:
-    try:
-        for ln in text.splitlines():
-            if ln.strip():
-                json.loads(ln)
-    except json.JSONDecodeError:
-        return False
-    return True
 
 
 def _loads_located(text: str) -> tuple[Any, dict[int, int]]:
