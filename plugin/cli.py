@@ -160,6 +160,80 @@ def cmd_plugin(args: argparse.Namespace) -> None:
         _finish(args, t, res, f"model {args.model_id} deleted")
 
 
+def cmd_ab(args: argparse.Namespace) -> None:
+    from plugin.abtest.config import load_ab_config
+
+    cmd = args.ab_command
+    if cmd == "run":
+        from plugin.abtest.runner import run_ab
+
+        cfg = load_ab_config(args.config)
+        if args.out:
+            cfg.out = str(Path(args.out).resolve())
+        args.connection_config = args.connection_config or str(cfg.path)
+        t = _transport(args)
+        res = run_ab(t, cfg, log=lambda m: print(m, file=sys.stderr))
+        from plugin.abtest.report import comparison_rows, summary_rows
+
+        lines = [f"A/B {cfg.name}: {len(res['arms'][res['baseline']]['queries'])} queries, k={res['k']}, judgments: "
+                 f"{res['judgment_source']}"]
+        for row in summary_rows(res):
+            lines.append("  " + "  ".join(f"{k} {v}" for k, v in row.items()))
+        for row in comparison_rows(res):
+            lines.append("  " + "  ".join(f"{k} {v}" for k, v in row.items()))
+        if res["queries_without_judgments"]:
+            lines.append(f"  queries without judgments ({len(res['queries_without_judgments'])}): "
+                         + ", ".join(res["queries_without_judgments"][:10]))
+        lines.append(f"report: {res['report']['html']} (and {res['report']['json']})")
+        _finish(args, t, {"report": res["report"], "comparisons": res["comparisons"], "baseline": res["baseline"]}, "\n".join(lines))
+    elif cmd == "promote":
+        from plugin.abtest.runner import promote_winner
+
+        t = _transport(args)
+        res = promote_winner(t, args.report, args.alias, arm=args.arm)
+        _finish(args, t, res, f"alias {args.alias} -> {res['model_id']} (arm {res['arm']}: {res['reason']}) "
+                              f"via pipeline {res['promoted']['pipeline']}")
+    elif cmd == "assign":
+        from distill.cli import _emit
+        from plugin.abtest.router import Arm, Experiment
+
+        arms = []
+        for spec in args.arm:
+            try:
+                name, pipeline, weight = spec.rsplit(":", 2)
+                arms.append(Arm(name, pipeline or None, float(weight)))
+            except ValueError:
+                from distill.errors import DistilRankError
+
+                raise DistilRankError(f"--arm {spec!r}: expected NAME:PIPELINE:PERCENT (PIPELINE may be empty)") from None
+        exp = Experiment(args.experiment, args.salt, arms)
+        rows = [exp.assign(i) for i in args.ids]
+        _emit(args, {"assignments": [r.__dict__ for r in rows]},
+              "\n".join(f"{i}: {r.arm} (search_pipeline={r.search_pipeline}, tag {r.variant_tag})" for i, r in zip(args.ids, rows)))
+
+
+def _add_ab_commands(sub: argparse._SubParsersAction) -> None:
+    ab = sub.add_parser("ab", help="A/B testing in staging: offline comparison with significance, interleaving, routing")
+    cmds = ab.add_subparsers(dest="ab_command", required=True)
+    p = cmds.add_parser("run", help="run a judged query set through every arm; write report.json + report.html")
+    p.add_argument("config", help="TOML experiment config (see configs/ab-icecat.toml)")
+    p.add_argument("--out", help="override experiment.out")
+    _add_connection_args(p)
+    p.set_defaults(func=cmd_ab)
+    p = cmds.add_parser("promote", help="point an alias (prod) at the winning arm's model of a report")
+    p.add_argument("--report", required=True, help="report.json from 'ab run'")
+    p.add_argument("--alias", default="prod")
+    p.add_argument("--arm", help="promote this arm even without a significant win")
+    _add_connection_args(p)
+    p.set_defaults(func=cmd_ab)
+    p = cmds.add_parser("assign", help="which arm (and search pipeline) each user/session id gets: sticky hashing")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--salt", required=True)
+    p.add_argument("--arm", action="append", required=True, help="NAME:PIPELINE:PERCENT, e.g. control::90 student:distilrank-staging:10")
+    p.add_argument("ids", nargs="+")
+    p.set_defaults(func=cmd_ab)
+
+
 def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
     plugin = sub.add_parser("plugin", help="register, deploy and serve models in OpenSearch (ML Commons + rerank pipelines)")
     cmds = plugin.add_subparsers(dest="plugin_command", required=True)
@@ -243,3 +317,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     _add_data_args(p, prefix="", labels=False)
     p.set_defaults(func=cmd_export)
     _add_plugin_commands(sub)
+    _add_ab_commands(sub)

@@ -1,0 +1,151 @@
+"""Connection settings and the REST transport (retries, backoff, error messages, dry runs).
+
+The transport is exercised with the real opensearch-py client against a small local HTTP server that answers
+with scripted statuses (a real socket, no mocks); everything against a real OpenSearch is in integration/.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from distill.errors import ConfigError, DistilRankError
+from plugin.connection import load_connection
+from plugin.transport import ClusterError, Transport
+
+
+class Scripted(BaseHTTPRequestHandler):
+    script: list[tuple[int, dict]] = []
+    seen: list[tuple[str, str]] = []
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        type(self).seen.append((self.command, self.path))
+        status, body = type(self).script.pop(0) if type(self).script else (200, {"ok": True})
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def server():
+    Scripted.script, Scripted.seen = [], []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+def transport(url: str, **kw) -> tuple[Transport, list[float]]:
+    sleeps: list[float] = []
+    t = Transport(load_connection(env={}, url=url, retries=kw.pop("retries", 3), backoff=0.1), sleep=sleeps.append, **kw)
+    return t, sleeps
+
+
+# --- connection ---------------------------------------------------------------------------------------------
+
+def test_precedence_flags_env_file(tmp_path):
+    cfg = tmp_path / "conn.toml"
+    cfg.write_text('[opensearch]\nurl = "https://file:9200"\nuser = "fileuser"\ntimeout = 5\npassword_env = "MY_PW"\n')
+    env = {"MY_PW": "s3cret", "OPENSEARCH_USER": "envuser"}
+    s = load_connection(cfg, env=env)
+    assert (s.url, s.user, s.password, s.timeout) == ("https://file:9200", "envuser", "s3cret", 5.0)
+    s = load_connection(cfg, env=env, user="flaguser", url="http://flag:1", timeout=None)
+    assert (s.url, s.user, s.timeout) == ("http://flag:1", "flaguser", 5.0)
+
+
+def test_password_never_shown(tmp_path):
+    s = load_connection(env={"OPENSEARCH_PASSWORD": "Hunter2-secret"}, url="https://h:9200", user="admin", verify_certs=False)
+    assert "Hunter2" not in repr(s) and "Hunter2" not in s.describe() and "Hunter2" not in json.dumps(s.redacted())
+    assert s.describe() == "https://admin:***@h:9200 (TLS, verification OFF)"
+
+
+def test_bad_settings_name_the_field(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[opensearch]\nurll = "http://x:1"\n')
+    with pytest.raises(ConfigError, match=r"c.toml: field 'opensearch.urll': unknown key"):
+        load_connection(cfg, env={})
+    cfg.write_text('[opensearch]\ntimeout = "soon"\n')
+    with pytest.raises(ConfigError, match=r"field 'opensearch.timeout'.*positive number"):
+        load_connection(cfg, env={})
+    with pytest.raises(DistilRankError, match="environment variable OPENSEARCH_VERIFY_CERTS: expected true/false"):
+        load_connection(env={"OPENSEARCH_VERIFY_CERTS": "maybe"})
+    with pytest.raises(DistilRankError, match="must look like http"):
+        load_connection(env={}, url="localhost:9200")
+    with pytest.raises(DistilRankError, match="CA bundle .*missing.pem does not exist"):
+        load_connection(env={}, url="https://h:1", ca_certs=str(tmp_path / "missing.pem"))
+
+
+# --- transport ----------------------------------------------------------------------------------------------
+
+def test_retries_429_with_backoff(server):
+    Scripted.script = [(429, {"error": "busy"}), (429, {"error": "busy"}), (200, {"answer": 42})]
+    t, sleeps = transport(server)
+    assert t.request("GET", "/x") == {"answer": 42}
+    assert sleeps == [0.1, 0.2] and len(Scripted.seen) == 3
+
+
+def test_gives_up_after_retries_with_the_reason(server):
+    Scripted.script = [(503, {"error": {"type": "unavailable", "reason": "node leaving"}})] * 3
+    t, sleeps = transport(server, retries=2)
+    with pytest.raises(ClusterError, match=r"GET /x failed with HTTP 503: unavailable: node leaving") as e:
+        t.request("GET", "/x")
+    assert e.value.status == 503 and sleeps == [0.1, 0.2]
+
+
+def test_non_idempotent_post_not_retried_on_502(server):
+    Scripted.script = [(502, {"error": "bad gateway"}), (200, {})]
+    t, sleeps = transport(server)
+    with pytest.raises(ClusterError, match="HTTP 502"):
+        t.request("POST", "/_plugins/_ml/models/_register_meta", {"a": 1})
+    assert sleeps == [] and len(Scripted.seen) == 1
+
+
+def test_auth_errors_explained(server):
+    Scripted.script = [(401, {"error": "unauthorized"})]
+    t = Transport(load_connection(env={}, url=server, user="alice", password="pw"))
+    with pytest.raises(ClusterError, match=r"authentication failed .*user 'alice'.*\n  fix: check --user/--password"):
+        t.request("GET", "/")
+    Scripted.script = [(403, {"error": {"type": "security_exception", "reason": "no permissions for [cluster:admin/opensearch/ml/predict]"}})]
+    with pytest.raises(ClusterError, match=r"(?s)lacks permission: security_exception: no permissions.*ml_full_access"):
+        t.request("GET", "/")
+
+
+def test_unreachable_cluster(server):
+    t, sleeps = transport("http://127.0.0.1:1", retries=1)
+    with pytest.raises(ClusterError, match=r"cannot reach the cluster at http://127.0.0.1:1.*\n  fix: check --url"):
+        t.request("GET", "/")
+    assert sleeps == [0.1]
+
+
+def test_ok_statuses_return_instead_of_raising(server):
+    Scripted.script = [(404, {"error": "missing"})]
+    t, _ = transport(server)
+    assert t.request("GET", "/nope", ok_statuses=(404,)) == {"status": 404, "error": {"error": "missing"}}
+
+
+def test_dry_run_sends_reads_and_records_writes(server):
+    t, _ = transport(server, dry_run=True)
+    t.request("GET", "/_cluster/health")
+    t.request("POST", "/idx/_search", {"query": {"match_all": {}}})
+    out = t.request("POST", "/_plugins/_ml/models/_register_meta", {"name": "m"}, dry_response={"model_id": "<dry-run:model_id>"})
+    t.request("POST", "/_plugins/_ml/models/<dry-run:model_id>/upload_chunk/0", b"\x00" * 1000)
+    assert out == {"model_id": "<dry-run:model_id>"}
+    assert Scripted.seen == [("GET", "/_cluster/health"), ("POST", "/idx/_search")]
+    planned = [r.to_dict() for r in t.planned]
+    assert [p["path"] for p in planned] == ["/_plugins/_ml/models/_register_meta", "/_plugins/_ml/models/<dry-run:model_id>/upload_chunk/0"]
+    assert planned[1]["body"].startswith("<1,000 bytes, sha256 ")
