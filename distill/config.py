@@ -149,15 +149,21 @@ def resolve_base_model(base: str) -> Path:
     return Path(base)
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a pipeline TOML file; relative paths are made absolute."""
+def read_toml(path: str | Path) -> dict:
+    """The parsed TOML file; :class:`ConfigError` naming the file for a missing file or a syntax error."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(path, "<file>", "file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "<syntax>", str(exc)) from exc
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a pipeline TOML file; relative paths are made absolute."""
+    path = Path(path)
+    raw = read_toml(path)
     cfg: RunConfig = _build(RunConfig, raw, str(path), "")
     cfg.source = str(path)
     base = path.resolve().parent

@@ -13,7 +13,6 @@ The password is never printed: :meth:`ConnectionSettings.describe` and ``repr`` 
 from __future__ import annotations
 
 import os
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -129,13 +128,10 @@ def load_connection(
     known = {f.name for f in fields(ConnectionSettings)}
     values: dict[str, Any] = {}
     if config_file:
+        from distill.config import read_toml
+
         path = Path(config_file)
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DistilRankError(f"{path}: connection config file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise DistilRankError(f"{path}: not valid TOML ({exc})") from None
+        table = read_toml(path)
         section = table.get("opensearch", {})
         if not isinstance(section, dict):
             raise ConfigError(path, "opensearch", "must be a table")

@@ -42,12 +42,11 @@ Relative paths are resolved against the config file's folder. Errors name the fi
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.errors import ConfigError, DistilRankError
+from distill.errors import ConfigError
 
 PLACEHOLDER = "{{query}}"
 
@@ -113,13 +112,10 @@ def _resolve(base: Path, value: str | None) -> str | None:
 
 def load_ab_config(path: str | Path) -> ABConfig:
     """Read and validate an A/B config; raises :class:`ConfigError` naming the file and field."""
+    from distill.config import read_toml
+
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DistilRankError(f"{path}: config file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DistilRankError(f"{path}: not valid TOML ({exc})") from None
+    raw = read_toml(path)
     base = path.resolve().parent
     exp = raw.get("experiment")
     if not isinstance(exp, dict):
