@@ -9,7 +9,7 @@ COMPAT := .cache/compat
 # check that the exported tokenizer.json and graph behave identically there.
 COMPAT_PYTHONS := $(CURDIR)/$(COMPAT)/tokenizers-0.19/bin/python:$(CURDIR)/$(COMPAT)/ml-commons-3.x/bin/python
 
-.PHONY: install compat demo test test-integration bench clean
+.PHONY: install compat demo test test-integration bench bench-rerank clean
 
 install: $(STAMP)
 
@@ -43,6 +43,10 @@ test-integration: install
 bench: install
 	$(BIN)/python bench/student_throughput.py
 	$(BIN)/python bench/onnx_latency.py
+
+# rerank latency inside a real OpenSearch node (started from the integration cache if none is running)
+bench-rerank: install
+	$(BIN)/python bench/rerank_latency.py
 
 clean:
 	rm -rf runs/demo .pytest_cache
