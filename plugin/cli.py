@@ -109,7 +109,8 @@ def cmd_plugin(args: argparse.Namespace) -> None:
         what = "reused, nothing uploaded" if res["reused"] else f"{res['bytes_uploaded']:,} bytes in {res['chunks']} chunk(s)"
         lines = [f"model {res['model_id']} ({what}) in group {args.group} ({res['model_group_id']}), sha256 {res['sha256']}"]
         if "deployment" in res:
-            lines.append(f"deployed: {res['deployment']['state']} on {len(res['deployment']['nodes'])} node(s)")
+            d = res["deployment"]
+            lines.append(f"deploy: {d['state']}" + (f" on {len(d['nodes'])} node(s)" if d["state"] == "DEPLOYED" else ""))
         if "smoke_test" in res:
             s = res["smoke_test"]
             lines.append(f"smoke test: {s['n_pairs']} pairs, max |node - local onnxruntime| = {s['max_abs_diff']:.2e} (tolerance {s['tolerance']:g})")

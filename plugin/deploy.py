@@ -98,9 +98,11 @@ def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, log: Calla
     if task_id and resp.get("status") != "COMPLETED":
         log(f"deploying {model_id} (task {task_id}) ...")
         wait_task(t, task_id, wait)
+    if t.dry_run:
+        return Deployment(model_id, "not deployed (dry run)", False, task_id)
     model = ml_api.get_model(t, model_id) or {}
-    state = model.get("model_state", "DEPLOYED" if t.dry_run else "?")
-    if state not in ("DEPLOYED",) and not t.dry_run:
+    state = model.get("model_state", "?")
+    if state != "DEPLOYED":
         raise ClusterError(f"model {model_id} is {state} after its deploy task completed: {json.dumps(model)[:1500]}")
     return Deployment(model_id, state, False, task_id, model.get("planning_worker_nodes", []), time.monotonic() - t0)
 
