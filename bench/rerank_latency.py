@@ -154,7 +154,7 @@ def main() -> None:
     args = ap.parse_args()
     depths = [int(d) for d in args.depths.split(",")]
 
-    from plugin import api
+    from plugin import api, ml_api
     from plugin.pipelines import rerank_search_body
 
     url = node_url(args)
@@ -219,8 +219,6 @@ def main() -> None:
         print(f"depth {d}: done", file=sys.stderr)
     for name, m in models.items():
         for d in depths:
-            from plugin import ml_api
-
             ml_api.delete_search_pipeline(t, pipes[(name, d)])
         api.delete(t, m["model_id"], force=True)
     client.indices.delete(index=INDEX)

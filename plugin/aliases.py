@@ -91,9 +91,9 @@ def aliases(t: Transport) -> list[dict]:
 
 def references(t: Transport, model_id: str) -> dict[str, list[str]]:
     """Where ``model_id`` is used: search pipelines calling it, aliases pointing at it, aliases that could roll back to it."""
-    current = [a["alias"] for a in registry_store.all_aliases(t) if a.get("model_id") == model_id]
-    rollback_targets = [a["alias"] for a in registry_store.all_aliases(t)
-                        if any(h.get("model_id") == model_id for h in a.get("history", []))]
+    records = registry_store.all_aliases(t)
+    current = [a["alias"] for a in records if a.get("model_id") == model_id]
+    rollback_targets = [a["alias"] for a in records if any(h.get("model_id") == model_id for h in a.get("history", []))]
     return {"pipelines": ml_api.pipelines_using(t, model_id), "aliases": current, "rollback_of": rollback_targets}
 
 

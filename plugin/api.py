@@ -25,7 +25,7 @@ from plugin.connection import load_connection
 from plugin.deploy import deploy_model, smoke_test
 from plugin.model_package import check_chunk_size, inspect_model_zip
 from plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
-from plugin.preflight import preflight_passed, run_preflight
+from plugin.preflight import failed_checks, preflight_passed, run_preflight
 from plugin.register import register_package
 from plugin.transport import ClusterError, Transport
 
@@ -57,7 +57,7 @@ def register(t: Transport, zip_path: str | Path, *, group: str = "distilrank", n
     out: dict[str, Any] = {"zip": str(pkg.path), "sha256": pkg.sha256, "bytes": pkg.size}
     if check:
         checks = run_preflight(t)
-        failed = [c for c in checks if c.status == "fail" and (promote_alias or c.name not in ("neural-search", "search-pipeline-common"))]
+        failed = failed_checks(checks, need_rerank=bool(promote_alias))
         if failed:
             raise DistilRankError("preflight failed, nothing was registered:\n" + "\n".join(
                 f"  {c.name}: {c.detail}" + (f"\n    fix: {c.fix}" if c.fix else "") for c in failed))

@@ -93,10 +93,6 @@ def predict_similarity(t: Transport, model_id: str, query: str, docs: list[str])
     return [float(r["output"][0]["data"][0]) for r in resp["inference_results"]]
 
 
-def ml_stats(t: Transport) -> dict:
-    return t.request("GET", f"{ML}/stats")
-
-
 def get_search_pipeline(t: Transport, name: str) -> dict | None:
     """The pipeline body, or ``None`` when it does not exist."""
     resp = t.request("GET", f"/_search/pipeline/{name}", ok_statuses=(404,))

@@ -8,7 +8,6 @@ not feed, a ``tokenizer.json`` that does not parse, a hash that differs from the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tempfile
 import zipfile
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill.errors import DistilRankError
-from plugin.export.model_zip import validate_model_zip
+from plugin.export.model_zip import sha256_file, validate_model_zip
 from plugin.export.onnx_graph import describe_interface, interface_problems
 from plugin.ml_api import MAX_CHUNK_BYTES
 
@@ -63,14 +62,6 @@ def check_chunk_size(chunk_size: int) -> int:
     return chunk_size
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _find_card(zip_path: Path) -> Path | None:
     for cand in (zip_path.with_name("model-card.json"), zip_path.with_suffix(".card.json")):
         if cand.is_file():
@@ -112,7 +103,7 @@ def inspect_model_zip(zip_path: str | Path, *, expected_sha256: str | None = Non
     if problems:
         raise PackageError(f"{path}: {onnx_member} does not have the interface ML Commons feeds a TEXT_SIMILARITY "
                            f"model: " + "; ".join(problems))
-    sha = _sha256(path)
+    sha = sha256_file(path)
     if expected_sha256 and expected_sha256.strip().lower() != sha:
         raise PackageError(f"{path}: sha256 is {sha}, but {expected_sha256.strip().lower()} was expected "
                            "(the zip changed after export, or the wrong file was given)")

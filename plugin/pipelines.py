@@ -142,11 +142,3 @@ def check_search_body(body: dict) -> None:
         raise DistilRankError("ext.rerank.query_context.query_text (or query_text_path) is required: without it the rerank "
                               "processor fails with HTTP 500")
 
-
-def search(t: Transport, index: str, body: dict, pipeline: str | None) -> dict:
-    """Run a (checked) search through ``pipeline`` (``None``: no pipeline, e.g. a BM25 baseline)."""
-    params = None
-    if pipeline:
-        check_search_body(body)
-        params = {"search_pipeline": pipeline}
-    return t.request("POST", f"/{index}/_search", body, params=params)

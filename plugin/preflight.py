@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugin.transport import ClusterError, Transport
+from plugin.transport import Transport
 
 
 @dataclass
@@ -124,10 +124,17 @@ def run_preflight(t: Transport) -> list[Check]:
     return checks
 
 
+RERANK_ONLY = ("neural-search", "search-pipeline-common")
+
+
+def failed_checks(checks: list[Check], *, need_rerank: bool = True) -> list[Check]:
+    """The failed checks (the rerank checks are ignored with ``need_rerank=False``)."""
+    return [c for c in checks if c.status == "fail" and (need_rerank or c.name not in RERANK_ONLY)]
+
+
 def preflight_passed(checks: list[Check], *, need_rerank: bool = True) -> bool:
     """True when no check failed (the rerank checks are ignored with ``need_rerank=False``)."""
-    rerank_only = {"neural-search", "search-pipeline-common"}
-    return all(c.status != "fail" or (not need_rerank and c.name in rerank_only) for c in checks)
+    return not failed_checks(checks, need_rerank=need_rerank)
 
 
 def format_checks(checks: list[Check]) -> str:
@@ -139,5 +146,3 @@ def format_checks(checks: list[Check]) -> str:
             out.append(f"       fix: {c.fix}")
     return "\n".join(out)
 
-
-__all__ = ["Check", "ClusterError", "format_checks", "preflight_passed", "run_preflight"]

@@ -185,8 +185,6 @@ def _fix_for(status: int | None, info: Any) -> str | None:
     if "circuit" in text.lower() and "breaker" in text.lower():
         return ("an ML Commons memory breaker is open: raise plugins.ml_commons.native_memory_threshold / "
                 "jvm_heap_memory_threshold or free memory (distilrank plugin preflight shows the breakers)")
-    if status == 404:
-        return None
     if status == 429:
         return "the cluster is overloaded (429 after retries): retry later or raise --retries"
     return None

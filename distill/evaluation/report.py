@@ -181,6 +181,31 @@ def table_html(rows: list[dict]) -> str:
 
 # --- plots --------------------------------------------------------------------
 
+def agg_pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_png(fig: Any, dpi: int = 90) -> bytes:
+    """PNG bytes of a matplotlib figure, which is closed afterwards."""
+    plt = agg_pyplot()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def figures_html(figures: dict[str, bytes], captions: dict[str, str]) -> str:
+    """``<figure>`` elements with the PNGs inlined as base64 and their (escaped) captions."""
+    return "".join(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
+                   f"<figcaption>{html.escape(captions.get(name, name))}</figcaption></figure>" for name, data in figures.items())
+
+
 PLOT_CAPTIONS = {
     "scatter.png": "Student vs teacher logits (each dot a row; colour = gold class).",
     "reliability.png": "Reliability: mean predicted probability vs observed fraction positive per probability bin.",
@@ -200,18 +225,11 @@ def _as_array(name: str, v: np.ndarray | None, n: int | None) -> np.ndarray | No
 def render_plots(student: np.ndarray | None, teacher: np.ndarray | None, labels: np.ndarray | None) -> dict[str, bytes]:
     """PNG bytes by file name: ``scatter.png`` (student and teacher given), ``reliability.png`` (labels and a model),
     ``histogram.png`` (any model).  Arrays are ``[N]``; rows with a non-finite logit are left out of the plots."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = agg_pyplot()
     figures: dict[str, bytes] = {}
 
     def save(name: str, fig: Any) -> None:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-        plt.close(fig)
-        figures[name] = buf.getvalue()
+        figures[name] = figure_png(fig, dpi=90)
 
     models = [(name, z) for name, z in (("teacher", teacher), ("student", student)) if z is not None]
     finite = np.ones(models[0][1].size if models else 0, dtype=bool)
@@ -329,8 +347,7 @@ def write_report(
     with atomic_open(out / "report.md") as fh:
         fh.write("\n".join(md))
 
-    imgs = "".join(f'<figure><img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
-                   f"<figcaption>{html.escape(PLOT_CAPTIONS[name])}</figcaption></figure>" for name, data in figures.items())
+    imgs = figures_html(figures, PLOT_CAPTIONS)
     tables = "".join(f"<h2>{html.escape(name)}</h2>{table_html(rows)}" for name, rows in extra_tables.items())
     page = (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_CSS}</style></head>"
             f"<body><h1>{html.escape(title)}</h1>{table_html(headline)}"

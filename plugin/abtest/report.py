@@ -13,9 +13,7 @@ text from the results is HTML-escaped.  Both files go through
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 from pathlib import Path
@@ -23,7 +21,7 @@ from typing import Any
 
 from distill.atomic import atomic_open
 from distill.errors import DistilRankError
-from distill.evaluation.report import json_clean, table_html
+from distill.evaluation.report import agg_pyplot, figure_png, figures_html, json_clean, table_html
 from plugin.abtest.offline import SCHEMA
 
 REQUIRED = ("schema", "k", "metrics", "judgment_source", "baseline", "arm_names", "arms", "comparisons",
@@ -127,18 +125,11 @@ PLOT_CAPTIONS = {
 
 def render_plots(results: dict) -> dict[str, bytes]:
     """PNG bytes by file name (see :data:`PLOT_CAPTIONS`)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = agg_pyplot()
     figures: dict[str, bytes] = {}
 
     def save(name: str, fig: Any) -> None:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        figures[name] = buf.getvalue()
+        figures[name] = figure_png(fig, dpi=80)
 
     primary = results.get("primary_metric") or (results["metrics"][0] if results["metrics"] else None)
     comps = [c for c in results["comparisons"] if c["metric"] == primary]
@@ -219,8 +210,7 @@ def render_html(results: dict, figures: dict[str, bytes], *, title: str) -> str:
     if results["interleaving"]:
         notes.append("Interleaving: team draft with simulated clicks from the judgments; win rate = arm wins / "
                      "(arm wins + baseline wins), Wilson 95% CI, two-sided sign test.")
-    imgs = "".join(f'<figure><img alt="{e(name)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
-                   f"<figcaption>{e(PLOT_CAPTIONS.get(name, name))}</figcaption></figure>" for name, data in figures.items())
+    imgs = figures_html(figures, PLOT_CAPTIONS)
     missing = results["queries_without_judgments"]
     norel = results.get("queries_without_relevant", [])
     lists = (f"<h2>Queries without judgments ({len(missing)})</h2>"
