@@ -12,7 +12,6 @@ subclasses whose message says what to fix; nothing half-registered is left behin
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -26,8 +25,8 @@ from plugin.deploy import deploy_model, smoke_test
 from plugin.model_package import check_chunk_size, inspect_model_zip
 from plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
 from plugin.preflight import failed_checks, preflight_passed, run_preflight
-from plugin.register import register_package
-from plugin.transport import ClusterError, Transport
+from plugin.register import register_package, wait_model_state
+from plugin.transport import Transport
 
 Log = Callable[[str], None]
 
@@ -153,24 +152,14 @@ def list_models(t: Transport, *, group: str | None = None) -> dict:
     return {"models": rows, "aliases": alias_rows}
 
 
-def _wait_state(t: Transport, model_id: str, states: tuple[str, ...], timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        state = (ml_api.get_model(t, model_id) or {}).get("model_state")
-        if state in states or t.dry_run:
-            return state or "?"
-        if time.monotonic() > deadline:
-            raise ClusterError(f"model {model_id} still {state} after {timeout:g} s (waiting for {'/'.join(states)})")
-        time.sleep(0.5)
-
-
 def undeploy(t: Transport, model_id: str, *, force: bool = False, wait: float = 120.0) -> dict:
     """Undeploy unless a pipeline or alias uses the model (``force`` overrides)."""
     if ml_api.get_model(t, model_id) is None:
         raise DistilRankError(f"model {model_id} does not exist")
     refs = aliases_mod.safe_to_remove(t, model_id, "undeploy", force)
     ml_api.undeploy(t, model_id)
-    return {"model_id": model_id, "state": _wait_state(t, model_id, ("UNDEPLOYED", "REGISTERED"), wait), "references": refs}
+    state = wait_model_state(t, model_id, ("UNDEPLOYED", "REGISTERED"), wait).get("model_state") or "?"
+    return {"model_id": model_id, "state": state, "references": refs}
 
 
 def delete(t: Transport, model_id: str, *, force: bool = False, wait: float = 120.0) -> dict:
@@ -181,7 +170,7 @@ def delete(t: Transport, model_id: str, *, force: bool = False, wait: float = 12
     refs = aliases_mod.safe_to_remove(t, model_id, "delete", force)
     if model.get("model_state") in ("DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING"):
         ml_api.undeploy(t, model_id)
-        _wait_state(t, model_id, ("UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED"), wait)
+        wait_model_state(t, model_id, ("UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED"), wait)
     ml_api.delete_model(t, model_id)
     registry_store.delete_model_record(t, model_id)
     return {"model_id": model_id, "deleted": True, "references": refs}

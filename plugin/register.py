@@ -92,20 +92,27 @@ def register_meta_body(pkg: ModelPackage, group_id: str, name: str, chunk_size: 
     }
 
 
-def wait_registered(t: Transport, model_id: str, timeout: float, poll: float = 0.5) -> dict:
-    """Poll until ``model_state`` is ``REGISTERED`` (or later); raise on ``REGISTER_FAILED`` or after ``timeout`` s."""
+def wait_model_state(t: Transport, model_id: str, states: tuple[str, ...], timeout: float, *,
+                     fail_states: tuple[str, ...] = (), fix: str | None = None, poll: float = 0.5) -> dict:
+    """Poll the model until its ``model_state`` is one of ``states`` and return the model document; raise
+    :class:`ClusterError` on one of ``fail_states`` or after ``timeout`` s. A dry run returns at once."""
     deadline = time.monotonic() + timeout
     while True:
         model = ml_api.get_model(t, model_id) or {}
         state = model.get("model_state")
-        if state in REUSABLE_STATES:
+        if state in states or t.dry_run:
             return model
-        if state == "REGISTER_FAILED":
-            raise ClusterError(f"model {model_id} ended REGISTER_FAILED: {json.dumps(model)[:1500]}")
+        if state in fail_states:
+            raise ClusterError(f"model {model_id} ended {state}: {json.dumps(model)[:1500]}")
         if time.monotonic() > deadline:
-            raise ClusterError(f"model {model_id} still {state} after {timeout:g} s",
-                               fix="the cluster may still be merging chunks: raise --wait, or check the ML tasks")
+            raise ClusterError(f"model {model_id} still {state} after {timeout:g} s (waiting for {'/'.join(states)})", fix=fix)
         time.sleep(poll)
+
+
+def wait_registered(t: Transport, model_id: str, timeout: float) -> dict:
+    """Poll until ``model_state`` is ``REGISTERED`` (or later); raise on ``REGISTER_FAILED`` or after ``timeout`` s."""
+    return wait_model_state(t, model_id, REUSABLE_STATES, timeout, fail_states=("REGISTER_FAILED",),
+                            fix="the cluster may still be merging chunks: raise --wait, or check the ML tasks")
 
 
 def _cleanup(t: Transport, model_id: str, log: Callable[[str], None]) -> bool:
