@@ -9,7 +9,7 @@ COMPAT := .cache/compat
 # check that the exported tokenizer.json and graph behave identically there.
 COMPAT_PYTHONS := $(CURDIR)/$(COMPAT)/tokenizers-0.19/bin/python:$(CURDIR)/$(COMPAT)/ml-commons-3.x/bin/python
 
-.PHONY: install compat demo test test-integration bench bench-rerank clean
+.PHONY: install compat demo demo-sst2 esci test test-integration bench bench-rerank clean
 
 install: $(STAMP)
 
@@ -30,8 +30,19 @@ $(COMPAT)/.installed:
 	$(COMPAT)/ml-commons-3.x/bin/pip install 'tokenizers==0.20.3' 'onnxruntime==1.16.3' 'numpy<2'
 	touch $@
 
+# product search on the bundled ESCI sample, ending on the local OpenSearch node (downloaded once, cached)
 demo: install
-	$(BIN)/distilrank run configs/demo.toml
+	integration/cluster/start --tier 2 >/dev/null
+	$(BIN)/python examples/esci_demo.py
+
+# the SST-2 public proxy of BERT2DNN on the bundled sample (no cluster needed)
+demo-sst2: install
+	$(BIN)/distilrank run configs/demo-sst2.toml
+
+# the full product-search experiment on ../shared/data/esci-shopping (about an hour on 2 cores)
+esci: install
+	integration/cluster/start --tier 2 >/dev/null
+	$(BIN)/distilrank run configs/esci.toml
 
 test: install compat
 	DISTILRANK_COMPAT_PYTHONS=$(COMPAT_PYTHONS) $(BIN)/python -m pytest -q tests
@@ -49,4 +60,4 @@ bench-rerank: install
 	$(BIN)/python bench/rerank_latency.py
 
 clean:
-	rm -rf runs/demo .pytest_cache
+	rm -rf runs/demo runs/demo-sst2 .pytest_cache

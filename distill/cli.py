@@ -52,9 +52,24 @@ def _log(args: argparse.Namespace) -> Callable[[str], None]:
 # --- commands -----------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from distill.config import load_config
+    from distill.config import load_config, read_toml
     from distill.pipeline import run_pipeline
 
+    raw = read_toml(args.config)
+    if raw.get("task") == "ranking":
+        from distill.ranking.config import load_ranking_config
+        from distill.ranking.pipeline import run_ranking
+        from plugin.connection import load_connection
+        from plugin.transport import Transport
+
+        rcfg = load_ranking_config(args.config, raw)
+        if args.out_dir:
+            rcfg.out_dir = str(Path(args.out_dir).resolve())
+        transport = Transport(load_connection(args.config))
+        summary = run_ranking(rcfg, transport, log=_log(args))
+        if args.json:
+            print(json.dumps(summary, indent=2, default=str))
+        return
     cfg = load_config(args.config)
     if args.out_dir:
         cfg.out_dir = str(Path(args.out_dir).resolve())

@@ -120,9 +120,12 @@ def fit_stacker(
     if z.ndim != 2 or z.shape[1] != y.shape[0]:
         raise ValueError(f"teacher_logits must be [K, N] with N = len(labels); got {z.shape} and {y.shape}")
     k, n = z.shape
-    x = np.vstack([z, np.ones(n)]).T  # [N, K+1]
+    # Fit on standardised inputs (teachers may be on very different scales: logits, cosines, BM25
+    # scores), then fold the scaling back into the weights; l2 acts on the standardised weights.
+    mu, sd = z.mean(axis=1), z.std(axis=1)
+    sd = np.where(sd > 0, sd, 1.0)
+    x = np.vstack([(z - mu[:, None]) / sd[:, None], np.ones(n)]).T  # [N, K+1]
     theta = np.zeros(k + 1)
-    theta[:k] = 1.0 / k  # start from the average
     reg = np.full(k + 1, l2)
     reg[-1] = 0.0
     for _ in range(iterations):
@@ -133,4 +136,6 @@ def fit_stacker(
         theta -= step
         if np.max(np.abs(step)) < 1e-10:
             break
+    w = theta[:k] / sd
+    theta = np.append(w, theta[k] - float(w @ mu))
     return Stacker(weights=theta[:k].tolist(), bias=float(theta[k]), teachers=list(teachers), l2=l2, n_train=n)

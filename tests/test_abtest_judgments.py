@@ -49,14 +49,16 @@ def test_esci_queryset_keeps_unjudged_query():
     assert j.unjudged_queries() == ["tank top plus size women"]
 
 
-@pytest.mark.skipif(not (SHARED / "esci").is_dir(), reason="../shared/data not present")
+@pytest.mark.skipif(not (SHARED / "esci-shopping").is_dir(), reason="../shared/data not present")
 def test_full_shared_files():
     ice = load_judgments(SHARED / "icecat" / "judgments.csv")
     assert sorted(ice) == ["laptop", "notebook"] and ice.n_judgments == 207
-    esci = load_judgments(SHARED / "esci" / "esci_us_judgments.json", grade_map="esci",
-                          queryset=SHARED / "esci" / "esci_us_queryset.json")
-    assert len(esci) == 150 and esci.n_judgments == 6678 and esci.unjudged_queries() == []
-    assert {g for d in esci.grades.values() for g in d.values()} == {0.0, 1.0, 2.0, 3.0}
+    d = SHARED / "esci-shopping"
+    jsonl = load_judgments(d / "judgments-dev.jsonl")
+    srw = load_judgments(d / "judgments-dev.srw.json", grade_map="esci", queryset=d / "queryset-dev.srw.json")
+    assert len(jsonl) == len(srw) == 100 and jsonl.n_judgments == srw.n_judgments == 4487 and srw.unjudged_queries() == []
+    assert {q: dict(jsonl[q]) for q in jsonl} == {q: dict(srw[q]) for q in srw}
+    assert {g for d in jsonl.grades.values() for g in d.values()} == {0.0, 1.0, 2.0, 3.0}
 
 
 def test_generic_formats_agree(tmp_path):

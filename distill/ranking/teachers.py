@@ -1,0 +1,111 @@
+"""Teachers for product ranking: train them on a fold's queries and score any table of pairs.
+
+Three kinds (``RankingTeacher.kind``):
+
+* ``cross-encoder``: a MiniLM cross-encoder fine-tuned on the training queries' judgments
+  (grade / 3 as the BCE target) plus weak negatives (label 0); scores are logits.  Scoring is
+  resumable and chunked (:func:`distill.teacher.scoring.score_transfer_set`).
+* ``bi-encoder``: zero-shot cosine of mean-pooled MiniLM embeddings (no training, so the same
+  scores serve every fold); embeddings of every distinct string are computed once and cached.
+* ``bm25``: the index's own BM25 score of the pair (the first-pass signal a stacker may use).
+
+Every ``score`` returns float32 ``[N]`` aligned with the table's rows; scores of different
+kinds are on different scales and are only combined through the stacker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from distill.atomic import write_json, write_npy
+from distill.config import resolve_base_model
+from distill.data.pairs import Pairs
+from distill.ranking.config import RankingTeacher
+from distill.teacher.biencoder import BiEncoder
+from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+from distill.teacher.scoring import load_logits, score_transfer_set
+
+
+def train_cross_encoder(tc: RankingTeacher, train: Pairs, out_dir: Path, *, progress: bool | None = None) -> Path:
+    """Fine-tune (or resume) the cross-encoder ``tc`` on labeled ``train``; returns its checkpoint directory."""
+    if not (out_dir / "result.json").exists():
+        finetune_teacher(resolve_base_model(tc.base), train, None, out_dir, progress=progress, config=TeacherTrainConfig(
+            epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, max_length=tc.max_length, seed=tc.seed,
+            num_layers=tc.num_layers or None, mixed_precision=tc.mixed_precision, label_mode="graded", max_label=3.0))
+    return out_dir / "best"
+
+
+class EmbeddingCache:
+    """Bi-encoder embeddings of distinct strings, kept in memory and on disk (``cache_dir/<sha>.npy``)."""
+
+    def __init__(self, encoder: BiEncoder, cache_dir: Path) -> None:
+        self.encoder = encoder
+        self.dir = cache_dir
+        self._rows: dict[str, np.ndarray] = {}
+
+    def vectors(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
+        """Unit embeddings float32 ``[len(texts), dim]``; strings not seen before are embedded once."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._rows]
+        if missing:
+            key = hashlib.sha256("\x1e".join(missing).encode("utf-8", "surrogatepass")).hexdigest()[:20]
+            path = self.dir / f"{key}.npy"
+            if path.exists():
+                emb = np.load(path)
+            else:
+                emb = self.encoder.encode(missing, progress=progress)
+                write_npy(path, emb)
+            self._rows.update(zip(missing, emb))
+        return np.stack([self._rows[t] for t in texts]) if texts else np.zeros((0, self.encoder.dim), np.float32)
+
+    def cosine(self, pairs: Pairs, progress: bool | None = None) -> np.ndarray:
+        """``cos(query, text)`` float32 ``[N]``."""
+        uq = list(dict.fromkeys(pairs.queries))
+        ut = list(dict.fromkeys(pairs.texts))
+        eq, et = self.vectors(uq, progress), self.vectors(ut, progress)
+        qi = {q: i for i, q in enumerate(uq)}
+        ti = {t: i for i, t in enumerate(ut)}
+        a = np.fromiter((qi[q] for q in pairs.queries), np.int64, len(pairs))
+        b = np.fromiter((ti[t] for t in pairs.texts), np.int64, len(pairs))
+        out = np.empty(len(pairs), np.float32)
+        for s in range(0, len(pairs), 1 << 16):
+            out[s : s + (1 << 16)] = np.einsum("nd,nd->n", eq[a[s : s + (1 << 16)]], et[b[s : s + (1 << 16)]])
+        return out
+
+
+BM25Fn = Callable[[dict[str, list[str]]], dict[str, dict[str, float]]]
+
+
+def bm25_of_pairs(pairs: Pairs, bm25: BM25Fn) -> np.ndarray:
+    """BM25 score per row of a table whose ``extra["doc_id"]`` holds product ids; float32 ``[N]``."""
+    ids = pairs.extra["doc_id"]
+    wanted: dict[str, list[str]] = {}
+    for q, d in zip(pairs.queries, ids):
+        wanted.setdefault(q, []).append(d)
+    scores = bm25(wanted)
+    return np.array([scores[q][d] for q, d in zip(pairs.queries, ids)], dtype=np.float32)
+
+
+def score_pairs(tc: RankingTeacher, pairs: Pairs, out_dir: Path, *, checkpoint: Path | None, embeddings: EmbeddingCache | None,
+                bm25: BM25Fn | None, progress: bool | None = None) -> np.ndarray:
+    """Teacher ``tc``'s scores for ``pairs`` (float32 ``[N]``), cached as ``out_dir/logits.npy``."""
+    done = out_dir / "logits.npy"
+    if tc.kind == "cross-encoder":
+        assert checkpoint is not None
+        score_transfer_set(checkpoint, pairs, out_dir, batch_size=tc.score_batch_size, max_length=tc.max_length,
+                           precision=tc.mixed_precision, progress=progress)
+        return load_logits(out_dir)
+    if done.exists() and len(z := np.load(done)) == len(pairs):
+        return z
+    if tc.kind == "bi-encoder":
+        assert embeddings is not None
+        z = embeddings.cosine(pairs, progress)
+    else:
+        assert bm25 is not None
+        z = bm25_of_pairs(pairs, bm25)
+    write_npy(done, z)
+    write_json(out_dir / "meta.json", {"teacher": tc.name, "kind": tc.kind, "rows": len(pairs)})
+    return z

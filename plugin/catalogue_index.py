@@ -1,0 +1,121 @@
+"""A product catalogue in OpenSearch: bulk indexing, BM25 retrieval in batches (``_msearch``), BM25 scores of given ids.
+
+The index holds every catalogue field as ``text`` (so BM25 can search them),
+the product id as ``keyword``, and the combined model text
+(:class:`distill.data.catalogue.DocumentText`, field ``index_field``) that the
+rerank pipeline's ``document_fields`` reads, so the student scores exactly the
+text it was trained on.
+
+Scores are OpenSearch BM25 scores (unbounded, >= 0), not logits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from distill.data.catalogue import Catalogue, DocumentText, field_text
+from distill.errors import DistilRankError
+from plugin.transport import Transport
+
+ID_FIELD = "doc_id"
+DEFAULT_BM25_FIELDS = ("title^2", "brand", "color", "bullet_points", "description")
+
+
+def bm25_query(query: str, fields: Sequence[str] = DEFAULT_BM25_FIELDS) -> dict:
+    """The first-pass query: ``multi_match`` (best_fields, tie_breaker 0.3) of ``query`` over ``fields``."""
+    return {"multi_match": {"query": query, "fields": list(fields), "type": "best_fields", "tie_breaker": 0.3}}
+
+
+def index_catalogue(t: Transport, index: str, catalogue: Catalogue, doc: DocumentText, *, batch: int = 1000,
+                    recreate: bool = False, log: Callable[[str], None] = lambda m: None) -> dict:
+    """Create ``index`` (unless it already holds exactly this catalogue) and bulk-index every product.
+
+    The index's ``_meta`` records the catalogue source, size and the document-text setting; an
+    existing index with the same ``_meta`` is reused as is (idempotent), a different one is an
+    error unless ``recreate``.  Returns ``{"index", "docs", "reused"}``.
+    """
+    meta = {"distilrank": {"catalogue": catalogue.source, "docs": len(catalogue), "document": {
+        "fields": doc.fields, "max_chars": doc.max_chars, "index_field": doc.index_field}}}
+    existing = t.request("GET", f"/{index}/_mapping", ok_statuses=(404,))
+    if existing.get("status") != 404:
+        old = existing.get(index, {}).get("mappings", {}).get("_meta", {})
+        count = t.request("GET", f"/{index}/_count").get("count")
+        if old == meta and count == len(catalogue):
+            log(f"index {index}: reusing ({count} products)")
+            return {"index": index, "docs": count, "reused": True}
+        if not recreate:
+            raise DistilRankError(f"index {index!r} exists with other contents ({count} docs, _meta {json.dumps(old)}); "
+                                  "pass recreate=True (--recreate-index) or choose another index name")
+        t.request("DELETE", f"/{index}")
+    fields = sorted({k for r in catalogue.records for k in r} - {ID_FIELD, doc.index_field})
+    props: dict[str, Any] = {f: {"type": "text"} for f in fields}
+    props[ID_FIELD] = {"type": "keyword"}
+    props[doc.index_field] = {"type": "text"}
+    t.request("PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"},
+                                   "mappings": {"_meta": meta, "properties": props}})
+    texts = catalogue.texts(doc)
+    for start in range(0, len(catalogue), batch):
+        lines = []
+        for i in range(start, min(start + batch, len(catalogue))):
+            src = {k: field_text(v) for k, v in catalogue.records[i].items() if k in props}
+            src[ID_FIELD] = catalogue.ids[i]
+            src[doc.index_field] = texts[i]
+            lines.append(json.dumps({"index": {"_index": index, "_id": catalogue.ids[i]}}))
+            lines.append(json.dumps(src, ensure_ascii=False))
+        res = t.request("POST", "/_bulk", "\n".join(lines) + "\n", idempotent=True)
+        if res.get("errors"):
+            bad = next(it["index"] for it in res["items"] if it["index"].get("error"))
+            raise DistilRankError(f"bulk indexing into {index!r} failed for product {bad.get('_id')!r}: {bad['error']}")
+        log(f"index {index}: {min(start + batch, len(catalogue))}/{len(catalogue)} products")
+    t.request("PUT", f"/{index}/_settings", {"index": {"refresh_interval": "1s"}})
+    t.request("POST", f"/{index}/_refresh")
+    return {"index": index, "docs": len(catalogue), "reused": False}
+
+
+def bm25_top_k(t: Transport, index: str, queries: Sequence[str], k: int, *, fields: Sequence[str] = DEFAULT_BM25_FIELDS,
+               batch: int = 200, on_batch: Callable[[int], None] | None = None) -> dict[str, list[tuple[str, float]]]:
+    """Each query's BM25 top ``k`` as ``[(doc id, score), ...]`` best first, ``batch`` queries per ``_msearch``.
+
+    A query that matches nothing maps to ``[]``.  Raises :class:`DistilRankError` naming the query when
+    one search of a batch fails.
+    """
+    out: dict[str, list[tuple[str, float]]] = {}
+    distinct = list(dict.fromkeys(queries))
+    for start in range(0, len(distinct), batch):
+        chunk = distinct[start : start + batch]
+        body = "".join(json.dumps({"index": index}) + "\n" + json.dumps(
+            {"query": bm25_query(q, fields), "size": k, "_source": False, "track_total_hits": False}) + "\n" for q in chunk)
+        res = t.request("POST", "/_msearch", body, idempotent=True)
+        for q, r in zip(chunk, res["responses"]):
+            if "error" in r:
+                raise DistilRankError(f"BM25 search for {q!r} in {index!r} failed: {r['error']}")
+            out[q] = [(h["_id"], float(h["_score"])) for h in r["hits"]["hits"]]
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return out
+
+
+def bm25_scores(t: Transport, index: str, query_docs: Mapping[str, Sequence[str]], *,
+                fields: Sequence[str] = DEFAULT_BM25_FIELDS, batch: int = 100,
+                on_batch: Callable[[int], None] | None = None) -> dict[str, dict[str, float]]:
+    """BM25 score of each query for each of its doc ids, ``{query: {doc id: score}}``; 0.0 where the query
+    does not match the product.  ``batch`` queries per ``_msearch`` (an ``ids`` filter per query)."""
+    out: dict[str, dict[str, float]] = {}
+    items = [(q, list(dict.fromkeys(ids))) for q, ids in query_docs.items()]
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        body = "".join(json.dumps({"index": index}) + "\n" + json.dumps(
+            {"query": {"bool": {"must": [bm25_query(q, fields)], "filter": [{"ids": {"values": ids}}]}},
+             "size": len(ids), "_source": False, "track_total_hits": False}) + "\n" for q, ids in chunk)
+        res = t.request("POST", "/_msearch", body, idempotent=True)
+        for (q, ids), r in zip(chunk, res["responses"]):
+            if "error" in r:
+                raise DistilRankError(f"BM25 scoring for {q!r} in {index!r} failed: {r['error']}")
+            scores = dict.fromkeys(ids, 0.0)
+            scores.update({h["_id"]: float(h["_score"]) for h in r["hits"]["hits"]})
+            out[q] = scores
+        if on_batch is not None:
+            on_batch(len(chunk))
+    return out
