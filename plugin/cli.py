@@ -13,6 +13,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     from distill.cli import _emit, _read
     from plugin.export import export_student
 
+    if args.teacher:
+        cmd_export_teacher(args)
+        return
     metrics = None
     if args.metrics:
         data = json.loads(Path(args.metrics).read_text())
@@ -37,6 +40,27 @@ def cmd_export(args: argparse.Namespace) -> None:
         human += (f"\nint8: accuracy {q['int8_accuracy']:.2f}% vs fp32 {q['fp32_accuracy']:.2f}%, {q['speedup']:.2f}x faster per call "
                   f"-> shipped {res.precision}")
     _emit(args, asdict(res), human)
+
+
+def cmd_export_teacher(args: argparse.Namespace) -> None:
+    """``distilrank export --teacher DIR``: :func:`plugin.export.teacher_export.export_cross_encoder_teacher`."""
+    from distill.cli import _emit, _read
+    from distill.errors import DistilRankError
+    from plugin.export.teacher_export import export_cross_encoder_teacher
+
+    student_only = [flag for flag, given in (("--metrics", args.metrics), ("--quantize int8", args.quantize != "none"),
+                                             ("--quality-data", args.quality_data)) if given]
+    if student_only:
+        raise DistilRankError(f"export --teacher: {', '.join(student_only)} only apply to a student export")
+    pairs = _read(args, args.parity_data) if args.parity_data else None
+    res = export_cross_encoder_teacher(args.teacher, args.out, name=args.name, max_length=args.max_length or None,
+                                       parity_pairs=pairs, tolerance=args.tolerance)
+    human = (f"exported teacher {res['zip']} ({res['zip_bytes']:,} bytes, sha256 {res['sha256']})\n"
+             f"parity: max |torch - onnx| = {res['parity']['max_abs_diff']:.2e} over {res['parity']['n_pairs']} pairs "
+             f"(tolerance {res['parity']['tolerance']:g}); truncation {res['max_length']} tokens\n"
+             f"onnx runtime, 1 thread, one pair per call: {res['latency']['onnx_ms_per_pair_single_call']:.3f} ms/pair\n"
+             f"model card: {res['card_json']}")
+    _emit(args, res, human)
 
 
 def _add_connection_args(p: argparse.ArgumentParser) -> None:
@@ -301,20 +325,26 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the plugin's subcommands on the main ``distilrank`` parser."""
     from distill.cli import _add_data_args
 
-    p = sub.add_parser("export", help="export a student to ONNX + tokenizer.json + ML Commons zip + model card, with a parity check")
-    p.add_argument("--student", required=True, help="student directory (from 'student train' or 'run')")
-    p.add_argument("--out", required=True)
-    p.add_argument("--name", help="model name (default: the student directory name)")
-    p.add_argument("--parity-data", help="pairs to check parity on (default: bundled SST-2 + Icecat + edge cases)")
-    p.add_argument("--tolerance", type=float, default=1e-4)
-    p.add_argument("--max-length", type=int, default=0, help="override the tokenizer's truncation length")
-    p.add_argument("--metrics", help="eval.json or run.json whose metrics go into the model card")
+    p = sub.add_parser("export", help="export a student (or, with --teacher, a cross-encoder teacher) to ONNX + tokenizer.json + "
+                                      "ML Commons zip + model card, with a parity check")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--student", help="student directory (from 'student train' or 'run')")
+    what.add_argument("--teacher", help="fine-tuned cross-encoder checkpoint directory (a teacher's best/ from 'teacher train' "
+                                        "or 'run'): exported as a TEXT_SIMILARITY model too")
+    p.add_argument("--out", required=True, help="output directory (model.onnx, tokenizer.json, NAME.zip, model-card.json)")
+    p.add_argument("--name", help="model name (default: the student directory name; for --teacher the teacher's name)")
+    p.add_argument("--parity-data", help="pairs to check parity on (default: bundled SST-2 + Icecat + edge cases; "
+                                         "for --teacher 40 Icecat (query, title) pairs + the edge cases)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest |PyTorch - ONNX Runtime| logit difference accepted")
+    p.add_argument("--max-length", type=int, default=0, help="override the tokenizer's truncation length "
+                                                             "(--teacher default: the length it was fine-tuned with, else 128)")
+    p.add_argument("--metrics", help="eval.json or run.json whose metrics go into the model card (student only)")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="also build an int8 graph; shipped only if it loses < 0.2 accuracy points on --quality-data and is faster")
     p.add_argument("--quality-data", help="labeled pairs for the int8 quality gate (e.g. the dev set)")
-    p.add_argument("--quality-query-field", default="query")
-    p.add_argument("--quality-text-field", default="text")
-    p.add_argument("--quality-label-field", default="label")
+    p.add_argument("--quality-query-field", default="query", help="query column of --quality-data")
+    p.add_argument("--quality-text-field", default="text", help="text column of --quality-data")
+    p.add_argument("--quality-label-field", default="label", help="label column of --quality-data")
     _add_data_args(p, prefix="", labels=False)
     p.set_defaults(func=cmd_export)
     _add_plugin_commands(sub)

@@ -106,6 +106,7 @@ class RankingDistill:
     stacker_l2: float = 1e-4
     scale_curve: list[int] = field(default_factory=list)
     gold_student: bool = True
+    final_student: bool = True  # also train the shipped student on every judged query (out_dir/final)
 
 
 @dataclass
@@ -114,6 +115,27 @@ class RankingEval:
 
     k: int = 10
     rerank_depth: int = 100
+
+
+@dataclass
+class ServeSection:
+    """Serve each fold's student and cross-encoder teacher on the cluster and A/B them against BM25 there.
+
+    With ``enabled``, after the folds: every fold's distilled student and cross-encoder teacher are exported
+    (ONNX zip, parity-checked), registered in model group ``group`` (idempotent by sha256), deployed,
+    smoke-tested and promoted behind aliases ``{alias_prefix}-fold-{i}-student`` / ``-teacher`` whose rerank
+    pipelines reorder the BM25 top ``depth`` on ``document.index_field``.  The fold's test queries then run
+    through the arms bm25 / student / teacher; all folds are merged into one A/B report in
+    ``out_dir/<out>/`` (report.json + report.html), with each arm's latency.  ``undeploy_after`` undeploys a
+    fold's two models once its queries are done (bounded node memory).
+    """
+
+    enabled: bool = False
+    depth: int = 100
+    group: str = "distilrank-esci"
+    alias_prefix: str = "esci"
+    out: str = "ab"
+    undeploy_after: bool = True
 
 
 @dataclass
@@ -130,6 +152,7 @@ class RankingRunConfig:
     distill: RankingDistill = field(default_factory=RankingDistill)
     student: StudentSection = field(default_factory=StudentSection)
     eval: RankingEval = field(default_factory=RankingEval)
+    serve: ServeSection = field(default_factory=ServeSection)
     source: str = "<memory>"
 
 
@@ -183,4 +206,13 @@ def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRun
             raise ConfigError(path, f"transfer.{name}", "must be >= 0")
     if cfg.transfer.bm25_k + cfg.transfer.random_per_query < 1:
         raise ConfigError(path, "transfer.bm25_k", "bm25_k + random_per_query must be >= 1")
+    sv = cfg.serve
+    if sv.depth < cfg.eval.k:
+        raise ConfigError(path, "serve.depth", f"must be >= eval.k ({cfg.eval.k}): the rerank pipeline reorders the BM25 top depth, got {sv.depth}")
+    for name in ("group", "alias_prefix", "out"):
+        if not getattr(sv, name).strip():
+            raise ConfigError(path, f"serve.{name}", "must be a non-empty string")
+    if sv.enabled and not any(t.kind == "cross-encoder" for t in cfg.teachers):
+        raise ConfigError(path, "serve.enabled", "serving compares the student with the cross-encoder teacher: "
+                                                 "add a [[teachers]] table with kind = \"cross-encoder\"")
     return cfg

@@ -78,26 +78,33 @@ def _list_ndcg(grades_in_order: np.ndarray, all_grades: np.ndarray, k: int, gain
     return dcg_at_k(grades_in_order, k, gain) / ideal if ideal > 0 else float("nan")
 
 
-def compare(per_query: Mapping[str, Mapping[str, Mapping[str, float]]], baseline: str, *, metric: str = "ndcg_esci",
-            seed: int = 0) -> list[dict]:
-    """One row per system: mean of each metric, and ``metric``'s paired delta vs ``baseline`` with a
-    permutation p-value, a 95% bootstrap CI and wins/losses/ties over the queries both define."""
+def paired(a: Mapping[str, Mapping[str, float]], b: Mapping[str, Mapping[str, float]], *, metric: str = "ndcg_esci",
+           seed: int = 0) -> dict:
+    """Paired ``a - b`` on ``metric`` over the queries both define: mean delta, permutation p-value, 95% bootstrap
+    CI and wins/losses/ties of ``a``."""
     from plugin.abtest.stats import paired_bootstrap_ci, paired_permutation_test, win_loss_tie
 
+    queries = [q for q in a if q in b and np.isfinite(a[q][metric]) and np.isfinite(b[q][metric])]
+    d = np.array([a[q][metric] - b[q][metric] for q in queries])
+    ci = paired_bootstrap_ci(d, seed=seed)
+    w, l_, t = win_loss_tie(d)
+    return {f"delta_{metric}": float(d.mean()) if len(d) else float("nan"), "ci_low": ci[0] if ci else None,
+            "ci_high": ci[1] if ci else None, "p_value": paired_permutation_test(d, seed=seed).p_value,
+            "wins": w, "losses": l_, "ties": t, "queries": len(queries)}
+
+
+def compare(per_query: Mapping[str, Mapping[str, Mapping[str, float]]], baseline: str, *, metric: str = "ndcg_esci",
+            seed: int = 0) -> list[dict]:
+    """One row per system: mean of each metric, and ``metric``'s paired delta vs ``baseline`` (:func:`paired`)."""
     base = per_query[baseline]
     rows = []
     for name, pq in per_query.items():
-        queries = [q for q in pq if q in base and np.isfinite(pq[q][metric]) and np.isfinite(base[q][metric])]
-        row: dict = {"system": name, "queries": len(queries)}
+        row: dict = {"system": name, "queries": sum(1 for q in pq if np.isfinite(pq[q][metric]))}
         for m in next(iter(pq.values())).keys():
             vals = [pq[q][m] for q in pq if np.isfinite(pq[q][m])]
             row[m] = float(np.mean(vals)) if vals else float("nan")
         if name != baseline:
-            d = np.array([pq[q][metric] - base[q][metric] for q in queries])
-            ci = paired_bootstrap_ci(d, seed=seed)
-            w, l_, t = win_loss_tie(d)
-            row.update({f"delta_{metric}": float(d.mean()), "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
-                        "p_value": paired_permutation_test(d, seed=seed).p_value, "wins": w, "losses": l_, "ties": t})
+            row.update({k: v for k, v in paired(pq, base, metric=metric, seed=seed).items() if k != "queries"})
         rows.append(row)
     return rows
 

@@ -279,8 +279,17 @@ def run_ranking(cfg: RankingRunConfig, transport, *, progress: bool | None = Non
         t0 = time.perf_counter()
         fold_results.append(run_fold(data, fold, out / "folds" / f"fold-{fold.index}", evaluate=True, progress=progress, log=log))
         log(f"fold {fold.index}: done in {time.perf_counter() - t0:.0f}s")
-    final = run_fold(data, QueryFold(len(folds), tuple(data.queries), ()), out / "final", evaluate=False, progress=progress, log=log)
+    final = None
+    if cfg.distill.final_student:  # the student to ship: the same recipe on every judged query (no evaluation left)
+        final = run_fold(data, QueryFold(len(folds), tuple(data.queries), ()), out / "final", evaluate=False, progress=progress, log=log)
+    summary_serve = None
+    if cfg.serve.enabled:  # each fold's student and teacher reranking on the node, A/B vs BM25 (distill.ranking.serve)
+        from distill.ranking.serve import serve_and_compare
+
+        summary_serve = serve_and_compare(cfg, transport, out, log)
     summary = summarize(cfg, protocol, fold_results, final, data, seconds=time.perf_counter() - t_run)
+    if summary_serve is not None:
+        summary["serve"] = summary_serve
     paths = write_ranking_report(summary, out / "report")
     summary["report"] = {k: str(v) for k, v in paths.items()}
     write_json(out / "run.json", summary)

@@ -14,7 +14,7 @@ from pathlib import Path
 from distill.atomic import atomic_open, write_json
 from distill.evaluation.report import table_html, table_md
 from distill.ranking.config import RankingRunConfig
-from distill.ranking.evaluate import compare, recovery
+from distill.ranking.evaluate import compare, paired, recovery
 
 SETTINGS = {"judged": "Rank the judged products", "rerank": "Rerank BM25's top {depth} from the whole catalogue"}
 STUDENT, TEACHER, BASELINE = "student distilled", "teacher stacked", "BM25"
@@ -32,13 +32,24 @@ def pooled(fold_results: list[dict], setting: str) -> dict[str, dict[str, dict[s
     return out
 
 
+def pairwise(per_system: dict[str, dict[str, dict[str, float]]], *, seed: int = 0) -> list[dict]:
+    """The comparisons the method's claims rest on, each paired over queries on nDCG (ESCI gains): distilled vs
+    gold-only student, stacked teacher vs each single teacher, distilled student vs stacked teacher."""
+    checks = [(STUDENT, "student gold-only")] + [(TEACHER, s) for s in per_system if s.startswith("teacher ") and s != TEACHER]
+    checks += [(STUDENT, TEACHER)] + [(STUDENT, s) for s in per_system if s.startswith("student distilled (")]
+    return [{"a": a, "b": b, **paired(per_system[a], per_system[b], seed=seed)} for a, b in checks
+            if a in per_system and b in per_system]
+
+
 def summarize(cfg: RankingRunConfig, protocol: str, fold_results: list[dict], final: dict, data, *, seconds: float) -> dict:
     """The run summary: comparison tables per setting, recovery, headline lines."""
     tables, headline = {}, [f"protocol: {protocol}"]
-    recov = {}
+    recov, pairs = {}, {}
     for setting in SETTINGS:
-        rows = compare(pooled(fold_results, setting), BASELINE, seed=cfg.seed)
+        per_system = pooled(fold_results, setting)
+        rows = compare(per_system, BASELINE, seed=cfg.seed)
         tables[setting] = rows
+        pairs[setting] = pairwise(per_system, seed=cfg.seed)
         by = {r["system"]: r for r in rows}
         if STUDENT in by and TEACHER in by:
             rec = recovery(by[STUDENT]["ndcg_esci"], by[TEACHER]["ndcg_esci"], by[BASELINE]["ndcg_esci"])
@@ -54,7 +65,7 @@ def summarize(cfg: RankingRunConfig, protocol: str, fold_results: list[dict], fi
                      "transfer_queries": len(data.transfer_pool), "document": {"fields": data.doc.fields, "max_chars": data.doc.max_chars,
                                                                               "index_field": data.doc.index_field},
                      "index": data.index_info},
-            "tables": tables, "recovery": recov, "headline": headline,
+            "tables": tables, "pairwise": pairs, "recovery": recov, "headline": headline,
             "stackers": [fr["stacker"] for fr in fold_results], "final": final, "seconds": seconds}
 
 
@@ -62,6 +73,40 @@ def _rows_for_table(rows: list[dict]) -> list[dict]:
     keep = ("system", "queries", "ndcg_esci", "ndcg_graded", "mrr", "unjudged", "delta_ndcg_esci", "ci_low", "ci_high", "p_value",
             "wins", "losses", "ties")
     return [{k: r[k] for k in keep if k in r} for r in rows]
+
+
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}% of queries"
+
+
+def serve_section(serve: dict, report_dir: Path) -> tuple[str, list[dict], list[str], str]:
+    """Title, table rows (one per arm), summary lines and the relative link to the A/B report.html of
+    :func:`distill.ranking.serve.serve_and_compare`'s summary."""
+    import os
+
+    k = serve.get("k", 10)
+    lat, base = serve.get("latency_ms", {}), serve.get("latency_ms", {}).get("bm25", {})
+    rows = []
+    for arm in serve.get("arms", []):
+        la = lat.get(arm, {})
+        rows.append({"arm": arm, f"nDCG@{k} (2^g-1)": serve.get("ndcg", {}).get(arm), f"nDCG@{k} (ESCI gains)": serve.get("ndcg_esci", {}).get(arm),
+                     "p50 ms": la.get("p50"), "p99 ms": la.get("p99"),
+                     "p50 added vs bm25 ms": None if arm == "bm25" else la.get("p50_added"),
+                     "p99 added vs bm25 ms": None if arm == "bm25" else la.get("p99_added"),
+                     "top k differs from bm25": _share(serve.get("reranked_share", {}).get(arm))})
+    lines = [f"{serve.get('queries')} judged queries over {serve.get('folds')} folds, each searched on the node by the models of the fold "
+             f"that held it out: bm25 (first pass), student (BM25 top {serve.get('depth')} reranked by the fold's distilled student), "
+             f"teacher (the same, reranked by its cross-encoder teacher).",
+             f"Latency: client-side wall time per search (bm25 p50 {base.get('p50', float('nan')):.1f} ms, "
+             f"p99 {base.get('p99', float('nan')):.1f} ms); 'added' is the arm's percentile minus bm25's."]
+    for c in serve.get("comparisons", []):
+        if c.get("metric", "").startswith("ndcg_esci") and c.get("delta_mean") is not None:
+            ci = c.get("ci95") or [float("nan"), float("nan")]
+            p = "n/a" if c.get("p_holm") is None else f"{c['p_holm']:.3f}"
+            lines.append(f"{c['arm']} - bm25 on {c['metric']}: {c['delta_mean']:+.4f} (95% CI {ci[0]:+.4f}..{ci[1]:+.4f}, "
+                         f"Holm p = {p}; {c['wins']} wins / {c['losses']} losses / {c['ties']} ties)")
+    link = os.path.relpath(serve["report"]["html"], report_dir)
+    return "In the cluster (A/B on the real node)", rows, lines, link
 
 
 def write_ranking_report(summary: dict, out_dir: str | Path) -> dict[str, Path]:
@@ -76,6 +121,16 @@ def write_ranking_report(summary: dict, out_dir: str | Path) -> dict[str, Path]:
         rows = _rows_for_table(summary["tables"][setting])
         md += [f"## {title}", "", table_md(rows), ""]
         body += [f"<h2>{html.escape(title)}</h2>", table_html(rows)]
+        prs = summary.get("pairwise", {}).get(setting)
+        if prs:
+            md += [f"Paired comparisons ({title.lower()}), a - b:", "", table_md(prs), ""]
+            body += [f"<p>Paired comparisons ({html.escape(title.lower())}), a - b:</p>", table_html(prs)]
+    serve = summary.get("serve")
+    if serve:
+        title, rows, lines, link = serve_section(serve, out)
+        md += [f"## {title}", "", *[f"- {x}" for x in lines], "", table_md(rows), "", f"Full A/B report: [{link}]({link})", ""]
+        body += [f"<h2>{html.escape(title)}</h2>", "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>",
+                 table_html(rows), f"<p>Full A/B report: <a href='{html.escape(link, quote=True)}'>{html.escape(link)}</a></p>"]
     notes = ["nDCG@k with ESCI gains (E 1.0, S 0.1, C 0.01, I 0) and with graded gains (2^g - 1, g = 3/2/1/0); MRR: first Exact.",
              "delta, CI and p: paired over queries against BM25 (sign-flip permutation test, bootstrap 95% CI).",
              "In the rerank setting unjudged products count as not relevant; 'unjudged' is their share of the top k."]

@@ -178,7 +178,7 @@ def train_student(
             group["lr"] = config.lr * scale
         row_opt.lr = config.embedding_lr * scale
         batches = _batches(train_idx, enc.lengths, config.batch_size, config.bucket_batches, rng)
-        bar = tqdm(batches, desc=f"student epoch {epoch + 1}/{config.epochs}", unit="batch", disable=progress is False or None)
+        bar = tqdm(batches, desc=f"student epoch {epoch + 1}/{config.epochs}", unit="batch", disable=None if progress is None else not progress)
         t0, running = time.perf_counter(), 0.0
         for i, sel in enumerate(bar):
             loss = _train_step(model, _tensors(enc, sel), target_t[sel], dense_opt, row_opt)

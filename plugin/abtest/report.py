@@ -7,7 +7,9 @@ percentiles), the deltas vs the baseline with raw and Holm-adjusted p-values
 marked significant or not at ``alpha``, the interleaving outcome, then plots
 embedded as base64 PNG (matplotlib Agg): sorted per-query deltas of the
 primary metric, latency distributions per arm, win/loss/tie counts.  Every
-text from the results is HTML-escaped.  Both files go through
+text from the results is HTML-escaped.  Optional keys a caller may add to the results: ``notes`` (more
+lines for the notes list) and ``latency_vs_baseline`` (``{arm: {p50_ms, p99_ms, p50_added_ms, p99_added_ms, ...}}``,
+rendered as a "Latency added vs baseline" table).  Both files go through
 :mod:`distill.atomic`; ``report.json`` is written last.
 """
 
@@ -114,6 +116,20 @@ def interleaving_rows(results: dict) -> list[dict]:
             for r in results["interleaving"]]
 
 
+def latency_rows(results: dict) -> list[dict]:
+    """Rows of the optional ``latency_vs_baseline`` section: ``{arm: {"p50_ms", "p99_ms", "p50_added_ms",
+    "p99_added_ms", ...}}``; any other key of an arm's entry becomes a column too."""
+    rows = []
+    for arm, v in (results.get("latency_vs_baseline") or {}).items():
+        row = {"arm": arm, "p50 ms": _ms(v.get("p50_ms")), "p99 ms": _ms(v.get("p99_ms")),
+               "p50 added ms": _ms(v.get("p50_added_ms")), "p99 added ms": _ms(v.get("p99_added_ms"))}
+        for k, x in v.items():
+            if k not in ("p50_ms", "p99_ms", "p50_added_ms", "p99_added_ms"):
+                row[k.replace("_", " ")] = _num(x, 3) if isinstance(x, float) else str(x)
+        rows.append(row)
+    return rows
+
+
 # --- plots ----------------------------------------------------------------------
 
 PLOT_CAPTIONS = {
@@ -217,7 +233,11 @@ def render_html(results: dict, figures: dict[str, bytes], *, title: str) -> str:
              + ("<ul>" + "".join(f"<li>{e(q)}</li>" for q in missing) + "</ul>" if missing else "<p>(none)</p>")
              + f"<h2>Judged queries without a relevant document ({len(norel)})</h2>"
              + ("<ul>" + "".join(f"<li>{e(q)}</li>" for q in norel) + "</ul>" if norel else "<p>(none)</p>"))
+    notes += [str(n) for n in results.get("notes") or []]
     inter = (f"<h2>Interleaving</h2>{table_html(interleaving_rows(results))}" if results["interleaving"] else "")
+    lat = results.get("latency_vs_baseline")
+    if lat:  # optional (e.g. distill.ranking.serve): what each arm adds to the baseline's latency
+        inter = (f"<h2>Latency added vs baseline {e(results['baseline'])}</h2>{table_html(latency_rows(results))}") + inter
     return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style></head>"
             f"<body><h1>{e(title)}</h1>"
             f"<p><b>Judgment source:</b> {e(str(results['judgment_source']))}</p>"

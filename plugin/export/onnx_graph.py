@@ -33,6 +33,16 @@ def export_onnx(model: StudentModel, path: str | Path, *, opset: int = MAX_OPSET
         raise DistilRankError(f"opset {opset} > {MAX_OPSET}: ML Commons' ONNX Runtime 1.16 cannot load it")
     model = model.eval()
     ids = torch.tensor([[2, 10, 11, 3, 12, 13, 14, 3]], dtype=torch.long).clamp(max=model.config.vocab_size - 1)
+    return export_module_onnx(model, ids, path, opset=opset)
+
+
+def export_module_onnx(module: torch.nn.Module, ids: torch.Tensor, path: str | Path, *, opset: int = MAX_OPSET) -> Path:
+    """Export any ``module(input_ids, attention_mask, token_type_ids) -> logits [batch, 1]`` (eval mode) to
+    ``path`` atomically, with the ML Commons interface, and check it.  ``ids``: example ids ``[1, 8]``
+    (a query/document pair: token types 0 on the first half, 1 on the second)."""
+    if opset > MAX_OPSET:
+        raise DistilRankError(f"opset {opset} > {MAX_OPSET}: ML Commons' ONNX Runtime 1.16 cannot load it")
+    module = module.eval()
     types = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1]], dtype=torch.long)
     mask = torch.ones_like(ids)
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
@@ -41,7 +51,7 @@ def export_onnx(model: StudentModel, path: str | Path, *, opset: int = MAX_OPSET
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DeprecationWarning)
         # The TorchScript exporter keeps every named input, emits IR 8 at opset 17 and needs no onnxscript.
-        torch.onnx.export(model, (ids, mask, types), str(tmp), input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+        torch.onnx.export(module, (ids, mask, types), str(tmp), input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
                           dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
         proto = onnx.load(str(tmp))
         if proto.ir_version > MAX_IR_VERSION:
