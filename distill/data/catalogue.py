@@ -13,7 +13,6 @@ Field values: strings are stripped; lists (e.g. ``category``) are joined with
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from distill.data.pairs import Pairs
+from distill.data.readers import jsonl_rows
 from distill.errors import ConfigError, DataError
 
 _SPACE = re.compile(r"\s+")
@@ -125,7 +125,7 @@ def read_catalogue(path: str | Path, *, id_field: str = "asin", limit: int = 0) 
         rows = enumerate(pq.read_table(p).to_pylist())
         where = "row"
     else:
-        rows = _jsonl(p)
+        rows = jsonl_rows(p)
         where = "line"
     ids: list[str] = []
     records: list[dict] = []
@@ -147,17 +147,6 @@ def read_catalogue(path: str | Path, *, id_field: str = "asin", limit: int = 0) 
         if limit and len(ids) >= limit:
             break  # before the next line is even parsed
     return Catalogue(ids, records, str(p))
-
-
-def _jsonl(p: Path) -> Iterable[tuple[int, Any]]:
-    with open(p, encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(p, lineno, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
 
 
 def check_fields(catalogue: Catalogue, doc: DocumentText, source: str = "document") -> None:

@@ -84,8 +84,9 @@ def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
             yield lineno, line
 
 
-def _jsonl_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict]]:
-    """Objects of a JSON-lines file; blank lines are skipped."""
+def jsonl_rows(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` of a JSON-lines file; blank lines are skipped; :class:`DataError` naming the line
+    for invalid JSON or a line that is not an object, and for a file with no JSON lines."""
     seen_any = False
     for lineno, line in _decoded_lines(path, encoding):
         if not line.strip():
@@ -261,7 +262,7 @@ def read_pairs(
 
     columns: list[str] | None = None  # formats with a header check their columns once, up front
     if fmt == "jsonl":
-        rows: Iterable[tuple[int, dict]] = _jsonl_rows(path, encoding)
+        rows: Iterable[tuple[int, dict]] = jsonl_rows(path, encoding)
     elif fmt == "parquet":
         columns, parquet_rows = _parquet_table(path, [query_field, text_field, label_field])
         rows = parquet_rows()

