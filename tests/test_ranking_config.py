@@ -67,3 +67,17 @@ def test_bad_folds_and_missing_file(tmp_path):
         _load(tmp_path, base=BASE.replace('[judgments]\n', '[judgments]\nfolds = 1\n'))
     with pytest.raises(ConfigError, match=r"catalogue\.path.*does not exist"):
         _load(tmp_path, base=BASE.replace(str(SAMPLE / "products.jsonl"), str(tmp_path / "nope.jsonl")))
+
+
+def test_resuming_with_another_data_recipe_is_refused(tmp_path):
+    from distill.ranking.pipeline import _check_recipe
+
+    cfg = _load(tmp_path)
+    recipe = tmp_path / "out" / "pools" / "recipe.json"
+    _check_recipe(cfg, recipe)
+    _check_recipe(cfg, recipe)  # same settings: resumes
+    cfg.distill.temperature = 3.0  # students only: still the same pools and folds
+    _check_recipe(cfg, recipe)
+    cfg.transfer.bm25_k = 7
+    with pytest.raises(ConfigError, match=r"'transfer'.*another out_dir"):
+        _check_recipe(cfg, recipe)

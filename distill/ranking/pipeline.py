@@ -63,6 +63,7 @@ class RankingData:
         write_json(out / "index.json", {**self.index_info, "bm25_fields": fields})
         self.bm25 = lambda qd: bm25_scores(transport, index, qd, fields=fields)
 
+        _check_recipe(cfg, out / "pools" / "recipe.json")
         judged_pool_path = out / "pools" / "judged-bm25.jsonl"
         if not judged_pool_path.exists():
             hits = bm25_top_k(transport, index, queries, cfg.eval.rerank_depth, fields=fields)
@@ -114,6 +115,28 @@ class RankingData:
     def rerank_pool(self, queries) -> Pairs:
         """The BM25 top ``rerank_depth`` of ``queries`` as unlabeled rows."""
         return id_pairs({q: self.judged_pool[q] for q in queries}, self.catalogue, self.doc, source="rerank pool")
+
+
+def _check_recipe(cfg: RankingRunConfig, path: Path) -> None:
+    """Pools, folds and scores on disk belong to one data recipe: refuse to resume ``out_dir`` with another one.
+
+    The recipe is every setting the pools and splits depend on; a run whose recipe differs from the one
+    recorded in ``pools/recipe.json`` raises :class:`ConfigError` naming the first differing setting
+    (choose a new ``out_dir``, or delete the old one to start over)."""
+    from distill.errors import ConfigError
+
+    recipe = json.loads(json.dumps({
+        "catalogue": asdict(cfg.catalogue), "document": asdict(cfg.document), "index": asdict(cfg.index) | {"recreate": None},
+        "judgments": asdict(cfg.judgments), "transfer": asdict(cfg.transfer), "rerank_depth": cfg.eval.rerank_depth,
+        "seed": cfg.seed, "negatives": [_neg(cfg, "bm25_negatives"), _neg(cfg, "random_negatives")]}))
+    if path.exists():
+        old = json.loads(path.read_text())
+        for section in recipe:
+            if old.get(section) != recipe[section]:
+                raise ConfigError(cfg.source, section, f"differs from the run already in {path.parent.parent} "
+                                  f"({json.dumps(old.get(section))} there): use another out_dir, or delete that one to start over")
+    else:  # a new run (or pools written before recipes were recorded, adopted as they are)
+        write_json(path, recipe)
 
 
 def _neg(cfg: RankingRunConfig, name: str) -> int:
