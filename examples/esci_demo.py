@@ -66,7 +66,7 @@ def main() -> int:
     first_pass = lambda q: bm25_query(q, cfg.index.bm25_fields)  # noqa: E731
 
     def search(q: str, rerank: bool, size: int = 10) -> tuple[list[tuple[str, str]], float]:
-        source = ["title"]
+        source = ["title", cfg.document.index_field]  # the rerank processor reads the model text from _source
         if rerank:
             body = rerank_search_body(q, size=size, query=first_pass(q), source=source)
             check_search_body(body)
@@ -105,6 +105,12 @@ def main() -> int:
     print(f"\nlatency p50 over {args.latency_searches} searches: BM25 {p50['bm25']:.1f} ms, BM25 + student rerank of the top "
           f"{cfg.eval.rerank_depth} {p50['student']:.1f} ms (+{p50['student'] - p50['bm25']:.1f} ms)")
     print("\n" + "\n".join(summary["headline"]))
+    for setting, rows in summary["pairwise"].items():
+        gold = next((r for r in rows if r["a"] == "student distilled" and r["b"] == "student gold-only"), None)
+        if gold:
+            print(f"{setting}: distilled - gold-only student {gold['delta_ndcg_esci']:+.4f} nDCG@10 (95% CI {gold['ci_low']:+.3f}.."
+                  f"{gold['ci_high']:+.3f}, p = {gold['p_value']:.3f}): what the teachers' scores on unlabeled queries add to "
+                  "training on the judgments alone")
     print(f"report: {summary['report']['html']}\ndemo finished in {time.perf_counter() - t_start:.0f} s")
     return 0
 

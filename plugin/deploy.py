@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from plugin import ml_api
+from plugin.register import wait_model_state
 from plugin.transport import ClusterError, Transport
 
 
@@ -100,11 +101,12 @@ def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, log: Calla
         wait_task(t, task_id, wait)
     if t.dry_run:
         return Deployment(model_id, "not deployed (dry run)", False, task_id)
-    model = ml_api.get_model(t, model_id) or {}
-    state = model.get("model_state", "?")
-    if state != "DEPLOYED":
-        raise ClusterError(f"model {model_id} is {state} after its deploy task completed: {json.dumps(model)[:1500]}")
-    return Deployment(model_id, state, False, task_id, model.get("planning_worker_nodes", []), time.monotonic() - t0)
+    # The deploy task can report COMPLETED a moment before the model document says DEPLOYED (measured on
+    # ML Commons 3.6 under load): poll the model itself for what is left of ``wait``.
+    model = wait_model_state(t, model_id, ("DEPLOYED",), max(10.0, wait - (time.monotonic() - t0)),
+                             fail_states=("DEPLOY_FAILED", "UNDEPLOYED"),
+                             fix="the deploy task completed but the model is not DEPLOYED: check the ML Commons logs")
+    return Deployment(model_id, "DEPLOYED", False, task_id, model.get("planning_worker_nodes", []), time.monotonic() - t0)
 
 
 def default_smoke_pairs(n: int = 24) -> list[tuple[str, list[str]]]:

@@ -36,7 +36,7 @@ def _load(tmp_path: Path, extra: str = "", base: str = BASE):
 def test_demo_config_loads():
     cfg = load_ranking_config(ROOT / "configs" / "demo.toml")
     assert cfg.task == "ranking" and cfg.judgments.folds == 3 and not cfg.distill.final_student
-    assert [t.kind for t in cfg.teachers] == ["bi-encoder", "cross-encoder", "bm25"]
+    assert [t.kind for t in cfg.teachers] == ["bi-encoder", "bm25"]
     assert Path(cfg.catalogue.path).is_file() and Path(cfg.out_dir).is_absolute()
 
 

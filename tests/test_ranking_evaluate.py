@@ -164,5 +164,6 @@ def test_recovery():
     r = recovery(0.45, 0.5, 0.3)
     assert r["recovery"] == pytest.approx(0.9) and r["gain_kept"] == pytest.approx(0.75)
     assert recovery(0.2, 0.5, 0.3)["gain_kept"] == pytest.approx(-0.5)  # worse than the baseline
+    assert math.isnan(recovery(0.4, 0.3, 0.35)["gain_kept"])  # the teacher does not beat the baseline: no gain to keep
     assert math.isnan(recovery(0.4, 0.0, 0.3)["recovery"])
     assert math.isnan(recovery(0.4, 0.3, 0.3)["gain_kept"])

@@ -110,7 +110,8 @@ def compare(per_query: Mapping[str, Mapping[str, Mapping[str, float]]], baseline
 
 
 def recovery(student: float, teacher: float, baseline: float) -> dict[str, float]:
-    """``recovery`` = student / teacher; ``gain_kept`` = (student - baseline) / (teacher - baseline)."""
+    """``recovery`` = student / teacher; ``gain_kept`` = (student - baseline) / (teacher - baseline), ``nan`` when the
+    teacher does not beat the baseline (there is no gain to keep)."""
     gain = teacher - baseline
     return {"recovery": student / teacher if teacher else float("nan"),
-            "gain_kept": (student - baseline) / gain if gain else float("nan")}
+            "gain_kept": (student - baseline) / gain if gain > 0 else float("nan")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 
 from distill.atomic import atomic_open, write_json
@@ -55,11 +56,12 @@ def summarize(cfg: RankingRunConfig, protocol: str, fold_results: list[dict], fi
             rec = recovery(by[STUDENT]["ndcg_esci"], by[TEACHER]["ndcg_esci"], by[BASELINE]["ndcg_esci"])
             recov[setting] = rec
             s = by[STUDENT]
+            kept = (f"gain kept {100 * rec['gain_kept']:.0f}%" if math.isfinite(rec["gain_kept"])
+                    else "gain kept n/a (the teacher does not beat BM25)")
             headline.append(
                 f"{setting}: nDCG@{cfg.eval.k} (ESCI gains) BM25 {by[BASELINE]['ndcg_esci']:.4f}, teacher (stacked) "
                 f"{by[TEACHER]['ndcg_esci']:.4f}, student {s['ndcg_esci']:.4f}; student - BM25 {s['delta_ndcg_esci']:+.4f} "
-                f"(95% CI {s['ci_low']:+.4f}..{s['ci_high']:+.4f}, p = {s['p_value']:.3f}); recovery {100 * rec['recovery']:.1f}%, "
-                f"gain kept {100 * rec['gain_kept']:.0f}%")
+                f"(95% CI {s['ci_low']:+.4f}..{s['ci_high']:+.4f}, p = {s['p_value']:.3f}); recovery {100 * rec['recovery']:.1f}%, {kept}")
     return {"config": cfg.source, "protocol": protocol, "k": cfg.eval.k, "rerank_depth": cfg.eval.rerank_depth,
             "data": {"products": len(data.catalogue), "judged_queries": len(data.queries), "transfer_pairs": len(data.transfer),
                      "transfer_queries": len(data.transfer_pool), "document": {"fields": data.doc.fields, "max_chars": data.doc.max_chars,
