@@ -151,9 +151,13 @@ def test_djl_ran_offline_with_local_pytorch(cluster, deployed_model):
         pytest.skip("external node: its log is not readable from here")
     from pathlib import Path
 
-    logs = sorted(Path(run_dir, "logs").glob("*.log"))
-    text = "\n".join(p.read_text(errors="replace") for p in logs if "gc" not in p.name
-                     and "deprecation" not in p.name and "slowlog" not in p.name)
+    import gzip
+
+    # the node's log and its rolled-over days (log4j rolls at midnight: a node started the day before has its
+    # start-up lines in a .log.gz)
+    logs = sorted(Path(run_dir, "logs").glob("*.log")) + sorted(Path(run_dir, "logs").glob("*.log.gz"))
+    read = lambda p: gzip.decompress(p.read_bytes()).decode(errors="replace") if p.suffix == ".gz" else p.read_text(errors="replace")  # noqa: E731
+    text = "\n".join(read(p) for p in logs if "gc" not in p.name and "deprecation" not in p.name and "slowlog" not in p.name)
     assert "-Dai.djl.offline=true" in text
     assert "PtEngine" in text, "DJL never initialised its PyTorch engine (no model deployed?)"
     lowered = text.lower()
