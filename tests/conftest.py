@@ -51,3 +51,15 @@ def sentiment_pairs(n: int, seed: int = 0) -> Pairs:
         texts.append(" ".join(words))
         labels.append(float(y))
     return Pairs([""] * n, texts, np.array(labels, np.float32), source=f"sentiment({n})")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models: one intra-op thread is fastest, and much faster when the 2 cores are busy (use with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError
@@ -12,13 +11,7 @@ from distill.teacher.biencoder import BiEncoder, cosine_scores
 TEXTS = ["red cotton socks", "a lamp", "blue wool socks very nice", "mug", "the red mug is not blue", "good shoes"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is fastest, and much faster when the 2 cores are busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class CountingBiEncoder(BiEncoder):

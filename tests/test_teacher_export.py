@@ -24,12 +24,7 @@ from plugin.model_package import inspect_model_zip
 COMPAT_SCRIPT = Path(__file__).parent / "compat" / "score_with_runtime.py"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _query_pairs(n: int, seed: int = 0) -> Pairs:

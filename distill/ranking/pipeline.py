@@ -35,7 +35,7 @@ from distill.data.catalogue import Catalogue, DocumentText, check_fields, id_pai
 from distill.data.folds import QueryFold, check_disjoint, query_folds, split_queries
 from distill.data.pairs import Pairs
 from distill.ranking.config import RankingRunConfig, RankingTeacher
-from distill.ranking.evaluate import compare, judged_setting, recovery, rerank_setting
+from distill.ranking.evaluate import judged_setting, rerank_setting
 from distill.ranking.pools import Pool, add_random, cap_pairs, read_pool, read_queries, weak_negatives, write_pool
 from distill.ranking.teachers import EmbeddingCache, score_pairs, train_cross_encoder
 
@@ -322,4 +322,4 @@ def run_ranking(cfg: RankingRunConfig, transport, *, progress: bool | None = Non
     return summary
 
 
-__all__ = ["RankingData", "run_fold", "run_ranking", "recovery", "compare"]
+__all__ = ["RankingData", "run_fold", "run_ranking"]
