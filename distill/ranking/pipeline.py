@@ -244,16 +244,18 @@ def run_fold(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool, p
 
     # evaluation ------------------------------------------------------------------------------
     judged_t, rerank_t = tables["test-judged"], tables["test-rerank"]
-    systems_judged: dict[str, np.ndarray] = {"BM25": scores["test-judged"].get("bm25", None)}
-    if systems_judged["BM25"] is None:
+    bm25_teacher = next((t.name for t in cfg.teachers if t.kind == "bm25"), None)  # the baseline is already scored
+    if bm25_teacher is not None:
+        systems_judged: dict[str, np.ndarray] = {"BM25": scores["test-judged"][bm25_teacher]}
+    else:
         from distill.ranking.teachers import bm25_of_pairs
 
-        systems_judged["BM25"] = bm25_of_pairs(judged_t, data.bm25)
+        systems_judged = {"BM25": bm25_of_pairs(judged_t, data.bm25)}
     systems_rerank: dict[str, np.ndarray | None] = {"BM25": None}
-    for n in names:
-        if cfg.teachers[names.index(n)].kind != "bm25":
-            systems_judged[f"teacher {n}"] = scores["test-judged"][n]
-            systems_rerank[f"teacher {n}"] = scores["test-rerank"][n]
+    for tc in cfg.teachers:
+        if tc.kind != "bm25":
+            systems_judged[f"teacher {tc.name}"] = scores["test-judged"][tc.name]
+            systems_rerank[f"teacher {tc.name}"] = scores["test-rerank"][tc.name]
     systems_judged["teacher stacked"] = combined("test-judged", "stack")
     systems_rerank["teacher stacked"] = combined("test-rerank", "stack")
     for name, info in students.items():

@@ -25,7 +25,7 @@ from distill.atomic import write_json, write_npy
 from distill.config import resolve_base_model
 from distill.data.pairs import Pairs
 from distill.ranking.config import RankingTeacher
-from distill.teacher.biencoder import BiEncoder
+from distill.teacher.biencoder import BiEncoder, paired_dot
 from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 from distill.teacher.scoring import load_logits, score_transfer_set
 
@@ -70,10 +70,7 @@ class EmbeddingCache:
         ti = {t: i for i, t in enumerate(ut)}
         a = np.fromiter((qi[q] for q in pairs.queries), np.int64, len(pairs))
         b = np.fromiter((ti[t] for t in pairs.texts), np.int64, len(pairs))
-        out = np.empty(len(pairs), np.float32)
-        for s in range(0, len(pairs), 1 << 16):
-            out[s : s + (1 << 16)] = np.einsum("nd,nd->n", eq[a[s : s + (1 << 16)]], et[b[s : s + (1 << 16)]])
-        return out
+        return paired_dot(eq, a, et, b)
 
 
 BM25Fn = Callable[[dict[str, list[str]]], dict[str, dict[str, float]]]

@@ -88,8 +88,12 @@ def cosine_scores(encoder: BiEncoder, queries: Sequence[str], texts: Sequence[st
     ut, ti = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
     eq = encoder.encode(list(uq), progress=progress)
     et = encoder.encode(list(ut), progress=progress)
-    out = np.empty(len(queries), dtype=np.float32)
-    step = 1 << 16
-    for s in range(0, len(queries), step):
-        out[s : s + step] = np.einsum("nd,nd->n", eq[qi[s : s + step]], et[ti[s : s + step]])
-    return out * np.float32(scale)
+    return paired_dot(eq, qi, et, ti) * np.float32(scale)
+
+
+def paired_dot(a: np.ndarray, a_rows: np.ndarray, b: np.ndarray, b_rows: np.ndarray, *, step: int = 1 << 16) -> np.ndarray:
+    """``out[n] = a[a_rows[n]] . b[b_rows[n]]`` float32 ``[N]``, in chunks of ``step`` rows (bounded memory)."""
+    out = np.empty(len(a_rows), dtype=np.float32)
+    for s in range(0, len(a_rows), step):
+        out[s : s + step] = np.einsum("nd,nd->n", a[a_rows[s : s + step]], b[b_rows[s : s + step]])
+    return out
