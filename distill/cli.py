@@ -356,9 +356,26 @@ def _extensions() -> list[Callable]:
     return hooks
 
 
+ID_FLAGS = ("--model-id",)
+
+
+def _glue_ids(argv: list[str]) -> list[str]:
+    """``--model-id X`` -> ``--model-id=X``: ML Commons ids are base64url and may start with ``-``, which argparse
+    would otherwise read as a flag ("expected one argument")."""
+    out: list[str] = []
+    it = iter(argv)
+    for a in it:
+        if a in ID_FLAGS:
+            nxt = next(it, None)
+            out.append(a if nxt is None else f"{a}={nxt}")
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_glue_ids(sys.argv[1:] if argv is None else list(argv)))
     try:
         args.func(args)
     except DistilRankError as exc:

@@ -74,3 +74,10 @@ def test_console_script_is_installed():
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
     for sub in ("run", "augment", "teacher", "targets", "student", "eval"):
         assert sub in out
+
+
+def test_model_ids_starting_with_a_dash_are_values():
+    from distill.cli import _glue_ids
+
+    assert _glue_ids(["plugin", "deploy", "--model-id", "-pgNKIB", "--json"]) == ["plugin", "deploy", "--model-id=-pgNKIB", "--json"]
+    assert _glue_ids(["plugin", "deploy", "--model-id"]) == ["plugin", "deploy", "--model-id"]
