@@ -43,6 +43,9 @@ class DataConfig:
     dev: DataSource = field(default_factory=DataSource)
     transfer: list[DataSource] = field(default_factory=list)
     stack_holdout: float = 0.1  # fraction of train kept away from teachers to fit the stacker
+    # whole train sentences held out, with every train row inside them (distill.data.sentences), to choose
+    # settings on instead of dev; 0 = none
+    select_sentences: int = 0
 
 
 @dataclass
@@ -70,12 +73,18 @@ class TeacherConfig:
     score_batch_size: int = 128
 
 
+# one student per experiment, each differing from the main student in one setting (see distill.pipeline)
+EXPERIMENTS = ("gold", "temperature", "combine", "interactions", "loss", "init", "gold-init")
+
+
 @dataclass
 class DistillConfig:
     temperature: float = 2.0
     combine: str = "stack"  # stack | mean | <teacher name>
     temperatures: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
     experiments: list[str] = field(default_factory=lambda: ["gold", "temperature", "combine", "interactions"])
+    # main student retrained on the first N rows of a fixed shuffle of the transfer set (the scale curve); [] = none
+    scale_curve: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -88,6 +97,8 @@ class StudentSection:
     hidden: list[int] = field(default_factory=lambda: [1024, 512, 128, 64])
     interactions: bool = False
     dropout: float = 0.0
+    loss: str = "bce"  # bce: BCE on sigmoid(teacher logit / T) | mse: MSE on the teacher logit (Tang et al. 2019)
+    init: str = "random"  # random | teacher: word embeddings start from the teacher's view of each word alone
     epochs: int = 4
     batch_size: int = 512
     lr: float = 1e-3
@@ -203,8 +214,15 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(path, "distill.combine", f"must be 'stack', 'mean' or a teacher name {names}, got {combine!r}")
     if combine == "stack" and not 0 < cfg.data.stack_holdout < 1:
         raise ConfigError(path, "data.stack_holdout", "must be in (0, 1) when distill.combine = 'stack'")
-    known = {"gold", "temperature", "combine", "interactions"}
+    known = set(EXPERIMENTS)
     for e in cfg.distill.experiments:
         if e not in known:
             raise ConfigError(path, "distill.experiments", f"unknown experiment {e!r} (known: {sorted(known)})")
+    for where, value, allowed in (("student.loss", cfg.student.loss, ("bce", "mse")), ("student.init", cfg.student.init, ("random", "teacher"))):
+        if value not in allowed:
+            raise ConfigError(path, where, f"must be one of {list(allowed)}, got {value!r}")
+    if cfg.data.select_sentences < 0:
+        raise ConfigError(path, "data.select_sentences", f"must be >= 0, got {cfg.data.select_sentences}")
+    if any(n < 1 for n in cfg.distill.scale_curve):
+        raise ConfigError(path, "distill.scale_curve", f"sizes must be >= 1, got {cfg.distill.scale_curve}")
     return cfg

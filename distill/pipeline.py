@@ -11,33 +11,44 @@ already exist, so a killed run continues where it stopped::
       students/<variant>/               students (distill.student.train)
       report/                           eval.json, report.md, report.html (+ plots)
       run.json                          summary: metrics per variant, timings, speed
+
+Model selection is honest when ``data.select_sentences`` holds out whole train
+sentences (:mod:`distill.data.sentences`): every student is scored on them and
+on dev, and each distilled student is compared with the gold-label student by a
+paired test on each split (per-sentence correctness).  Choose settings on the
+``select`` split; dev is reported, never tuned on.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from distill.atomic import write_json
+from distill.atomic import atomic_path, write_json
 from distill.augment import augment
 from distill.config import DataSource, RunConfig, StudentSection, resolve_base_model
 from distill.data.pairs import Pairs
 from distill.data.readers import read_amazon_reviews, read_pairs
+from distill.errors import ConfigError
+from distill.data.sentences import hold_out_sentences
 from distill.evaluation.evaluate import evaluate_scores, format_summary
-from distill.evaluation.metrics import positives
+from distill.evaluation.metrics import accuracy, agreement, bootstrap_ci, positives
 from distill.evaluation.report import write_report
 from distill.student.model import StudentConfig
 from distill.student.store import load_student
 from distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
 from distill.student.train import StudentTrainConfig, train_student
-from distill.targets import average_logits, fit_stacker, soft_targets, temperature_sweep
+from distill.targets import Stacker, average_logits, fit_stacker, soft_targets, temperature_sweep
 from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 from distill.teacher.scoring import load_logits, score_transfer_set
+
+Log = Callable[[str], None]
 
 
 def load_source(src: DataSource, *, require_labels: bool = False) -> Pairs:
@@ -48,12 +59,401 @@ def load_source(src: DataSource, *, require_labels: bool = False) -> Pairs:
                       label_field=src.label_field or None, format=src.format, require_labels=require_labels, limit=src.limit)
 
 
-def _student_configs(section: StudentSection, vocab_size: int) -> tuple[StudentConfig, StudentTrainConfig]:
-    model = StudentConfig(vocab_size=vocab_size, bigram_buckets=section.bigram_buckets, embedding_dim=section.embedding_dim,
-                          hidden=list(section.hidden), interactions=section.interactions, dropout=section.dropout)
-    train = StudentTrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr,
-                               embedding_lr=section.embedding_lr, lr_decay=section.lr_decay)
-    return model, train
+# --- 1. data ------------------------------------------------------------------
+
+
+@dataclass
+class RunData:
+    """The labeled and unlabeled tables of one run.
+
+    ``train`` is every labeled row the run may learn from (after the ``select`` sentences and their phrases
+    were removed); the teachers see ``teacher_train``, the stacker ``holdout`` (disjoint parts of ``train``).
+    ``evals`` maps split name -> labeled table the students are measured on (``select`` first when present,
+    then ``dev``).
+    """
+
+    train: Pairs
+    teacher_train: Pairs
+    holdout: Pairs
+    evals: dict[str, Pairs]
+    transfer: Pairs
+    info: dict
+
+
+def _build_transfer(cfg: RunConfig, train: Pairs) -> Pairs:
+    parts = [train.without_labels() if s.use == "train" else load_source(s).without_labels() for s in cfg.data.transfer]
+    base = Pairs.concat(parts or [train.without_labels()], source="transfer")
+    pieces = [base]
+    if cfg.augment.enabled:
+        a = cfg.augment
+        pieces.append(augment(base, n_per_example=a.n_per_example, p_mask=a.p_mask, p_swap=a.p_swap, p_ngram=a.p_ngram,
+                              seed=cfg.seed, max_rows=a.max_rows))
+    out = Pairs.concat(pieces, source="transfer+augmented")
+    out.extra["n_base"] = [len(base)]
+    return out
+
+
+def prepare_data(cfg: RunConfig, out: Path, log: Log) -> RunData:
+    """Read the sources, hold out the ``select`` sentences and the stacker rows, build (or reuse) the transfer set."""
+    train = load_source(cfg.data.train, require_labels=True)
+    evals: dict[str, Pairs] = {}
+    if cfg.data.select_sentences:
+        train, evals["select"] = hold_out_sentences(train, cfg.data.select_sentences, seed=cfg.seed)
+    evals["dev"] = load_source(cfg.data.dev, require_labels=True)
+    perm = np.random.default_rng(cfg.seed).permutation(len(train))
+    needs_holdout = cfg.distill.combine == "stack" or ("combine" in cfg.distill.experiments and len(cfg.teachers) > 1)
+    n_hold = int(round(len(train) * cfg.data.stack_holdout)) if needs_holdout else 0
+    holdout, teacher_train = train.select(np.sort(perm[:n_hold])), train.select(np.sort(perm[n_hold:]))
+
+    transfer_path, manifest_path = out / "data" / "transfer.jsonl", out / "data" / "manifest.json"
+    recipe = json.dumps({"data": asdict(cfg.data), "augment": asdict(cfg.augment), "seed": cfg.seed}, sort_keys=True)
+    if transfer_path.exists() and manifest_path.exists() and json.loads(manifest_path.read_text()).get("recipe") == recipe:
+        # Reuse the transfer set of an earlier run: teacher scores are keyed to its exact rows.
+        transfer = read_pairs(transfer_path, label_field=None)
+        n_base = json.loads(manifest_path.read_text())["transfer_unlabeled"]
+        log(f"data: reusing {transfer_path}")
+    else:
+        transfer = _build_transfer(cfg, train)
+        n_base = transfer.extra.pop("n_base")[0]
+        transfer.to_jsonl(transfer_path)
+        write_json(manifest_path, {"recipe": recipe, "transfer_unlabeled": n_base, "transfer_total": len(transfer)})
+    info = {"train": len(train), "teacher_train": len(teacher_train), "stack_holdout": len(holdout),
+            **{split: len(p) for split, p in evals.items()},
+            "transfer_unlabeled": n_base, "transfer_augmented": len(transfer) - n_base, "transfer_total": len(transfer)}
+    log(f"data: {json.dumps(info)}")
+    return RunData(train, teacher_train, holdout, evals, transfer, info)
+
+
+# --- 2. teachers and their scores ---------------------------------------------
+
+
+def train_teachers(cfg: RunConfig, data: RunData, out: Path, *, progress: bool | None, log: Log) -> dict[str, dict]:
+    """Fine-tune every ``[[teachers]]`` entry on ``data.teacher_train`` (model selection on dev, as the
+    fine-tuner does); a teacher with a ``result.json`` is reused.  Returns name -> fine-tuning result."""
+    results = {}
+    for tc in cfg.teachers:
+        tdir = out / "teachers" / tc.name
+        if (tdir / "result.json").exists():
+            results[tc.name] = json.loads((tdir / "result.json").read_text())
+            log(f"teacher {tc.name}: already trained, reusing {tdir / 'best'}")
+            continue
+        res = finetune_teacher(resolve_base_model(tc.base), data.teacher_train, data.evals["dev"], tdir, progress=progress,
+                               config=TeacherTrainConfig(epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, max_length=tc.max_length,
+                                                         seed=tc.seed, max_steps=tc.max_steps or None,
+                                                         num_layers=tc.num_layers or None, mixed_precision=tc.mixed_precision))
+        results[tc.name] = asdict(res)
+        log(f"teacher {tc.name}: dev accuracy {res.best.get('accuracy', float('nan')):.4f} ({res.examples_per_second:.0f} examples/s)")
+    return results
+
+
+def score_splits(cfg: RunConfig, data: RunData, out: Path, *, progress: bool | None) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """Teacher logits ``split -> teacher -> [N]`` for the eval splits, the stacker holdout and the transfer set
+    (chunked and resumable), and the transfer-set scoring speed per teacher (rows/s)."""
+    splits = {**data.evals, "transfer": data.transfer, **({"holdout": data.holdout} if len(data.holdout) else {})}
+    logits: dict[str, dict[str, np.ndarray]] = {s: {} for s in splits}
+    speed = {}
+    for tc in cfg.teachers:
+        for split, pairs in splits.items():
+            sdir = out / "scores" / tc.name / split
+            rep = score_transfer_set(out / "teachers" / tc.name / "best", pairs, sdir, batch_size=tc.score_batch_size,
+                                     max_length=tc.max_length, precision=tc.mixed_precision, progress=progress)
+            if split == "transfer" and rep["rows_scored"]:
+                speed[tc.name] = rep["rows_per_second"]
+            logits[split][tc.name] = load_logits(sdir)
+    return logits, speed
+
+
+@dataclass
+class TeacherSignals:
+    """Teacher logits per split and how they combine: ``combined(split, how)`` for ``how`` a teacher name,
+    ``"mean"`` or ``"stack"`` (the stacker's calibrated logit).  Every value is a raw logit ``[N]``."""
+
+    names: list[str]
+    logits: dict[str, dict[str, np.ndarray]]
+    stacker: Stacker | None
+
+    def combined(self, split: str, how: str) -> np.ndarray:
+        z = np.stack([self.logits[split][n] for n in self.names])
+        if how == "stack":
+            if self.stacker is None:
+                raise ValueError("combine = 'stack' needs the stacker holdout (data.stack_holdout)")
+            return self.stacker.apply(z)
+        if how == "mean":
+            return average_logits(z)
+        return self.logits[split][how]
+
+    def signals(self) -> list[str]:
+        """Every signal a student can learn from: each teacher, then the combinations."""
+        combos = ["mean", "stack"] if self.stacker is not None else ["mean"]
+        return self.names + (combos if len(self.names) > 1 else [])
+
+
+def teacher_signals(cfg: RunConfig, data: RunData, logits: dict[str, dict[str, np.ndarray]], out: Path) -> TeacherSignals:
+    """Fit the stacker on the holdout rows (when there are any) and write it to ``targets/stacker.json``."""
+    names = [t.name for t in cfg.teachers]
+    stacker = None
+    if len(data.holdout):
+        stacker = fit_stacker(np.stack([logits["holdout"][n] for n in names]), data.holdout.labels, names)
+        write_json(out / "targets" / "stacker.json", stacker.to_dict())
+    return TeacherSignals(names, logits, stacker)
+
+
+# --- 3. students --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One student to train: which targets, which loss, which start, which rows.
+
+    ``combine`` is a teacher signal (see :class:`TeacherSignals`) or ``"gold"`` (trained on ``data.train``'s
+    labels; ``temperature`` and ``loss`` then do not apply).  ``rows`` trains on the first ``rows`` rows of a
+    fixed shuffle of the transfer set (the scale curve); ``None`` = all.
+    """
+
+    name: str
+    combine: str
+    temperature: float | None
+    interactions: bool
+    loss: str
+    init: str
+    rows: int | None = None
+
+    @property
+    def gold(self) -> bool:
+        return self.combine == "gold"
+
+
+def student_variants(cfg: RunConfig, signals: TeacherSignals, n_transfer: int) -> dict[str, Variant]:
+    """``main`` plus one variant per experiment of ``cfg.distill.experiments``, each differing from ``main`` in
+    one setting, plus the scale curve (``main`` on fewer transfer rows)."""
+    s, d = cfg.student, cfg.distill
+    main = Variant("main", d.combine, d.temperature, s.interactions, s.loss, s.init)
+    gold = Variant("gold-labels-only", "gold", None, s.interactions, "bce", "random")
+    out = {"main": main}
+    exps = d.experiments
+    if "gold" in exps:
+        out[gold.name] = gold
+    if "gold-init" in exps:
+        out["gold-labels-only+init=teacher"] = replace(gold, name="gold-labels-only+init=teacher", init="teacher")
+    if "temperature" in exps:
+        for t in d.temperatures:
+            if t != d.temperature or main.loss != "bce":
+                out[f"T={t:g}"] = replace(main, name=f"T={t:g}", temperature=t, loss="bce")
+    if "combine" in exps:
+        for how in signals.signals():
+            if how != main.combine:
+                out[f"combine={how}"] = replace(main, name=f"combine={how}", combine=how)
+    if "interactions" in exps:
+        name = "no-interactions" if main.interactions else "interactions"
+        out[name] = replace(main, name=name, interactions=not main.interactions)
+    if "loss" in exps:
+        other = "bce" if main.loss == "mse" else "mse"
+        out[f"loss={other}"] = replace(main, name=f"loss={other}", loss=other)
+    if "init" in exps:
+        other = "random" if main.init == "teacher" else "teacher"
+        out[f"init={other}"] = replace(main, name=f"init={other}", init=other)
+    for n in d.scale_curve:
+        if n < n_transfer:
+            out[f"main@{n}"] = replace(main, name=f"main@{n}", rows=n)
+    return out
+
+
+def _train_config(section: StudentSection, loss: str, seed: int) -> StudentTrainConfig:
+    return StudentTrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, embedding_lr=section.embedding_lr,
+                              lr_decay=section.lr_decay, loss=loss, seed=seed)
+
+
+def student_tokenizer(cfg: RunConfig, data: RunData, out: Path):
+    """The word-level student tokenizer, built once from the transfer set and train (``students/tokenizer.json``)."""
+    path = out / "students" / "tokenizer.json"
+    if path.exists():
+        return load_tokenizer(path)
+    tok = build_student_tokenizer(data.transfer.texts + data.transfer.queries + data.train.texts + data.train.queries,
+                                  vocab_size=cfg.student.vocab_size, min_count=cfg.student.min_count, max_length=cfg.student.max_length)
+    save_tokenizer(tok, path)
+    return tok
+
+
+def _init_vectors(cfg: RunConfig, tokenizer, out: Path, *, progress: bool | None) -> np.ndarray:
+    """Teacher word vectors for the student vocabulary (:mod:`distill.student.init`), cached as ``students/init.npy``.
+    The teacher is the main signal's when it is one teacher, else the first one."""
+    from distill.student.init import teacher_word_vectors
+
+    path = out / "students" / "init.npy"
+    if path.exists():
+        return np.load(path)
+    names = [t.name for t in cfg.teachers]
+    teacher = cfg.distill.combine if cfg.distill.combine in names else names[0]
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    vectors = teacher_word_vectors(out / "teachers" / teacher / "best", [w for w, _ in vocab], cfg.student.embedding_dim,
+                                   seed=cfg.seed, progress=progress)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, vectors)
+    return vectors
+
+
+def _reuse_student(sdir: Path, settings: dict) -> bool:
+    """True when ``sdir`` holds a finished student trained with exactly ``settings``; False when it holds none (or
+    an unfinished one with the same settings, which then resumes).  Raises :class:`ConfigError` when the directory
+    was trained with other settings (a changed config must not silently reuse an old student)."""
+    path = sdir / "settings.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != json.loads(json.dumps(settings)):
+            diff = sorted(f"{section}.{k}" for section in settings for k in settings[section]
+                          if old.get(section, {}).get(k) != json.loads(json.dumps(settings[section]))[k])
+            raise ConfigError(sdir, ", ".join(diff) or "settings",
+                              "this student was trained with other settings; delete the directory or use another out_dir")
+    elif (sdir / "state.pt").exists() or (sdir / "result.json").exists():
+        raise ConfigError(sdir, "settings.json", "missing: cannot tell which settings this student was trained with")
+    return (sdir / "result.json").exists()
+
+
+def train_students(cfg: RunConfig, data: RunData, signals: TeacherSignals, variants: dict[str, Variant], tokenizer, out: Path,
+                   *, progress: bool | None, log: Log) -> dict[str, Path]:
+    """Train (or reuse) every variant's student; returns variant name -> student directory."""
+    order = np.random.default_rng([cfg.seed, 7]).permutation(len(data.transfer))
+    dirs = {}
+    for name, v in variants.items():
+        sdir = out / "students" / name.replace("=", "-").replace("@", "-at-")
+        dirs[name] = sdir
+        base = StudentConfig(vocab_size=tokenizer.get_vocab_size(), bigram_buckets=cfg.student.bigram_buckets,
+                             embedding_dim=cfg.student.embedding_dim, hidden=list(cfg.student.hidden),
+                             interactions=v.interactions, dropout=cfg.student.dropout)
+        train_cfg = _train_config(cfg.student, "bce" if v.gold else v.loss, cfg.seed)
+        settings = {"variant": asdict(v), "model": base.to_dict(), "train": asdict(train_cfg)}
+        if _reuse_student(sdir, settings):
+            continue
+        if v.gold:
+            pairs, targets = data.train, positives(data.train.labels).astype(np.float32)
+        else:
+            z = signals.combined("transfer", v.combine)
+            pairs, targets = data.transfer, (z if v.loss == "mse" else soft_targets(z, v.temperature))
+            if v.rows is not None:
+                sel = np.sort(order[: v.rows])
+                pairs, targets = pairs.select(sel), targets[sel]
+        init = _init_vectors(cfg, tokenizer, out, progress=progress) if v.init == "teacher" else None
+        write_json(sdir / "settings.json", settings)
+        res = train_student(pairs, targets, tokenizer, sdir, model_config=base, config=train_cfg,
+                            progress=progress, init_embeddings=init,
+                            metadata={"variant": name, **asdict(v), "teachers": signals.names, "config": cfg.source})
+        log(f"student {name}: trained on {len(pairs)} rows in {res.seconds:.0f} s")
+    return dirs
+
+
+# --- 4. evaluation ------------------------------------------------------------
+
+
+def _paired_rows(name: str, correct: dict[str, np.ndarray], baseline: dict[str, np.ndarray], *, seed: int) -> list[dict]:
+    """``name`` minus the baseline on each split: per-sentence correctness deltas, paired permutation p-value and
+    95% bootstrap CI (in accuracy points), wins/losses = sentences only one of the two gets right."""
+    from plugin.abtest.stats import paired_bootstrap_ci, paired_permutation_test, win_loss_tie
+
+    rows = []
+    for split, c in correct.items():
+        d = c - baseline[split]
+        lo, hi = paired_bootstrap_ci(d, seed=seed) or (float("nan"), float("nan"))
+        w, l_, _ = win_loss_tie(d)
+        rows.append({"student": name, "split": split, "delta_accuracy": float(d.mean()), "ci_low": lo, "ci_high": hi,
+                     "p_value": paired_permutation_test(d, seed=seed).p_value, "right_only_this": w, "right_only_baseline": l_,
+                     "n": int(d.size)})
+    return rows
+
+
+def _onnx_ms_per_pair(student_dir: Path, pairs: Pairs) -> float:
+    """ONNX Runtime milliseconds per pair, one pair per call on one thread (the ML Commons way), measured once per
+    student and kept in its ``onnx_latency.json`` (a resumed run reports the same number)."""
+    from plugin.export.onnx_graph import export_onnx
+    from plugin.export.parity import ms_per_pair_single_calls, onnx_session
+
+    cached = student_dir / "onnx_latency.json"
+    if cached.exists():
+        return float(json.loads(cached.read_text())["ms_per_pair"])
+    student = load_student(student_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(student.model, Path(tmp) / "model.onnx")
+        ms = ms_per_pair_single_calls(onnx_session(path), student.tokenizer, pairs, n=100)
+    write_json(cached, {"ms_per_pair": ms, "pairs": min(100, len(pairs)), "threads": 1})
+    return ms
+
+
+def evaluate_students(data: RunData, signals: TeacherSignals, variants: dict[str, Variant], dirs: dict[str, Path],
+                      main_combine: str, *, seed: int) -> dict:
+    """Every student on every eval split against its own teacher signal and the best teacher signal.
+
+    Returns ``{"students": rows, "paired": rows, "teachers": rows, "logits": {split: {variant: [N]}}}``:
+    accuracy with 95% bootstrap CI per split, recovery = student accuracy / teacher accuracy against the signal
+    the student learned from (``own``; the main signal for gold-label students) and against the most accurate
+    teacher signal on that split (``best``), agreement with its own teacher, ONNX ms per pair per architecture.
+    """
+    teacher_rows, best = [], {}
+    for split, pairs in data.evals.items():
+        for how in signals.signals():
+            acc = accuracy(signals.combined(split, how), pairs.labels)
+            teacher_rows.append({"teacher": how, "split": split, "accuracy": acc})
+            if acc > best.get(split, ("", -1.0))[1]:
+                best[split] = (how, acc)
+    logits: dict[str, dict[str, np.ndarray]] = {split: {} for split in data.evals}
+    latency: dict[str, float] = {}  # one measurement per architecture (equal graphs cost the same)
+    rows = []
+    for name, v in variants.items():
+        student = load_student(dirs[name])
+        arch = json.dumps(student.model.config.to_dict(), sort_keys=True)
+        if arch not in latency:
+            latency[arch] = _onnx_ms_per_pair(dirs[name], data.evals["dev"])
+        row: dict = {"student": name, "targets": v.combine, "T": "-" if v.gold or v.loss == "mse" else v.temperature,
+                     "loss": "bce" if v.gold else v.loss, "init": v.init, "interactions": v.interactions,
+                     "train_rows": len(data.train) if v.gold else (v.rows or len(data.transfer))}
+        own_signal = main_combine if v.gold else v.combine
+        for split, pairs in data.evals.items():
+            z = student.score(pairs)
+            logits[split][name] = z
+            correct = ((z > 0) == positives(pairs.labels)).astype(np.float64)
+            own = accuracy(signals.combined(split, own_signal), pairs.labels)
+            lo, hi = bootstrap_ci(correct, resamples=2000, seed=seed)
+            row.update({f"{split}_accuracy": float(correct.mean()), f"{split}_ci95": [lo, hi],
+                        f"{split}_recovery_own": float(correct.mean()) / own, f"{split}_recovery_best": float(correct.mean()) / best[split][1],
+                        f"{split}_agreement": agreement(z, signals.combined(split, own_signal))})
+        row["onnx_ms_per_pair"] = latency[arch]
+        rows.append(row)
+    paired = []
+    gold_name = next((n for n, v in variants.items() if v.gold and v.init == "random"), None)
+    if gold_name is not None:
+        gold_correct = {s: ((logits[s][gold_name] > 0) == positives(p.labels)).astype(np.float64) for s, p in data.evals.items()}
+        for name in variants:
+            if name != gold_name:
+                mine = {s: ((logits[s][name] > 0) == positives(p.labels)).astype(np.float64) for s, p in data.evals.items()}
+                paired += _paired_rows(name, mine, gold_correct, seed=seed)
+    return {"students": rows, "paired": paired, "teachers": teacher_rows, "best_teacher": best, "logits": logits}
+
+
+def _scale_figure(points: list[tuple[int, float, float, float]], split: str) -> bytes:
+    from distill.evaluation.report import agg_pyplot, figure_png
+
+    plt = agg_pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    n, acc, lo, hi = (np.array(x) for x in zip(*points))
+    ax.errorbar(n, 100 * acc, yerr=[100 * (acc - lo), 100 * (hi - acc)], marker="o", capsize=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("transfer rows (log scale)")
+    ax.set_ylabel(f"{split} accuracy (%)")
+    ax.grid(alpha=0.3)
+    return figure_png(fig)
+
+
+def scale_curve(ev: dict, variants: dict[str, Variant], n_transfer: int, split: str) -> tuple[list[dict], bytes | None]:
+    """Rows ``{transfer_rows, <split>_accuracy, ci}`` for ``main`` and its ``main@N`` runs, and their plot."""
+    by_name = {r["student"]: r for r in ev["students"]}
+    names = [n for n, v in variants.items() if n == "main" or (v.rows is not None and n.startswith("main@"))]
+    if len(names) < 2:
+        return [], None
+    pts = sorted((variants[n].rows or n_transfer, by_name[n][f"{split}_accuracy"], *by_name[n][f"{split}_ci95"]) for n in names)
+    rows = [{"transfer_rows": n, f"{split}_accuracy": a, "ci95": [lo, hi]} for n, a, lo, hi in pts]
+    return rows, _scale_figure(pts, split)
+
+
+# --- 5. the run ---------------------------------------------------------------
 
 
 def _latency_per_100(score: Callable[[Pairs], np.ndarray], pairs: Pairs, repeats: int = 3) -> float:
@@ -67,177 +467,96 @@ def _latency_per_100(score: Callable[[Pairs], np.ndarray], pairs: Pairs, repeats
     return 1000 * best * 100 / len(sample)
 
 
-def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Callable[[str], None] = print) -> dict:
+def plain_summary(ev: dict, own_teacher: str) -> str:
+    """One plain sentence per eval split on what the main student's numbers mean."""
+    by_name = {r["student"]: r for r in ev["students"]}
+    main = by_name["main"]
+    lines = []
+    for split, (best_name, _) in ev["best_teacher"].items():
+        gold = next((p for p in ev["paired"] if p["student"] == "main" and p["split"] == split), None)
+        vs_gold = ""
+        if gold is not None:
+            verdict = "better than" if gold["ci_low"] > 0 else ("worse than" if gold["ci_high"] < 0 else "not distinguishable from")
+            vs_gold = (f"; {verdict} the student trained on the gold labels alone ({100 * gold['delta_accuracy']:+.2f} points, "
+                       f"95% CI {100 * gold['ci_low']:+.2f} to {100 * gold['ci_high']:+.2f}, p = {gold['p_value']:.3g})")
+        lines.append(f"{split} ({_split_size(ev, split)} sentences): the distilled student is right on {100 * main[f'{split}_accuracy']:.2f}% "
+                     f"(95% CI {100 * main[f'{split}_ci95'][0]:.2f}-{100 * main[f'{split}_ci95'][1]:.2f}), keeping "
+                     f"{100 * main[f'{split}_recovery_own']:.1f}% of the teacher it learned from ({own_teacher}) and "
+                     f"{100 * main[f'{split}_recovery_best']:.1f}% of the best teacher ({best_name}){vs_gold}.")
+    return "\n".join(lines)
+
+
+def _split_size(ev: dict, split: str) -> int:
+    return len(next(iter(ev["logits"][split].values())))
+
+
+def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Log = print) -> dict:
     """Run every stage of ``cfg``; return the summary also written to ``out_dir/run.json``."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    t_run = time.perf_counter()
+    t_run = t0 = time.perf_counter()
 
-    # 1. data ---------------------------------------------------------------
-    t0 = time.perf_counter()
-    train_all = load_source(cfg.data.train, require_labels=True)
-    dev = load_source(cfg.data.dev, require_labels=True)
-    rng = np.random.default_rng(cfg.seed)
-    perm = rng.permutation(len(train_all))
-    needs_holdout = cfg.distill.combine == "stack" or ("combine" in cfg.distill.experiments and len(cfg.teachers) > 1)
-    n_hold = int(round(len(train_all) * cfg.data.stack_holdout)) if needs_holdout else 0
-    holdout, teacher_train = train_all.select(np.sort(perm[:n_hold])), train_all.select(np.sort(perm[n_hold:]))
-    transfer_path, manifest_path = out / "data" / "transfer.jsonl", out / "data" / "manifest.json"
-    recipe = json.dumps({"data": asdict(cfg.data), "augment": asdict(cfg.augment), "seed": cfg.seed}, sort_keys=True)
-    if transfer_path.exists() and manifest_path.exists() and json.loads(manifest_path.read_text()).get("recipe") == recipe:
-        # Reuse the transfer set of an earlier run: teacher scores are keyed to its exact rows.
-        transfer = read_pairs(transfer_path, label_field=None)
-        n_base = json.loads(manifest_path.read_text())["transfer_unlabeled"]
-        log(f"data: reusing {transfer_path}")
-    else:
-        parts = [train_all.without_labels() if s.use == "train" else load_source(s).without_labels() for s in cfg.data.transfer]
-        base = Pairs.concat(parts or [train_all.without_labels()], source="transfer")
-        pieces = [base]
-        if cfg.augment.enabled:
-            pieces.append(augment(base, n_per_example=cfg.augment.n_per_example, p_mask=cfg.augment.p_mask, p_swap=cfg.augment.p_swap,
-                                  p_ngram=cfg.augment.p_ngram, seed=cfg.seed, max_rows=cfg.augment.max_rows))
-        transfer = Pairs.concat(pieces, source="transfer+augmented")
-        transfer.to_jsonl(transfer_path)
-        n_base = len(base)
-        write_json(manifest_path, {"recipe": recipe, "transfer_unlabeled": n_base, "transfer_total": len(transfer)})
-    data_info = {"train": len(train_all), "teacher_train": len(teacher_train), "stack_holdout": len(holdout), "dev": len(dev),
-                 "transfer_unlabeled": n_base, "transfer_augmented": len(transfer) - n_base, "transfer_total": len(transfer)}
-    log(f"data: {json.dumps(data_info)}")
-    timings["data"] = time.perf_counter() - t0
+    def lap(stage: str) -> None:
+        nonlocal t0
+        timings[stage] = time.perf_counter() - t0
+        t0 = time.perf_counter()
 
-    # 2. teachers -----------------------------------------------------------
-    t0 = time.perf_counter()
-    teacher_results = {}
-    for tc in cfg.teachers:
-        tdir = out / "teachers" / tc.name
-        if (tdir / "result.json").exists():
-            teacher_results[tc.name] = json.loads((tdir / "result.json").read_text())
-            log(f"teacher {tc.name}: already trained, reusing {tdir / 'best'}")
-            continue
-        res = finetune_teacher(resolve_base_model(tc.base), teacher_train, dev, tdir, progress=progress, config=TeacherTrainConfig(
-            epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, max_length=tc.max_length, seed=tc.seed,
-            max_steps=tc.max_steps or None, num_layers=tc.num_layers or None, mixed_precision=tc.mixed_precision))
-        teacher_results[tc.name] = asdict(res)
-        log(f"teacher {tc.name}: dev accuracy {res.best.get('accuracy', float('nan')):.4f} ({res.examples_per_second:.0f} examples/s)")
-    timings["teachers"] = time.perf_counter() - t0
-
-    # 3. teacher scores on dev, holdout and the transfer set ------------------
-    t0 = time.perf_counter()
-    splits = {"dev": dev, "transfer": transfer, **({"holdout": holdout} if len(holdout) else {})}
-    logits: dict[str, dict[str, np.ndarray]] = {s: {} for s in splits}
-    scoring_speed = {}
-    for tc in cfg.teachers:
-        for split, pairs in splits.items():
-            sdir = out / "scores" / tc.name / split
-            rep = score_transfer_set(out / "teachers" / tc.name / "best", pairs, sdir, batch_size=tc.score_batch_size,
-                                     max_length=tc.max_length, precision=tc.mixed_precision, progress=progress)
-            if split == "transfer" and rep["rows_scored"]:
-                scoring_speed[tc.name] = rep["rows_per_second"]
-            logits[split][tc.name] = load_logits(sdir)
-    timings["scoring"] = time.perf_counter() - t0
-    names = [t.name for t in cfg.teachers]
-
-    # 4. soft targets ---------------------------------------------------------
-    stacker = None
-    if len(holdout) and len(names) > 0:
-        stacker = fit_stacker(np.stack([logits["holdout"][n] for n in names]), holdout.labels, names)
-        write_json(out / "targets" / "stacker.json", stacker.to_dict())
-
-    def combined(split: str, how: str) -> np.ndarray:
-        z = np.stack([logits[split][n] for n in names])
-        if how == "stack":
-            assert stacker is not None
-            return stacker.apply(z)
-        if how == "mean":
-            return average_logits(z)
-        return logits[split][how]
-
-    main_how = cfg.distill.combine
-    dev_teacher = combined("dev", main_how)
+    data = prepare_data(cfg, out, log)
+    lap("data")
+    train_teachers(cfg, data, out, progress=progress, log=log)
+    lap("teachers")
+    logits, scoring_speed = score_splits(cfg, data, out, progress=progress)
+    signals = teacher_signals(cfg, data, logits, out)
+    lap("scoring")
+    dev = data.evals["dev"]
+    dev_teacher = signals.combined("dev", cfg.distill.combine)
     calib = temperature_sweep(dev_teacher, dev.labels, sorted({*cfg.distill.temperatures, cfg.distill.temperature}))
     write_json(out / "targets" / "temperature.json", calib)
-
-    # 5. students -------------------------------------------------------------
-    t0 = time.perf_counter()
-    tok_path = out / "students" / "tokenizer.json"
-    if tok_path.exists():
-        tokenizer = load_tokenizer(tok_path)
-    else:
-        tokenizer = build_student_tokenizer(transfer.texts + transfer.queries + train_all.texts + train_all.queries,
-                                            vocab_size=cfg.student.vocab_size, min_count=cfg.student.min_count,
-                                            max_length=cfg.student.max_length)
-        save_tokenizer(tokenizer, tok_path)
-    model_cfg, train_cfg = _student_configs(cfg.student, tokenizer.get_vocab_size())
-    T = cfg.distill.temperature
-    variants: dict[str, dict] = {"main": {"combine": main_how, "temperature": T, "data": "transfer", "interactions": model_cfg.interactions}}
-    if "gold" in cfg.distill.experiments:
-        variants["gold-labels-only"] = {"combine": "gold", "temperature": None, "data": "train", "interactions": model_cfg.interactions}
-    if "temperature" in cfg.distill.experiments:
-        for t in cfg.distill.temperatures:
-            if t != T:
-                variants[f"T={t:g}"] = {"combine": main_how, "temperature": t, "data": "transfer", "interactions": model_cfg.interactions}
-    if "combine" in cfg.distill.experiments and len(names) > 1:
-        for how in [*names, "mean", "stack"]:
-            if how != main_how:
-                variants[f"combine={how}"] = {"combine": how, "temperature": T, "data": "transfer", "interactions": model_cfg.interactions}
-    if "interactions" in cfg.distill.experiments:
-        variants["interactions" if not model_cfg.interactions else "no-interactions"] = {
-            "combine": main_how, "temperature": T, "data": "transfer", "interactions": not model_cfg.interactions}
-
-    rows, dev_scores = [], {}
-    for name, v in variants.items():
-        sdir = out / "students" / name.replace("=", "-")
-        if v["data"] == "train":
-            pairs, targets = train_all, positives(train_all.labels).astype(np.float32)
-        else:
-            pairs, targets = transfer, soft_targets(combined("transfer", v["combine"]), v["temperature"])
-        mc = StudentConfig(**{**model_cfg.to_dict(), "interactions": v["interactions"]})
-        if not (sdir / "result.json").exists():
-            train_student(pairs, targets, tokenizer, sdir, model_config=mc, config=train_cfg, progress=progress,
-                          metadata={"variant": name, **v, "teachers": names, "config": cfg.source})
-        result = json.loads((sdir / "result.json").read_text())
-        student = load_student(sdir)
-        z = student.score(dev)
-        dev_scores[name] = z
-        # recovery and agreement are measured against the teacher signal this student learned from
-        # (the main combination for the gold-label baseline)
-        own_teacher = dev_teacher if v["combine"] in ("gold", main_how) else combined("dev", v["combine"])
-        ev = evaluate_scores(dev, z, own_teacher)
-        rows.append({"student": name, "targets": v["combine"], "T": "-" if v["temperature"] is None else v["temperature"],
-                     "interactions": v["interactions"], "train_rows": len(pairs), "dev_accuracy": ev["student"]["accuracy"],
-                     "dev_auc": ev["student"]["auc"], "teacher_accuracy": ev["teacher"]["accuracy"],
-                     "recovery": ev["recovery"]["accuracy"], "agreement": ev["agreement"], "pairs_per_s": result["pairs_per_second"]})
-        log(f"student {name}: dev accuracy {ev['student']['accuracy']:.4f} (recovery {100 * ev['recovery']['accuracy']:.1f}%)")
-    timings["students"] = time.perf_counter() - t0
-
-    # 6. report ---------------------------------------------------------------
-    from distill.teacher.model import load_teacher
-
-    main_student = load_student(out / "students" / "main")
-    first_teacher = load_teacher(out / "teachers" / names[0] / "best", device="cpu", max_length=cfg.teachers[0].max_length)
-    speed = {"student_ms_per_100_pairs": _latency_per_100(main_student.score, dev),
-             f"teacher_{names[0]}_ms_per_100_pairs": _latency_per_100(first_teacher.score, dev)}
-    speed["teacher_over_student"] = speed[f"teacher_{names[0]}_ms_per_100_pairs"] / speed["student_ms_per_100_pairs"]
-    result = evaluate_scores(dev, dev_scores["main"], dev_teacher)
-    signals = {n: logits["dev"][n] for n in names}
-    if len(names) > 1:
-        signals.update({f"combined ({how})": combined("dev", how) for how in (["mean", "stack"] if stacker is not None else ["mean"])})
-    teacher_rows = []
-    for label, z in signals.items():
-        gold = evaluate_scores(dev, z)["student"]
-        teacher_rows.append({"teacher": label, "dev_accuracy": gold["accuracy"], "dev_auc": gold["auc"]})
-    paths = write_report(result, out / "report", title=f"distilrank run: {Path(cfg.source).name}", student_logits=dev_scores["main"],
-                         teacher_logits=dev_teacher, labels=dev.labels,
-                         extra_tables={"Students (SST-2-style dev)": rows, "Teachers": teacher_rows,
-                                       "Temperature (teacher calibration on dev)": calib,
-                                       "CPU speed (1 process, this machine)": [speed], "Data": [data_info]})
+    tokenizer = student_tokenizer(cfg, data, out)
+    variants = student_variants(cfg, signals, len(data.transfer))
+    dirs = train_students(cfg, data, signals, variants, tokenizer, out, progress=progress, log=log)
+    lap("students")
+    ev = evaluate_students(data, signals, variants, dirs, cfg.distill.combine, seed=cfg.seed)
+    for r in ev["students"]:
+        log(f"student {r['student']}: " + "  ".join(f"{s} accuracy {r[f'{s}_accuracy']:.4f} (recovery {100 * r[f'{s}_recovery_own']:.1f}% "
+                                                       f"own, {100 * r[f'{s}_recovery_best']:.1f}% best)" for s in data.evals))
+    lap("evaluation")
+    speed = _speeds(cfg, out, dev)
+    result = evaluate_scores(dev, ev["logits"]["dev"]["main"], dev_teacher)
+    pick = "select" if "select" in data.evals else "dev"
+    curve_rows, curve_png = scale_curve(ev, variants, len(data.transfer), pick)
+    summary_text = plain_summary(ev, cfg.distill.combine)
+    tables = {"Students": ev["students"], "Distilled minus gold-labels-only (paired, per sentence)": ev["paired"],
+              "Teachers": ev["teachers"], "Temperature (teacher calibration on dev)": calib,
+              "CPU speed (1 process, this machine)": [speed], "Data": [data.info]}
+    if curve_rows:
+        tables["Scale curve (main student, same teacher and settings)"] = curve_rows
+    paths = write_report(result, out / "report", title=f"distilrank run: {Path(cfg.source).name}",
+                         student_logits=ev["logits"]["dev"]["main"], teacher_logits=dev_teacher, labels=dev.labels, extra_tables=tables,
+                         extra_figures={"scale_curve.png": (curve_png, f"Main student {pick} accuracy (95% CI) against transfer-set size.")}
+                         if curve_png else None)
     timings["total"] = time.perf_counter() - t_run
-    summary = {"config": cfg.source, "out_dir": str(out), "data": data_info, "teachers": teacher_rows, "students": rows,
-               "main": result, "temperature": calib, "stacker": stacker.to_dict() if stacker else None, "speed": speed,
-               "teacher_scoring_rows_per_s": scoring_speed, "timings_s": timings, "report": {k: str(v) for k, v in paths.items()}}
+    summary = {"config": cfg.source, "out_dir": str(out), "data": data.info, "teachers": ev["teachers"],
+               "best_teacher": ev["best_teacher"], "students": ev["students"], "paired": ev["paired"], "scale_curve": curve_rows,
+               "main": result, "summary": summary_text, "temperature": calib, "stacker": signals.stacker.to_dict() if signals.stacker else None,
+               "speed": speed, "teacher_scoring_rows_per_s": scoring_speed, "timings_s": timings,
+               "report": {k: str(v) for k, v in paths.items()}}
     write_json(out / "run.json", summary)
     log(format_summary(result))
-    log(f"student {speed['student_ms_per_100_pairs']:.2f} ms / 100 pairs vs teacher {speed[f'teacher_{names[0]}_ms_per_100_pairs']:.1f} ms "
-        f"({speed['teacher_over_student']:.0f}x faster); report: {paths['html']}")
+    log(summary_text)
+    log(f"student {speed['student_ms_per_100_pairs']:.2f} ms / 100 pairs vs teacher {speed['teacher_ms_per_100_pairs']:.1f} ms "
+        f"({speed['teacher_over_student']:.0f}x faster, batch of 100, PyTorch CPU); {timings['total']:.0f} s in all; report: {paths['html']}")
     return summary
+
+
+def _speeds(cfg: RunConfig, out: Path, dev: Pairs) -> dict:
+    from distill.teacher.model import load_teacher
+
+    first = cfg.teachers[0]
+    student = load_student(out / "students" / "main")
+    teacher = load_teacher(out / "teachers" / first.name / "best", device="cpu", max_length=first.max_length)
+    speed = {"student_ms_per_100_pairs": _latency_per_100(student.score, dev), "teacher": first.name,
+             "teacher_ms_per_100_pairs": _latency_per_100(teacher.score, dev)}
+    speed["teacher_over_student"] = speed["teacher_ms_per_100_pairs"] / speed["student_ms_per_100_pairs"]
+    return speed

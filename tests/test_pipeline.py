@@ -1,6 +1,8 @@
 """End to end: `distilrank run CONFIG` with two tiny BERT teachers, then a resumed re-run."""
 
 import json
+
+import numpy as np
 import time
 
 import pytest
@@ -115,3 +117,73 @@ def test_config_errors_name_the_field(tmp_path, config_path):
     bad.write_text("out_dir = [")
     with pytest.raises(ConfigError, match=r"<syntax>"):
         load_config(bad)
+
+
+SELECT_CONFIG = """
+out_dir = "out2"
+seed = 0
+[data]
+select_sentences = 60
+[data.train]
+path = "train.tsv"
+[data.dev]
+path = "dev.jsonl"
+[[data.transfer]]
+path = "unlabeled.jsonl"
+label_field = ""
+[augment]
+n_per_example = 1
+[[teachers]]
+name = "big"
+base = "{bert}"
+epochs = 3
+batch_size = 16
+lr = 3e-3
+max_length = 16
+[distill]
+combine = "big"
+experiments = ["gold", "loss", "init", "gold-init"]
+scale_curve = [150]
+[student]
+embedding_dim = 16
+hidden = [32, 16]
+bigram_buckets = 1009
+epochs = 2
+batch_size = 64
+lr = 3e-3
+embedding_lr = 3e-2
+"""
+
+
+def test_select_split_experiments_and_paired_tests(config_path, tmp_path):
+    path = tmp_path / "select.toml"
+    path.write_text(SELECT_CONFIG.format(bert=config_path.read_text().split('base = "')[1].split('"')[0]))
+    summary = run_pipeline(load_config(path), progress=False, log=lambda line: None)
+    out = tmp_path / "out2"
+    assert summary["data"]["select"] == 60 and summary["data"]["train"] <= 240
+    students = {r["student"]: r for r in summary["students"]}
+    assert set(students) == {"main", "gold-labels-only", "gold-labels-only+init=teacher", "loss=mse", "init=teacher", "main@150"}
+    assert students["loss=mse"]["loss"] == "mse" and students["loss=mse"]["T"] == "-"
+    assert students["main@150"]["train_rows"] == 150
+    teachers = {(t["teacher"], t["split"]): t["accuracy"] for t in summary["teachers"]}
+    for r in students.values():
+        for split in ("select", "dev"):
+            lo, hi = r[f"{split}_ci95"]
+            assert lo <= r[f"{split}_accuracy"] <= hi
+            assert r[f"{split}_recovery_own"] == pytest.approx(r[f"{split}_accuracy"] / teachers[("big", split)])
+        assert r["onnx_ms_per_pair"] > 0
+    # paired rows: every student but the gold-label baseline, on both splits; the delta is the accuracy difference
+    paired = {(p["student"], p["split"]): p for p in summary["paired"]}
+    assert set(paired) == {(s, split) for s in students if s != "gold-labels-only" for split in ("select", "dev")}
+    for (s, split), p in paired.items():
+        assert p["delta_accuracy"] == pytest.approx(students[s][f"{split}_accuracy"] - students["gold-labels-only"][f"{split}_accuracy"])
+        assert p["ci_low"] <= p["delta_accuracy"] <= p["ci_high"] and 0 < p["p_value"] <= 1
+    init = np.load(out / "students" / "init.npy")
+    assert init.shape[1] == 16 and np.isfinite(init).all()
+    assert [r["transfer_rows"] for r in summary["scale_curve"]] == [150, summary["data"]["transfer_total"]]
+    assert (out / "report" / "scale_curve.png").exists()
+    assert "the teacher it learned from (big)" in summary["summary"]
+    # a changed student setting never silently reuses the old student
+    path.write_text(path.read_text().replace("epochs = 2\n", "epochs = 3\n"))
+    with pytest.raises(ConfigError, match=r"students/main: field 'train.epochs': this student was trained with other settings"):
+        run_pipeline(load_config(path), progress=False, log=lambda line: None)

@@ -307,6 +307,7 @@ def write_report(
     teacher_logits: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     extra_tables: dict[str, list[dict]] | None = None,
+    extra_figures: dict[str, tuple[bytes, str]] | None = None,
 ) -> dict[str, Path]:
     """Write the report of ``result`` (from ``evaluate_scores``) into ``out_dir``.
 
@@ -316,6 +317,7 @@ def write_report(
     self-contained: plots as base64 ``<img>``), and last ``eval.json`` =
     ``{"title", "result", "tables"}`` as strict JSON (``nan`` stored as ``null``).
     ``student_logits``, ``teacher_logits``, ``labels`` are ``[N]`` arrays of equal length.
+    ``extra_figures`` maps a PNG file name to ``(png bytes, caption)`` (e.g. a scale curve).
 
     Returns ``{"json", "markdown", "html", <plot file name>...}`` -> path.
     """
@@ -328,6 +330,10 @@ def write_report(
     student, teacher, y = (_as_array("student_logits", student_logits, n), _as_array("teacher_logits", teacher_logits, n),
                            _as_array("labels", labels, n))
     figures = render_plots(student, teacher, y)
+    captions = dict(PLOT_CAPTIONS)
+    for name, (data, caption) in (extra_figures or {}).items():
+        figures[name] = data
+        captions[name] = caption
 
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -343,11 +349,11 @@ def write_report(
         md += [f"## {name}\n", table_md(rows)]
     if figures:
         md.append("## Plots\n")
-        md += [f"![{name}]({name})\n\n{PLOT_CAPTIONS[name]}\n" for name in figures]
+        md += [f"![{name}]({name})\n\n{captions[name]}\n" for name in figures]
     with atomic_open(out / "report.md") as fh:
         fh.write("\n".join(md))
 
-    imgs = figures_html(figures, PLOT_CAPTIONS)
+    imgs = figures_html(figures, captions)
     tables = "".join(f"<h2>{html.escape(name)}</h2>{table_html(rows)}" for name, rows in extra_tables.items())
     page = (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_CSS}</style></head>"
             f"<body><h1>{html.escape(title)}</h1>{table_html(headline)}"

@@ -1,8 +1,11 @@
-"""Train the student on (soft) targets with BCE, fast on a CPU.
+"""Train the student on (soft) targets, fast on a CPU.
 
-Contract: ``targets`` are probabilities in ``[0, 1]`` (soft targets
-``sigmoid(z / T)`` from :mod:`distill.targets`, or gold binary labels for the
-baseline).  The loss is binary cross-entropy with logits.  Each epoch ends with
+Contract: with ``loss = "bce"`` (default) ``targets`` are probabilities in
+``[0, 1]`` (soft targets ``sigmoid(z / T)`` from :mod:`distill.targets`, or gold
+binary labels for the baseline) and the loss is binary cross-entropy with
+logits; with ``loss = "mse"`` ``targets`` are teacher *logits* and the loss is
+the mean squared error between student and teacher logits (Tang et al. 2019,
+"logit regression").  Each epoch ends with
 a validation loss on a held-out slice of the training rows, a checkpoint of the
 full training state (``state.pt``, for ``resume``) and the best weights so far
 (``student.pt``).
@@ -43,6 +46,7 @@ class StudentTrainConfig:
     threads: int | None = None
     bucket_batches: int = 50
     lr_decay: float = 0.5  # multiply both learning rates by this after each epoch
+    loss: str = "bce"  # bce on probability targets | mse on logit targets (see the module doc)
 
 
 @dataclass
@@ -76,14 +80,21 @@ def _tensors(enc: EncodedPairs, index: np.ndarray) -> tuple[torch.Tensor, torch.
     return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types)
 
 
+def _loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "mse":
+        return F.mse_loss(logits, target)
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
 def _train_step(
-    model: StudentModel, batch: tuple[torch.Tensor, ...], target: torch.Tensor, dense_opt: torch.optim.Optimizer, row_opt: RowSparseAdam
+    model: StudentModel, batch: tuple[torch.Tensor, ...], target: torch.Tensor, dense_opt: torch.optim.Optimizer, row_opt: RowSparseAdam,
+    loss_kind: str = "bce",
 ) -> float:
     ids, weights = model.ngrams(*batch)
     rows, inverse = torch.unique(ids, return_inverse=True)
     row_emb = model.embedding.weight.detach().index_select(0, rows).requires_grad_()
     logits = model.head(torch.bmm(weights, F.embedding(inverse, row_emb))).squeeze(1)
-    loss = F.binary_cross_entropy_with_logits(logits, target)
+    loss = _loss(logits, target, loss_kind)
     dense_opt.zero_grad(set_to_none=True)
     loss.backward()
     dense_opt.step()
@@ -103,8 +114,8 @@ def predict_encoded(model: StudentModel, enc: EncodedPairs, index: np.ndarray | 
     return out
 
 
-def _bce(logits: np.ndarray, targets: np.ndarray) -> float:
-    return float(F.binary_cross_entropy_with_logits(torch.from_numpy(logits), torch.from_numpy(targets)))
+def _eval_loss(logits: np.ndarray, targets: np.ndarray, kind: str) -> float:
+    return float(_loss(torch.from_numpy(logits), torch.from_numpy(targets), kind))
 
 
 def train_student(
@@ -118,6 +129,7 @@ def train_student(
     resume: bool = True,
     progress: bool | None = None,
     metadata: dict | None = None,
+    init_embeddings: np.ndarray | None = None,
 ) -> StudentTrainResult:
     """Train a student on ``pairs`` with probability ``targets`` ``[N]`` and save it to ``out_dir``.
 
@@ -125,7 +137,8 @@ def train_student(
     ``student.pt`` (best weights by validation loss), ``state.pt`` (resumable
     state after the last finished epoch), ``train_log.jsonl`` and ``result.json``.
     With ``resume`` and a ``state.pt`` present, training continues after the
-    last finished epoch.
+    last finished epoch.  ``init_embeddings`` ``[V', D]`` (``V' <= vocab_size``) replaces the random
+    start of the first ``V'`` embedding rows (the unigram rows; see :mod:`distill.student.init`).
     """
     config = config or StudentTrainConfig()
     out = Path(out_dir)
@@ -135,8 +148,12 @@ def train_student(
         raise ValueError(f"targets shape {targets.shape} does not match {len(pairs)} pairs from {pairs.source}")
     if len(pairs) == 0:
         raise ValueError(f"no training pairs in {pairs.source}")
-    if not np.all((targets >= 0) & (targets <= 1)):
-        raise ValueError("targets must be probabilities in [0, 1] (use distill.targets.soft_targets on logits)")
+    if config.loss not in ("bce", "mse"):
+        raise ValueError(f"loss must be 'bce' or 'mse', got {config.loss!r}")
+    if config.loss == "bce" and not np.all((targets >= 0) & (targets <= 1)):
+        raise ValueError("targets must be probabilities in [0, 1] for loss='bce' (use distill.targets.soft_targets on logits)")
+    if not np.all(np.isfinite(targets)):
+        raise ValueError(f"targets for {pairs.source} contain non-finite values")
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -144,6 +161,12 @@ def train_student(
 
     model_config = model_config or StudentConfig(vocab_size=tokenizer.get_vocab_size())
     model = StudentModel(model_config)
+    if init_embeddings is not None:
+        init = torch.as_tensor(np.asarray(init_embeddings, dtype=np.float32))
+        if init.ndim != 2 or init.shape[1] != model_config.embedding_dim or init.shape[0] > model_config.vocab_size:
+            raise ValueError(f"init_embeddings shape {tuple(init.shape)} does not fit vocab {model_config.vocab_size} x dim {model_config.embedding_dim}")
+        with torch.no_grad():
+            model.embedding.weight[: init.shape[0]] = init
     enc = encode_pairs(tokenizer, pairs.queries, pairs.texts)
     perm = rng.permutation(len(pairs))
     n_val = int(len(pairs) * config.val_fraction) if len(pairs) >= 50 else 0
@@ -181,14 +204,14 @@ def train_student(
         bar = tqdm(batches, desc=f"student epoch {epoch + 1}/{config.epochs}", unit="batch", disable=None if progress is None else not progress)
         t0, running = time.perf_counter(), 0.0
         for i, sel in enumerate(bar):
-            loss = _train_step(model, _tensors(enc, sel), target_t[sel], dense_opt, row_opt)
+            loss = _train_step(model, _tensors(enc, sel), target_t[sel], dense_opt, row_opt, config.loss)
             running = loss if i == 0 else 0.98 * running + 0.02 * loss
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{running:.4f}")
         epoch_seconds = time.perf_counter() - t0
         train_seconds += epoch_seconds
         seen += len(train_idx)
-        val_loss = _bce(predict_encoded(model, enc, val_idx), targets[val_idx]) if n_val else running
+        val_loss = _eval_loss(predict_encoded(model, enc, val_idx), targets[val_idx], config.loss) if n_val else running
         record = {"epoch": epoch + 1, "train_loss": running, "val_loss": val_loss, "seconds": epoch_seconds,
                   "pairs_per_second": len(train_idx) / epoch_seconds}
         history.append(record)
