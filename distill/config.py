@@ -74,7 +74,7 @@ class TeacherConfig:
 
 
 # one student per experiment, each differing from the main student in one setting (see distill.pipeline)
-EXPERIMENTS = ("gold", "temperature", "combine", "interactions", "loss", "init", "gold-init")
+EXPERIMENTS = ("gold", "temperature", "combine", "interactions", "loss", "init", "gold-init", "wide")
 
 
 @dataclass

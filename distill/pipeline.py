@@ -128,8 +128,10 @@ def prepare_data(cfg: RunConfig, out: Path, log: Log) -> RunData:
 
 
 def train_teachers(cfg: RunConfig, data: RunData, out: Path, *, progress: bool | None, log: Log) -> dict[str, dict]:
-    """Fine-tune every ``[[teachers]]`` entry on ``data.teacher_train`` (model selection on dev, as the
-    fine-tuner does); a teacher with a ``result.json`` is reused.  Returns name -> fine-tuning result."""
+    """Fine-tune every ``[[teachers]]`` entry on ``data.teacher_train``; a teacher with a ``result.json`` is reused.
+
+    The fine-tuner keeps its best checkpoint on the ``select`` sentences when the run holds some out, else the
+    last weights: dev never chooses anything.  Returns name -> fine-tuning result."""
     results = {}
     for tc in cfg.teachers:
         tdir = out / "teachers" / tc.name
@@ -137,12 +139,13 @@ def train_teachers(cfg: RunConfig, data: RunData, out: Path, *, progress: bool |
             results[tc.name] = json.loads((tdir / "result.json").read_text())
             log(f"teacher {tc.name}: already trained, reusing {tdir / 'best'}")
             continue
-        res = finetune_teacher(resolve_base_model(tc.base), data.teacher_train, data.evals["dev"], tdir, progress=progress,
+        res = finetune_teacher(resolve_base_model(tc.base), data.teacher_train, data.evals.get("select"), tdir, progress=progress,
                                config=TeacherTrainConfig(epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, max_length=tc.max_length,
                                                          seed=tc.seed, max_steps=tc.max_steps or None,
                                                          num_layers=tc.num_layers or None, mixed_precision=tc.mixed_precision))
         results[tc.name] = asdict(res)
-        log(f"teacher {tc.name}: dev accuracy {res.best.get('accuracy', float('nan')):.4f} ({res.examples_per_second:.0f} examples/s)")
+        log(f"teacher {tc.name}: trained, {res.examples_per_second:.0f} examples/s"
+            + (f", select accuracy {res.best['accuracy']:.4f}" if res.best else ""))
     return results
 
 
@@ -217,6 +220,7 @@ class Variant:
     loss: str
     init: str
     rows: int | None = None
+    embedding_dim: int | None = None  # None = the [student] section's
 
     @property
     def gold(self) -> bool:
@@ -252,6 +256,8 @@ def student_variants(cfg: RunConfig, signals: TeacherSignals, n_transfer: int) -
     if "init" in exps:
         other = "random" if main.init == "teacher" else "teacher"
         out[f"init={other}"] = replace(main, name=f"init={other}", init=other)
+    if "wide" in exps:
+        out["wide"] = replace(main, name="wide", embedding_dim=2 * s.embedding_dim)
     for n in d.scale_curve:
         if n < n_transfer:
             out[f"main@{n}"] = replace(main, name=f"main@{n}", rows=n)
@@ -274,18 +280,18 @@ def student_tokenizer(cfg: RunConfig, data: RunData, out: Path):
     return tok
 
 
-def _init_vectors(cfg: RunConfig, tokenizer, out: Path, *, progress: bool | None) -> np.ndarray:
-    """Teacher word vectors for the student vocabulary (:mod:`distill.student.init`), cached as ``students/init.npy``.
-    The teacher is the main signal's when it is one teacher, else the first one."""
+def _init_vectors(cfg: RunConfig, tokenizer, out: Path, dim: int, *, progress: bool | None) -> np.ndarray:
+    """Teacher word vectors ``[vocab, dim]`` for the student vocabulary (:mod:`distill.student.init`), cached as
+    ``students/init-<dim>.npy``.  The teacher is the main signal's when it is one teacher, else the first one."""
     from distill.student.init import teacher_word_vectors
 
-    path = out / "students" / "init.npy"
+    path = out / "students" / f"init-{dim}.npy"
     if path.exists():
         return np.load(path)
     names = [t.name for t in cfg.teachers]
     teacher = cfg.distill.combine if cfg.distill.combine in names else names[0]
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
-    vectors = teacher_word_vectors(out / "teachers" / teacher / "best", [w for w, _ in vocab], cfg.student.embedding_dim,
+    vectors = teacher_word_vectors(out / "teachers" / teacher / "best", [w for w, _ in vocab], dim,
                                    seed=cfg.seed, progress=progress)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -319,7 +325,7 @@ def train_students(cfg: RunConfig, data: RunData, signals: TeacherSignals, varia
         sdir = out / "students" / name.replace("=", "-").replace("@", "-at-")
         dirs[name] = sdir
         base = StudentConfig(vocab_size=tokenizer.get_vocab_size(), bigram_buckets=cfg.student.bigram_buckets,
-                             embedding_dim=cfg.student.embedding_dim, hidden=list(cfg.student.hidden),
+                             embedding_dim=v.embedding_dim or cfg.student.embedding_dim, hidden=list(cfg.student.hidden),
                              interactions=v.interactions, dropout=cfg.student.dropout)
         train_cfg = _train_config(cfg.student, "bce" if v.gold else v.loss, cfg.seed)
         settings = {"variant": asdict(v), "model": base.to_dict(), "train": asdict(train_cfg)}
@@ -333,10 +339,13 @@ def train_students(cfg: RunConfig, data: RunData, signals: TeacherSignals, varia
             if v.rows is not None:
                 sel = np.sort(order[: v.rows])
                 pairs, targets = pairs.select(sel), targets[sel]
-        init = _init_vectors(cfg, tokenizer, out, progress=progress) if v.init == "teacher" else None
+        init = _init_vectors(cfg, tokenizer, out, base.embedding_dim, progress=progress) if v.init == "teacher" else None
         write_json(sdir / "settings.json", settings)
         res = train_student(pairs, targets, tokenizer, sdir, model_config=base, config=train_cfg,
                             progress=progress, init_embeddings=init,
+                            on_epoch=lambda r, name=name: log(f"student {name}: epoch {r['epoch']}/{r['epochs']} train loss "
+                                                              f"{r['train_loss']:.4f} val loss {r['val_loss']:.4f} "
+                                                              f"({r['pairs_per_second']:.0f} pairs/s)"),
                             metadata={"variant": name, **asdict(v), "teachers": signals.names, "config": cfg.source})
         log(f"student {name}: trained on {len(pairs)} rows in {res.seconds:.0f} s")
     return dirs

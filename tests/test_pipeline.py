@@ -178,7 +178,7 @@ def test_select_split_experiments_and_paired_tests(config_path, tmp_path):
     for (s, split), p in paired.items():
         assert p["delta_accuracy"] == pytest.approx(students[s][f"{split}_accuracy"] - students["gold-labels-only"][f"{split}_accuracy"])
         assert p["ci_low"] <= p["delta_accuracy"] <= p["ci_high"] and 0 < p["p_value"] <= 1
-    init = np.load(out / "students" / "init.npy")
+    init = np.load(out / "students" / "init-16.npy")
     assert init.shape[1] == 16 and np.isfinite(init).all()
     assert [r["transfer_rows"] for r in summary["scale_curve"]] == [150, summary["data"]["transfer_total"]]
     assert (out / "report" / "scale_curve.png").exists()

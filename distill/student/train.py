@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def train_student(
     progress: bool | None = None,
     metadata: dict | None = None,
     init_embeddings: np.ndarray | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> StudentTrainResult:
     """Train a student on ``pairs`` with probability ``targets`` ``[N]`` and save it to ``out_dir``.
 
@@ -139,6 +141,7 @@ def train_student(
     With ``resume`` and a ``state.pt`` present, training continues after the
     last finished epoch.  ``init_embeddings`` ``[V', D]`` (``V' <= vocab_size``) replaces the random
     start of the first ``V'`` embedding rows (the unigram rows; see :mod:`distill.student.init`).
+    ``on_epoch(record)`` receives each epoch's ``train_log.jsonl`` record (for a line per epoch off a terminal).
     """
     config = config or StudentTrainConfig()
     out = Path(out_dir)
@@ -215,6 +218,8 @@ def train_student(
         record = {"epoch": epoch + 1, "train_loss": running, "val_loss": val_loss, "seconds": epoch_seconds,
                   "pairs_per_second": len(train_idx) / epoch_seconds}
         history.append(record)
+        if on_epoch is not None:
+            on_epoch({**record, "epochs": config.epochs})
         if val_loss < best_loss:
             best_loss, best_epoch = val_loss, epoch + 1
             save_student(model, tokenizer, out, metadata={**(metadata or {}), "train_config": asdict(config), "best_epoch": best_epoch})
