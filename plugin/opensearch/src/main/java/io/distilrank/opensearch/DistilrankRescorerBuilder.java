@@ -1,0 +1,270 @@
+package io.distilrank.opensearch;
+
+import org.apache.lucene.util.SetOnce;
+import org.opensearch.core.ParseField;
+import org.opensearch.core.common.ParsingException;
+import org.opensearch.core.common.io.stream.StreamInput;
+import org.opensearch.core.common.io.stream.StreamOutput;
+import org.opensearch.core.xcontent.XContentBuilder;
+import org.opensearch.core.xcontent.XContentParser;
+import org.opensearch.index.mapper.MappedFieldType;
+import org.opensearch.index.query.QueryRewriteContext;
+import org.opensearch.index.query.QueryShardContext;
+import org.opensearch.search.rescore.RescoreContext;
+import org.opensearch.search.rescore.RescorerBuilder;
+
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.function.Supplier;
+
+/**
+ * {@code "rescore": {"window_size": 100, "distilrank": {"model": "prod", "query_text": "...", "fields": ["title"],
+ * "score_mode": "replace", "query_weight": 1.0, "model_weight": 1.0, "text_source": "auto"}}}.
+ *
+ * <p>Rewrite (async, no blocking): on the coordinating node {@code model} is resolved once per search to a model id
+ * and SHA-256 ({@link ModelStore#resolve}); on every node that runs the rescore the model is then loaded into the
+ * node's {@link ModelCache} if it is not there yet. The shard context checks that each field is mapped and picks
+ * where the text is read from ({@code auto}: stored fields when every field is stored, else {@code _source}).
+ * Every problem is a 4xx error with a message naming it.
+ */
+public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankRescorerBuilder> {
+    public static final String NAME = "distilrank";
+    private static final ParseField MODEL = new ParseField("model");
+    private static final ParseField QUERY_TEXT = new ParseField("query_text");
+    private static final ParseField FIELDS = new ParseField("fields");
+    private static final ParseField SCORE_MODE = new ParseField("score_mode");
+    private static final ParseField QUERY_WEIGHT = new ParseField("query_weight");
+    private static final ParseField MODEL_WEIGHT = new ParseField("model_weight");
+    private static final ParseField TEXT_SOURCE = new ParseField("text_source");
+
+    private final ModelCache cache;
+    private String model;
+    private String queryText;
+    private List<String> fields = new ArrayList<>();
+    private String scoreMode = "replace";
+    private float queryWeight = 1f;
+    private float modelWeight = 1f;
+    private String textSource = "auto";
+    private String modelId;
+    private String sha256;
+    private Supplier<ModelStore.Resolved> pending;
+    private boolean loadRequested;
+
+    public DistilrankRescorerBuilder(ModelCache cache) {
+        this.cache = cache;
+    }
+
+    public DistilrankRescorerBuilder(StreamInput in, ModelCache cache) throws IOException {
+        super(in);
+        this.cache = cache;
+        model = in.readString();
+        queryText = in.readString();
+        fields = in.readStringList();
+        scoreMode = in.readString();
+        queryWeight = in.readFloat();
+        modelWeight = in.readFloat();
+        textSource = in.readString();
+        modelId = in.readOptionalString();
+        sha256 = in.readOptionalString();
+    }
+
+    @Override
+    protected void doWriteTo(StreamOutput out) throws IOException {
+        out.writeString(model);
+        out.writeString(queryText);
+        out.writeStringCollection(fields);
+        out.writeString(scoreMode);
+        out.writeFloat(queryWeight);
+        out.writeFloat(modelWeight);
+        out.writeString(textSource);
+        out.writeOptionalString(modelId);
+        out.writeOptionalString(sha256);
+    }
+
+    @Override
+    public String getWriteableName() {
+        return NAME;
+    }
+
+    /** Parses the object after {@code "distilrank":} and validates it (400 on any mistake). */
+    public static DistilrankRescorerBuilder fromXContent(XContentParser parser, ModelCache cache) throws IOException {
+        DistilrankRescorerBuilder b = new DistilrankRescorerBuilder(cache);
+        String field = null;
+        XContentParser.Token token;
+        while ((token = parser.nextToken()) != XContentParser.Token.END_OBJECT) {
+            if (token == XContentParser.Token.FIELD_NAME) {
+                field = parser.currentName();
+            } else if (token == XContentParser.Token.START_ARRAY && FIELDS.match(field, parser.getDeprecationHandler())) {
+                while (parser.nextToken() != XContentParser.Token.END_ARRAY) {
+                    b.fields.add(parser.text());
+                }
+            } else if (token.isValue()) {
+                if (MODEL.match(field, parser.getDeprecationHandler())) {
+                    b.model = parser.text();
+                } else if (QUERY_TEXT.match(field, parser.getDeprecationHandler())) {
+                    b.queryText = parser.text();
+                } else if (FIELDS.match(field, parser.getDeprecationHandler())) {
+                    b.fields.add(parser.text());
+                } else if (SCORE_MODE.match(field, parser.getDeprecationHandler())) {
+                    b.scoreMode = parser.text().toLowerCase(Locale.ROOT);
+                } else if (QUERY_WEIGHT.match(field, parser.getDeprecationHandler())) {
+                    b.queryWeight = parser.floatValue();
+                } else if (MODEL_WEIGHT.match(field, parser.getDeprecationHandler())) {
+                    b.modelWeight = parser.floatValue();
+                } else if (TEXT_SOURCE.match(field, parser.getDeprecationHandler())) {
+                    b.textSource = parser.text();
+                } else {
+                    throw new ParsingException(parser.getTokenLocation(), "[distilrank] unknown field [" + field + "] (known: model, query_text, "
+                        + "fields, score_mode, query_weight, model_weight, text_source)");
+                }
+            } else {
+                throw new ParsingException(parser.getTokenLocation(), "[distilrank] unexpected " + token + " for field [" + field + "]");
+            }
+        }
+        if (b.model == null || b.model.isBlank()) {
+            throw new ParsingException(parser.getTokenLocation(), "[distilrank] model is required: an alias (staging, prod) or a model id");
+        }
+        if (b.queryText == null) {
+            throw new ParsingException(parser.getTokenLocation(), "[distilrank] query_text is required: the text the model pairs with each hit");
+        }
+        if (b.fields.isEmpty()) {
+            throw new ParsingException(parser.getTokenLocation(), "[distilrank] fields is required: the document fields the student was trained on, e.g. [\"title\"]");
+        }
+        if (!b.scoreMode.equals("replace") && !b.scoreMode.equals("blend")) {
+            throw new ParsingException(parser.getTokenLocation(), "[distilrank] score_mode must be replace or blend, got [" + b.scoreMode + "]");
+        }
+        if (!List.of("auto", "_source", "stored").contains(b.textSource)) {
+            throw new ParsingException(parser.getTokenLocation(), "[distilrank] text_source must be auto, _source or stored, got [" + b.textSource + "]");
+        }
+        return b;
+    }
+
+    @Override
+    protected void doXContent(XContentBuilder builder, Params params) throws IOException {
+        builder.startObject(NAME);
+        builder.field(MODEL.getPreferredName(), model);
+        builder.field(QUERY_TEXT.getPreferredName(), queryText);
+        builder.field(FIELDS.getPreferredName(), fields);
+        builder.field(SCORE_MODE.getPreferredName(), scoreMode);
+        if (scoreMode.equals("blend")) {
+            builder.field(QUERY_WEIGHT.getPreferredName(), queryWeight);
+            builder.field(MODEL_WEIGHT.getPreferredName(), modelWeight);
+        }
+        builder.field(TEXT_SOURCE.getPreferredName(), textSource);
+        builder.endObject();
+    }
+
+    private DistilrankRescorerBuilder copy() {
+        DistilrankRescorerBuilder b = new DistilrankRescorerBuilder(cache);
+        b.windowSize = windowSize;
+        b.model = model;
+        b.queryText = queryText;
+        b.fields = fields;
+        b.scoreMode = scoreMode;
+        b.queryWeight = queryWeight;
+        b.modelWeight = modelWeight;
+        b.textSource = textSource;
+        b.modelId = modelId;
+        b.sha256 = sha256;
+        return b;
+    }
+
+    @Override
+    public DistilrankRescorerBuilder rewrite(QueryRewriteContext ctx) throws IOException {
+        if (modelId == null) {
+            if (pending != null) {
+                ModelStore.Resolved r = pending.get();
+                if (r == null) {
+                    return this;
+                }
+                DistilrankRescorerBuilder b = copy();
+                b.modelId = r.modelId();
+                b.sha256 = r.sha256();
+                return b;
+            }
+            SetOnce<ModelStore.Resolved> holder = new SetOnce<>();
+            ctx.registerAsyncAction((client, listener) -> ModelStore.resolve(client, model, cache, org.opensearch.core.action.ActionListener.wrap(
+                r -> {
+                    holder.set(r);
+                    listener.onResponse(null);
+                }, listener::onFailure)));
+            DistilrankRescorerBuilder b = copy();
+            b.pending = holder::get;
+            return b;
+        }
+        if (cache.isLoaded(modelId, sha256) || loadRequested) {
+            return this;
+        }
+        ctx.registerAsyncAction((client, listener) -> cache.ensureLoaded(client, modelId, sha256,
+            org.opensearch.core.action.ActionListener.wrap(m -> listener.onResponse(null), listener::onFailure)));
+        DistilrankRescorerBuilder b = copy();
+        b.loadRequested = true;
+        return b;
+    }
+
+    @Override
+    protected RescoreContext innerBuildContext(int windowSize, QueryShardContext context) throws IOException {
+        if (modelId == null) {
+            throw ModelStore.badRequest("[distilrank] model [" + model + "] was not resolved (the request was not rewritten)");
+        }
+        boolean allStored = true;
+        for (String f : fields) {
+            MappedFieldType type = context.fieldMapper(f);
+            if (type == null) {
+                throw ModelStore.badRequest("[distilrank] field [" + f + "] is not mapped in index [" + context.index().getName()
+                    + "]: the model would score every hit on an empty text");
+            }
+            allStored &= type.isStored();
+        }
+        boolean stored = switch (textSource) {
+            case "stored" -> {
+                if (!allStored) {
+                    throw ModelStore.badRequest("[distilrank] text_source stored needs every field of " + fields + " mapped with store: true");
+                }
+                yield true;
+            }
+            case "_source" -> false;
+            default -> allStored;
+        };
+        if (!cache.isLoaded(modelId, sha256)) {
+            throw ModelStore.badRequest("[distilrank] model [" + modelId + "] is not loaded on this node");
+        }
+        return new DistilrankRescorer.Context(windowSize, cache, modelId, sha256, queryText, List.copyOf(fields), stored,
+            scoreMode.equals("replace"), queryWeight, modelWeight);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        if (!super.equals(o)) {
+            return false;
+        }
+        DistilrankRescorerBuilder b = (DistilrankRescorerBuilder) o;
+        return model.equals(b.model) && queryText.equals(b.queryText) && fields.equals(b.fields) && scoreMode.equals(b.scoreMode)
+            && queryWeight == b.queryWeight && modelWeight == b.modelWeight && textSource.equals(b.textSource)
+            && Objects.equals(modelId, b.modelId) && Objects.equals(sha256, b.sha256);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(super.hashCode(), model, queryText, fields, scoreMode, queryWeight, modelWeight, textSource, modelId, sha256);
+    }
+
+    String model() {
+        return model;
+    }
+
+    String queryText() {
+        return queryText;
+    }
+
+    List<String> fields() {
+        return fields;
+    }
+
+    String scoreMode() {
+        return scoreMode;
+    }
+}

@@ -1,0 +1,160 @@
+package io.distilrank.opensearch;
+
+import org.opensearch.OpenSearchStatusException;
+import org.opensearch.core.action.ActionListener;
+import org.opensearch.core.rest.RestStatus;
+import org.opensearch.transport.client.Client;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * The models loaded on this node, keyed by model id (at most {@code maxModels}, least recently loaded evicted
+ * first). A model is loaded once per node (concurrent requests wait for the same load), verified by SHA-256
+ * against its upload record, and kept until evicted or deleted; a search for an alias that moved resolves to
+ * the new model id, which loads on first use (the cold start). Thread-safe.
+ */
+public final class ModelCache {
+    private final int maxModels;
+    private final int threads;
+    private final Map<String, StudentModel> models = new LinkedHashMap<>();
+    private final Map<String, List<ActionListener<StudentModel>>> loading = new LinkedHashMap<>();
+    private final Map<String, String> shas = new ConcurrentHashMap<>();
+
+    public ModelCache(int maxModels, int threads) {
+        this.maxModels = maxModels;
+        this.threads = threads;
+    }
+
+    String knownSha(String modelId) {
+        return shas.get(modelId);
+    }
+
+    void rememberSha(String modelId, String sha) {
+        shas.put(modelId, sha);
+    }
+
+    /** The loaded model with a reference taken (release it), or {@code null} when it is not loaded with that hash. */
+    public synchronized StudentModel acquire(String modelId, String sha256) {
+        StudentModel m = models.get(modelId);
+        if (m == null || !m.sha256().equals(sha256) || !m.acquire()) {
+            return null;
+        }
+        return m;
+    }
+
+    public synchronized boolean isLoaded(String modelId, String sha256) {
+        StudentModel m = models.get(modelId);
+        return m != null && m.sha256().equals(sha256);
+    }
+
+    /** Loads the model into this node's cache unless it is there; {@code listener} gets it once loaded. */
+    public void ensureLoaded(Client client, String modelId, String sha256, ActionListener<StudentModel> listener) {
+        synchronized (this) {
+            StudentModel m = models.get(modelId);
+            if (m != null && m.sha256().equals(sha256)) {
+                listener.onResponse(m);
+                return;
+            }
+            List<ActionListener<StudentModel>> waiting = loading.get(modelId);
+            if (waiting != null) {
+                waiting.add(listener);
+                return;
+            }
+            waiting = new ArrayList<>();
+            waiting.add(listener);
+            loading.put(modelId, waiting);
+        }
+        ActionListener<StudentModel> done = ActionListener.wrap(m -> finish(modelId, m, null), e -> finish(modelId, null, e));
+        ModelStore.readRecord(client, modelId, ActionListener.wrap(record -> {
+            if (record == null || !Boolean.TRUE.equals(record.get("complete"))) {
+                done.onFailure(new OpenSearchStatusException("model [" + modelId + "] is not loaded on this node and its zip is not in "
+                    + ModelStore.MODELS_INDEX + " (distilrank plugin register uploads it)", RestStatus.BAD_REQUEST));
+                return;
+            }
+            if (!sha256.equals(record.get("sha256"))) {
+                done.onFailure(new OpenSearchStatusException("model [" + modelId + "]: uploaded sha256 " + record.get("sha256")
+                    + " differs from the requested " + sha256, RestStatus.CONFLICT));
+                return;
+            }
+            int chunks = ((Number) record.get("total_chunks")).intValue();
+            ModelStore.readZip(client, modelId, chunks, ActionListener.wrap(zip -> client.threadPool().generic().execute(() -> {
+                try {
+                    done.onResponse(StudentModel.load(modelId, zip, sha256, threads));
+                } catch (IllegalArgumentException e) {
+                    done.onFailure(new OpenSearchStatusException(e.getMessage(), RestStatus.BAD_REQUEST, e));
+                } catch (Exception | UnsatisfiedLinkError e) {
+                    done.onFailure(new OpenSearchStatusException("model [" + modelId + "] could not be loaded: " + e, RestStatus.INTERNAL_SERVER_ERROR));
+                }
+            }), done::onFailure));
+        }, done::onFailure));
+    }
+
+    private void finish(String modelId, StudentModel loaded, Exception failure) {
+        List<ActionListener<StudentModel>> waiting;
+        List<StudentModel> evicted = new ArrayList<>();
+        synchronized (this) {
+            waiting = loading.remove(modelId);
+            if (loaded != null) {
+                StudentModel old = models.remove(modelId);
+                if (old != null) {
+                    evicted.add(old);
+                }
+                models.put(modelId, loaded);
+                while (models.size() > maxModels) {
+                    String first = models.keySet().iterator().next();
+                    evicted.add(models.remove(first));
+                }
+            }
+        }
+        evicted.forEach(StudentModel::release);
+        for (ActionListener<StudentModel> l : waiting == null ? List.<ActionListener<StudentModel>>of() : waiting) {
+            if (loaded != null) {
+                l.onResponse(loaded);
+            } else {
+                l.onFailure(failure);
+            }
+        }
+    }
+
+    /** Drops {@code modelId} from this node (its session closes once no search uses it). */
+    public void evict(String modelId) {
+        StudentModel m;
+        synchronized (this) {
+            m = models.remove(modelId);
+            shas.remove(modelId);
+        }
+        if (m != null) {
+            m.release();
+        }
+    }
+
+    /** What is loaded, for {@code GET _plugins/distilrank/_stats}. */
+    public synchronized List<Map<String, Object>> stats() {
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (StudentModel m : models.values()) {
+            Map<String, Object> s = new LinkedHashMap<>();
+            s.put("model_id", m.modelId());
+            s.put("sha256", m.sha256());
+            s.put("zip_bytes", m.zipBytes());
+            s.put("onnx_bytes", m.onnxBytes());
+            s.put("vocab_size", m.vocabSize());
+            s.put("load_ms", m.loadMillis());
+            s.put("loaded_at_ms", m.loadedAtMillis());
+            s.put("rescores", m.uses());
+            out.add(s);
+        }
+        return out;
+    }
+
+    public int maxModels() {
+        return maxModels;
+    }
+
+    public int threads() {
+        return threads;
+    }
+}

@@ -1,0 +1,133 @@
+package io.distilrank.opensearch;
+
+import org.opensearch.OpenSearchStatusException;
+import org.opensearch.action.get.GetRequest;
+import org.opensearch.action.get.GetResponse;
+import org.opensearch.action.get.MultiGetItemResponse;
+import org.opensearch.action.get.MultiGetRequest;
+import org.opensearch.action.support.ContextPreservingActionListener;
+import org.opensearch.common.util.concurrent.ThreadContext;
+import org.opensearch.core.action.ActionListener;
+import org.opensearch.core.rest.RestStatus;
+import org.opensearch.index.IndexNotFoundException;
+import org.opensearch.transport.client.Client;
+
+import java.io.ByteArrayOutputStream;
+import java.util.Base64;
+import java.util.Map;
+import java.util.function.Consumer;
+
+/**
+ * Where the rescorer finds its models, read with the node's own (stashed) thread context so that a search user
+ * needs no permission on these indices:
+ * <ul>
+ *   <li>{@code distilrank-registry}, document {@code alias-<name>}: the alias records that
+ *       {@code distilrank plugin promote/rollback} keep ({@code model_id} = the ML Commons model id);</li>
+ *   <li>{@code .distilrank-models} (this plugin's system index): document {@code <model_id>} = the upload record
+ *       ({@code sha256}, {@code size}, {@code total_chunks}, {@code complete}) and documents
+ *       {@code <model_id>#<n>} = base64 chunks of the zip, written by {@link ModelAdminAction}.</li>
+ * </ul>
+ */
+public final class ModelStore {
+    public static final String REGISTRY_INDEX = "distilrank-registry";
+    public static final String MODELS_INDEX = ".distilrank-models";
+
+    /** A model reference after alias resolution. */
+    public record Resolved(String modelId, String sha256, String alias) {}
+
+    private ModelStore() {}
+
+    static String chunkId(String modelId, int chunk) {
+        return modelId + "#" + chunk;
+    }
+
+    /** Runs {@code call} with a stashed (system) context; {@code listener} is called back in the caller's context. */
+    static <T> void asSystem(Client client, ActionListener<T> listener, Consumer<ActionListener<T>> call) {
+        ThreadContext tc = client.threadPool().getThreadContext();
+        ContextPreservingActionListener<T> restoring = new ContextPreservingActionListener<>(tc.newRestorableContext(false), listener);
+        try (ThreadContext.StoredContext ignored = tc.stashContext()) {
+            call.accept(restoring);
+        }
+    }
+
+    static OpenSearchStatusException badRequest(String message) {
+        return new OpenSearchStatusException(message, RestStatus.BAD_REQUEST);
+    }
+
+    /**
+     * Resolves {@code model} (an alias name or a model id) to the uploaded model it denotes. Fails with a 400 naming
+     * what is missing: no such alias or model, or an alias pointing at a model never uploaded to the rescorer.
+     */
+    public static void resolve(Client client, String model, ModelCache cache, ActionListener<Resolved> listener) {
+        asSystem(client, ActionListener.<GetResponse>wrap(aliasDoc -> {
+            Object target = aliasDoc.isExists() ? aliasDoc.getSourceAsMap().get("model_id") : null;
+            String modelId = target == null ? model : target.toString();
+            String alias = target == null ? null : model;
+            String known = cache.knownSha(modelId);
+            if (known != null) {
+                listener.onResponse(new Resolved(modelId, known, alias));
+                return;
+            }
+            readRecord(client, modelId, ActionListener.wrap(record -> {
+                if (record == null || !Boolean.TRUE.equals(record.get("complete"))) {
+                    String why = alias != null
+                        ? "alias [" + alias + "] points at model [" + modelId + "], which has not been uploaded to the distilrank rescorer"
+                        : "unknown model or alias [" + model + "]: no alias record in [" + REGISTRY_INDEX + "] and no model with that id "
+                            + "uploaded to the distilrank rescorer";
+                    listener.onFailure(badRequest(why + " (distilrank plugin register ZIP uploads the zip to ML Commons and to the rescorer)"));
+                    return;
+                }
+                String sha = String.valueOf(record.get("sha256"));
+                cache.rememberSha(modelId, sha);
+                listener.onResponse(new Resolved(modelId, sha, alias));
+            }, listener::onFailure));
+        }, e -> {
+            if (e instanceof IndexNotFoundException) {
+                // no registry yet: the name can only be a model id
+                readRecord(client, model, ActionListener.wrap(record -> {
+                    if (record == null || !Boolean.TRUE.equals(record.get("complete"))) {
+                        listener.onFailure(badRequest("unknown model or alias [" + model + "]: no alias records exist and no model with "
+                            + "that id was uploaded to the distilrank rescorer"));
+                    } else {
+                        listener.onResponse(new Resolved(model, String.valueOf(record.get("sha256")), null));
+                    }
+                }, listener::onFailure));
+            } else {
+                listener.onFailure(e);
+            }
+        }), l -> client.get(new GetRequest(REGISTRY_INDEX, "alias-" + model), l));
+    }
+
+    /** The upload record of {@code modelId}, or {@code null} when there is none (or no models index). */
+    public static void readRecord(Client client, String modelId, ActionListener<Map<String, Object>> listener) {
+        asSystem(client, ActionListener.<GetResponse>wrap(
+            r -> listener.onResponse(r.isExists() ? r.getSourceAsMap() : null),
+            e -> {
+                if (e instanceof IndexNotFoundException) {
+                    listener.onResponse(null);
+                } else {
+                    listener.onFailure(e);
+                }
+            }), l -> client.get(new GetRequest(MODELS_INDEX, modelId), l));
+    }
+
+    /** The zip bytes of {@code modelId} reassembled from its {@code totalChunks} chunks (one multi-get). */
+    public static void readZip(Client client, String modelId, int totalChunks, ActionListener<byte[]> listener) {
+        MultiGetRequest req = new MultiGetRequest();
+        for (int i = 0; i < totalChunks; i++) {
+            req.add(MODELS_INDEX, chunkId(modelId, i));
+        }
+        ModelStore.<org.opensearch.action.get.MultiGetResponse>asSystem(client, ActionListener.wrap(resp -> {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            for (MultiGetItemResponse item : resp.getResponses()) {
+                if (item.isFailed() || !item.getResponse().isExists()) {
+                    listener.onFailure(badRequest("model [" + modelId + "]: chunk " + item.getId() + " is missing from " + MODELS_INDEX
+                        + "; upload the zip again (distilrank plugin register)"));
+                    return;
+                }
+                out.write(Base64.getDecoder().decode(String.valueOf(item.getResponse().getSourceAsMap().get("data"))));
+            }
+            listener.onResponse(out.toByteArray());
+        }, listener::onFailure), l -> client.multiGet(req, l));
+    }
+}

@@ -1,0 +1,85 @@
+package io.distilrank.opensearch;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+
+import java.nio.LongBuffer;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One ONNX Runtime session over the exported {@code model.onnx} (inputs {@code input_ids}, {@code attention_mask},
+ * {@code token_type_ids} int64 {@code [batch, seq]}, output logits {@code [batch, 1]}), scoring a whole batch of
+ * encoded pairs in one {@code run}: rows are right-padded with id 0 and attention mask 0, which the student graph
+ * ignores. {@code run} is thread-safe; {@link #close()} frees the native session.
+ */
+public final class OrtScorer implements AutoCloseable {
+    private final OrtEnvironment env;
+    private final OrtSession session;
+
+    public OrtScorer(byte[] onnx, int intraOpThreads) throws OrtException {
+        env = OrtEnvironment.getEnvironment();
+        try (OrtSession.SessionOptions opts = new OrtSession.SessionOptions()) {
+            opts.setIntraOpNumThreads(intraOpThreads);
+            opts.setInterOpNumThreads(1);
+            opts.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
+            session = env.createSession(onnx, opts);
+        }
+        for (String name : List.of("input_ids", "attention_mask", "token_type_ids")) {
+            if (!session.getInputNames().contains(name)) {
+                session.close();
+                throw new IllegalArgumentException("model.onnx has inputs " + session.getInputNames() + ", expected input_ids, "
+                    + "attention_mask, token_type_ids");
+            }
+        }
+    }
+
+    /** Logits, one per encoding, from one batched run. */
+    public float[] score(List<StudentTokenizer.Encoding> batch) throws OrtException {
+        int n = batch.size();
+        if (n == 0) {
+            return new float[0];
+        }
+        int width = 1;
+        for (StudentTokenizer.Encoding e : batch) {
+            width = Math.max(width, e.ids().length);
+        }
+        long[] ids = new long[n * width];
+        long[] mask = new long[n * width];
+        long[] types = new long[n * width];
+        for (int r = 0; r < n; r++) {
+            StudentTokenizer.Encoding e = batch.get(r);
+            int base = r * width;
+            for (int c = 0; c < e.ids().length; c++) {
+                ids[base + c] = e.ids()[c];
+                mask[base + c] = 1;
+                types[base + c] = e.typeIds()[c];
+            }
+        }
+        long[] shape = {n, width};
+        try (OnnxTensor tIds = OnnxTensor.createTensor(env, LongBuffer.wrap(ids), shape);
+             OnnxTensor tMask = OnnxTensor.createTensor(env, LongBuffer.wrap(mask), shape);
+             OnnxTensor tTypes = OnnxTensor.createTensor(env, LongBuffer.wrap(types), shape);
+             OrtSession.Result result = session.run(Map.of("input_ids", tIds, "attention_mask", tMask, "token_type_ids", tTypes))) {
+            Object value = result.get(0).getValue();
+            float[] out = new float[n];
+            if (value instanceof float[][] rows) {
+                for (int r = 0; r < n; r++) {
+                    out[r] = rows[r][0];
+                }
+            } else if (value instanceof float[] flat) {
+                System.arraycopy(flat, 0, out, 0, n);
+            } else {
+                throw new IllegalStateException("model.onnx returned " + value.getClass() + ", expected float32 [batch, 1]");
+            }
+            return out;
+        }
+    }
+
+    @Override
+    public void close() throws OrtException {
+        session.close();
+    }
+}

@@ -1,0 +1,102 @@
+package io.distilrank.opensearch;
+
+import org.opensearch.common.xcontent.XContentHelper;
+import org.opensearch.core.rest.RestStatus;
+import org.opensearch.core.xcontent.XContentBuilder;
+import org.opensearch.rest.BaseRestHandler;
+import org.opensearch.rest.BytesRestResponse;
+import org.opensearch.rest.RestRequest;
+import org.opensearch.rest.action.RestToXContentListener;
+import org.opensearch.transport.client.node.NodeClient;
+
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryUsage;
+import java.util.Base64;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * REST endpoints of the plugin:
+ * <ul>
+ *   <li>{@code POST _plugins/distilrank/models/{model_id}/_upload_chunk/{chunk}} with
+ *       {@code {"sha256", "size", "total_chunks", "data": base64}} (what {@code distilrank plugin register} sends);</li>
+ *   <li>{@code GET _plugins/distilrank/models/{model_id}}: the upload record; {@code DELETE} the same path removes it;</li>
+ *   <li>{@code GET _plugins/distilrank/_stats}: the models loaded on the node that answers, and its JVM heap.</li>
+ * </ul>
+ */
+final class RestHandlers {
+    private RestHandlers() {}
+
+    static final class Models extends BaseRestHandler {
+        @Override
+        public String getName() {
+            return "distilrank_models";
+        }
+
+        @Override
+        public List<Route> routes() {
+            return List.of(new Route(RestRequest.Method.POST, "/_plugins/distilrank/models/{model_id}/_upload_chunk/{chunk}"),
+                new Route(RestRequest.Method.GET, "/_plugins/distilrank/models/{model_id}"),
+                new Route(RestRequest.Method.DELETE, "/_plugins/distilrank/models/{model_id}"));
+        }
+
+        @Override
+        protected RestChannelConsumer prepareRequest(RestRequest request, NodeClient client) {
+            String modelId = request.param("model_id");
+            ModelAdminAction.Request req;
+            if (request.method() == RestRequest.Method.POST) {
+                int chunk = Integer.parseInt(request.param("chunk"));
+                if (!request.hasContent()) {
+                    throw new IllegalArgumentException("upload_chunk needs a JSON body {sha256, size, total_chunks, data}");
+                }
+                Map<String, Object> body = XContentHelper.convertToMap(request.requiredContent(), false, request.getMediaType()).v2();
+                Object sha = body.get("sha256");
+                Object size = body.get("size");
+                Object total = body.get("total_chunks");
+                Object data = body.get("data");
+                if (sha == null || size == null || total == null || data == null) {
+                    throw new IllegalArgumentException("upload_chunk body needs sha256, size, total_chunks and data (base64)");
+                }
+                req = new ModelAdminAction.Request("upload", modelId, sha.toString(), chunk, ((Number) total).intValue(),
+                    ((Number) size).longValue(), Base64.getDecoder().decode(data.toString()));
+            } else {
+                req = new ModelAdminAction.Request(request.method() == RestRequest.Method.GET ? "get" : "delete", modelId, null, 0, 0, 0,
+                    new byte[0]);
+            }
+            return channel -> client.execute(ModelAdminAction.INSTANCE, req, new RestToXContentListener<>(channel));
+        }
+    }
+
+    static final class Stats extends BaseRestHandler {
+        private final ModelCache cache;
+
+        Stats(ModelCache cache) {
+            this.cache = cache;
+        }
+
+        @Override
+        public String getName() {
+            return "distilrank_stats";
+        }
+
+        @Override
+        public List<Route> routes() {
+            return List.of(new Route(RestRequest.Method.GET, "/_plugins/distilrank/_stats"));
+        }
+
+        @Override
+        protected RestChannelConsumer prepareRequest(RestRequest request, NodeClient client) {
+            return channel -> {
+                MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
+                XContentBuilder b = channel.newBuilder();
+                b.startObject();
+                b.field("models", cache.stats());
+                b.field("max_models", cache.maxModels());
+                b.field("intra_op_threads", cache.threads());
+                b.field("heap_used_bytes", heap.getUsed());
+                b.endObject();
+                channel.sendResponse(new BytesRestResponse(RestStatus.OK, b));
+            };
+        }
+    }
+}
