@@ -45,8 +45,12 @@ def register(t: Transport, zip_path: str | Path, *, group: str = "distilrank", n
              expected_sha256: str | None = None, chunk_size: int = ml_api.MAX_CHUNK_BYTES, wait: float = 300.0,
              deploy: bool = False, smoke: bool = True, tolerance: float = 1e-4, promote_alias: str | None = None,
              index: str | None = None, document_fields: list[str] | None = None, depth: int | None = None,
-             size: int | None = None, check: bool = True, progress: bool = True, log: Log = lambda m: None) -> dict:
+             size: int | None = None, check: bool = True, progress: bool = True, log: Log = lambda m: None,
+             rescorer: bool = True) -> dict:
     """Zip -> (preflight) -> registered model [-> deployed + smoke-tested [-> alias promoted]]. Idempotent.
+
+    When the cluster has the ``distilrank`` rescorer plugin (and ``rescorer``), the same zip is also uploaded to it
+    under the ML Commons model id (``out["rescorer"]``), so ``"rescore": {"distilrank": {"model": ...}}`` can use it.
 
     Everything about the zip (layout, ONNX inputs, tokenizer, ``expected_sha256``, ``chunk_size``) and, with
     ``promote_alias`` and ``index``, the index fields, is checked before the first write request.
@@ -66,6 +70,11 @@ def register(t: Transport, zip_path: str | Path, *, group: str = "distilrank", n
         check_fields(t, index, list(document_fields or ["title"]))
     reg = register_package(t, pkg, group=group, name=name, chunk_size=chunk_size, wait=wait, progress=progress, log=log)
     out.update(asdict(reg))
+    if rescorer:
+        from plugin import rescore
+
+        if rescore.rescorer_installed(t):
+            out["rescorer"] = rescore.upload_model(t, reg.model_id, pkg.path, sha256=pkg.sha256, log=log)
     if deploy or promote_alias:
         dep = deploy_model(t, reg.model_id, wait=wait, log=log)
         out["deployment"] = asdict(dep)

@@ -111,9 +111,29 @@ def _split_docs(values: list[str] | None, path: str | None) -> list[str]:
     return docs
 
 
+def cmd_rescore_body(args: argparse.Namespace) -> None:
+    """``distilrank plugin rescore-body``: print a checked search body for the distilrank rescorer."""
+    from distill.cli import _emit
+    from plugin.rescore import rescore_search_body
+
+    fields = [f for f in (args.fields or "title").split(",") if f]
+    query = json.loads(args.query) if args.query else None
+    body = rescore_search_body(args.query_text, model=args.model, fields=fields, window_size=args.window_size, size=args.size,
+                               query=query, score_mode=args.score_mode, query_weight=args.query_weight,
+                               model_weight=args.model_weight, text_source=args.text_source)
+    if args.index:
+        from plugin.pipelines import check_fields
+
+        check_fields(_transport(args), args.index, fields)
+    _emit(args, body, json.dumps(body, indent=2, ensure_ascii=False))
+
+
 def cmd_plugin(args: argparse.Namespace) -> None:
     from plugin import api
 
+    if args.plugin_command == "rescore-body":
+        cmd_rescore_body(args)
+        return
     t = _transport(args)
     log = (lambda m: print(m, file=sys.stderr))
     cmd = args.plugin_command
@@ -129,7 +149,8 @@ def cmd_plugin(args: argparse.Namespace) -> None:
         res = api.register(t, args.zip, group=args.group, name=args.name, expected_sha256=args.sha256, chunk_size=args.chunk_size,
                            wait=args.wait, deploy=args.deploy, smoke=not args.no_smoke_test, tolerance=args.tolerance,
                            promote_alias=args.promote, index=args.index, document_fields=fields or None, depth=args.depth,
-                           size=args.size, check=not args.skip_preflight, progress=not args.json, log=log)
+                           size=args.size, check=not args.skip_preflight, progress=not args.json, log=log,
+                           rescorer=not args.no_rescorer)
         what = "reused, nothing uploaded" if res["reused"] else f"{res['bytes_uploaded']:,} bytes in {res['chunks']} chunk(s)"
         lines = [f"model {res['model_id']} ({what}) in group {args.group} ({res['model_group_id']}), sha256 {res['sha256']}"]
         if "deployment" in res:
@@ -138,6 +159,9 @@ def cmd_plugin(args: argparse.Namespace) -> None:
         if "smoke_test" in res:
             s = res["smoke_test"]
             lines.append(f"smoke test: {s['n_pairs']} pairs, max |node - local onnxruntime| = {s['max_abs_diff']:.2e} (tolerance {s['tolerance']:g})")
+        if "rescorer" in res:
+            r = res["rescorer"]
+            lines.append("distilrank rescorer: " + ("already had this zip" if r["reused"] else f"zip uploaded in {r['chunks']} chunk(s)"))
         if "promoted" in res:
             lines.append(f"alias {res['promoted']['alias']} -> {res['model_id']} via search pipeline {res['promoted']['pipeline']}")
         _finish(args, t, res, "\n".join(lines))
@@ -288,6 +312,8 @@ def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tolerance", type=float, default=1e-4, help="smoke test tolerance on |node - local| logits")
     p.add_argument("--promote", metavar="ALIAS", help="after deploying, point ALIAS (e.g. staging) at the model")
     p.add_argument("--skip-preflight", action="store_true")
+    p.add_argument("--no-rescorer", action="store_true", help="do not upload the zip to the distilrank rescorer plugin (uploaded "
+                                                              "by default when every node has it)")
     rerank_args(p, True)
     p = add("deploy", "deploy a registered model (bounded wait, per-node errors); --zip to smoke-test it")
     p.add_argument("--model-id", required=True)
@@ -309,6 +335,19 @@ def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-id", required=True)
     p.add_argument("--pipeline", help="pipeline name for a new alias (default distilrank-ALIAS)")
     rerank_args(p, False)
+    p = add("rescore-body", "print a search body that rescores the top window_size hits per shard with the distilrank rescorer")
+    p.add_argument("--query-text", required=True, help="the user's query (first-stage query and the student's input)")
+    p.add_argument("--model", default="prod", help="alias (staging, prod, ...) or model id (default prod)")
+    p.add_argument("--fields", help="document field(s) the student reads, comma-separated (default title)")
+    p.add_argument("--window-size", type=int, default=100, help="hits rescored per shard (default 100)")
+    p.add_argument("--size", type=int, default=10, help="hits returned (default 10)")
+    p.add_argument("--score-mode", choices=["replace", "blend"], default="replace",
+                   help="replace: _score = logit; blend: query_weight * first pass + model_weight * logit")
+    p.add_argument("--query-weight", type=float)
+    p.add_argument("--model-weight", type=float)
+    p.add_argument("--text-source", choices=["auto", "_source", "stored"])
+    p.add_argument("--query", help="first-stage query as JSON (default: match/multi_match of --query-text on --fields)")
+    p.add_argument("--index", help="check that the index maps the fields (needs the cluster)")
     p = add("rollback", "point an alias back at the model it pointed to before the last promote")
     p.add_argument("alias")
     p = add("list", "model versions with state, hash, model card, aliases and pipelines; and the aliases")

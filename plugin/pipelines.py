@@ -112,9 +112,16 @@ def put_rerank_pipeline(t: Transport, name: str, spec: RerankSpec, *, index: str
 
 
 def rerank_search_body(query_text: str, *, size: int = 10, query: dict | None = None, fields: list[str] | None = None,
-                       track_total_hits: bool | int | None = None, source: bool | list[str] | None = None) -> dict:
+                       track_total_hits: bool | int | None = None, source: bool | list[str] | None = None,
+                       inline: bool = False, model_id: str | None = None, depth: int = 100,
+                       document_fields: list[str] | None = None) -> dict:
     """A search body for a rerank pipeline: ``query`` (default: ``multi_match`` of ``query_text`` on ``fields``),
-    explicit ``size``, and ``ext.rerank.query_context.query_text`` = ``query_text``."""
+    explicit ``size``, and ``ext.rerank.query_context.query_text`` = ``query_text``.
+
+    ``inline=True`` puts a temporary pipeline (``oversample(depth/size) -> rerank(model_id) -> truncate_hits`` on
+    ``document_fields``, default ``fields``) into the body's ``search_pipeline``, so the ML Commons rerank is
+    configured per query with no stored pipeline (for clusters where the ``distilrank`` rescorer plugin cannot be
+    installed); send such a body without the ``search_pipeline`` URL parameter."""
     if query is None:
         if not fields:
             raise DistilRankError("give either query= or fields= for the first-stage query")
@@ -125,6 +132,11 @@ def rerank_search_body(query_text: str, *, size: int = 10, query: dict | None = 
         body["track_total_hits"] = track_total_hits
     if source is not None:
         body["_source"] = source
+    if inline:
+        if not model_id:
+            raise DistilRankError("inline=True needs model_id= (the ML Commons model the temporary pipeline calls)")
+        spec = RerankSpec(model_id=model_id, document_fields=list(document_fields or fields or []), depth=depth, size=size)
+        body["search_pipeline"] = {k: v for k, v in rerank_pipeline_body(spec).items() if k != "description"}
     check_search_body(body)
     return body
 

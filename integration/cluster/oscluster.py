@@ -7,10 +7,12 @@ when Maven is missing) and is cached under ``${DISTILRANK_CACHE:-~/.cache/distil
 * ``m2/``      the Maven local repository holding the downloaded zips and jars,
 * ``homes/``   assembled OpenSearch homes (distribution + plugins), one per version/plugin set,
 * ``djl/``     the PyTorch native libraries DJL needs to run ONNX models offline,
-* ``run/NAME`` the running node: config, data, logs, ``state.json`` (fresh data on every start).
+* ``run/NAME`` the running node: config, data, logs, ``state.json`` (fresh data on every start),
+* ``rescorer/`` the distilrank rescorer plugin zip built from ``plugin/opensearch`` (Maven), one per source hash.
 
 Two node profiles exist: ``dev`` (no security; tier 1 = job-scheduler + ML Commons,
-tier 2 adds k-NN and neural-search) and ``secure`` (TLS + basic auth
+tier 2 adds k-NN and neural-search; both also get the distilrank rescorer plugin, built from this checkout
+unless ``DISTILRANK_NO_RESCORER=1``) and ``secure`` (TLS + basic auth
 through the security plugin). Versions come from ``versions.env`` beside this file, node
 settings from ``node-settings.env`` (both shared with ``docker/``).
 
@@ -392,6 +394,57 @@ def file_lock(path: Path, timeout: float = 1800):
 
 # --------------------------------------------------------------------------- assembly
 
+RESCORER_SRC = HERE.parent.parent / "plugin" / "opensearch"
+
+
+def rescorer_source_hash(src: Path = RESCORER_SRC) -> str:
+    """SHA-256 over the plugin's pom.xml and src/ tree (paths and bytes): the build cache key."""
+    h = hashlib.sha256()
+    for f in sorted([src / "pom.xml", *(p for p in (src / "src").rglob("*") if p.is_file())]):
+        h.update(str(f.relative_to(src)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def build_rescorer(java: Path, root: Path, offline: bool = False) -> Path:
+    """The distilrank rescorer plugin zip for this checkout: `mvn package` (tests skipped: `mvn test` runs them),
+    cached under ``rescorer/<source hash>/`` so an unchanged plugin is never rebuilt."""
+    key = rescorer_source_hash()
+    dest = root / "rescorer" / key / "distilrank-opensearch.zip"
+    if dest.is_file():
+        return dest
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise ClusterError("building the distilrank rescorer plugin needs Maven (mvn); or set DISTILRANK_NO_RESCORER=1")
+    with file_lock(root / "locks" / "rescorer.lock"):
+        if dest.is_file():
+            return dest
+        t0 = time.time()
+        build = root / "rescorer" / f"{key}.build"
+        shutil.rmtree(build, ignore_errors=True)
+        build.mkdir(parents=True)
+        shutil.copy2(RESCORER_SRC / "pom.xml", build / "pom.xml")
+        shutil.copytree(RESCORER_SRC / "src", build / "src")
+        cmd = [mvn, "-B", "-q", "-Dstyle.color=never", "-DskipTests", "package"]
+        if offline:
+            cmd.insert(1, "-o")
+        log(f"building the distilrank rescorer plugin ({key}) with mvn ...")
+        proc = subprocess.run(cmd, cwd=str(build), env=dict(os.environ, JAVA_HOME=str(java)), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=1800)
+        zips = sorted((build / "target").glob("distilrank-opensearch-*.zip"))
+        if proc.returncode or not zips:
+            text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout)
+            raise ClusterError(f"mvn package of plugin/opensearch failed (exit {proc.returncode}):\n"
+                               + "\n".join(ln for ln in text.splitlines() if "ERROR" in ln)[-2000:])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(zips[0], dest.with_suffix(".zip.part"))
+        dest.with_suffix(".zip.part").rename(dest)
+        shutil.rmtree(build, ignore_errors=True)
+        for old in (root / "rescorer").iterdir():  # keep the newest few builds
+            if old.is_dir() and old.name != key and time.time() - old.stat().st_mtime > HOME_TTL_S:
+                shutil.rmtree(old, ignore_errors=True)
+        log(f"  built {dest} in {time.time() - t0:.1f}s")
+    return dest
+
 
 def plugin_name(zip_path: Path) -> str:
     with zipfile.ZipFile(zip_path) as zf:
@@ -424,6 +477,8 @@ def assemble_home(prof: Profile, dl: Downloader, java: Path, root: Path) -> tupl
                          f"plugin {name} not installed")
         else:
             zips.append(z)
+    if prof.name == "dev" and not os.environ.get("DISTILRANK_NO_RESCORER"):
+        zips.append(build_rescorer(java, root, dl.offline))
     key = hashlib.sha1("\n".join([str(dist)] + [str(z) for z in zips] + prof.maven_modules).encode()).hexdigest()[:10]
     home = root / "homes" / f"opensearch-{prof.version}-{key}"
     if (home / ".complete").is_file():

@@ -1,0 +1,163 @@
+"""The ``distilrank`` rescorer (the OpenSearch plugin in ``plugin/opensearch``): search bodies and model upload.
+
+A search body that reranks with the student inside the engine::
+
+    {"size": 10, "query": {...},
+     "rescore": {"window_size": 100,
+                 "distilrank": {"model": "prod", "query_text": "wireless mouse", "fields": ["title"],
+                                "score_mode": "replace"}}}
+
+Each shard scores its own top ``window_size`` hits in one batched ONNX Runtime call (so an index with ``S``
+shards scores up to ``S * window_size`` hits, and the coordinator merges them by the new score). ``model`` is an
+alias kept by ``distilrank plugin promote/rollback`` (resolved once per search from ``distilrank-registry``) or a
+model id. ``score_mode``: ``replace`` (``_score`` = the student's logit) or ``blend``
+(``query_weight * first-pass score + model_weight * logit``). ``text_source``: ``auto`` (stored fields when every
+field is stored, else ``_source``), ``_source`` or ``stored``.
+
+The rescorer loads the same zip that is registered with ML Commons, from the copy :func:`upload_model` sends to
+``POST _plugins/distilrank/models/<model_id>/_upload_chunk/<n>`` (``distilrank plugin register`` does it when the
+plugin is installed); the node verifies the SHA-256 and caches the loaded model.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from distill.errors import DistilRankError
+from plugin.export.model_zip import sha256_file
+from plugin.transport import Transport
+
+PLUGIN = "distilrank"
+BASE = "/_plugins/distilrank"
+UPLOAD_CHUNK_BYTES = 8_000_000  # base64 in JSON: ~10.7 MB per request, well under http.max_content_length (100 MB)
+SCORE_MODES = ("replace", "blend")
+TEXT_SOURCES = ("auto", "_source", "stored")
+
+
+def rescore_clause(query_text: str, *, model: str, fields: list[str], window_size: int = 100, score_mode: str = "replace",
+                   query_weight: float | None = None, model_weight: float | None = None,
+                   text_source: str | None = None) -> dict:
+    """The ``rescore`` element ``{"window_size": .., "distilrank": {...}}``; raises on a value the plugin refuses."""
+    params: dict = {"model": model, "query_text": query_text, "fields": list(fields), "score_mode": score_mode}
+    if query_weight is not None:
+        params["query_weight"] = float(query_weight)
+    if model_weight is not None:
+        params["model_weight"] = float(model_weight)
+    if text_source is not None:
+        params["text_source"] = text_source
+    clause = {"window_size": int(window_size), PLUGIN: params}
+    check_rescore_clause(clause)
+    return clause
+
+
+def rescore_search_body(query_text: str, *, model: str, fields: list[str], window_size: int = 100, size: int = 10,
+                        query: dict | None = None, score_mode: str = "replace", query_weight: float | None = None,
+                        model_weight: float | None = None, text_source: str | None = None,
+                        source: bool | list[str] | None = None) -> dict:
+    """A search body whose hits are rescored by the student: ``query`` (default: ``match`` / ``multi_match`` of
+    ``query_text`` on ``fields``) and one ``distilrank`` rescore clause. Checked with :func:`check_rescore_body`."""
+    if query is None:
+        if not fields:
+            raise DistilRankError("give either query= or fields= for the first-stage query")
+        query = {"multi_match": {"query": query_text, "fields": list(fields)}} if len(fields) > 1 else \
+            {"match": {fields[0]: query_text}}
+    body: dict = {"size": size, "query": query,
+                  "rescore": rescore_clause(query_text, model=model, fields=fields, window_size=window_size,
+                                            score_mode=score_mode, query_weight=query_weight, model_weight=model_weight,
+                                            text_source=text_source)}
+    if source is not None:
+        body["_source"] = source
+    check_rescore_body(body)
+    return body
+
+
+def check_rescore_clause(clause: dict) -> None:
+    """Raise :class:`DistilRankError` for a ``distilrank`` rescore clause the plugin would answer with HTTP 400."""
+    params = clause.get(PLUGIN)
+    if not isinstance(params, dict):
+        raise DistilRankError(f"a rescore clause needs a {PLUGIN!r} object")
+    window = clause.get("window_size", 10)
+    if not isinstance(window, int) or window < 1:
+        raise DistilRankError(f"window_size must be an integer >= 1, got {window!r}")
+    if not params.get("model"):
+        raise DistilRankError("model is required: an alias (staging, prod) or a model id")
+    if not isinstance(params.get("query_text"), str):
+        raise DistilRankError("query_text is required: the text the student pairs with each hit")
+    fields = params.get("fields")
+    if not fields or not all(isinstance(f, str) and f for f in (fields if isinstance(fields, list) else [fields])):
+        raise DistilRankError("fields is required: the document fields the student was trained on, e.g. ['title']")
+    if params.get("score_mode", "replace") not in SCORE_MODES:
+        raise DistilRankError(f"score_mode must be one of {SCORE_MODES}, got {params.get('score_mode')!r}")
+    if params.get("text_source", "auto") not in TEXT_SOURCES:
+        raise DistilRankError(f"text_source must be one of {TEXT_SOURCES}, got {params.get('text_source')!r}")
+    unknown = set(params) - {"model", "query_text", "fields", "score_mode", "query_weight", "model_weight", "text_source"}
+    if unknown:
+        raise DistilRankError(f"unknown {PLUGIN} parameter(s) {sorted(unknown)}")
+
+
+def check_rescore_body(body: dict) -> None:
+    """Raise for a search body whose ``distilrank`` rescore would fail or silently not rescore what is asked."""
+    clauses = body.get("rescore")
+    clauses = clauses if isinstance(clauses, list) else [clauses] if clauses else []
+    ours = [c for c in clauses if isinstance(c, dict) and PLUGIN in c]
+    if not ours:
+        raise DistilRankError(f"the body has no {PLUGIN!r} rescore clause")
+    for c in ours:
+        check_rescore_clause(c)
+    if body.get("sort"):
+        raise DistilRankError("rescore cannot be combined with sort (OpenSearch rejects it)")
+    size, start = body.get("size", 10), body.get("from", 0)
+    window = min(c.get("window_size", 10) for c in ours)
+    if isinstance(size, int) and isinstance(start, int) and start + size > window:
+        raise DistilRankError(f"from + size = {start + size} is larger than window_size {window}: hits past the window "
+                              "would keep first-pass order below the rescored ones; raise window_size")
+
+
+def rescorer_installed(t: Transport) -> bool:
+    """Whether every node of the cluster has the distilrank plugin."""
+    rows = t.request("GET", "/_cat/plugins", params={"format": "json"}) or []
+    nodes = {r.get("name") for r in rows}
+    with_plugin = {r.get("name") for r in rows if r.get("component") == PLUGIN}
+    return bool(with_plugin) and with_plugin >= {n for n in nodes if n}
+
+
+def model_record(t: Transport, model_id: str) -> dict | None:
+    """The rescorer's upload record of ``model_id`` (``sha256``, ``size``, ``complete``, ...) or ``None``."""
+    resp = t.request("GET", f"{BASE}/models/{model_id}", ok_statuses=(404,))
+    return None if resp.get("status") == 404 else resp
+
+
+def upload_model(t: Transport, model_id: str, zip_path: str | Path, *, sha256: str | None = None,
+                 chunk_size: int = UPLOAD_CHUNK_BYTES, log: Callable[[str], None] = lambda m: None) -> dict:
+    """Upload ``zip_path`` to the rescorer under the ML Commons ``model_id`` (idempotent: nothing is sent when the
+    same SHA-256 is already there). The node checks the reassembled zip's hash before it marks it complete."""
+    zip_path = Path(zip_path)
+    sha = sha256 or sha256_file(zip_path)
+    existing = model_record(t, model_id)
+    if existing and existing.get("complete") and existing.get("sha256") == sha:
+        log(f"rescorer already has model {model_id} (sha256 {sha[:12]}...)")
+        return {"model_id": model_id, "sha256": sha, "reused": True, "chunks": 0}
+    data = zip_path.read_bytes()
+    n = max(1, math.ceil(len(data) / chunk_size))
+    resp: dict = {}
+    for i in range(n):
+        part = data[i * chunk_size:(i + 1) * chunk_size]
+        resp = t.request("POST", f"{BASE}/models/{model_id}/_upload_chunk/{i}",
+                         {"sha256": sha, "size": len(data), "total_chunks": n, "data": base64.b64encode(part).decode("ascii")})
+    if not t.dry_run and not resp.get("complete"):
+        raise DistilRankError(f"upload of {zip_path.name} to the rescorer did not complete: {resp}")
+    log(f"uploaded {zip_path.name} to the rescorer as {model_id} ({len(data):,} bytes, {n} chunk(s))")
+    return {"model_id": model_id, "sha256": sha, "reused": False, "chunks": n, "bytes": len(data)}
+
+
+def delete_model(t: Transport, model_id: str) -> dict:
+    """Remove the rescorer's copy of ``model_id`` (and evict it from the answering node's cache)."""
+    return t.request("DELETE", f"{BASE}/models/{model_id}")
+
+
+def stats(t: Transport) -> dict:
+    """``GET _plugins/distilrank/_stats`` of the node that answers: loaded models (load time, sizes) and heap."""
+    return t.request("GET", f"{BASE}/_stats")
