@@ -47,8 +47,11 @@ esci: install
 test: install compat
 	DISTILRANK_COMPAT_PYTHONS=$(COMPAT_PYTHONS) $(BIN)/python -m pytest -q tests
 
-# a real single-node OpenSearch + ML Commons (downloaded from Maven Central, cached), started and stopped around the tests
+# the rescorer plugin's Java unit tests (mvn; parity fixtures from this venv), then a real single-node OpenSearch +
+# ML Commons + the rescorer plugin (downloaded from Maven Central / built, cached), started and stopped around the tests
 test-integration: install
+	JAVA_HOME="$$(python3 integration/cluster/oscluster.py java-home)" mvn -B -q -f plugin/opensearch/pom.xml \
+		-Ddistilrank.python=$(CURDIR)/$(BIN)/python test
 	integration/cluster/ci
 
 bench: install

@@ -184,6 +184,10 @@ def delete(t: Transport, model_id: str, *, force: bool = False, wait: float = 12
         wait_model_state(t, model_id, ("UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED"), wait)
     ml_api.delete_model(t, model_id)
     registry_store.delete_model_record(t, model_id)
+    from plugin import rescore
+
+    if rescore.rescorer_installed(t):
+        rescore.delete_model(t, model_id)
     return {"model_id": model_id, "deleted": True, "references": refs}
 
 

@@ -975,6 +975,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--all", action="store_true", help="both the dev and the secure node")
         p.add_argument("--json", action="store_true")
     sub.add_parser("versions", help="print the pinned versions")
+    sub.add_parser("java-home", help="print the JDK (21+) that builds the rescorer plugin and runs the dev node")
     sub.add_parser("prune", help="delete the assembled homes that no running node uses (keeps downloads)")
     args = ap.parse_args(argv)
     try:
@@ -1013,6 +1014,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "prune":
             removed = prune_homes(cache_root())
             print(f"removed {len(removed)} assembled home(s)")
+            return 0
+        if args.cmd == "java-home":
+            print(find_java(21, 99, cache_root()))
             return 0
         if args.cmd == "versions":
             for k, v in read_env_file(VERSIONS_FILE).items():

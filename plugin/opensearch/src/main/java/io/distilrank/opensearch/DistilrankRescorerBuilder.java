@@ -84,6 +84,15 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         out.writeOptionalString(sha256);
     }
 
+    /** Refuses a window below 1 (core would fail with a 500 on a negative array size). */
+    @Override
+    public DistilrankRescorerBuilder windowSize(int windowSize) {
+        if (windowSize < 1) {
+            throw new IllegalArgumentException("[distilrank] window_size must be >= 1, got " + windowSize);
+        }
+        return super.windowSize(windowSize);
+    }
+
     @Override
     public String getWriteableName() {
         return NAME;
