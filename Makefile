@@ -58,9 +58,11 @@ bench: install
 	$(BIN)/python bench/student_throughput.py
 	$(BIN)/python bench/onnx_latency.py
 
-# rerank latency inside a real OpenSearch node (started from the integration cache if none is running)
+# rerank latency inside a real OpenSearch node (started from the integration cache if none is running): the distilrank
+# rescorer vs ML Commons rerank (student, MiniLM-L6 shape), side by side; jobs in /work/scratch/heavy.pids are paused
+# (at most ~5 min, always resumed) only while the timed searches run
 bench-rerank: install
-	$(BIN)/python bench/rerank_latency.py
+	bench/run_paused.sh
 
 clean:
 	rm -rf runs/demo runs/demo-sst2 .pytest_cache
