@@ -1,4 +1,5 @@
-"""docker/ compose files use the pinned version and the same node settings as integration/cluster."""
+"""docker/ compose files use the pinned version and the same node settings as integration/cluster, and build the
+image of docker/Dockerfile (the pinned opensearchproject/opensearch + the distilrank rescorer plugin zip)."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,8 @@ yaml = pytest.importorskip("yaml")
 
 DOCKER = Path(oscluster.__file__).resolve().parents[2] / "docker"
 FILES = ["compose.dev.yml", "compose.secure.yml", "compose.staging.yml"]
-IMAGE = re.compile(r"^opensearchproject/opensearch:\$\{OPENSEARCH_VERSION(:\?[^}]*)?\}$")
+IMAGE = re.compile(r"^distilrank-opensearch:\$\{OPENSEARCH_VERSION(:\?[^}]*)?\}$")
+VERSION_VAR = re.compile(r"^\$\{OPENSEARCH_VERSION(:\?[^}]*)?\}$")
 
 
 def services(name: str) -> dict:
@@ -27,8 +29,27 @@ def services(name: str) -> dict:
 def test_compose_uses_pinned_image_and_shared_settings(name):
     for svc in services(name).values():
         assert IMAGE.match(svc["image"]), svc["image"]
+        assert svc["build"]["context"] == ".." and svc["build"]["dockerfile"] == "docker/Dockerfile"
+        assert VERSION_VAR.match(svc["build"]["args"]["OPENSEARCH_VERSION"])
         assert svc["env_file"] == ["../integration/cluster/node-settings.env"]
         assert (DOCKER / svc["env_file"][0]).resolve() == oscluster.SETTINGS_FILE.resolve()
+
+
+def test_dockerfile_adds_the_rescorer_plugin_built_for_the_pinned_version():
+    """FROM the pinned image, COPY the zip that `mvn package` in plugin/opensearch writes, and only that in the context."""
+    versions = oscluster.read_env_file(oscluster.VERSIONS_FILE)
+    text = (DOCKER / "Dockerfile").read_text()
+    assert re.search(r"^ARG OPENSEARCH_VERSION=" + re.escape(versions["OPENSEARCH_VERSION"]) + "$", text, re.M)
+    assert re.search(r"^FROM opensearchproject/opensearch:\$\{OPENSEARCH_VERSION\}$", text, re.M)
+    zip_arg = re.search(r"^ARG PLUGIN_ZIP=(\S+)$", text, re.M).group(1)
+    pom = (DOCKER.parent / "plugin" / "opensearch" / "pom.xml").read_text()
+    plugin_version = re.search(r"<artifactId>distilrank-opensearch</artifactId>\s*<version>([^<]+)</version>", pom).group(1)
+    assert f"<opensearch.version>{versions['OPENSEARCH_VERSION']}</opensearch.version>" in pom
+    assert plugin_version == versions["OPENSEARCH_PLUGIN_VERSION"]
+    assert zip_arg == f"plugin/opensearch/target/distilrank-opensearch-{plugin_version}.zip"
+    assert "opensearch-plugin install --batch file:///tmp/distilrank-opensearch.zip" in text
+    ignore = [ln for ln in (DOCKER / "Dockerfile.dockerignore").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert ignore == ["*", "!plugin/opensearch/target/distilrank-opensearch-*.zip"]
 
 
 def test_compose_profiles():
@@ -59,7 +80,8 @@ def test_docker_compose_config(name):
     cfg = json.loads(proc.stdout)
     version = oscluster.read_env_file(oscluster.VERSIONS_FILE)["OPENSEARCH_VERSION"]
     for svc in cfg["services"].values():
-        assert svc["image"] == f"opensearchproject/opensearch:{version}"
+        assert svc["image"] == f"distilrank-opensearch:{version}"
+        assert svc["build"]["args"]["OPENSEARCH_VERSION"] == version
         for key, value in oscluster.node_settings().items():
             if key == "plugins.ml_commons.only_run_on_ml_node" and name == "compose.staging.yml":
                 assert svc["environment"][key] == "true"  # the staging cluster has a dedicated ML node
