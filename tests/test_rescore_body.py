@@ -1,0 +1,76 @@
+"""Search bodies for the distilrank rescorer plugin and the inline (per-query) ML Commons rerank pipeline."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distill.cli import main
+from distill.errors import DistilRankError
+from plugin.pipelines import check_search_body, rerank_search_body
+from plugin.rescore import check_rescore_body, rescore_search_body
+
+
+def test_rescore_body_is_the_documented_request():
+    body = rescore_search_body("wireless mouse", model="prod", fields=["title"], window_size=100, size=10)
+    assert body == {"size": 10, "query": {"match": {"title": "wireless mouse"}},
+                    "rescore": {"window_size": 100, "distilrank": {"model": "prod", "query_text": "wireless mouse",
+                                                                   "fields": ["title"], "score_mode": "replace"}}}
+    blend = rescore_search_body("x", model="m1", fields=["title", "brand"], score_mode="blend", query_weight=0.5, model_weight=2,
+                                text_source="stored", query={"match_all": {}})
+    assert blend["query"] == {"match_all": {}}
+    assert blend["rescore"]["distilrank"] == {"model": "m1", "query_text": "x", "fields": ["title", "brand"], "score_mode": "blend",
+                                              "query_weight": 0.5, "model_weight": 2.0, "text_source": "stored"}
+    assert rescore_search_body("x", model="m", fields=["a", "b"])["query"] == {"multi_match": {"query": "x", "fields": ["a", "b"]}}
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"model": ""}, "model is required"),
+    ({"fields": []}, "give either query= or fields="),
+    ({"score_mode": "max"}, "score_mode must be one of"),
+    ({"text_source": "docvalues"}, "text_source must be one of"),
+    ({"window_size": 0}, "window_size must be an integer >= 1"),
+    ({"window_size": 5, "size": 10}, "from \\+ size = 10 is larger than window_size 5"),
+])
+def test_rescore_body_refuses_what_the_plugin_would(kwargs, message):
+    args = {"model": "prod", "fields": ["title"], **kwargs}
+    with pytest.raises(DistilRankError, match=message):
+        rescore_search_body("usb cable", **args)
+
+
+def test_check_rescore_body():
+    ok = rescore_search_body("q", model="prod", fields=["title"], window_size=20, size=10)
+    check_rescore_body(ok)
+    with pytest.raises(DistilRankError, match="cannot be combined with sort"):
+        check_rescore_body({**ok, "sort": [{"price": "asc"}]})
+    with pytest.raises(DistilRankError, match="no 'distilrank' rescore clause"):
+        check_rescore_body({"size": 10, "query": {"match_all": {}}})
+    with pytest.raises(DistilRankError, match="unknown distilrank parameter"):
+        check_rescore_body({**ok, "rescore": [{"window_size": 20, "distilrank": {**ok["rescore"]["distilrank"], "depth": 3}}]})
+    with pytest.raises(DistilRankError, match="larger than window_size"):
+        check_rescore_body({**ok, "from": 15})
+
+
+def test_inline_rerank_pipeline_in_the_body():
+    body = rerank_search_body("usb cable", size=10, fields=["title"], inline=True, model_id="abc", depth=50)
+    assert body["search_pipeline"] == {
+        "request_processors": [{"oversample": {"sample_factor": 5.0}}],
+        "response_processors": [{"rerank": {"ml_opensearch": {"model_id": "abc"}, "context": {"document_fields": ["title"]}}},
+                                {"truncate_hits": {}}]}
+    assert body["ext"]["rerank"]["query_context"]["query_text"] == "usb cable"
+    check_search_body(body)
+    with pytest.raises(DistilRankError, match="inline=True needs model_id"):
+        rerank_search_body("x", fields=["title"], inline=True)
+    with pytest.raises(DistilRankError, match="smaller than the page size"):
+        rerank_search_body("x", size=10, fields=["title"], inline=True, model_id="abc", depth=5)
+
+
+def test_cli_rescore_body(capsys):
+    assert main(["--json", "plugin", "rescore-body", "--query-text", "hp toner", "--model", "staging", "--fields", "title,brand",
+                 "--window-size", "50", "--size", "5", "--score-mode", "blend", "--model-weight", "3"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["size"] == 5 and body["rescore"]["window_size"] == 50
+    assert body["rescore"]["distilrank"] == {"model": "staging", "query_text": "hp toner", "fields": ["title", "brand"],
+                                             "score_mode": "blend", "model_weight": 3.0}
+    assert main(["plugin", "rescore-body", "--query-text", "x", "--window-size", "5"]) == 2
+    assert "larger than window_size 5" in capsys.readouterr().err
