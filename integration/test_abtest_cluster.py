@@ -60,7 +60,7 @@ def setup(cluster, t, tmp_path_factory):
     c.indices.delete(index=INDEX)
 
 
-def _config(work: Path, cluster, *, teacher: Path | None, name: str) -> Path:
+def _config(work: Path, cluster, *, teacher: Path | None, name: str, extra_arms: str = "") -> Path:
     (work / "queries.txt").write_text("\n".join(["notebook", "laptop", *EXTRA_QUERIES]) + "\n")
     tj = f"""
 [experiment.teacher_judge]
@@ -93,7 +93,7 @@ query = {{ match = {{ title = "{{{{query}}}}" }} }}
 name = "student"
 alias = "{STAGING}"
 query = {{ match = {{ title = "{{{{query}}}}" }} }}
-""")
+{extra_arms}""")
     return cfg
 
 
@@ -180,6 +180,26 @@ def test_ab_run_with_human_judgments(cluster, setup, capsys):
         assert lat["n"] == 17 and 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
     html = Path(out["report"]["html"]).read_text()
     assert "data:image/png;base64," in html and "ndcg@10" in html and "queries without judgments" in html.lower()
+
+
+def test_ab_run_with_a_rescorer_arm(cluster, setup, capsys):
+    """The same student through the distilrank rescorer (window 30) ranks exactly like its rerank pipeline (depth 30)."""
+    if "distilrank" not in cluster.plugins:
+        pytest.fail("the distilrank rescorer plugin is not installed on the dev node", pytrace=False)
+    arm = """
+[[arm]]
+name = "student-rescorer"
+query = { match = { title = "{{query}}" } }
+rescore = { model = "ALIAS", fields = ["title"], window_size = 30 }
+""".replace("ALIAS", STAGING)
+    cfg = _config(setup["work"], cluster, teacher=None, name="rescorer", extra_arms=arm)
+    assert main(["--json", "ab", "run", str(cfg)]) == 0
+    res = json.loads(Path(json.loads(capsys.readouterr().out)["report"]["json"]).read_text())
+    assert res["arms_config"]["student-rescorer"]["model_id"] == setup["model_id"]
+    for q, row in res["arms"]["student"]["queries"].items():
+        assert res["arms"]["student-rescorer"]["queries"][q]["doc_ids"] == row["doc_ids"], q
+    lat = res["arms"]["student-rescorer"]["latency_ms"]
+    assert lat["n"] == 17 and lat["p50"] > 0
 
 
 def test_ab_run_with_teacher_judge_and_promote(cluster, setup, capsys, t):

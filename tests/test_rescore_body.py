@@ -74,3 +74,38 @@ def test_cli_rescore_body(capsys):
                                              "score_mode": "blend", "model_weight": 3.0}
     assert main(["plugin", "rescore-body", "--query-text", "x", "--window-size", "5"]) == 2
     assert "larger than window_size 5" in capsys.readouterr().err
+
+
+AB = """
+[experiment]
+name = "x"
+index = "products"
+judgments = "j.csv"
+
+[[arm]]
+name = "bm25"
+query = { match = { title = "{{query}}" } }
+
+[[arm]]
+name = "student-rescorer"
+query = { match = { title = "{{query}}" } }
+rescore = RESCORE
+"""
+
+
+def test_ab_arm_with_the_rescorer(tmp_path):
+    from distill.errors import ConfigError
+    from plugin.abtest.config import load_ab_config
+
+    p = tmp_path / "ab.toml"
+    p.write_text(AB.replace("RESCORE", '{ model = "staging", fields = ["title"], window_size = 50, score_mode = "blend" }'))
+    arm = load_ab_config(p).arms[1]
+    assert arm.body("usb cable", 10) == {
+        "size": 10, "query": {"match": {"title": "usb cable"}},
+        "rescore": {"window_size": 50, "distilrank": {"model": "staging", "query_text": "usb cable", "fields": ["title"],
+                                                      "score_mode": "blend"}}}
+    for broken, field in (('{ model = "staging" }', "arm[1].rescore.fields"), ('{ model = "s", fields = ["t"], depth = 3 }', "arm[1].rescore.depth"),
+                          ('{ model = "s", fields = ["t"], score_mode = "max" }', "arm[1].rescore")):
+        p.write_text(AB.replace("RESCORE", broken))
+        with pytest.raises(ConfigError, match=f"field '{field}'".replace("[", r"\[").replace("]", r"\]")):
+            load_ab_config(p)

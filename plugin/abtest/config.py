@@ -36,6 +36,11 @@ Example (``configs/ab-icecat.toml``)::
     pipeline = "distilrank-staging"    # or alias = "staging"
     query = { match = { title = "{{query}}" } }
 
+    [[arm]]
+    name = "student-rescorer"          # the same student inside the engine: the distilrank rescorer plugin
+    query = { match = { title = "{{query}}" } }
+    rescore = { model = "staging", fields = ["title"], window_size = 100 }   # + score_mode, query_weight, ...
+
 Relative paths are resolved against the config file's folder. Errors name the file and the field.
 """
 
@@ -58,11 +63,22 @@ class ArmConfig:
     pipeline: str | None = None
     alias: str | None = None
     rerank: bool | None = None  # add ext.rerank (default: when the pipeline has a rerank processor)
+    rescore: dict | None = None  # a distilrank rescore: model (alias or id), fields, window_size, score_mode, ...
 
     def body(self, query_text: str, k: int) -> dict:
-        """The search body for one query: the template with ``{{query}}`` replaced (JSON-escaped)."""
+        """The search body for one query: the template with ``{{query}}`` replaced (JSON-escaped), plus the
+        ``distilrank`` rescore clause of a rescorer arm."""
         text = json.dumps(self.query).replace(PLACEHOLDER, json.dumps(query_text)[1:-1])
-        return {"size": k, "query": json.loads(text)}
+        body: dict = {"size": k, "query": json.loads(text)}
+        if self.rescore:
+            from plugin.rescore import rescore_clause
+
+            r = self.rescore
+            body["rescore"] = rescore_clause(query_text, model=r["model"], fields=list(r["fields"]),
+                                             window_size=int(r.get("window_size", 100)), score_mode=r.get("score_mode", "replace"),
+                                             query_weight=r.get("query_weight"), model_weight=r.get("model_weight"),
+                                             text_source=r.get("text_source"))
+        return body
 
 
 @dataclass
@@ -110,6 +126,29 @@ def _resolve(base: Path, value: str | None) -> str | None:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
+def _check_rescore(path: Path, where: str, arm: dict) -> None:
+    """A rescorer arm: ``rescore = {model, fields, [window_size, score_mode, query_weight, model_weight, text_source]}``."""
+    from distill.errors import DistilRankError
+    from plugin.rescore import rescore_clause
+
+    r = arm["rescore"]
+    if arm.get("pipeline") or arm.get("alias"):
+        raise ConfigError(path, f"{where}.rescore", "a rescorer arm has no pipeline or alias (the model is rescore.model)")
+    if not isinstance(r, dict):
+        raise ConfigError(path, f"{where}.rescore", "must be a table, e.g. { model = \"staging\", fields = [\"title\"] }")
+    known = {"model", "fields", "window_size", "score_mode", "query_weight", "model_weight", "text_source"}
+    if set(r) - known:
+        raise ConfigError(path, f"{where}.rescore.{sorted(set(r) - known)[0]}", f"unknown key (known: {', '.join(sorted(known))})")
+    if not isinstance(r.get("fields"), list):
+        raise ConfigError(path, f"{where}.rescore.fields", "required: the document fields the student reads, e.g. [\"title\"]")
+    try:
+        rescore_clause("q", model=r.get("model", ""), fields=r["fields"], window_size=r.get("window_size", 100),
+                       score_mode=r.get("score_mode", "replace"), query_weight=r.get("query_weight"),
+                       model_weight=r.get("model_weight"), text_source=r.get("text_source"))
+    except DistilRankError as exc:
+        raise ConfigError(path, f"{where}.rescore", str(exc)) from None
+
+
 def load_ab_config(path: str | Path) -> ABConfig:
     """Read and validate an A/B config; raises :class:`ConfigError` naming the file and field."""
     from distill.config import read_toml
@@ -132,9 +171,9 @@ def load_ab_config(path: str | Path) -> ABConfig:
     arms: list[ArmConfig] = []
     for i, a in enumerate(arms_raw):
         where = f"arm[{i}]"
-        bad = set(a) - {"name", "query", "pipeline", "alias", "rerank"}
+        bad = set(a) - {"name", "query", "pipeline", "alias", "rerank", "rescore"}
         if bad:
-            raise ConfigError(path, f"{where}.{sorted(bad)[0]}", "unknown key (known: name, query, pipeline, alias, rerank)")
+            raise ConfigError(path, f"{where}.{sorted(bad)[0]}", "unknown key (known: name, query, pipeline, alias, rerank, rescore)")
         if not isinstance(a.get("name"), str) or not a["name"]:
             raise ConfigError(path, f"{where}.name", "required, a non-empty string")
         if not isinstance(a.get("query"), dict):
@@ -143,7 +182,10 @@ def load_ab_config(path: str | Path) -> ABConfig:
             raise ConfigError(path, f"{where}.query", f"the template must contain {PLACEHOLDER}")
         if a.get("pipeline") and a.get("alias"):
             raise ConfigError(path, f"{where}", "give pipeline or alias, not both")
-        arms.append(ArmConfig(a["name"], a["query"], a.get("pipeline") or None, a.get("alias") or None, a.get("rerank")))
+        if "rescore" in a:
+            _check_rescore(path, where, a)
+        arms.append(ArmConfig(a["name"], a["query"], a.get("pipeline") or None, a.get("alias") or None, a.get("rerank"),
+                              a.get("rescore")))
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ConfigError(path, "arm", f"arm names must be unique, got {names}")

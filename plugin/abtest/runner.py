@@ -1,6 +1,7 @@
 """``distilrank ab run``: run a judged query set through every arm on a cluster and write the report.
 
-Each arm is a query template plus an optional search pipeline (or a distilrank alias, i.e. its pipeline). For an
+Each arm is a query template plus an optional search pipeline (or a distilrank alias, i.e. its pipeline), or a
+``distilrank`` rescore (the rescorer plugin; its model an alias or a model id, resolved here to check it). For an
 arm whose pipeline has a ``rerank`` processor the body gets ``ext.rerank.query_context.query_text`` and is checked
 with :func:`plugin.pipelines.check_search_body`. Arms without a pipeline are searched with
 ``search_pipeline=_none``, so an index default pipeline does not leak into the baseline. Latency is the client-side
@@ -34,6 +35,18 @@ def resolve_arms(t: Transport, cfg: ABConfig) -> dict[str, dict]:
     for arm in cfg.arms:
         pipeline = arm.pipeline or (f"distilrank-{arm.alias}" if arm.alias else None)
         info: dict[str, Any] = {"pipeline": pipeline, "alias": arm.alias, "rerank": False, "model_id": None, "spec": None}
+        if arm.rescore:
+            from plugin import registry_store, rescore
+
+            model = arm.rescore["model"]
+            record = registry_store.get_alias(t, model)
+            model_id = record["model_id"] if record else model
+            uploaded = rescore.model_record(t, model_id)
+            if not uploaded or not uploaded.get("complete"):
+                raise DistilRankError(f"{cfg.path}: arm {arm.name!r}: model {model_id!r}"
+                                      + (f" (alias {model!r})" if record else "")
+                                      + " has not been uploaded to the distilrank rescorer (distilrank plugin register uploads it)")
+            info.update(model_id=model_id, rescore=dict(arm.rescore), alias=model if record else None)
         if pipeline:
             body = ml_api.get_search_pipeline(t, pipeline)
             if body is None:
