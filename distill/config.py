@@ -85,6 +85,8 @@ class DistillConfig:
     experiments: list[str] = field(default_factory=lambda: ["gold", "temperature", "combine", "interactions"])
     # main student retrained on the first N rows of a fixed shuffle of the transfer set (the scale curve); [] = none
     scale_curve: list[int] = field(default_factory=list)
+    # ablations (and their main@N baseline) train on the first N shuffled transfer rows; 0 = all rows
+    ablation_rows: int = 0
 
 
 @dataclass
@@ -100,6 +102,7 @@ class StudentSection:
     loss: str = "bce"  # bce: BCE on sigmoid(teacher logit / T) | mse: MSE on the teacher logit (Tang et al. 2019)
     init: str = "random"  # random | teacher: word embeddings start from the teacher's view of each word alone
     epochs: int = 4
+    gold_epochs: int = 0  # epochs of the gold-label-only students (few rows need more passes); 0 = epochs
     batch_size: int = 512
     lr: float = 1e-3
     embedding_lr: float = 5e-3

@@ -221,6 +221,7 @@ class Variant:
     init: str
     rows: int | None = None
     embedding_dim: int | None = None  # None = the [student] section's
+    baseline: str | None = None  # the variant an ablation is compared with (paired), besides the gold-label student
 
     @property
     def gold(self) -> bool:
@@ -228,8 +229,12 @@ class Variant:
 
 
 def student_variants(cfg: RunConfig, signals: TeacherSignals, n_transfer: int) -> dict[str, Variant]:
-    """``main`` plus one variant per experiment of ``cfg.distill.experiments``, each differing from ``main`` in
-    one setting, plus the scale curve (``main`` on fewer transfer rows)."""
+    """``main``, the gold-label baselines, one ablation per experiment of ``cfg.distill.experiments`` (each differs
+    from ``main`` in one setting and names it as its ``baseline``), and the scale curve (``main`` on fewer rows).
+
+    With ``distill.ablation_rows`` below the transfer-set size the ablations and their baseline (``main@N``) are
+    trained on the first ``N`` rows of the shuffled transfer set, so the table compares like with like for less time.
+    """
     s, d = cfg.student, cfg.distill
     main = Variant("main", d.combine, d.temperature, s.interactions, s.loss, s.init)
     gold = Variant("gold-labels-only", "gold", None, s.interactions, "bce", "random")
@@ -239,34 +244,47 @@ def student_variants(cfg: RunConfig, signals: TeacherSignals, n_transfer: int) -
         out[gold.name] = gold
     if "gold-init" in exps:
         out["gold-labels-only+init=teacher"] = replace(gold, name="gold-labels-only+init=teacher", init="teacher")
+    ablations: dict[str, Variant] = {}
     if "temperature" in exps:
         for t in d.temperatures:
             if t != d.temperature or main.loss != "bce":
-                out[f"T={t:g}"] = replace(main, name=f"T={t:g}", temperature=t, loss="bce")
+                ablations[f"T={t:g}"] = replace(main, temperature=t, loss="bce")
     if "combine" in exps:
         for how in signals.signals():
             if how != main.combine:
-                out[f"combine={how}"] = replace(main, name=f"combine={how}", combine=how)
+                ablations[f"combine={how}"] = replace(main, combine=how)
     if "interactions" in exps:
-        name = "no-interactions" if main.interactions else "interactions"
-        out[name] = replace(main, name=name, interactions=not main.interactions)
+        ablations["no-interactions" if main.interactions else "interactions"] = replace(main, interactions=not main.interactions)
     if "loss" in exps:
         other = "bce" if main.loss == "mse" else "mse"
-        out[f"loss={other}"] = replace(main, name=f"loss={other}", loss=other)
+        ablations[f"loss={other}"] = replace(main, loss=other)
     if "init" in exps:
         other = "random" if main.init == "teacher" else "teacher"
-        out[f"init={other}"] = replace(main, name=f"init={other}", init=other)
+        ablations[f"init={other}"] = replace(main, init=other)
     if "wide" in exps:
-        out["wide"] = replace(main, name="wide", embedding_dim=2 * s.embedding_dim)
-    for n in d.scale_curve:
-        if n < n_transfer:
-            out[f"main@{n}"] = replace(main, name=f"main@{n}", rows=n)
+        ablations[f"embedding_dim={2 * s.embedding_dim}"] = replace(main, embedding_dim=2 * s.embedding_dim)
+    n = d.ablation_rows if 0 < d.ablation_rows < n_transfer else None
+    base = "main" if n is None else f"main@{n}"
+    if ablations and n is not None:
+        out[base] = replace(main, name=base, rows=n)
+    for name, v in ablations.items():
+        full = name if n is None else f"{name}@{n}"
+        out[full] = replace(v, name=full, rows=n, baseline=base)
+    for size in d.scale_curve:
+        if size < n_transfer:
+            out.setdefault(f"main@{size}", replace(main, name=f"main@{size}", rows=size))
     return out
 
 
-def _train_config(section: StudentSection, loss: str, seed: int) -> StudentTrainConfig:
-    return StudentTrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, embedding_lr=section.embedding_lr,
-                              lr_decay=section.lr_decay, loss=loss, seed=seed)
+def _train_config(section: StudentSection, v: Variant, seed: int) -> StudentTrainConfig:
+    """Optimisation settings of ``v``.  Gold-label students run ``gold_epochs`` with the learning-rate schedule
+    stretched to them (the same total decay from first to last epoch as the distilled students)."""
+    epochs, decay = section.epochs, section.lr_decay
+    if v.gold and section.gold_epochs and section.gold_epochs != section.epochs:
+        epochs = section.gold_epochs
+        decay = section.lr_decay ** ((section.epochs - 1) / max(epochs - 1, 1))
+    return StudentTrainConfig(epochs=epochs, batch_size=section.batch_size, lr=section.lr, embedding_lr=section.embedding_lr,
+                              lr_decay=decay, loss="bce" if v.gold else v.loss, seed=seed)
 
 
 def student_tokenizer(cfg: RunConfig, data: RunData, out: Path):
@@ -327,7 +345,7 @@ def train_students(cfg: RunConfig, data: RunData, signals: TeacherSignals, varia
         base = StudentConfig(vocab_size=tokenizer.get_vocab_size(), bigram_buckets=cfg.student.bigram_buckets,
                              embedding_dim=v.embedding_dim or cfg.student.embedding_dim, hidden=list(cfg.student.hidden),
                              interactions=v.interactions, dropout=cfg.student.dropout)
-        train_cfg = _train_config(cfg.student, "bce" if v.gold else v.loss, cfg.seed)
+        train_cfg = _train_config(cfg.student, v, cfg.seed)
         settings = {"variant": asdict(v), "model": base.to_dict(), "train": asdict(train_cfg)}
         if _reuse_student(sdir, settings):
             continue
@@ -354,9 +372,10 @@ def train_students(cfg: RunConfig, data: RunData, signals: TeacherSignals, varia
 # --- 4. evaluation ------------------------------------------------------------
 
 
-def _paired_rows(name: str, correct: dict[str, np.ndarray], baseline: dict[str, np.ndarray], *, seed: int) -> list[dict]:
-    """``name`` minus the baseline on each split: per-sentence correctness deltas, paired permutation p-value and
-    95% bootstrap CI (in accuracy points), wins/losses = sentences only one of the two gets right."""
+def _paired_rows(name: str, baseline_name: str, correct: dict[str, np.ndarray], baseline: dict[str, np.ndarray], *,
+                 seed: int) -> list[dict]:
+    """``name`` minus ``baseline_name`` on each split: per-sentence correctness deltas, paired permutation p-value and
+    95% bootstrap CI (accuracy as a fraction), right_only_* = sentences only one of the two gets right."""
     from plugin.abtest.stats import paired_bootstrap_ci, paired_permutation_test, win_loss_tie
 
     rows = []
@@ -364,7 +383,7 @@ def _paired_rows(name: str, correct: dict[str, np.ndarray], baseline: dict[str, 
         d = c - baseline[split]
         lo, hi = paired_bootstrap_ci(d, seed=seed) or (float("nan"), float("nan"))
         w, l_, _ = win_loss_tie(d)
-        rows.append({"student": name, "split": split, "delta_accuracy": float(d.mean()), "ci_low": lo, "ci_high": hi,
+        rows.append({"student": name, "baseline": baseline_name, "split": split, "delta_accuracy": float(d.mean()), "ci_low": lo, "ci_high": hi,
                      "p_value": paired_permutation_test(d, seed=seed).p_value, "right_only_this": w, "right_only_baseline": l_,
                      "n": int(d.size)})
     return rows
@@ -426,14 +445,14 @@ def evaluate_students(data: RunData, signals: TeacherSignals, variants: dict[str
                         f"{split}_agreement": agreement(z, signals.combined(split, own_signal))})
         row["onnx_ms_per_pair"] = latency[arch]
         rows.append(row)
+    def correct(name: str) -> dict[str, np.ndarray]:
+        return {s: ((logits[s][name] > 0) == positives(p.labels)).astype(np.float64) for s, p in data.evals.items()}
+
     paired = []
     gold_name = next((n for n, v in variants.items() if v.gold and v.init == "random"), None)
-    if gold_name is not None:
-        gold_correct = {s: ((logits[s][gold_name] > 0) == positives(p.labels)).astype(np.float64) for s, p in data.evals.items()}
-        for name in variants:
-            if name != gold_name:
-                mine = {s: ((logits[s][name] > 0) == positives(p.labels)).astype(np.float64) for s, p in data.evals.items()}
-                paired += _paired_rows(name, mine, gold_correct, seed=seed)
+    for name, v in variants.items():
+        for base in ([gold_name] if gold_name and name != gold_name else []) + ([v.baseline] if v.baseline else []):
+            paired += _paired_rows(name, base, correct(name), correct(base), seed=seed)
     return {"students": rows, "paired": paired, "teachers": teacher_rows, "best_teacher": best, "logits": logits}
 
 
@@ -482,7 +501,7 @@ def plain_summary(ev: dict, own_teacher: str) -> str:
     main = by_name["main"]
     lines = []
     for split, (best_name, _) in ev["best_teacher"].items():
-        gold = next((p for p in ev["paired"] if p["student"] == "main" and p["split"] == split), None)
+        gold = next((p for p in ev["paired"] if p["student"] == "main" and p["split"] == split and p["baseline"] == "gold-labels-only"), None)
         vs_gold = ""
         if gold is not None:
             verdict = "better than" if gold["ci_low"] > 0 else ("worse than" if gold["ci_high"] < 0 else "not distinguishable from")
@@ -536,7 +555,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Log = pri
     pick = "select" if "select" in data.evals else "dev"
     curve_rows, curve_png = scale_curve(ev, variants, len(data.transfer), pick)
     summary_text = plain_summary(ev, cfg.distill.combine)
-    tables = {"Students": ev["students"], "Distilled minus gold-labels-only (paired, per sentence)": ev["paired"],
+    tables = {"Students": ev["students"], "Paired differences (per sentence): each student minus gold-labels-only, each ablation minus its baseline": ev["paired"],
               "Teachers": ev["teachers"], "Temperature (teacher calibration on dev)": calib,
               "CPU speed (1 process, this machine)": [speed], "Data": [data.info]}
     if curve_rows:

@@ -144,6 +144,7 @@ max_length = 16
 combine = "big"
 experiments = ["gold", "loss", "init", "gold-init"]
 scale_curve = [150]
+ablation_rows = 200
 [student]
 embedding_dim = 16
 hidden = [32, 16]
@@ -162,9 +163,10 @@ def test_select_split_experiments_and_paired_tests(config_path, tmp_path):
     out = tmp_path / "out2"
     assert summary["data"]["select"] == 60 and summary["data"]["train"] <= 240
     students = {r["student"]: r for r in summary["students"]}
-    assert set(students) == {"main", "gold-labels-only", "gold-labels-only+init=teacher", "loss=mse", "init=teacher", "main@150"}
-    assert students["loss=mse"]["loss"] == "mse" and students["loss=mse"]["T"] == "-"
-    assert students["main@150"]["train_rows"] == 150
+    assert set(students) == {"main", "gold-labels-only", "gold-labels-only+init=teacher", "loss=mse@200", "init=teacher@200",
+                             "main@200", "main@150"}
+    assert students["loss=mse@200"]["loss"] == "mse" and students["loss=mse@200"]["T"] == "-"
+    assert students["main@150"]["train_rows"] == 150 and students["init=teacher@200"]["train_rows"] == 200
     teachers = {(t["teacher"], t["split"]): t["accuracy"] for t in summary["teachers"]}
     for r in students.values():
         for split in ("select", "dev"):
@@ -172,15 +174,18 @@ def test_select_split_experiments_and_paired_tests(config_path, tmp_path):
             assert lo <= r[f"{split}_accuracy"] <= hi
             assert r[f"{split}_recovery_own"] == pytest.approx(r[f"{split}_accuracy"] / teachers[("big", split)])
         assert r["onnx_ms_per_pair"] > 0
-    # paired rows: every student but the gold-label baseline, on both splits; the delta is the accuracy difference
-    paired = {(p["student"], p["split"]): p for p in summary["paired"]}
-    assert set(paired) == {(s, split) for s in students if s != "gold-labels-only" for split in ("select", "dev")}
-    for (s, split), p in paired.items():
-        assert p["delta_accuracy"] == pytest.approx(students[s][f"{split}_accuracy"] - students["gold-labels-only"][f"{split}_accuracy"])
+    # paired rows: every student minus the gold-label baseline, each ablation minus main@200, on both splits; the delta
+    # is the accuracy difference
+    paired = {(p["student"], p["baseline"], p["split"]): p for p in summary["paired"]}
+    expected = {(s, "gold-labels-only") for s in students if s != "gold-labels-only"}
+    expected |= {("loss=mse@200", "main@200"), ("init=teacher@200", "main@200")}
+    assert set(paired) == {(s, b, split) for s, b in expected for split in ("select", "dev")}
+    for (s, b, split), p in paired.items():
+        assert p["delta_accuracy"] == pytest.approx(students[s][f"{split}_accuracy"] - students[b][f"{split}_accuracy"])
         assert p["ci_low"] <= p["delta_accuracy"] <= p["ci_high"] and 0 < p["p_value"] <= 1
     init = np.load(out / "students" / "init-16.npy")
     assert init.shape[1] == 16 and np.isfinite(init).all()
-    assert [r["transfer_rows"] for r in summary["scale_curve"]] == [150, summary["data"]["transfer_total"]]
+    assert [r["transfer_rows"] for r in summary["scale_curve"]] == [150, 200, summary["data"]["transfer_total"]]
     assert (out / "report" / "scale_curve.png").exists()
     assert "the teacher it learned from (big)" in summary["summary"]
     # a changed student setting never silently reuses the old student
