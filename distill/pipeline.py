@@ -339,14 +339,16 @@ def train_students(cfg: RunConfig, data: RunData, signals: TeacherSignals, varia
     """Train (or reuse) every variant's student; returns variant name -> student directory."""
     order = np.random.default_rng([cfg.seed, 7]).permutation(len(data.transfer))
     dirs = {}
-    for name, v in variants.items():
+    # smallest first: the scale curve and the ablations report early, the full-size students last
+    for name, v in sorted(variants.items(), key=lambda kv: len(data.train) if kv[1].gold else (kv[1].rows or len(data.transfer))):
         sdir = out / "students" / name.replace("=", "-").replace("@", "-at-")
         dirs[name] = sdir
         base = StudentConfig(vocab_size=tokenizer.get_vocab_size(), bigram_buckets=cfg.student.bigram_buckets,
                              embedding_dim=v.embedding_dim or cfg.student.embedding_dim, hidden=list(cfg.student.hidden),
                              interactions=v.interactions, dropout=cfg.student.dropout)
         train_cfg = _train_config(cfg.student, v, cfg.seed)
-        settings = {"variant": asdict(v), "model": base.to_dict(), "train": asdict(train_cfg)}
+        what = {k: val for k, val in asdict(v).items() if k not in ("name", "baseline")}  # what the student is trained on
+        settings = {"variant": what, "model": base.to_dict(), "train": asdict(train_cfg)}
         if _reuse_student(sdir, settings):
             continue
         if v.gold:

@@ -140,3 +140,32 @@ def test_bad_targets_are_rejected(tmp_path, tok):
         train_student(data, np.array([2.0]), tok, tmp_path / "s")
     with pytest.raises(ValueError, match="does not match"):
         train_student(data, np.array([0.5, 0.5]), tok, tmp_path / "s")
+
+
+def test_resume_refuses_a_state_saved_with_other_settings(tmp_path):
+    data = _toy_task(200)
+    tok = build_student_tokenizer(data.queries + data.texts, min_count=1)
+    cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[32])
+    train_student(data, data.labels, tok, tmp_path / "s", model_config=cfg, config=StudentTrainConfig(epochs=1, batch_size=64),
+                  progress=False)
+    with pytest.raises(ValueError, match=r"state.pt: saved by a run with other settings"):
+        train_student(data, data.labels, tok, tmp_path / "s", model_config=cfg,
+                      config=StudentTrainConfig(epochs=2, batch_size=64, lr=5e-3), progress=False)
+    wider = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[64])
+    with pytest.raises(ValueError, match=r"other settings"):
+        train_student(data, data.labels, tok, tmp_path / "s", model_config=wider, config=StudentTrainConfig(epochs=2, batch_size=64),
+                      progress=False)
+
+
+def test_mse_loss_regresses_teacher_logits(tmp_path):
+    data = _toy_task(400)
+    tok = build_student_tokenizer(data.queries + data.texts, min_count=1)
+    logits = np.where(data.labels > 0.5, 4.0, -4.0).astype(np.float32)
+    cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[64, 32], interactions=True)
+    res = train_student(data, logits, tok, tmp_path / "m", model_config=cfg, progress=False,
+                        config=StudentTrainConfig(epochs=6, batch_size=64, lr=3e-3, embedding_lr=3e-2, lr_decay=1.0, loss="mse"))
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    z = load_student(tmp_path / "m").score(data)
+    assert np.mean((z > 0) == (data.labels > 0.5)) > 0.9 and np.abs(z).max() > 1.5  # logits, not probabilities
+    with pytest.raises(ValueError, match="loss must be"):
+        train_student(data, logits, tok, tmp_path / "x", config=StudentTrainConfig(loss="hinge"))

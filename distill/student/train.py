@@ -186,8 +186,14 @@ def train_student(
     history: list[dict] = []
     start_epoch, best_loss, best_epoch = 0, float("inf"), -1
     state_path = out / "state.pt"
+    # what a resumed state must match (more epochs may be asked for: training continues)
+    run_settings = {"model": model_config.to_dict(), "train": {k: v for k, v in asdict(config).items() if k != "epochs"},
+                    "rows": len(pairs)}
     if resume and state_path.exists():
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=True)
+        if state.get("settings") != run_settings:
+            raise ValueError(f"{state_path}: saved by a run with other settings ({state.get('settings')}); "
+                             f"this run: {run_settings}. Delete the directory or pass resume=False")
         model.load_state_dict(state["model"])
         dense_opt.load_state_dict(state["dense_opt"])
         row_opt.load_state_dict(state["row_opt"])
@@ -226,7 +232,7 @@ def train_student(
         with atomic_path(state_path) as tmp:
             torch.save({"model": model.state_dict(), "dense_opt": dense_opt.state_dict(), "row_opt": row_opt.state_dict(),
                         "epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch, "history": history,
-                        "torch_rng": torch.get_rng_state()}, tmp)
+                        "torch_rng": torch.get_rng_state(), "settings": run_settings}, tmp)
         with atomic_open(out / "train_log.jsonl") as fh:
             fh.writelines(json.dumps(h) + "\n" for h in history)
 
