@@ -86,7 +86,7 @@ public final class ModelCache {
                     done.onResponse(StudentModel.load(modelId, zip, sha256, threads));
                 } catch (IllegalArgumentException e) {
                     done.onFailure(new OpenSearchStatusException(e.getMessage(), RestStatus.BAD_REQUEST, e));
-                } catch (Exception | UnsatisfiedLinkError e) {
+                } catch (Exception | LinkageError e) {
                     done.onFailure(new OpenSearchStatusException("model [" + modelId + "] could not be loaded: " + e, RestStatus.INTERNAL_SERVER_ERROR));
                 }
             }), done::onFailure));
