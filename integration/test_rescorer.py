@@ -228,3 +228,33 @@ def test_a_model_not_uploaded_to_the_rescorer_is_a_clear_400(cluster, t, indices
         api.rollback(t, ALIAS)
         api.delete(t, reg["model_id"], force=True)
     assert len(_search(cluster, INDEX, rescore.rescore_search_body("usb cable", model=ALIAS, fields=["title"]))) == 10
+
+
+def test_rescorer_first_then_ml_commons_on_a_fresh_node(tmp_path, monkeypatch, models):
+    """On a node where neither has run yet, the rescorer loads ONNX Runtime first and ML Commons deploys after it:
+    both share ML Commons' ONNX Runtime (the plugin extends opensearch-ml), so the JVM survives (a bundled second
+    copy made it exit with a symbol lookup error) and DJL still gets its environment (deploy works)."""
+    import socket
+
+    import oscluster
+
+    monkeypatch.setenv("DISTILRANK_OPENSEARCH_RUN", str(tmp_path / "run"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    while not (oscluster.port_free(port) and oscluster.port_free(port + 100)):
+        port += 1
+    state = oscluster.start(tier=1, http_port=port, heap="768m")
+    try:
+        fresh = api.connect(url=state["url"])
+        zip_path = models[0][1].zip
+        reg = api.register(fresh, zip_path, group=GROUP + "-fresh", progress=False)
+        fresh.client.index(index="fresh", id="1", body={"title": "usb c cable 2 m"}, params={"refresh": "true"})
+        hit = fresh.client.search(index="fresh", body=rescore.rescore_search_body("usb cable", model=reg["model_id"],
+                                                                                  fields=["title"], size=1, window_size=1))
+        api.deploy(fresh, reg["model_id"], zip_path=zip_path)  # ML Commons' first ONNX Runtime use, after the rescorer's
+        predicted = ml_api.predict_similarity(fresh, reg["model_id"], "usb cable", ["usb c cable 2 m"])
+        assert hit["hits"]["hits"][0]["_score"] == pytest.approx(predicted[0], abs=1e-4)
+        assert fresh.client.cluster.health()["status"] in ("green", "yellow")
+    finally:
+        oscluster.stop(name="dev")

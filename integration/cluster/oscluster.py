@@ -398,9 +398,11 @@ RESCORER_SRC = HERE.parent.parent / "plugin" / "opensearch"
 
 
 def rescorer_source_hash(src: Path = RESCORER_SRC) -> str:
-    """SHA-256 over the plugin's pom.xml and src/ tree (paths and bytes): the build cache key."""
+    """SHA-256 over the plugin's pom.xml and src/main + src/assembly trees (paths and bytes): the build cache key
+    (test sources do not go into the zip, so changing them rebuilds nothing)."""
     h = hashlib.sha256()
-    for f in sorted([src / "pom.xml", *(p for p in (src / "src").rglob("*") if p.is_file())]):
+    files = [p for d in ("main", "assembly") for p in (src / "src" / d).rglob("*") if p.is_file()]
+    for f in sorted([src / "pom.xml", *files]):
         h.update(str(f.relative_to(src)).encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
@@ -423,7 +425,8 @@ def build_rescorer(java: Path, root: Path, offline: bool = False) -> Path:
         shutil.rmtree(build, ignore_errors=True)
         build.mkdir(parents=True)
         shutil.copy2(RESCORER_SRC / "pom.xml", build / "pom.xml")
-        shutil.copytree(RESCORER_SRC / "src", build / "src")
+        for d in ("main", "assembly"):
+            shutil.copytree(RESCORER_SRC / "src" / d, build / "src" / d)
         cmd = [mvn, "-B", "-q", "-Dstyle.color=never", "-DskipTests", "package"]
         if offline:
             cmd.insert(1, "-o")

@@ -16,11 +16,40 @@ import java.util.Map;
  * ignores. {@code run} is thread-safe; {@link #close()} frees the native session.
  */
 public final class OrtScorer implements AutoCloseable {
+    private static OrtEnvironment shared;
     private final OrtEnvironment env;
     private final OrtSession session;
 
+    /**
+     * The process-wide ONNX Runtime environment. In the node the {@code ai.onnxruntime} classes are ML Commons' (the
+     * plugin extends {@code opensearch-ml}), and DJL creates that environment with its own thread options, which
+     * ONNX Runtime refuses once any environment exists; so DJL's OnnxRuntime engine is initialised first (a no-op
+     * when ML Commons already did), and the rescorer then shares its environment. Without DJL (unit tests) a plain
+     * environment is created.
+     */
+    static synchronized OrtEnvironment environment() {
+        if (shared == null) {
+            ClassLoader loader = OrtEnvironment.class.getClassLoader();
+            Thread thread = Thread.currentThread();
+            ClassLoader previous = thread.getContextClassLoader();
+            try {
+                thread.setContextClassLoader(loader);
+                Class<?> engine = Class.forName("ai.djl.engine.Engine", true, loader);
+                engine.getMethod("getEngine", String.class).invoke(null, "OnnxRuntime");
+            } catch (ClassNotFoundException e) {
+                // no DJL next to ONNX Runtime: nobody else creates the environment
+            } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+                // DJL could not start its engine; ML Commons would fail the same way, the rescorer still runs
+            } finally {
+                thread.setContextClassLoader(previous);
+            }
+            shared = OrtEnvironment.getEnvironment();
+        }
+        return shared;
+    }
+
     public OrtScorer(byte[] onnx, int intraOpThreads) throws OrtException {
-        env = OrtEnvironment.getEnvironment();
+        env = environment();
         try (OrtSession.SessionOptions opts = new OrtSession.SessionOptions()) {
             opts.setIntraOpNumThreads(intraOpThreads);
             opts.setInterOpNumThreads(1);
