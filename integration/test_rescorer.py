@@ -157,7 +157,7 @@ def test_blend_mode_and_stored_fields(cluster, indices, models):
 
 
 def test_alias_switch_under_the_rescorer(cluster, t, indices, models):
-    (reg0, s0), (reg1, s1) = models[0], models[1]
+    (_, s0), (reg1, s1) = models[0], models[1]
     q = "wireless mouse"
     body = rescore.rescore_search_body(q, model=ALIAS, fields=["title"], window_size=30, size=10)
     pool = _search(cluster, INDEX, {"size": 30, "query": {"match": {"title": q}}})

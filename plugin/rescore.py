@@ -117,11 +117,9 @@ def check_rescore_body(body: dict) -> None:
 
 
 def rescorer_installed(t: Transport) -> bool:
-    """Whether every node of the cluster has the distilrank plugin."""
-    rows = t.request("GET", "/_cat/plugins", params={"format": "json"}) or []
-    nodes = {r.get("name") for r in rows}
-    with_plugin = {r.get("name") for r in rows if r.get("component") == PLUGIN}
-    return bool(with_plugin) and with_plugin >= {n for n in nodes if n}
+    """Whether every node of the cluster has the distilrank plugin (``GET _nodes/plugins``)."""
+    nodes = (t.request("GET", "/_nodes/plugins") or {}).get("nodes") or {}
+    return bool(nodes) and all(any(p.get("name") == PLUGIN for p in n.get("plugins") or []) for n in nodes.values())
 
 
 def model_record(t: Transport, model_id: str) -> dict | None:
