@@ -276,15 +276,26 @@ def student_variants(cfg: RunConfig, signals: TeacherSignals, n_transfer: int) -
     return out
 
 
-def _train_config(section: StudentSection, v: Variant, seed: int) -> StudentTrainConfig:
-    """Optimisation settings of ``v``.  Gold-label students run ``gold_epochs`` with the learning-rate schedule
-    stretched to them (the same total decay from first to last epoch as the distilled students)."""
-    epochs, decay = section.epochs, section.lr_decay
+def student_configs(section: StudentSection, vocab_size: int, *, seed: int = 0) -> tuple[StudentConfig, StudentTrainConfig]:
+    """The architecture and optimisation settings a ``[student]`` section describes, for a vocabulary of
+    ``vocab_size`` tokens (the one conversion from the config to :func:`distill.student.train.train_student`)."""
+    model = StudentConfig(vocab_size=vocab_size, bigram_buckets=section.bigram_buckets, embedding_dim=section.embedding_dim,
+                          hidden=list(section.hidden), interactions=section.interactions, dropout=section.dropout)
+    train = StudentTrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, embedding_lr=section.embedding_lr,
+                               lr_decay=section.lr_decay, loss=section.loss, seed=seed)
+    return model, train
+
+
+def _variant_configs(section: StudentSection, v: Variant, vocab_size: int, seed: int) -> tuple[StudentConfig, StudentTrainConfig]:
+    """Settings of ``v``: the section's, with the variant's changes.  Gold-label students run ``gold_epochs`` with
+    the learning-rate schedule stretched to them (the same total decay from first to last epoch as the others)."""
+    model, train = student_configs(section, vocab_size, seed=seed)
+    model = replace(model, interactions=v.interactions, embedding_dim=v.embedding_dim or model.embedding_dim)
+    train = replace(train, loss="bce" if v.gold else v.loss)
     if v.gold and section.gold_epochs and section.gold_epochs != section.epochs:
-        epochs = section.gold_epochs
-        decay = section.lr_decay ** ((section.epochs - 1) / max(epochs - 1, 1))
-    return StudentTrainConfig(epochs=epochs, batch_size=section.batch_size, lr=section.lr, embedding_lr=section.embedding_lr,
-                              lr_decay=decay, loss="bce" if v.gold else v.loss, seed=seed)
+        train = replace(train, epochs=section.gold_epochs,
+                        lr_decay=section.lr_decay ** ((section.epochs - 1) / max(section.gold_epochs - 1, 1)))
+    return model, train
 
 
 def student_tokenizer(cfg: RunConfig, data: RunData, out: Path):
@@ -343,10 +354,7 @@ def train_students(cfg: RunConfig, data: RunData, signals: TeacherSignals, varia
     for name, v in sorted(variants.items(), key=lambda kv: len(data.train) if kv[1].gold else (kv[1].rows or len(data.transfer))):
         sdir = out / "students" / name.replace("=", "-").replace("@", "-at-")
         dirs[name] = sdir
-        base = StudentConfig(vocab_size=tokenizer.get_vocab_size(), bigram_buckets=cfg.student.bigram_buckets,
-                             embedding_dim=v.embedding_dim or cfg.student.embedding_dim, hidden=list(cfg.student.hidden),
-                             interactions=v.interactions, dropout=cfg.student.dropout)
-        train_cfg = _train_config(cfg.student, v, cfg.seed)
+        base, train_cfg = _variant_configs(cfg.student, v, tokenizer.get_vocab_size(), cfg.seed)
         what = {k: val for k, val in asdict(v).items() if k not in ("name", "baseline")}  # what the student is trained on
         settings = {"variant": what, "model": base.to_dict(), "train": asdict(train_cfg)}
         if _reuse_student(sdir, settings):

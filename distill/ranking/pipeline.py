@@ -165,7 +165,7 @@ def run_fold(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool, p
     from distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
     from distill.student.train import train_student
     from distill.targets import fit_stacker, soft_targets
-    from distill.pipeline import _student_configs
+    from distill.pipeline import student_configs
 
     cfg = data.cfg
     ce_queries, stack_queries = split_queries(fold.train, cfg.judgments.stack_fraction, seed=cfg.seed + fold.index)
@@ -210,7 +210,7 @@ def run_fold(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool, p
                                             vocab_size=cfg.student.vocab_size, min_count=cfg.student.min_count,
                                             max_length=cfg.student.max_length)
         save_tokenizer(tokenizer, tok_path)
-    model_cfg, train_cfg = _student_configs(cfg.student, tokenizer.get_vocab_size())
+    model_cfg, train_cfg = student_configs(cfg.student, tokenizer.get_vocab_size())
     T, main_how = cfg.distill.temperature, cfg.distill.combine
     variants: dict[str, tuple[Pairs, np.ndarray, dict]] = {
         "distilled": (data.transfer, soft_targets(combined("transfer", main_how), T), {"targets": main_how, "T": T})}
