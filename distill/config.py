@@ -74,7 +74,7 @@ class TeacherConfig:
 
 
 # one student per experiment, each differing from the main student in one setting (see distill.pipeline)
-EXPERIMENTS = ("gold", "temperature", "combine", "interactions", "loss", "init", "gold-init", "wide")
+EXPERIMENTS = ("gold", "temperature", "combine", "interactions", "loss", "init", "gold-init", "wide", "trigrams")
 
 
 @dataclass
@@ -99,6 +99,7 @@ class StudentSection:
     hidden: list[int] = field(default_factory=lambda: [1024, 512, 128, 64])
     interactions: bool = False
     dropout: float = 0.0
+    trigrams: bool = False  # hashed trigrams in the same buckets as the bigrams
     loss: str = "bce"  # bce: BCE on sigmoid(teacher logit / T) | mse: MSE on the teacher logit (Tang et al. 2019)
     init: str = "random"  # random | teacher: word embeddings start from the teacher's view of each word alone
     epochs: int = 4

@@ -21,6 +21,7 @@ paired test on each split (per-sentence correctness).  Choose settings on the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -221,6 +222,7 @@ class Variant:
     init: str
     rows: int | None = None
     embedding_dim: int | None = None  # None = the [student] section's
+    trigrams: bool | None = None  # None = the [student] section's
     baseline: str | None = None  # the variant an ablation is compared with (paired), besides the gold-label student
 
     @property
@@ -261,6 +263,8 @@ def student_variants(cfg: RunConfig, signals: TeacherSignals, n_transfer: int) -
     if "init" in exps:
         other = "random" if main.init == "teacher" else "teacher"
         ablations[f"init={other}"] = replace(main, init=other)
+    if "trigrams" in exps:
+        ablations["no-trigrams" if s.trigrams else "trigrams"] = replace(main, trigrams=not s.trigrams)
     if "wide" in exps:
         ablations[f"embedding_dim={2 * s.embedding_dim}"] = replace(main, embedding_dim=2 * s.embedding_dim)
     n = d.ablation_rows if 0 < d.ablation_rows < n_transfer else None
@@ -280,7 +284,8 @@ def student_configs(section: StudentSection, vocab_size: int, *, seed: int = 0) 
     """The architecture and optimisation settings a ``[student]`` section describes, for a vocabulary of
     ``vocab_size`` tokens (the one conversion from the config to :func:`distill.student.train.train_student`)."""
     model = StudentConfig(vocab_size=vocab_size, bigram_buckets=section.bigram_buckets, embedding_dim=section.embedding_dim,
-                          hidden=list(section.hidden), interactions=section.interactions, dropout=section.dropout)
+                          hidden=list(section.hidden), interactions=section.interactions, dropout=section.dropout,
+                          trigrams=section.trigrams)
     train = StudentTrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, embedding_lr=section.embedding_lr,
                                lr_decay=section.lr_decay, loss=section.loss, seed=seed)
     return model, train
@@ -290,7 +295,8 @@ def _variant_configs(section: StudentSection, v: Variant, vocab_size: int, seed:
     """Settings of ``v``: the section's, with the variant's changes.  Gold-label students run ``gold_epochs`` with
     the learning-rate schedule stretched to them (the same total decay from first to last epoch as the others)."""
     model, train = student_configs(section, vocab_size, seed=seed)
-    model = replace(model, interactions=v.interactions, embedding_dim=v.embedding_dim or model.embedding_dim)
+    model = replace(model, interactions=v.interactions, embedding_dim=v.embedding_dim or model.embedding_dim,
+                    trigrams=model.trigrams if v.trigrams is None else v.trigrams)
     train = replace(train, loss="bce" if v.gold else v.loss)
     if v.gold and section.gold_epochs and section.gold_epochs != section.epochs:
         train = replace(train, epochs=section.gold_epochs,
@@ -328,16 +334,26 @@ def _init_vectors(cfg: RunConfig, tokenizer, out: Path, dim: int, *, progress: b
     return vectors
 
 
+def _setting_defaults() -> dict[str, dict]:
+    """Field defaults of the three settings sections of ``settings.json`` (JSON-normalised)."""
+    def of(cls: type) -> dict:
+        return {f.name: json.loads(json.dumps(f.default)) for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
+    return {"variant": of(Variant), "model": of(StudentConfig), "train": of(StudentTrainConfig)}
+
+
 def _reuse_student(sdir: Path, settings: dict) -> bool:
     """True when ``sdir`` holds a finished student trained with exactly ``settings``; False when it holds none (or
     an unfinished one with the same settings, which then resumes).  Raises :class:`ConfigError` when the directory
     was trained with other settings (a changed config must not silently reuse an old student)."""
     path = sdir / "settings.json"
     if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(settings)):
-            diff = sorted(f"{section}.{k}" for section in settings for k in settings[section]
-                          if old.get(section, {}).get(k) != json.loads(json.dumps(settings[section]))[k])
+        old, new = json.loads(path.read_text()), json.loads(json.dumps(settings))
+        defaults = _setting_defaults()
+        # a setting added after the student was trained reads as its default
+        diff = sorted(f"{section}.{k}" for section in new for k in new[section]
+                      if old.get(section, {}).get(k, defaults[section].get(k, dataclasses.MISSING)) != new[section][k])
+        if diff:
             raise ConfigError(sdir, ", ".join(diff) or "settings",
                               "this student was trained with other settings; delete the directory or use another out_dir")
     elif (sdir / "state.pt").exists() or (sdir / "result.json").exists():

@@ -195,3 +195,14 @@ def test_cluster_runtimes_parse_tokenizer_and_run_graph(exported, quantized, stu
             assert np.max(np.abs(np.array(json.loads(int8.stdout)["scores"]) - here)) < 1e-3
     assert any(v.startswith(("0.19", "0.20")) for v, _ in runtimes)
     assert any(o == "1.16.3" for _, o in runtimes)
+
+
+def test_trigram_student_exports_with_parity(tmp_path):
+    sample = default_parity_pairs()
+    train = Pairs.concat([sentiment_pairs(200), sample.with_labels(np.full(len(sample), 0.5, np.float32))])
+    tok = build_student_tokenizer(train.queries + train.texts, min_count=1, max_length=64)
+    cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[16], trigrams=True)
+    train_student(train, train.labels, tok, tmp_path / "s", model_config=cfg, config=StudentTrainConfig(epochs=1, batch_size=64),
+                  progress=False)
+    res = export_student(tmp_path / "s", tmp_path / "export", name="trigram-student")
+    assert res.parity.passed and res.parity.max_abs_diff < 1e-4 and not interface_problems(describe_interface(res.onnx))

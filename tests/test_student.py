@@ -41,18 +41,23 @@ def test_normalisation_unknowns_and_truncation(tok):
 def _manual_bags(model, ids, types):
     """Independent recomputation of the bags with Python loops."""
     cfg, emb = model.config, model.embedding.weight.detach()
+    m = BIGRAM_HASH_MULTIPLIER
     out = []
     for seg in (0, 1):
         rows = [ids[i] for i in range(len(ids)) if types[i] == seg]
-        rows += [cfg.vocab_size + (ids[i] * BIGRAM_HASH_MULTIPLIER + ids[i + 1]) % cfg.bigram_buckets
+        rows += [cfg.vocab_size + (ids[i] * m + ids[i + 1]) % cfg.bigram_buckets
                  for i in range(len(ids) - 1) if types[i + 1] == seg]
+        if cfg.trigrams:
+            rows += [cfg.vocab_size + ((ids[i] * m + ids[i + 1]) * m + ids[i + 2]) % cfg.bigram_buckets
+                     for i in range(len(ids) - 2) if types[i + 2] == seg]
         out.append(emb[rows].sum(0) / math.sqrt(len(rows)))
     return torch.stack(out)
 
 
-def test_bags_match_manual_featurisation_and_ignore_padding(tok):
+@pytest.mark.parametrize("trigrams", [False, True])
+def test_bags_match_manual_featurisation_and_ignore_padding(tok, trigrams):
     torch.manual_seed(0)
-    model = StudentModel(StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=101, hidden=[8]))
+    model = StudentModel(StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=101, hidden=[8], trigrams=trigrams))
     enc = encode_pairs(tok, ["red shoes", "blue"], ["red wool socks", "mug"])
     ids, mask, types = (torch.from_numpy(a) for a in enc.batch(np.array([0, 1])))
     bags = model.bags(ids, mask, types)

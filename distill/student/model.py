@@ -8,6 +8,9 @@ feeds, so the same module exports to ONNX unchanged:
 * bigrams: adjacent id pairs ``(a, b)`` hashed into ``bigram_buckets`` rows,
   ``h(a, b) = (a * 1_000_003 + b) mod bigram_buckets``; a bigram belongs to the
   segment of its second token, so ``([SEP], t_1)`` opens the title bag;
+* trigrams (``trigrams = True``): id triples hashed into the same rows,
+  ``h(a, b, c) = ((a * 1_000_003 + b) * 1_000_003 + c) mod bigram_buckets``,
+  in the segment of their last token;
 * one embedding table of ``vocab_size + bigram_buckets`` rows, dim ``embedding_dim``;
 * per segment (query = type 0, title = type 1) the ``sqrtn`` combiner:
   ``sum(embeddings) / sqrt(number of n-grams)``;
@@ -38,6 +41,7 @@ class StudentConfig:
     hidden: list[int] = field(default_factory=lambda: [1024, 512, 128, 64])
     interactions: bool = False
     dropout: float = 0.0
+    trigrams: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,16 +79,25 @@ class StudentModel(nn.Module):
         """N-gram rows and bag weights of a batch.
 
         Returns:
-            ids: int64 ``[B, 2S-1]`` embedding rows (``S`` unigrams, then ``S-1`` hashed bigrams).
-            weights: float32 ``[B, 2, 2S-1]``; ``weights[:, 0]`` builds the query bag and
+            ids: int64 ``[B, N]`` embedding rows (``S`` unigrams, then ``S-1`` hashed bigrams, then with
+                ``trigrams`` ``S-2`` hashed trigrams: ``N = 2S-1`` or ``3S-3``).
+            weights: float32 ``[B, 2, N]``; ``weights[:, 0]`` builds the query bag and
                 ``weights[:, 1]`` the title bag (``1/sqrt(n)`` on the segment's n-grams, 0 elsewhere).
         """
         mask = attention_mask.to(torch.float32)
         first, second = input_ids[:, :-1], input_ids[:, 1:]
-        bigram = torch.remainder(first * BIGRAM_HASH_MULTIPLIER + second, self.config.bigram_buckets)
-        ids = torch.cat([input_ids, bigram + self.config.vocab_size], dim=1)
-        valid = torch.cat([mask, mask[:, :-1] * mask[:, 1:]], dim=1)
-        title = torch.cat([token_type_ids, token_type_ids[:, 1:]], dim=1).to(torch.float32)
+        pair = first * BIGRAM_HASH_MULTIPLIER + second
+        parts = [input_ids, torch.remainder(pair, self.config.bigram_buckets) + self.config.vocab_size]
+        valid_parts = [mask, mask[:, :-1] * mask[:, 1:]]
+        type_parts = [token_type_ids, token_type_ids[:, 1:]]
+        if self.config.trigrams:
+            triple = pair[:, :-1] * BIGRAM_HASH_MULTIPLIER + input_ids[:, 2:]
+            parts.append(torch.remainder(triple, self.config.bigram_buckets) + self.config.vocab_size)
+            valid_parts.append(mask[:, :-2] * mask[:, 1:-1] * mask[:, 2:])
+            type_parts.append(token_type_ids[:, 2:])
+        ids = torch.cat(parts, dim=1)
+        valid = torch.cat(valid_parts, dim=1)
+        title = torch.cat(type_parts, dim=1).to(torch.float32)
         weights = torch.stack([valid * (1.0 - title), valid * title], dim=1)
         counts = weights.sum(dim=2, keepdim=True).clamp(min=1.0)
         return ids, weights / torch.sqrt(counts)

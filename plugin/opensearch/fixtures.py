@@ -6,7 +6,8 @@ Run: .venv/bin/python plugin/opensearch/fixtures.py OUT_DIR   (from the reposito
   library gives for ``encode(q, d)``) for three tokenizers: the student tokenizer learned from real product titles
   (truncation 128), the same with truncation 24 (exercises LongestFirst), and the real all-MiniLM-L6-v2 WordPiece
   tokenizer (truncation 128). Pairs: the exporter's bundled parity sample (817), 10,764 real titles (all 6,764
-  ESCI products + 4,000 Icecat titles) each with a real ESCI shopping query, and edge cases (empty texts,
+  ESCI products + 4,000 Icecat titles) each with a real ESCI shopping query (vendored in ``parity-pairs.jsonl.gz``,
+  written from ``../shared/data`` by ``--vendor``), and edge cases (empty texts,
   ``[MASK]``, accents, CJK, emoji, control and zero-width characters, non-breaking spaces, very long texts).
 * ``student.zip`` (a default-architecture student with random weights, exported by ``distilrank export``'s code
   path) + ``student.scores.jsonl``: ``LocalScorer`` logits (one pair per ONNX Runtime call, as ML Commons runs it)
@@ -15,6 +16,7 @@ Run: .venv/bin/python plugin/opensearch/fixtures.py OUT_DIR   (from the reposito
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import random
@@ -36,7 +38,12 @@ EDGE = [
 ]
 
 
-def titles_and_queries() -> tuple[list[str], list[str]]:
+VENDORED = ROOT / "plugin" / "opensearch" / "parity-pairs.jsonl.gz"  # the real pairs, vendored (CI has no ../shared)
+
+
+def vendor_real_pairs() -> None:
+    """(Re)write ``VENDORED`` from ``../shared/data``: every ESCI title + 4,000 Icecat titles, each with a random real
+    ESCI shopping query, one ``{"q", "d"}`` per line (``python plugin/opensearch/fixtures.py --vendor``)."""
     from distill.data.readers import read_icecat_products
 
     esci = [json.loads(line)["title"] for line in (SHARED / "esci-shopping" / "products.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
@@ -45,7 +52,16 @@ def titles_and_queries() -> tuple[list[str], list[str]]:
     titles = [t for t in esci if t] + rng.sample(icecat, 4000)
     with open(SHARED / "esci-shopping" / "queries-unlabeled.tsv", encoding="utf-8") as fh:
         queries = [row[0] for row in csv.reader(fh, delimiter="\t") if row]
-    return titles, queries
+    rng = random.Random(1)
+    with gzip.open(VENDORED, "wt", encoding="utf-8") as fh:
+        for t in titles:
+            fh.write(json.dumps({"q": rng.choice(queries), "d": t}, ensure_ascii=False) + "\n")
+
+
+def real_pairs() -> list[tuple[str, str]]:
+    """The vendored real (query, title) pairs (10,764)."""
+    with gzip.open(VENDORED, "rt", encoding="utf-8") as fh:
+        return [(r["q"], r["d"]) for r in map(json.loads, fh) if r]
 
 
 def parity_sample() -> list[tuple[str, str]]:
@@ -61,7 +77,7 @@ def write_cases(out: Path, name: str, tok, pairs: list[tuple[str, str]]) -> None
 
 
 def main(out: Path) -> int:
-    stamp = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    stamp = hashlib.sha256(Path(__file__).read_bytes() + VENDORED.read_bytes()).hexdigest()
     if (out / ".stamp").is_file() and (out / ".stamp").read_text() == stamp:
         print(f"fixtures in {out} are up to date", file=sys.stderr)
         return 0
@@ -76,11 +92,9 @@ def main(out: Path) -> int:
     from plugin.local_scoring import LocalScorer
 
     out.mkdir(parents=True, exist_ok=True)
-    titles, queries = titles_and_queries()
-    rng = random.Random(1)
-    real = [(rng.choice(queries), t) for t in titles]
+    real = real_pairs()
     pairs = parity_sample() + real + EDGE
-    student_tok = build_student_tokenizer(titles + queries[:20000], min_count=2, max_length=128)
+    student_tok = build_student_tokenizer([d for _, d in real] + [q for q, _ in real], min_count=2, max_length=128)
     write_cases(out, "student", student_tok, pairs)
     short = Tokenizer.from_str(student_tok.to_str())
     short.enable_truncation(24, strategy="longest_first")
@@ -108,4 +122,7 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--vendor"]:
+        vendor_real_pairs()
+        sys.exit(0)
     sys.exit(main(Path(sys.argv[1]).resolve()))
