@@ -245,6 +245,25 @@ def test_ab_run_with_teacher_judge_and_promote(cluster, setup, capsys, t):
     assert api.pipeline_spec(t, f"distilrank-{PROD}")["depth"] == 30
 
 
+def test_an_alias_arm_uses_the_pipeline_recorded_at_promote(cluster, setup, t):
+    """An alias promoted with a custom pipeline name is searched through that pipeline, not distilrank-<alias>."""
+    from plugin import aliases
+    from plugin.abtest.config import load_ab_config
+    from plugin.abtest.runner import resolve_arms
+
+    alias, custom = f"it{PID}-ab-custom", f"it{PID}-custom-pipeline"
+    try:
+        aliases.promote(t, alias, setup["model_id"], pipeline=custom, document_fields=["title"], depth=30, size=10, index=INDEX)
+        cfg = load_ab_config(_config(setup["work"], cluster, teacher=None, name="custom-pipeline").as_posix())
+        cfg.arms[1].alias = alias
+        arms = resolve_arms(t, cfg)
+        assert arms["student"]["pipeline"] == custom and arms["student"]["model_id"] == setup["model_id"]
+        assert ml_api.get_search_pipeline(t, aliases.pipeline_name(alias)) is None
+    finally:
+        ml_api.delete_search_pipeline(t, custom)
+        t.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{alias}", ok_statuses=(404,))
+
+
 def test_live_router_split_and_search(cluster, setup):
     exp = Experiment("it-staging", f"salt-{PID}", [Arm("control", None, 80.0), Arm("student", f"distilrank-{STAGING}", 20.0)])
     counts = {"control": 0, "student": 0}

@@ -31,12 +31,17 @@ from plugin.transport import Transport
 
 def resolve_arms(t: Transport, cfg: ABConfig) -> dict[str, dict]:
     """Per arm: ``{"pipeline", "rerank", "model_id", "spec"}``; fails on a pipeline or alias that does not exist."""
+    from plugin import aliases, registry_store
+
     out = {}
     for arm in cfg.arms:
-        pipeline = arm.pipeline or (f"distilrank-{arm.alias}" if arm.alias else None)
+        pipeline = arm.pipeline
+        if not pipeline and arm.alias:  # the pipeline recorded at promote time (a custom --pipeline included)
+            record = registry_store.get_alias(t, arm.alias)
+            pipeline = record["pipeline"] if record else aliases.pipeline_name(arm.alias)
         info: dict[str, Any] = {"pipeline": pipeline, "alias": arm.alias, "rerank": False, "model_id": None, "spec": None}
         if arm.rescore:
-            from plugin import registry_store, rescore
+            from plugin import rescore
 
             model = arm.rescore["model"]
             record = registry_store.get_alias(t, model)
