@@ -419,7 +419,7 @@ def _onnx_ms_per_pair(student_dir: Path, pairs: Pairs) -> float:
     """ONNX Runtime milliseconds per pair, one pair per call on one thread (the ML Commons way), measured once per
     student and kept in its ``onnx_latency.json`` (a resumed run reports the same number)."""
     from plugin.export.onnx_graph import export_onnx
-    from plugin.export.parity import ms_per_pair_single_calls, onnx_session
+    from plugin.serving_contract import ms_per_pair_single_calls, onnx_session
 
     cached = student_dir / "onnx_latency.json"
     if cached.exists():

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from distill.data.pairs import Pairs
-from plugin.export.parity import onnx_session, score_like_ml_commons
+from plugin.serving_contract import onnx_session, score_like_ml_commons
 
 
 class LocalScorer:

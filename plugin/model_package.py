@@ -17,7 +17,7 @@ from pathlib import Path
 
 from distill.errors import DistilRankError
 from plugin.export.model_zip import sha256_file, validate_model_zip
-from plugin.export.onnx_graph import describe_interface, interface_problems
+from plugin.serving_contract import describe_interface, interface_problems
 from plugin.ml_api import MAX_CHUNK_BYTES
 
 

@@ -16,8 +16,7 @@ from distill.data.pairs import Pairs
 from distill.errors import DistilRankError
 from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 from distill.teacher.model import load_teacher
-from plugin.export.onnx_graph import INPUT_NAMES, interface_problems
-from plugin.export.parity import onnx_session, score_like_ml_commons
+from plugin.serving_contract import INPUT_NAMES, interface_problems, onnx_session, score_like_ml_commons
 from plugin.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
 from plugin.model_package import inspect_model_zip
 

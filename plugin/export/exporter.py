@@ -20,8 +20,9 @@ from distill.errors import DistilRankError
 from distill.student.store import load_student
 from plugin.export.model_card import write_model_card
 from plugin.export.model_zip import build_model_zip
-from plugin.export.onnx_graph import describe_interface, export_onnx
-from plugin.export.parity import ParityReport, check_parity, ms_per_pair_single_calls, onnx_session
+from plugin.export.onnx_graph import export_onnx
+from plugin.export.parity import ParityReport, check_parity
+from plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
 from plugin.export.serving_tokenizer import write_serving_tokenizer
 
 

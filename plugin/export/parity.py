@@ -9,16 +9,18 @@ Both give raw logits; the check fails when any pair differs by more than ``toler
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from distill.data.pairs import Pairs
-from distill.student.store import Student
+from plugin.serving_contract import onnx_session, score_like_ml_commons
+
+if TYPE_CHECKING:
+    from distill.student.store import Student
 
 
 @dataclass
@@ -29,38 +31,6 @@ class ParityReport:
     tolerance: float
     passed: bool
     worst: list[dict] = field(default_factory=list)
-
-
-def onnx_session(model_path: str | Path, threads: int = 1) -> ort.InferenceSession:
-    """A CPU session with ``threads`` intra-op threads (ML Commons runs one pair at a time)."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
-
-
-def score_like_ml_commons(session: ort.InferenceSession, tokenizer: Tokenizer, pairs: Pairs) -> np.ndarray:
-    """Logits ``[N]`` float32, one ``(query, doc)`` pair per run, as ML Commons does it."""
-    out = np.empty(len(pairs), dtype=np.float32)
-    for i, (q, d) in enumerate(pairs):
-        enc = tokenizer.encode(q, d)
-        feed = {"input_ids": np.array([enc.ids], dtype=np.int64), "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
-                "token_type_ids": np.array([enc.type_ids], dtype=np.int64)}
-        outputs = session.run(None, feed)
-        out[i] = outputs[0].reshape(-1)[0]  # ML Commons takes element 0 of every output
-    return out
-
-
-def ms_per_pair_single_calls(session: ort.InferenceSession, tokenizer: Tokenizer, pairs: Pairs, *, n: int = 100, repeats: int = 5) -> float:
-    """Best-of-``repeats`` milliseconds per pair, scoring the first ``n`` pairs one per call (tokenisation included)."""
-    sample = pairs.select(range(min(n, len(pairs))))
-    score_like_ml_commons(session, tokenizer, sample)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        score_like_ml_commons(session, tokenizer, sample)
-        best = min(best, time.perf_counter() - t0)
-    return 1000 * best / len(sample)
 
 
 def check_parity(student: Student, model_path: str | Path, tokenizer_path: str | Path, pairs: Pairs, *, tolerance: float = 1e-4) -> ParityReport:

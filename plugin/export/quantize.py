@@ -18,8 +18,7 @@ from tokenizers import Tokenizer
 from distill.data.pairs import Pairs
 from distill.errors import DistilRankError
 from distill.evaluation.metrics import accuracy
-from plugin.export.onnx_graph import describe_interface, interface_problems
-from plugin.export.parity import ms_per_pair_single_calls, onnx_session, score_like_ml_commons
+from plugin.serving_contract import describe_interface, interface_problems, ms_per_pair_single_calls, onnx_session, score_like_ml_commons
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:

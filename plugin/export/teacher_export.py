@@ -31,8 +31,9 @@ from distill.atomic import write_json
 from distill.data.pairs import Pairs
 from distill.errors import DistilRankError
 from plugin.export.model_zip import build_model_zip
-from plugin.export.onnx_graph import describe_interface, export_module_onnx
-from plugin.export.parity import check_parity, ms_per_pair_single_calls, onnx_session
+from plugin.export.onnx_graph import export_module_onnx
+from plugin.export.parity import check_parity
+from plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
 from plugin.export.serving_tokenizer import write_serving_tokenizer
 
 DEFAULT_MAX_LENGTH = 128
