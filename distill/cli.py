@@ -10,43 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from distill.errors import DistilRankError
-
-
-def _add_data_args(p: argparse.ArgumentParser, prefix: str = "", *, labels: bool = True) -> None:
-    """Column mapping flags shared by every command that reads pairs."""
-    p.add_argument(f"--{prefix}query-field", default="query", help="query column ('' = single-text mode, query empty)")
-    p.add_argument(f"--{prefix}text-field", default="text", help="text/title column")
-    if labels:
-        p.add_argument(f"--{prefix}label-field", default="label", help="label column ('' = unlabeled)")
-    p.add_argument(f"--{prefix}format", default="auto", choices=["auto", "jsonl", "csv", "tsv", "parquet", "amazon-reviews"])
-    p.add_argument(f"--{prefix}limit", type=int, default=0, help="read only the first N rows (0 = all)")
-
-
-def _read(args: argparse.Namespace, path: str, prefix: str = "", *, require_labels: bool = False):
-    from distill.config import DataSource
-    from distill.pipeline import load_source
-
-    get = lambda name, default="": getattr(args, f"{prefix}{name}", default)  # noqa: E731
-    src = DataSource(path=path, format=get("format", "auto"), query_field=get("query_field"), text_field=get("text_field", "text"),
-                     label_field=get("label_field", ""), limit=get("limit", 0), sentences=True)
-    return load_source(src, require_labels=require_labels)
-
-
-def _emit(args: argparse.Namespace, result: dict, human: str) -> None:
-    if args.json:
-        print(json.dumps(result, indent=2, default=str))
-    else:
-        print(human)
-
-
-def _log(args: argparse.Namespace) -> Callable[[str], None]:
-    return (lambda m: print(m, file=sys.stderr)) if args.json else print
+from distill.cli_support import add_data_args, emit, log_for, read_source_arg
 
 
 # --- commands -----------------------------------------------------------------
@@ -66,14 +35,14 @@ def cmd_run(args: argparse.Namespace) -> None:
         if args.out_dir:
             rcfg.out_dir = str(Path(args.out_dir).resolve())
         transport = Transport(load_connection(args.config))
-        summary = run_ranking(rcfg, transport, log=_log(args))
+        summary = run_ranking(rcfg, transport, log=log_for(args))
         if args.json:
             print(json.dumps(summary, indent=2, default=str))
         return
     cfg = load_config(args.config)
     if args.out_dir:
         cfg.out_dir = str(Path(args.out_dir).resolve())
-    summary = run_pipeline(cfg, log=_log(args))
+    summary = run_pipeline(cfg, log=log_for(args))
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
 
@@ -82,43 +51,43 @@ def cmd_augment(args: argparse.Namespace) -> None:
     from distill.augment import augment
     from distill.data.readers import write_pairs
 
-    pairs = _read(args, args.input)
+    pairs = read_source_arg(args, args.input)
     out = augment(pairs, n_per_example=args.n_per_example, p_mask=args.p_mask, p_swap=args.p_swap, p_ngram=args.p_ngram,
                   seed=args.seed, max_rows=args.max_rows)
     write_pairs(out, args.out)
-    _emit(args, {"input_rows": len(pairs), "output_rows": len(out), "out": args.out}, f"augmented {len(pairs)} rows into {len(out)} new rows: {args.out}")
+    emit(args, {"input_rows": len(pairs), "output_rows": len(out), "out": args.out}, f"augmented {len(pairs)} rows into {len(out)} new rows: {args.out}")
 
 
 def cmd_teacher_train(args: argparse.Namespace) -> None:
     from distill.config import resolve_base_model
     from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 
-    train = _read(args, args.train, require_labels=True)
-    dev = _read(args, args.dev, require_labels=True) if args.dev else None
+    train = read_source_arg(args, args.train, require_labels=True)
+    dev = read_source_arg(args, args.dev, require_labels=True) if args.dev else None
     cfg = TeacherTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, max_length=args.max_length,
                              max_steps=args.max_steps or None, num_layers=args.num_layers or None, seed=args.seed,
                              mixed_precision=args.mixed_precision, device=args.device)
     res = finetune_teacher(resolve_base_model(args.base), train, dev, args.out, config=cfg, resume=not args.restart)
     from dataclasses import asdict
 
-    _emit(args, asdict(res), f"teacher saved to {res.best_dir}; {res.steps} steps, {res.examples_per_second:.0f} examples/s; best dev {res.best}")
+    emit(args, asdict(res), f"teacher saved to {res.best_dir}; {res.steps} steps, {res.examples_per_second:.0f} examples/s; best dev {res.best}")
 
 
 def cmd_teacher_score(args: argparse.Namespace) -> None:
     from distill.teacher.scoring import parse_shard, score_transfer_set
 
-    pairs = _read(args, args.input)
+    pairs = read_source_arg(args, args.input)
     rep = score_transfer_set(args.teacher, pairs, args.out, shard=parse_shard(args.shard), chunk_size=args.chunk_size,
                              batch_size=args.batch_size, max_length=args.max_length, device=args.device)
     state = "complete: logits.npy written" if rep["complete"] else f"{rep['chunks_done']}/{rep['chunks_total']} chunks done"
-    _emit(args, rep, f"scored {rep['rows_scored']} rows ({rep['rows_per_second']:.0f} rows/s); {state}")
+    emit(args, rep, f"scored {rep['rows_scored']} rows ({rep['rows_per_second']:.0f} rows/s); {state}")
 
 
 def cmd_teacher_merge(args: argparse.Namespace) -> None:
     from distill.teacher.scoring import merge_chunks
 
     z = merge_chunks(args.out)
-    _emit(args, {"rows": len(z), "out": str(Path(args.out) / "logits.npy")}, f"merged {len(z)} logits into {Path(args.out) / 'logits.npy'}")
+    emit(args, {"rows": len(z), "out": str(Path(args.out) / "logits.npy")}, f"merged {len(z)} logits into {Path(args.out) / 'logits.npy'}")
 
 
 def _load_score_dirs(dirs: list[str]) -> np.ndarray:
@@ -130,7 +99,7 @@ def _load_score_dirs(dirs: list[str]) -> np.ndarray:
 def cmd_targets_sweep(args: argparse.Namespace) -> None:
     from distill.targets import best_calibration_temperature, temperature_sweep
 
-    dev = _read(args, args.data, require_labels=True)
+    dev = read_source_arg(args, args.data, require_labels=True)
     z = _load_score_dirs(args.scores).mean(axis=0)
     if len(z) != len(dev):
         raise DistilRankError(f"{args.scores}: {len(z)} logits but {args.data} has {len(dev)} rows")
@@ -138,20 +107,20 @@ def cmd_targets_sweep(args: argparse.Namespace) -> None:
     rows = temperature_sweep(z, dev.labels, temps)
     best = best_calibration_temperature(z, dev.labels)
     lines = [f"T={r['temperature']:<5g} nll {r['nll']:.4f}  ece {r['ece']:.4f}  target entropy {r['target_entropy']:.3f} bits" for r in rows]
-    _emit(args, {"sweep": rows, "best_calibration_temperature": best}, "\n".join(lines + [f"NLL-optimal T: {best:.2f}"]))
+    emit(args, {"sweep": rows, "best_calibration_temperature": best}, "\n".join(lines + [f"NLL-optimal T: {best:.2f}"]))
 
 
 def cmd_targets_stack(args: argparse.Namespace) -> None:
     from distill.atomic import write_json
     from distill.targets import average_logits, binary_nll, fit_stacker
 
-    held = _read(args, args.data, require_labels=True)
+    held = read_source_arg(args, args.data, require_labels=True)
     z = _load_score_dirs(args.scores)
     names = args.names.split(",") if args.names else [Path(d).parent.name for d in args.scores]
     st = fit_stacker(z, held.labels, names, l2=args.l2)
     write_json(args.out, st.to_dict())
     res = {**st.to_dict(), "nll_stacked": binary_nll(st.apply(z), held.labels), "nll_mean": binary_nll(average_logits(z), held.labels)}
-    _emit(args, res, f"stacker {dict(zip(names, st.weights))} bias {st.bias:.3f}; NLL {res['nll_stacked']:.4f} vs mean {res['nll_mean']:.4f}; wrote {args.out}")
+    emit(args, res, f"stacker {dict(zip(names, st.weights))} bias {st.bias:.3f}; NLL {res['nll_stacked']:.4f} vs mean {res['nll_mean']:.4f}; wrote {args.out}")
 
 
 def cmd_student_train(args: argparse.Namespace) -> None:
@@ -162,7 +131,7 @@ def cmd_student_train(args: argparse.Namespace) -> None:
     from distill.student.train import StudentTrainConfig, train_student
     from distill.targets import Stacker, average_logits, soft_targets
 
-    pairs = _read(args, args.data, require_labels=args.gold)
+    pairs = read_source_arg(args, args.data, require_labels=args.gold)
     if args.gold:
         from distill.evaluation.metrics import positives
 
@@ -182,7 +151,7 @@ def cmd_student_train(args: argparse.Namespace) -> None:
     tc = StudentTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, embedding_lr=args.embedding_lr)
     res = train_student(pairs, targets, tok, args.out, model_config=mc, config=tc, resume=not args.restart,
                         metadata={"temperature": None if args.gold else args.temperature, "scores": args.scores, "gold": args.gold})
-    _emit(args, asdict(res), f"student saved to {args.out}: {res.epochs_run} epochs, best val loss {res.best_val_loss:.4f}, {res.pairs_per_second:.0f} pairs/s")
+    emit(args, asdict(res), f"student saved to {args.out}: {res.epochs_run} epochs, best val loss {res.best_val_loss:.4f}, {res.pairs_per_second:.0f} pairs/s")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -190,7 +159,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from distill.evaluation.report import write_report
     from distill.student.store import load_student
 
-    data = _read(args, args.data)
+    data = read_source_arg(args, args.data)
     student = load_student(args.student).score(data)
     teacher = None
     if args.teacher_scores:
@@ -204,7 +173,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     result = evaluate_scores(data, student, teacher, k=args.k)
     paths = write_report(result, args.out, title=f"{Path(args.student).name} on {Path(args.data).name}", student_logits=student,
                          teacher_logits=teacher, labels=data.labels)
-    _emit(args, {"result": result, "report": {k: str(v) for k, v in paths.items()}}, format_summary(result) + f"\nreport: {paths['html']}")
+    emit(args, {"result": result, "report": {k: str(v) for k, v in paths.items()}}, format_summary(result) + f"\nreport: {paths['html']}")
 
 
 # --- parser -------------------------------------------------------------------
@@ -223,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("augment", help="synthesise transfer data (masking, word swaps, n-gram sampling)")
     p.add_argument("input")
     p.add_argument("--out", required=True, help="output file (.jsonl/.csv/.tsv/.parquet)")
-    _add_data_args(p, labels=False)
+    add_data_args(p, labels=False)
     p.add_argument("--n-per-example", type=int, default=4)
     p.add_argument("--p-mask", type=float, default=0.1)
     p.add_argument("--p-swap", type=float, default=0.1)
@@ -238,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True)
     p.add_argument("--dev")
     p.add_argument("--out", required=True)
-    _add_data_args(p)
+    add_data_args(p)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-5)
@@ -255,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", required=True)
     p.add_argument("--input", required=True)
     p.add_argument("--out", required=True)
-    _add_data_args(p, labels=False)
+    add_data_args(p, labels=False)
     p.add_argument("--shard", default="0/1")
     p.add_argument("--chunk-size", type=int, default=4096)
     p.add_argument("--batch-size", type=int, default=128)
@@ -272,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", nargs="+", required=True, help="teacher score directories (averaged)")
     p.add_argument("--data", required=True, help="the labeled rows those scores belong to")
     p.add_argument("--temperatures", default="1,2,4")
-    _add_data_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_targets_sweep)
     p = targets.add_parser("stack", help="fit a logistic-regression stacker on held-out labeled teacher logits")
     p.add_argument("--scores", nargs="+", required=True)
@@ -280,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True)
     p.add_argument("--out", required=True, help="stacker JSON")
     p.add_argument("--l2", type=float, default=1e-2)
-    _add_data_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_targets_stack)
 
     student = sub.add_parser("student", help="train the n-gram student").add_subparsers(dest="student_command", required=True)
@@ -292,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gold", action="store_true", help="train on the gold labels instead (baseline)")
     p.add_argument("--out", required=True)
     p.add_argument("--tokenizer", help="reuse a student tokenizer.json instead of building one from --data")
-    _add_data_args(p)
+    add_data_args(p)
     p.add_argument("--vocab-size", type=int, default=200_000)
     p.add_argument("--min-count", type=int, default=1)
     p.add_argument("--max-length", type=int, default=128)
@@ -314,10 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-scores", nargs="*", help="precomputed teacher score directories for --data")
     p.add_argument("--out", required=True)
     p.add_argument("--k", type=int, default=10)
-    _add_data_args(p)
+    add_data_args(p)
     p.set_defaults(func=cmd_eval)
 
-    for extra in _extensions():
+    from plugin.cli import add_commands  # export, plugin, ab: the serving half's command groups (a broken import fails loudly)
+
+    for extra in (add_commands,):
         extra(sub)
     return parser
 
@@ -342,18 +313,6 @@ def _accept_json_everywhere(sub: argparse._SubParsersAction) -> None:
         return parser
 
     sub.add_parser = add_parser  # type: ignore[method-assign]
-
-
-def _extensions() -> list[Callable]:
-    """Subcommand groups provided by other packages (export, plugin) when importable."""
-    hooks = []
-    for module, attr in (("plugin.cli", "add_commands"),):
-        try:
-            mod = __import__(module, fromlist=[attr])
-            hooks.append(getattr(mod, attr))
-        except ImportError:
-            continue
-    return hooks
 
 
 ID_FLAGS = ("--model-id",)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from distill.cli import _emit, _read
+    from distill.cli_support import emit, read_source_arg
     from plugin.export import export_student
 
     if args.teacher:
@@ -21,7 +21,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         data = json.loads(Path(args.metrics).read_text())
         result = data.get("result", data.get("main", data))
         metrics = {"student": result.get("student"), "teacher": result.get("teacher"), "recovery": result.get("recovery")}
-    pairs = _read(args, args.parity_data) if args.parity_data else None
+    pairs = read_source_arg(args, args.parity_data) if args.parity_data else None
     quality = None
     if args.quality_data:
         from distill.config import DataSource
@@ -39,12 +39,12 @@ def cmd_export(args: argparse.Namespace) -> None:
         q = res.quantization
         human += (f"\nint8: accuracy {q['int8_accuracy']:.2f}% vs fp32 {q['fp32_accuracy']:.2f}%, {q['speedup']:.2f}x faster per call "
                   f"-> shipped {res.precision}")
-    _emit(args, asdict(res), human)
+    emit(args, asdict(res), human)
 
 
 def cmd_export_teacher(args: argparse.Namespace) -> None:
     """``distilrank export --teacher DIR``: :func:`plugin.export.teacher_export.export_cross_encoder_teacher`."""
-    from distill.cli import _emit, _read
+    from distill.cli_support import emit, read_source_arg
     from distill.errors import DistilRankError
     from plugin.export.teacher_export import export_cross_encoder_teacher
 
@@ -52,7 +52,7 @@ def cmd_export_teacher(args: argparse.Namespace) -> None:
                                              ("--quality-data", args.quality_data)) if given]
     if student_only:
         raise DistilRankError(f"export --teacher: {', '.join(student_only)} only apply to a student export")
-    pairs = _read(args, args.parity_data) if args.parity_data else None
+    pairs = read_source_arg(args, args.parity_data) if args.parity_data else None
     res = export_cross_encoder_teacher(args.teacher, args.out, name=args.name, max_length=args.max_length or None,
                                        parity_pairs=pairs, tolerance=args.tolerance)
     human = (f"exported teacher {res['zip']} ({res['zip_bytes']:,} bytes, sha256 {res['sha256']})\n"
@@ -60,7 +60,7 @@ def cmd_export_teacher(args: argparse.Namespace) -> None:
              f"(tolerance {res['parity']['tolerance']:g}); truncation {res['max_length']} tokens\n"
              f"onnx runtime, 1 thread, one pair per call: {res['latency']['onnx_ms_per_pair_single_call']:.3f} ms/pair\n"
              f"model card: {res['card_json']}")
-    _emit(args, res, human)
+    emit(args, res, human)
 
 
 def _add_connection_args(p: argparse.ArgumentParser) -> None:
@@ -89,13 +89,13 @@ def _transport(args: argparse.Namespace):
 
 
 def _finish(args: argparse.Namespace, t, result: dict, human: str) -> None:
-    from distill.cli import _emit
+    from distill.cli_support import emit
 
     if t.dry_run:
         result = {**result, "dry_run": True, "planned_requests": [r.to_dict() for r in t.planned]}
         human = (human + "\n" if human else "") + f"dry run: {len(t.planned)} write request(s) not sent:\n" + \
             "\n".join(f"  {str(r)}".replace("\n", "\n  ") for r in t.planned)
-    _emit(args, result, human)
+    emit(args, result, human)
 
 
 def _split_docs(values: list[str] | None, path: str | None) -> list[str]:
@@ -113,7 +113,7 @@ def _split_docs(values: list[str] | None, path: str | None) -> list[str]:
 
 def cmd_rescore_body(args: argparse.Namespace) -> None:
     """``distilrank plugin rescore-body``: print a checked search body for the distilrank rescorer."""
-    from distill.cli import _emit
+    from distill.cli_support import emit
     from plugin.rescore import rescore_search_body
 
     fields = [f for f in (args.fields or "title").split(",") if f]
@@ -125,7 +125,7 @@ def cmd_rescore_body(args: argparse.Namespace) -> None:
         from plugin.pipelines import check_fields
 
         check_fields(_transport(args), args.index, fields)
-    _emit(args, body, json.dumps(body, indent=2, ensure_ascii=False))
+    emit(args, body, json.dumps(body, indent=2, ensure_ascii=False))
 
 
 def cmd_plugin(args: argparse.Namespace) -> None:
@@ -243,7 +243,7 @@ def cmd_ab(args: argparse.Namespace) -> None:
         _finish(args, t, res, f"alias {args.alias} -> {res['model_id']} (arm {res['arm']}: {res['reason']}) "
                               f"via pipeline {res['promoted']['pipeline']}")
     elif cmd == "assign":
-        from distill.cli import _emit
+        from distill.cli_support import emit
         from plugin.abtest.router import Arm, Experiment
 
         arms = []
@@ -257,7 +257,7 @@ def cmd_ab(args: argparse.Namespace) -> None:
                 raise DistilRankError(f"--arm {spec!r}: expected NAME:PIPELINE:PERCENT (PIPELINE may be empty)") from None
         exp = Experiment(args.experiment, args.salt, arms)
         rows = [exp.assign(i) for i in args.ids]
-        _emit(args, {"assignments": [r.__dict__ for r in rows]},
+        emit(args, {"assignments": [r.__dict__ for r in rows]},
               "\n".join(f"{i}: {r.arm} (search_pipeline={r.search_pipeline}, tag {r.variant_tag})" for i, r in zip(args.ids, rows)))
 
 
@@ -362,7 +362,7 @@ def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the plugin's subcommands on the main ``distilrank`` parser."""
-    from distill.cli import _add_data_args
+    from distill.cli_support import add_data_args
 
     p = sub.add_parser("export", help="export a student (or, with --teacher, a cross-encoder teacher) to ONNX + tokenizer.json + "
                                       "ML Commons zip + model card, with a parity check")
@@ -384,7 +384,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality-query-field", default="query", help="query column of --quality-data")
     p.add_argument("--quality-text-field", default="text", help="text column of --quality-data")
     p.add_argument("--quality-label-field", default="label", help="label column of --quality-data")
-    _add_data_args(p, prefix="", labels=False)
+    add_data_args(p, prefix="", labels=False)
     p.set_defaults(func=cmd_export)
     _add_plugin_commands(sub)
     _add_ab_commands(sub)

@@ -22,6 +22,7 @@ from distill.atomic import atomic_path, write_json
 from distill.data.pairs import Pairs
 from distill.errors import DistilRankError
 from distill.student.model import StudentConfig, StudentModel
+from distill.student.predict import predict_encoded
 from distill.student.tokenizer import encode_pairs, load_tokenizer
 
 
@@ -35,8 +36,6 @@ class Student:
 
     def score(self, pairs: Pairs, batch_size: int = 4096) -> np.ndarray:
         """Raw logits float32 ``[N]`` for ``pairs`` (same featurisation as training and ONNX)."""
-        from distill.student.train import predict_encoded
-
         return predict_encoded(self.model, encode_pairs(self.tokenizer, pairs.queries, pairs.texts), batch_size=batch_size)
 
 

@@ -29,8 +29,10 @@ from distill.atomic import atomic_open, atomic_path, write_json
 from distill.data.pairs import Pairs
 from distill.student.model import StudentConfig, StudentModel
 from distill.student.optim import RowSparseAdam
+from distill.student.predict import batch_tensors
+from distill.student.predict import predict_encoded
 from distill.student.store import save_student
-from distill.student.tokenizer import EncodedPairs, encode_pairs
+from distill.student.tokenizer import encode_pairs
 
 
 @dataclass
@@ -76,11 +78,6 @@ def _batches(index: np.ndarray, lengths: np.ndarray, batch_size: int, bucket: in
     return batches
 
 
-def _tensors(enc: EncodedPairs, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    ids, mask, types = enc.batch(index)
-    return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types)
-
-
 def _loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "mse":
         return F.mse_loss(logits, target)
@@ -101,18 +98,6 @@ def _train_step(
     dense_opt.step()
     row_opt.step(rows, row_emb.grad)
     return float(loss.detach())
-
-
-@torch.inference_mode()
-def predict_encoded(model: StudentModel, enc: EncodedPairs, index: np.ndarray | None = None, batch_size: int = 4096) -> np.ndarray:
-    """Student logits float32 ``[len(index)]`` for encoded rows (all rows when ``index`` is None)."""
-    model.eval()
-    index = np.arange(len(enc)) if index is None else index
-    out = np.empty(len(index), dtype=np.float32)
-    for start in range(0, len(index), batch_size):
-        sel = index[start : start + batch_size]
-        out[start : start + len(sel)] = model(*_tensors(enc, sel)).squeeze(1).numpy()
-    return out
 
 
 def _eval_loss(logits: np.ndarray, targets: np.ndarray, kind: str) -> float:
@@ -213,7 +198,7 @@ def train_student(
         bar = tqdm(batches, desc=f"student epoch {epoch + 1}/{config.epochs}", unit="batch", disable=None if progress is None else not progress)
         t0, running = time.perf_counter(), 0.0
         for i, sel in enumerate(bar):
-            loss = _train_step(model, _tensors(enc, sel), target_t[sel], dense_opt, row_opt, config.loss)
+            loss = _train_step(model, batch_tensors(enc, sel), target_t[sel], dense_opt, row_opt, config.loss)
             running = loss if i == 0 else 0.98 * running + 0.02 * loss
             if i % 20 == 0:
                 bar.set_postfix(loss=f"{running:.4f}")
