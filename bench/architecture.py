@@ -1,0 +1,127 @@
+"""Evidence about the code's structure that anyone can rerun: import cycles, long functions, what serving imports.
+
+Run: .venv/bin/python bench/architecture.py [--max-lines 80]
+
+* import cycles between the project's modules (``distill.*``, ``plugin.*``), counting every ``import`` statement,
+  also those inside functions (a lazy import still ties two modules together); strongly connected components of
+  that graph with more than one module are printed;
+* the longest functions (lines from ``def`` to the last line of the body), the ones over ``--max-lines`` flagged;
+* the third-party top-level packages that importing the serving modules loads (in a fresh interpreter).
+
+Exit status 0; the numbers are the point (a package ``__init__`` importing its own submodules is not a cycle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("distill", "plugin")
+SERVING = ("plugin.api", "plugin.cli", "plugin.local_scoring", "plugin.abtest.router", "plugin.rescore")
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+def import_graph(mods: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> project modules it imports (resolved to the longest known prefix)."""
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for t in targets:
+                while t and t not in mods:
+                    t = t.rpartition(".")[0]
+                if t and t != name and not name.startswith(t + "."):  # a package's own __init__ is not an edge back
+                    graph[name].add(t)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10_000)
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def longest_functions(mods: dict[str, Path], top: int = 10) -> list[tuple[int, str]]:
+    rows = []
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                rows.append((node.end_lineno - node.lineno + 1, f"{name}.{node.name} ({path.relative_to(ROOT)}:{node.lineno})"))
+    return sorted(rows, reverse=True)[:top]
+
+
+def serving_imports() -> list[str]:
+    code = ("import sys\n" + "".join(f"import {m}\n" for m in SERVING)
+            + "import json; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    stdlib = set(sys.stdlib_module_names)
+    return [m for m in json.loads(out) if m not in stdlib and not m.startswith("_") and m not in PACKAGES]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--max-lines", type=int, default=80, help="flag functions longer than this many lines")
+    args = ap.parse_args()
+    mods = modules()
+    found = cycles(import_graph(mods))
+    print(f"import cycles among {len(mods)} modules: {len(found) or 'none'}")
+    for c in found:
+        print("  " + " <-> ".join(c))
+    print(f"longest functions (flag: > {args.max_lines} lines):")
+    for n, where in longest_functions(mods):
+        print(f"  {n:4d} {'!' if n > args.max_lines else ' '} {where}")
+    third = serving_imports()
+    print(f"third-party packages loaded by importing {', '.join(SERVING)}: {', '.join(third)}")
+    print(f"  torch: {'YES' if 'torch' in third else 'no'}, transformers: {'YES' if 'transformers' in third else 'no'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
