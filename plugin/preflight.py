@@ -40,63 +40,82 @@ def _version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split("-")[0].split(".")[:3] if x.isdigit())
 
 
-def run_preflight(t: Transport) -> list[Check]:
-    """Run every check; an unreachable cluster or bad credentials raise :class:`ClusterError` at once."""
-    checks: list[Check] = []
-    info = t.request("GET", "/")
+@dataclass
+class PreflightFacts:
+    """The read-only responses every check is computed from (``GET /``, ``/_nodes/plugins``, ``/_cluster/settings``
+    with defaults and flat settings, ``/_nodes/stats/jvm,os,fs,breaker``), as the cluster returned them."""
+
+    info: dict
+    nodes_plugins: dict
+    settings: dict
+    nodes_stats: dict
+
+
+def gather_facts(t: Transport) -> PreflightFacts:
+    """Send the four read-only requests; an unreachable cluster or bad credentials raise :class:`ClusterError`."""
+    return PreflightFacts(
+        info=t.request("GET", "/"),
+        nodes_plugins=t.request("GET", "/_nodes/plugins")["nodes"],
+        settings=t.request("GET", "/_cluster/settings", params={"include_defaults": "true", "flat_settings": "true"}),
+        nodes_stats=t.request("GET", "/_nodes/stats/jvm,os,fs,breaker")["nodes"],
+    )
+
+
+def _cluster_check(info: dict) -> Check:
     version = info["version"]["number"]
     vt = _version_tuple(version)
     if vt >= (3, 0):
-        checks.append(Check("cluster", "ok", f"{info.get('cluster_name')}: OpenSearch {version}"))
-    elif vt >= (2, 12):
-        checks.append(Check("cluster", "warn", f"OpenSearch {version}",
-                            "3.x is recommended; 2.12+ supports TEXT_SIMILARITY ONNX models and the rerank processor"))
-    else:
-        checks.append(Check("cluster", "fail", f"OpenSearch {version}",
-                            "upgrade to 2.12 or later (rerank with ml_opensearch and ONNX cross-encoders)"))
+        return Check("cluster", "ok", f"{info.get('cluster_name')}: OpenSearch {version}")
+    if vt >= (2, 12):
+        return Check("cluster", "warn", f"OpenSearch {version}",
+                     "3.x is recommended; 2.12+ supports TEXT_SIMILARITY ONNX models and the rerank processor")
+    return Check("cluster", "fail", f"OpenSearch {version}", "upgrade to 2.12 or later (rerank with ml_opensearch and ONNX cross-encoders)")
 
-    nodes = t.request("GET", "/_nodes/plugins")["nodes"]
+
+def _plugin_checks(nodes: dict) -> list[Check]:
     per_node_plugins = {n["name"]: {p["name"]: p["version"] for p in n.get("plugins", [])} for n in nodes.values()}
     per_node_modules = {n["name"]: {m["name"] for m in n.get("modules", [])} for n in nodes.values()}
-
-    def plugin_check(check: str, plugin: str, fix: str) -> None:
+    checks = []
+    for check, plugin, fix in (
+            ("ml-commons", "opensearch-ml", "install the ML Commons plugin: bin/opensearch-plugin install opensearch-ml"),
+            ("neural-search", "opensearch-neural-search",
+             "install neural-search (bin/opensearch-plugin install opensearch-neural-search); the rerank processor lives there")):
         missing = [n for n, ps in per_node_plugins.items() if plugin not in ps]
         if missing:
             checks.append(Check(check, "fail", f"{plugin} missing on {', '.join(missing)}", fix))
         else:
             versions = sorted({ps[plugin] for ps in per_node_plugins.values()})
             checks.append(Check(check, "ok", f"{plugin} {', '.join(versions)} on {len(per_node_plugins)} node(s)"))
-
-    plugin_check("ml-commons", "opensearch-ml", "install the ML Commons plugin: bin/opensearch-plugin install opensearch-ml")
-    plugin_check("neural-search", "opensearch-neural-search",
-                 "install neural-search (bin/opensearch-plugin install opensearch-neural-search); the rerank processor lives there")
     missing_mod = [n for n, ms in per_node_modules.items()
                    if "search-pipeline-common" not in ms and "search-pipeline-common" not in per_node_plugins[n]]
     checks.append(Check("search-pipeline-common", "fail" if missing_mod else "ok",
                         f"missing on {', '.join(missing_mod)}" if missing_mod else "oversample and truncate_hits available",
                         "use a distribution that ships the search-pipeline-common module" if missing_mod else None))
+    return checks
 
-    settings = t.request("GET", "/_cluster/settings", params={"include_defaults": "true", "flat_settings": "true"})
+
+def _ml_node_checks(settings: dict, nodes: dict) -> tuple[list[Check], list[dict]]:
+    """The local-file and ML-node checks, and the nodes models may run on."""
     local_file = _setting(settings, "plugins.ml_commons.allow_registering_model_via_local_file", "false")
-    checks.append(Check("local-file-registration", "ok" if local_file == "true" else "fail",
-                        f"plugins.ml_commons.allow_registering_model_via_local_file = {local_file}",
-                        None if local_file == "true" else
-                        'PUT _cluster/settings {"persistent": {"plugins.ml_commons.allow_registering_model_via_local_file": true}}'))
-
-    all_nodes = t.request("GET", "/_nodes/stats/jvm,os,fs,breaker")["nodes"]
+    checks = [Check("local-file-registration", "ok" if local_file == "true" else "fail",
+                    f"plugins.ml_commons.allow_registering_model_via_local_file = {local_file}",
+                    None if local_file == "true" else
+                    'PUT _cluster/settings {"persistent": {"plugins.ml_commons.allow_registering_model_via_local_file": true}}')]
     only_ml = _setting(settings, "plugins.ml_commons.only_run_on_ml_node", "true") == "true"
-    ml_nodes = [n["name"] for n in all_nodes.values() if "ml" in n.get("roles", [])]
+    ml_nodes = [n["name"] for n in nodes.values() if "ml" in n.get("roles", [])]
     if only_ml and not ml_nodes:
         checks.append(Check("ml-nodes", "fail", "only_run_on_ml_node=true but no node has the ml role",
                             "add a node with node.roles: [ml], or set plugins.ml_commons.only_run_on_ml_node=false "
                             "(small clusters)"))
     else:
-        where = f"ML nodes: {', '.join(ml_nodes)}" if only_ml else f"models may run on any of {len(all_nodes)} node(s) (only_run_on_ml_node=false)"
+        where = f"ML nodes: {', '.join(ml_nodes)}" if only_ml else f"models may run on any of {len(nodes)} node(s) (only_run_on_ml_node=false)"
         checks.append(Check("ml-nodes", "ok", where))
+    return checks, [n for n in nodes.values() if not only_ml or "ml" in n.get("roles", [])]
 
+
+def _memory_check(settings: dict, eligible: list[dict]) -> Check:
     heap_limit = float(_setting(settings, "plugins.ml_commons.jvm_heap_memory_threshold", "85") or 85)
     native_limit = float(_setting(settings, "plugins.ml_commons.native_memory_threshold", "90") or 90)
-    eligible = [n for n in all_nodes.values() if not only_ml or "ml" in n.get("roles", [])]
     problems, lines = [], []
     for n in eligible:
         heap = n["jvm"]["mem"]["heap_used_percent"]
@@ -109,19 +128,32 @@ def run_preflight(t: Transport) -> list[Check]:
             problems.append(f"{n['name']} OS memory {osmem}% >= native_memory_threshold {native_limit:g}")
         if tripped:
             lines.append(f"{n['name']}: breakers tripped so far {tripped}")
-    checks.append(Check("memory-breakers", "fail" if problems else "ok", "; ".join(problems or lines),
-                        "free memory on the ML nodes or raise plugins.ml_commons.jvm_heap_memory_threshold / "
-                        "native_memory_threshold (0-100)" if problems else None))
+    return Check("memory-breakers", "fail" if problems else "ok", "; ".join(problems or lines),
+                 "free memory on the ML nodes or raise plugins.ml_commons.jvm_heap_memory_threshold / "
+                 "native_memory_threshold (0-100)" if problems else None)
 
+
+def _disk_check(settings: dict, eligible: list[dict]) -> Check:
     disk_limit = float(_setting(settings, "plugins.ml_commons.disk_free_space_threshold", "5368709120") or 0)
     low = []
     for n in eligible:
         free = (n.get("fs", {}).get("total") or {}).get("available_in_bytes")
         if free is not None and disk_limit >= 0 and free < disk_limit:
             low.append(f"{n['name']} has {free / 2**30:.1f} GiB free < disk_free_space_threshold {disk_limit / 2**30:.1f} GiB")
-    checks.append(Check("disk", "fail" if low else "ok", "; ".join(low) or f"disk_free_space_threshold {disk_limit:g} bytes met",
-                        "free disk or lower plugins.ml_commons.disk_free_space_threshold" if low else None))
-    return checks
+    return Check("disk", "fail" if low else "ok", "; ".join(low) or f"disk_free_space_threshold {disk_limit:g} bytes met",
+                 "free disk or lower plugins.ml_commons.disk_free_space_threshold" if low else None)
+
+
+def evaluate(facts: PreflightFacts) -> list[Check]:
+    """Every check, computed from ``facts`` alone (no requests; unit-testable on each failure branch)."""
+    ml_checks, eligible = _ml_node_checks(facts.settings, facts.nodes_stats)
+    return [_cluster_check(facts.info), *_plugin_checks(facts.nodes_plugins), *ml_checks,
+            _memory_check(facts.settings, eligible), _disk_check(facts.settings, eligible)]
+
+
+def run_preflight(t: Transport) -> list[Check]:
+    """Run every check against the cluster behind ``t``: :func:`evaluate` of :func:`gather_facts`."""
+    return evaluate(gather_facts(t))
 
 
 RERANK_ONLY = ("neural-search", "search-pipeline-common")
