@@ -45,6 +45,7 @@ esci: install
 	$(BIN)/distilrank run configs/esci.toml
 
 test: install compat
+	$(BIN)/ruff check .
 	DISTILRANK_COMPAT_PYTHONS=$(COMPAT_PYTHONS) $(BIN)/python -m pytest -q tests
 
 # the rescorer plugin's Java unit tests (mvn; parity fixtures from this venv), then a real single-node OpenSearch +

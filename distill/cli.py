@@ -155,7 +155,8 @@ def cmd_student_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from distill.evaluation.evaluate import evaluate_scores, format_summary
+    from distill.evaluation.evaluate import evaluate_scores
+    from distill.evaluation.report import format_summary
     from distill.evaluation.report import write_report
     from distill.student.store import load_student
 

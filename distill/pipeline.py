@@ -38,9 +38,9 @@ from distill.data.pairs import Pairs
 from distill.data.readers import read_amazon_reviews, read_pairs
 from distill.errors import ConfigError
 from distill.data.sentences import hold_out_sentences
-from distill.evaluation.evaluate import evaluate_scores, format_summary
+from distill.evaluation.evaluate import evaluate_scores
 from distill.evaluation.metrics import accuracy, agreement, bootstrap_ci, positives
-from distill.evaluation.report import write_report
+from distill.evaluation.report import format_summary, write_report
 from distill.student.model import StudentConfig
 from distill.student.store import load_student
 from distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer

@@ -18,7 +18,7 @@ from distill.cli import main
 from distill.errors import DistilRankError
 from plugin import api, ml_api
 from plugin.deploy import SmokeTestError, deploy_model, smoke_test
-from plugin.model_package import PackageError, inspect_model_zip
+from plugin.model_package import inspect_model_zip
 from plugin.pipelines import check_search_body, rerank_search_body
 from plugin.register import find_by_hash, register_package
 from plugin.transport import ClusterError, Transport

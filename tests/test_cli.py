@@ -5,12 +5,8 @@ import shutil
 import subprocess
 import sys
 
-import numpy as np
-import pytest
-
 from distill.cli import main
 from distill.data.readers import write_pairs
-from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 
 from .conftest import sentiment_pairs
 

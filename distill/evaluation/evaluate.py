@@ -44,7 +44,6 @@ from distill.evaluation.metrics import (
     roc_auc,
     spearman,
 )
-from distill.evaluation.report import format_summary  # noqa: F401  (re-exported: callers import it from here)
 
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
