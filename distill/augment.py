@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
+from distill.config import AugmentConfig
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError
 
@@ -86,10 +87,10 @@ def _perturb(words: list[str], n: int, rng: np.random.Generator, corpus: np.ndar
 def augment(
     pairs: Pairs,
     *,
-    n_per_example: int = 4,
-    p_mask: float = 0.1,
-    p_swap: float = 0.1,
-    p_ngram: float = 0.25,
+    n_per_example: int = AugmentConfig.n_per_example,
+    p_mask: float = AugmentConfig.p_mask,
+    p_swap: float = AugmentConfig.p_swap,
+    p_ngram: float = AugmentConfig.p_ngram,
     ngram_range: tuple[int, int] = (1, 5),
     seed: int = 0,
     max_rows: int | None = None,

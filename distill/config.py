@@ -51,7 +51,7 @@ class DataConfig:
 @dataclass
 class AugmentConfig:
     enabled: bool = True
-    n_per_example: int = 2
+    n_per_example: int = 4
     p_mask: float = 0.1
     p_swap: float = 0.1
     p_ngram: float = 0.25
@@ -65,7 +65,7 @@ class TeacherConfig:
     epochs: int = 1
     batch_size: int = 32
     lr: float = 5e-5
-    max_length: int = 64
+    max_length: int = 128
     max_steps: int = 0  # 0 = full epochs
     num_layers: int = 0  # 0 = all layers of the base model
     seed: int = 0

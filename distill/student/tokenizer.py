@@ -30,6 +30,7 @@ from tokenizers import AddedToken, Tokenizer, normalizers, pre_tokenizers, proce
 from tokenizers.models import WordLevel
 
 from distill.atomic import atomic_path
+from distill.config import StudentSection
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK]
@@ -45,7 +46,8 @@ def _pre_tokenizer() -> pre_tokenizers.PreTokenizer:
 
 
 def build_student_tokenizer(
-    texts: Iterable[str], *, vocab_size: int = 100_000, min_count: int = 2, max_length: int = 128
+    texts: Iterable[str], *, vocab_size: int = StudentSection.vocab_size, min_count: int = StudentSection.min_count,
+    max_length: int = StudentSection.max_length,
 ) -> Tokenizer:
     """Count words in ``texts`` and build the word-level student tokenizer.
 

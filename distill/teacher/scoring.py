@@ -38,6 +38,7 @@ import numpy as np
 from tqdm import tqdm
 
 from distill.atomic import write_json, write_npy
+from distill.config import TeacherConfig
 from distill.data.pairs import Pairs
 from distill.errors import DistilRankError
 
@@ -154,8 +155,8 @@ def score_transfer_set(
     *,
     shard: tuple[int, int] = (0, 1),
     chunk_size: int = 4096,
-    batch_size: int = 64,
-    max_length: int = 128,
+    batch_size: int = TeacherConfig.score_batch_size,
+    max_length: int = TeacherConfig.max_length,
     resume: bool = True,
     device: str = "auto",
     precision: str = "auto",
