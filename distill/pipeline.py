@@ -81,7 +81,8 @@ class RunData:
     info: dict
 
 
-def _build_transfer(cfg: RunConfig, train: Pairs) -> Pairs:
+def _build_transfer(cfg: RunConfig, train: Pairs) -> tuple[Pairs, int]:
+    """The transfer set (unlabeled sources, then their augmented variants) and how many rows are unaugmented."""
     parts = [train.without_labels() if s.use == "train" else load_source(s).without_labels() for s in cfg.data.transfer]
     base = Pairs.concat(parts or [train.without_labels()], source="transfer")
     pieces = [base]
@@ -89,9 +90,7 @@ def _build_transfer(cfg: RunConfig, train: Pairs) -> Pairs:
         a = cfg.augment
         pieces.append(augment(base, n_per_example=a.n_per_example, p_mask=a.p_mask, p_swap=a.p_swap, p_ngram=a.p_ngram,
                               seed=cfg.seed, max_rows=a.max_rows))
-    out = Pairs.concat(pieces, source="transfer+augmented")
-    out.extra["n_base"] = [len(base)]
-    return out
+    return Pairs.concat(pieces, source="transfer+augmented"), len(base)
 
 
 def prepare_data(cfg: RunConfig, out: Path, log: Log) -> RunData:
@@ -114,8 +113,7 @@ def prepare_data(cfg: RunConfig, out: Path, log: Log) -> RunData:
         n_base = json.loads(manifest_path.read_text())["transfer_unlabeled"]
         log(f"data: reusing {transfer_path}")
     else:
-        transfer = _build_transfer(cfg, train)
-        n_base = transfer.extra.pop("n_base")[0]
+        transfer, n_base = _build_transfer(cfg, train)
         transfer.to_jsonl(transfer_path)
         write_json(manifest_path, {"recipe": recipe, "transfer_unlabeled": n_base, "transfer_total": len(transfer)})
     info = {"train": len(train), "teacher_train": len(teacher_train), "stack_holdout": len(holdout),
