@@ -8,6 +8,7 @@ stages that need a probability rescale graded labels by ``max_label``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +84,16 @@ class Pairs:
             labels=np.concatenate([p.labels for p in parts]) if labeled and parts else None,
             source=source,
         )
+
+    def digest(self, *, labels: bool = False) -> str:
+        """SHA-256 hex over the row count and every ``(query, text)`` in order (and the float32 labels with
+        ``labels``): which data a set of scores or a training state belongs to."""
+        h = hashlib.sha256(f"{len(self)}".encode())
+        for q, t in self:
+            h.update(q.encode("utf-8", "surrogatepass") + b"\x1f" + t.encode("utf-8", "surrogatepass") + b"\x1e")
+        if labels and self.labels is not None:
+            h.update(np.ascontiguousarray(self.labels, dtype=np.float32).tobytes())
+        return h.hexdigest()
 
     def to_jsonl(self, path: str | Path) -> None:
         """Atomically write one ``{"query", "text"[, "label"]}`` object per line."""

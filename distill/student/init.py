@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from distill.progress import bar_disabled
 from distill.student.tokenizer import SPECIAL_TOKENS
 
 RANDOM_INIT_STD = 0.05  # distill.student.model.StudentModel's embedding initialisation
@@ -40,7 +41,7 @@ def teacher_word_features(teacher_dir: str | Path, words: Sequence[str], *, batc
     base = teacher.model.base_model
     out = np.empty((len(words), base.config.hidden_size), dtype=np.float32)
     for start in tqdm(range(0, len(words), batch_size), desc="teacher word vectors", unit="batch",
-                      disable=None if progress is None else not progress):
+                      disable=bar_disabled(progress)):
         chunk = list(words[start : start + batch_size])
         enc = teacher.tokenizer(chunk, padding=True, truncation=True, max_length=16, return_tensors="pt")
         hidden = base(**enc)

@@ -27,10 +27,10 @@ from tqdm import tqdm
 
 from distill.atomic import atomic_open, atomic_path, write_json
 from distill.data.pairs import Pairs
+from distill.progress import bar_disabled
 from distill.student.model import StudentConfig, StudentModel
 from distill.student.optim import RowSparseAdam
-from distill.student.predict import batch_tensors
-from distill.student.predict import predict_encoded
+from distill.student.predict import batch_tensors, predict_encoded
 from distill.student.store import save_student
 from distill.student.tokenizer import encode_pairs
 
@@ -195,7 +195,7 @@ def train_student(
             group["lr"] = config.lr * scale
         row_opt.lr = config.embedding_lr * scale
         batches = _batches(train_idx, enc.lengths, config.batch_size, config.bucket_batches, rng)
-        bar = tqdm(batches, desc=f"student epoch {epoch + 1}/{config.epochs}", unit="batch", disable=None if progress is None else not progress)
+        bar = tqdm(batches, desc=f"student epoch {epoch + 1}/{config.epochs}", unit="batch", disable=bar_disabled(progress))
         t0, running = time.perf_counter(), 0.0
         for i, sel in enumerate(bar):
             loss = _train_step(model, batch_tensors(enc, sel), target_t[sel], dense_opt, row_opt, config.loss)

@@ -24,6 +24,7 @@ from transformers import AutoModel, AutoTokenizer
 
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError
+from distill.progress import bar_disabled
 
 
 class BiEncoder:
@@ -65,7 +66,7 @@ class BiEncoder:
         order = np.argsort(-lengths, kind="stable")
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         for idx in tqdm(batches, desc=f"embed {Path(self.path).name}", unit="batch", leave=False,
-                        disable=None if progress is None else not progress):
+                        disable=bar_disabled(progress)):
             enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt").to(self.device)
             hidden = self.model(**enc).last_hidden_state

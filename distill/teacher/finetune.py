@@ -23,7 +23,6 @@ uninterrupted run would have.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -40,6 +39,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_
 from distill.atomic import atomic_open, write_json
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError, DataError, DistilRankError
+from distill.progress import bar_disabled
 from distill.teacher.checkpoint import load_training_state, recover_model_dir, save_model_dir, save_training_state
 from distill.teacher.encoding import collate, encode_pairs, training_batches
 from distill.teacher.model import PRECISIONS, Teacher, autocast_context, pick_device, resolve_precision
@@ -185,16 +185,6 @@ def evaluate_teacher(teacher: Teacher, dev: Pairs, batch_size: int = 128, *, lab
             "auc": roc_auc(logits, positive), "loss": loss, "n": len(dev)}
 
 
-def data_fingerprint(pairs: Pairs) -> str:
-    """SHA-256 of the rows and labels of a table (which data a training state belongs to)."""
-    h = hashlib.sha256(str(len(pairs)).encode())
-    for q, t in pairs:
-        h.update(q.encode("utf-8", "surrogatepass") + b"\x1f" + t.encode("utf-8", "surrogatepass") + b"\x1e")
-    if pairs.labels is not None:
-        h.update(np.ascontiguousarray(pairs.labels, dtype=np.float32).tobytes())
-    return h.hexdigest()
-
-
 # --- model ----------------------------------------------------------------------
 
 def build_model(base_model: str | Path, num_layers: int | None):
@@ -286,7 +276,7 @@ def finetune_teacher(
     out.mkdir(parents=True, exist_ok=True)
     recover_model_dir(best_dir)
 
-    fingerprint = data_fingerprint(train)
+    fingerprint = train.digest(labels=True)
     state = load_training_state(state_dir) if resume else None
     if state is not None:
         _check_resumable(state, cfg, fingerprint, state_dir)
@@ -358,7 +348,7 @@ def finetune_teacher(
     train_seconds, examples = 0.0, 0
     model.train()
     bar = tqdm(total=total_steps, initial=prog["step"], desc=f"teacher {out.name}", unit="step",
-               disable=None if progress is None else not progress)
+               disable=bar_disabled(progress))
     try:
         batches = training_batches(enc.lengths, cfg.batch_size, cfg.bucket_batches, cfg.seed, prog["epoch"])
         while prog["step"] < stop_at:

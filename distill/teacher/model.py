@@ -23,6 +23,7 @@ from transformers.utils import logging as hf_logging
 
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError
+from distill.progress import bar_disabled
 from distill.teacher.encoding import collate, encode_pairs, inference_batches, tokenize_batch
 
 hf_logging.set_verbosity_error()  # the 'newly initialized head' notice is expected for teachers
@@ -117,7 +118,7 @@ class Teacher:
         try:
             batches = inference_batches(enc.lengths, batch_size)
             for idx in tqdm(batches, desc=f"score {Path(self.path).name}", unit="batch", leave=False,
-                            disable=None if progress is None else not progress):
+                            disable=bar_disabled(progress)):
                 inputs = {k: v.to(device, non_blocking=True) for k, v in collate(enc, idx).items()}
                 with autocast_context(device, dtype):
                     logits = self.model(**inputs).logits

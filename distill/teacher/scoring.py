@@ -41,20 +41,13 @@ from distill.atomic import write_json, write_npy
 from distill.config import TeacherConfig
 from distill.data.pairs import Pairs
 from distill.errors import DistilRankError
+from distill.progress import bar_disabled
 
 CHUNK_DTYPE = np.dtype([("index", "<i8"), ("logit", "<f4")])
 _SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)$")
 
 
 # --- identity ---------------------------------------------------------------------
-
-def pairs_digest(pairs: Pairs) -> str:
-    """SHA-256 over the row count and every (query, text) in order (labels are ignored)."""
-    h = hashlib.sha256(f"{len(pairs)}".encode())
-    for q, t in pairs:
-        h.update(q.encode("utf-8", "surrogatepass") + b"\x1f" + t.encode("utf-8", "surrogatepass") + b"\x1e")
-    return h.hexdigest()
-
 
 def teacher_digest(teacher_path: str | Path) -> str:
     """SHA-256 over the names and contents of the files in a checkpoint directory (weights, config, tokenizer).
@@ -76,7 +69,7 @@ def teacher_digest(teacher_path: str | Path) -> str:
 
 def fingerprint(pairs: Pairs, teacher_path: str | Path, max_length: int) -> dict[str, str | int]:
     """What a set of logits depends on: ``{"data", "teacher", "max_length"}``."""
-    return {"data": pairs_digest(pairs), "teacher": teacher_digest(teacher_path), "max_length": int(max_length)}
+    return {"data": pairs.digest(), "teacher": teacher_digest(teacher_path), "max_length": int(max_length)}
 
 
 def parse_shard(spec: str) -> tuple[int, int]:
@@ -206,7 +199,7 @@ def score_transfer_set(
         teacher = load_teacher(teacher_path, device=device, max_length=max_length, precision=precision)
         todo = sum(min(chunk_size, len(rows) - k * chunk_size) for k in missing)
         with tqdm(total=len(rows), initial=len(rows) - todo, desc=f"score {out.name} {sdir.name}", unit="row",
-                  disable=None if progress is None else not progress) as bar:
+                  disable=bar_disabled(progress)) as bar:
             for k in missing:
                 idx = rows[k * chunk_size : (k + 1) * chunk_size]
                 logits = teacher.score(pairs.select(idx), batch_size=batch_size, max_length=max_length,
