@@ -400,16 +400,14 @@ def _paired_rows(name: str, baseline_name: str, correct: dict[str, np.ndarray], 
                  seed: int) -> list[dict]:
     """``name`` minus ``baseline_name`` on each split: per-sentence correctness deltas, paired permutation p-value and
     95% bootstrap CI (accuracy as a fraction), right_only_* = sentences only one of the two gets right."""
-    from plugin.abtest.stats import paired_bootstrap_ci, paired_permutation_test, win_loss_tie
+    from plugin.abtest.stats import paired_summary
 
     rows = []
     for split, c in correct.items():
-        d = c - baseline[split]
-        lo, hi = paired_bootstrap_ci(d, seed=seed) or (float("nan"), float("nan"))
-        w, l_, _ = win_loss_tie(d)
-        rows.append({"student": name, "baseline": baseline_name, "split": split, "delta_accuracy": float(d.mean()), "ci_low": lo, "ci_high": hi,
-                     "p_value": paired_permutation_test(d, seed=seed).p_value, "right_only_this": w, "right_only_baseline": l_,
-                     "n": int(d.size)})
+        s = paired_summary(c - baseline[split], seed=seed)
+        lo, hi = s.ci or (float("nan"), float("nan"))
+        rows.append({"student": name, "baseline": baseline_name, "split": split, "delta_accuracy": s.mean, "ci_low": lo, "ci_high": hi,
+                     "p_value": s.p_value, "right_only_this": s.wins, "right_only_baseline": s.losses, "n": s.n})
     return rows
 
 
@@ -447,6 +445,7 @@ def evaluate_students(data: RunData, signals: TeacherSignals, variants: dict[str
             if acc > best.get(split, ("", -1.0))[1]:
                 best[split] = (how, acc)
     logits: dict[str, dict[str, np.ndarray]] = {split: {} for split in data.evals}
+    correct: dict[str, dict[str, np.ndarray]] = {}  # variant -> split -> per-row 0/1 correctness
     latency: dict[str, float] = {}  # one measurement per architecture (equal graphs cost the same)
     rows = []
     for name, v in variants.items():
@@ -458,25 +457,23 @@ def evaluate_students(data: RunData, signals: TeacherSignals, variants: dict[str
                      "loss": "bce" if v.gold else v.loss, "init": v.init, "interactions": v.interactions,
                      "train_rows": len(data.train) if v.gold else (v.rows or len(data.transfer))}
         own_signal = main_combine if v.gold else v.combine
+        correct[name] = {}
         for split, pairs in data.evals.items():
             z = student.score(pairs)
             logits[split][name] = z
-            correct = ((z > 0) == positives(pairs.labels)).astype(np.float64)
-            own = accuracy(signals.combined(split, own_signal), pairs.labels)
-            lo, hi = bootstrap_ci(correct, resamples=2000, seed=seed)
-            row.update({f"{split}_accuracy": float(correct.mean()), f"{split}_ci95": [lo, hi],
-                        f"{split}_recovery_own": float(correct.mean()) / own, f"{split}_recovery_best": float(correct.mean()) / best[split][1],
-                        f"{split}_agreement": agreement(z, signals.combined(split, own_signal))})
+            c = correct[name][split] = ((z > 0) == positives(pairs.labels)).astype(np.float64)
+            own_z = signals.combined(split, own_signal)
+            acc, lo_hi = float(c.mean()), bootstrap_ci(c, resamples=2000, seed=seed)
+            row.update({f"{split}_accuracy": acc, f"{split}_ci95": list(lo_hi),
+                        f"{split}_recovery_own": acc / accuracy(own_z, pairs.labels), f"{split}_recovery_best": acc / best[split][1],
+                        f"{split}_agreement": agreement(z, own_z)})
         row["onnx_ms_per_pair"] = latency[arch]
         rows.append(row)
-    def correct(name: str) -> dict[str, np.ndarray]:
-        return {s: ((logits[s][name] > 0) == positives(p.labels)).astype(np.float64) for s, p in data.evals.items()}
-
     paired = []
     gold_name = next((n for n, v in variants.items() if v.gold and v.init == "random"), None)
     for name, v in variants.items():
         for base in ([gold_name] if gold_name and name != gold_name else []) + ([v.baseline] if v.baseline else []):
-            paired += _paired_rows(name, base, correct(name), correct(base), seed=seed)
+            paired += _paired_rows(name, base, correct[name], correct[base], seed=seed)
     return {"students": rows, "paired": paired, "teachers": teacher_rows, "best_teacher": best, "logits": logits}
 
 

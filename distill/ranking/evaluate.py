@@ -82,15 +82,13 @@ def paired(a: Mapping[str, Mapping[str, float]], b: Mapping[str, Mapping[str, fl
            seed: int = 0) -> dict:
     """Paired ``a - b`` on ``metric`` over the queries both define: mean delta, permutation p-value, 95% bootstrap
     CI and wins/losses/ties of ``a``."""
-    from plugin.abtest.stats import paired_bootstrap_ci, paired_permutation_test, win_loss_tie
+    from plugin.abtest.stats import paired_summary
 
     queries = [q for q in a if q in b and np.isfinite(a[q][metric]) and np.isfinite(b[q][metric])]
-    d = np.array([a[q][metric] - b[q][metric] for q in queries])
-    ci = paired_bootstrap_ci(d, seed=seed)
-    w, l_, t = win_loss_tie(d)
-    return {f"delta_{metric}": float(d.mean()) if len(d) else float("nan"), "ci_low": ci[0] if ci else None,
-            "ci_high": ci[1] if ci else None, "p_value": paired_permutation_test(d, seed=seed).p_value,
-            "wins": w, "losses": l_, "ties": t, "queries": len(queries)}
+    s = paired_summary(np.array([a[q][metric] - b[q][metric] for q in queries]), seed=seed)
+    return {f"delta_{metric}": float("nan") if s.mean is None else s.mean, "ci_low": s.ci[0] if s.ci else None,
+            "ci_high": s.ci[1] if s.ci else None, "p_value": s.p_value, "wins": s.wins, "losses": s.losses, "ties": s.ties,
+            "queries": len(queries)}
 
 
 def compare(per_query: Mapping[str, Mapping[str, Mapping[str, float]]], baseline: str, *, metric: str = "ndcg_esci",

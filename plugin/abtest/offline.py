@@ -53,7 +53,7 @@ from distill.evaluation.metrics import bootstrap_ci
 from plugin.abtest.interleaving import ClickModel, interleave_query, summarize
 from plugin.abtest.judgments import Judgments, from_pairs, model_source
 from plugin.abtest.metrics import METRICS, metric_name, query_metrics
-from plugin.abtest.stats import holm, latency_summary, paired_bootstrap_ci, paired_permutation_test, win_loss_tie
+from plugin.abtest.stats import holm, latency_summary, paired_summary
 
 SCHEMA = "distilrank.abtest/1"
 SearchFn = Callable[[str, str, int], tuple[Sequence[str], float]]
@@ -224,15 +224,13 @@ def evaluate_runs(runs: Runs, judgments: Judgments, *, k: int = 10, metrics: Seq
             base_q, arm_q = arms_out[baseline]["queries"], arms_out[a]["queries"]
             both = [q for q in queries if base_q[q]["metrics"][name] is not None and arm_q[q]["metrics"][name] is not None]
             deltas = np.array([arm_q[q]["metrics"][name] - base_q[q]["metrics"][name] for q in both], dtype=np.float64)
-            perm = paired_permutation_test(deltas, n_permutations=n_permutations, seed=seed)
-            ci = paired_bootstrap_ci(deltas, resamples=bootstrap_resamples, seed=seed, alpha=alpha)
-            w, lo, t = win_loss_tie(deltas)
+            s = paired_summary(deltas, n_permutations=n_permutations, resamples=bootstrap_resamples, seed=seed, alpha=alpha)
             family.append({"arm": a, "baseline": baseline, "metric": name, "n": len(both),
                            "mean_baseline": _mean([base_q[q]["metrics"][name] for q in both]),
                            "mean_arm": _mean([arm_q[q]["metrics"][name] for q in both]),
-                           "delta_mean": _mean(deltas.tolist()), "ci95": list(ci) if ci else None,
-                           "p_value": perm.p_value, "p_method": perm.method, "p_holm": None, "significant": False,
-                           "wins": w, "losses": lo, "ties": t,
+                           "delta_mean": s.mean, "ci95": list(s.ci) if s.ci else None,
+                           "p_value": s.p_value, "p_method": s.p_method, "p_holm": None, "significant": False,
+                           "wins": s.wins, "losses": s.losses, "ties": s.ties,
                            "deltas": {q: float(d) for q, d in zip(both, deltas)}})
         for c, p in zip(family, holm([c["p_value"] for c in family])):
             c["p_holm"] = p

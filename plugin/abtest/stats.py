@@ -117,6 +117,31 @@ def win_loss_tie(deltas: Sequence[float] | np.ndarray, *, tol: float = 1e-12) ->
     return int(np.count_nonzero(d > tol)), int(np.count_nonzero(d < -tol)), int(np.count_nonzero(np.abs(d) <= tol))
 
 
+@dataclass(frozen=True)
+class PairedSummary:
+    """One paired comparison: ``mean`` delta (``None`` for no deltas), bootstrap ``ci`` ``(lo, hi)``, permutation
+    ``p_value`` and ``p_method``, and ``wins``/``losses``/``ties`` of the arm over ``n`` paired units."""
+
+    mean: float | None
+    ci: tuple[float, float] | None
+    p_value: float | None
+    p_method: str
+    wins: int
+    losses: int
+    ties: int
+    n: int
+
+
+def paired_summary(deltas: Sequence[float] | np.ndarray, *, n_permutations: int = 10_000, resamples: int = 10_000,
+                   seed: int = 0, alpha: float = 0.05) -> PairedSummary:
+    """:func:`paired_permutation_test`, :func:`paired_bootstrap_ci` and :func:`win_loss_tie` of the same deltas."""
+    d = _as_deltas(deltas)
+    perm = paired_permutation_test(d, n_permutations=n_permutations, seed=seed)
+    w, l_, t = win_loss_tie(d)
+    return PairedSummary(float(d.mean()) if d.size else None, paired_bootstrap_ci(d, resamples=resamples, seed=seed, alpha=alpha),
+                         perm.p_value, perm.method, w, l_, t, int(d.size))
+
+
 def sign_test(wins: int, losses: int) -> float | None:
     """Two-sided exact binomial (sign) test of ``P(win) = 1/2`` over ``wins + losses`` non-tied trials.
 
