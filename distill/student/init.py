@@ -26,9 +26,9 @@ import torch
 from tqdm import tqdm
 
 from distill.progress import bar_disabled
+from distill.student.model import EMBEDDING_INIT_STD
 from distill.student.tokenizer import SPECIAL_TOKENS
 
-RANDOM_INIT_STD = 0.05  # distill.student.model.StudentModel's embedding initialisation
 
 
 @torch.inference_mode()
@@ -50,7 +50,7 @@ def teacher_word_features(teacher_dir: str | Path, words: Sequence[str], *, batc
     return out
 
 
-def principal_components(features: np.ndarray, dim: int, *, rms: float = RANDOM_INIT_STD) -> np.ndarray:
+def principal_components(features: np.ndarray, dim: int, *, rms: float = EMBEDDING_INIT_STD) -> np.ndarray:
     """``features`` ``[N, H]`` projected onto their top ``dim`` principal components, float32 ``[N, dim]``,
     scaled to root-mean-square entry ``rms``.  Raises ``ValueError`` when ``dim > min(N, H)``."""
     x = np.asarray(features, dtype=np.float64)
@@ -70,7 +70,7 @@ def teacher_word_vectors(teacher_dir: str | Path, vocab: Sequence[str], dim: int
     word gets its teacher vector (see the module doc).
     """
     rng = np.random.default_rng(seed)
-    out = rng.normal(0.0, RANDOM_INIT_STD, size=(len(vocab), dim)).astype(np.float32)
+    out = rng.normal(0.0, EMBEDDING_INIT_STD, size=(len(vocab), dim)).astype(np.float32)
     rows = [i for i, w in enumerate(vocab) if w not in SPECIAL_TOKENS]
     if rows:
         features = teacher_word_features(teacher_dir, [vocab[i] for i in rows], progress=progress)

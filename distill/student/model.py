@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 BIGRAM_HASH_MULTIPLIER = 1_000_003
+EMBEDDING_INIT_STD = 0.05  # embedding rows start as N(0, EMBEDDING_INIT_STD^2)
 
 
 @dataclass
@@ -62,7 +63,7 @@ class StudentModel(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size + config.bigram_buckets, config.embedding_dim)
-        nn.init.normal_(self.embedding.weight, std=0.05)
+        nn.init.normal_(self.embedding.weight, std=EMBEDDING_INIT_STD)
         layers: list[nn.Module] = []
         width = config.n_features
         for h in config.hidden:
