@@ -156,9 +156,9 @@ embedding_lr = 3e-2
 """
 
 
-def test_select_split_experiments_and_paired_tests(config_path, tmp_path):
-    path = tmp_path / "select.toml"
-    path.write_text(SELECT_CONFIG.format(bert=config_path.read_text().split('base = "')[1].split('"')[0]))
+def test_select_split_experiments_and_paired_tests(config_path, tmp_path, tiny_bert):
+    path = tmp_path / "select.toml"  # config_path: the data files beside it
+    path.write_text(SELECT_CONFIG.format(bert=tiny_bert))
     summary = run_pipeline(load_config(path), progress=False, log=lambda line: None)
     out = tmp_path / "out2"
     assert summary["data"]["select"] == 60 and summary["data"]["train"] <= 240
