@@ -101,25 +101,22 @@ final class UnicodeTables {
 
     /** Appends the lowercase of {@code cp} (Rust's {@code char::to_lowercase}, possibly several code points). */
     static void appendLower(StringBuilder out, int cp) {
-        int[] to = LOWER.get(cp);
-        if (to == null) {
-            out.appendCodePoint(cp);
-        } else {
-            for (int c : to) {
-                out.appendCodePoint(c);
-            }
-        }
+        appendMapped(out, cp, LOWER.get(cp));
     }
 
     /** Appends the canonical decomposition of {@code cp}. */
     static void appendNfd(StringBuilder out, int cp) {
-        int[] to = NFD.get(cp);
+        appendMapped(out, cp, NFD.get(cp));
+    }
+
+    /** Appends {@code to}, or {@code cp} itself when the table has no entry for it ({@code to == null}). */
+    private static void appendMapped(StringBuilder out, int cp, int[] to) {
         if (to == null) {
             out.appendCodePoint(cp);
-        } else {
-            for (int c : to) {
-                out.appendCodePoint(c);
-            }
+            return;
+        }
+        for (int c : to) {
+            out.appendCodePoint(c);
         }
     }
 }
