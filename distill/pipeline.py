@@ -289,7 +289,7 @@ def student_configs(section: StudentSection, vocab_size: int, *, seed: int = 0) 
     return model, train
 
 
-def _variant_configs(section: StudentSection, v: Variant, vocab_size: int, seed: int) -> tuple[StudentConfig, StudentTrainConfig]:
+def variant_configs(section: StudentSection, v: Variant, vocab_size: int, seed: int) -> tuple[StudentConfig, StudentTrainConfig]:
     """Settings of ``v``: the section's, with the variant's changes.  Gold-label students run ``gold_epochs`` with
     the learning-rate schedule stretched to them (the same total decay from first to last epoch as the others)."""
     model, train = student_configs(section, vocab_size, seed=seed)
@@ -368,7 +368,7 @@ def train_students(cfg: RunConfig, data: RunData, signals: TeacherSignals, varia
     for name, v in sorted(variants.items(), key=lambda kv: len(data.train) if kv[1].gold else (kv[1].rows or len(data.transfer))):
         sdir = out / "students" / name.replace("=", "-").replace("@", "-at-")
         dirs[name] = sdir
-        base, train_cfg = _variant_configs(cfg.student, v, tokenizer.get_vocab_size(), cfg.seed)
+        base, train_cfg = variant_configs(cfg.student, v, tokenizer.get_vocab_size(), cfg.seed)
         what = {k: val for k, val in asdict(v).items() if k not in ("name", "baseline")}  # what the student is trained on
         settings = {"variant": what, "model": base.to_dict(), "train": asdict(train_cfg)}
         if _reuse_student(sdir, settings):
