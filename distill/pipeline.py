@@ -31,33 +31,23 @@ from pathlib import Path
 
 import numpy as np
 
+from distill import api
+from distill.api import gold_section, read_source, student_configs
 from distill.atomic import atomic_path, write_json
-from distill.augment import augment
-from distill.config import DataSource, RunConfig, StudentSection, resolve_base_model
+from distill.config import RunConfig, StudentSection
 from distill.data.pairs import Pairs
-from distill.data.readers import read_amazon_reviews, read_pairs
-from distill.errors import ConfigError
+from distill.data.readers import read_pairs
 from distill.data.sentences import hold_out_sentences
-from distill.evaluation.evaluate import evaluate_scores
+from distill.errors import ConfigError
 from distill.evaluation.metrics import accuracy, agreement, bootstrap_ci, positives
-from distill.evaluation.report import format_summary, write_report
+from distill.evaluation.report import format_summary
 from distill.student.model import StudentConfig
 from distill.student.store import load_student
-from distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
-from distill.student.train import StudentTrainConfig, train_student
+from distill.student.train import StudentTrainConfig
 from distill.targets import Stacker, average_logits, fit_stacker, soft_targets, temperature_sweep
-from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
-from distill.teacher.scoring import load_logits, score_transfer_set
 
 Log = Callable[[str], None]
-
-
-def load_source(src: DataSource, *, require_labels: bool = False) -> Pairs:
-    """Read one configured data source."""
-    if src.format == "amazon-reviews" or (src.format == "auto" and Path(src.path).is_dir()):
-        return read_amazon_reviews(src.path, sentences=src.sentences, limit=src.limit)
-    return read_pairs(src.path, query_field=src.query_field or None, text_field=src.text_field,
-                      label_field=src.label_field or None, format=src.format, require_labels=require_labels, limit=src.limit)
+__all__ = ["run_pipeline", "prepare_data", "student_configs", "variant_configs", "Variant", "RunData"]
 
 
 # --- 1. data ------------------------------------------------------------------
@@ -83,23 +73,18 @@ class RunData:
 
 def _build_transfer(cfg: RunConfig, train: Pairs) -> tuple[Pairs, int]:
     """The transfer set (unlabeled sources, then their augmented variants) and how many rows are unaugmented."""
-    parts = [train.without_labels() if s.use == "train" else load_source(s).without_labels() for s in cfg.data.transfer]
-    base = Pairs.concat(parts or [train.without_labels()], source="transfer")
-    pieces = [base]
-    if cfg.augment.enabled:
-        a = cfg.augment
-        pieces.append(augment(base, n_per_example=a.n_per_example, p_mask=a.p_mask, p_swap=a.p_swap, p_ngram=a.p_ngram,
-                              seed=cfg.seed, max_rows=a.max_rows))
-    return Pairs.concat(pieces, source="transfer+augmented"), len(base)
+    parts = [train if s.use == "train" else read_source(s) for s in cfg.data.transfer]
+    ts = api.build_transfer_set(parts or [train], cfg.augment, seed=cfg.seed)
+    return ts.pairs, ts.unlabeled
 
 
 def prepare_data(cfg: RunConfig, out: Path, log: Log) -> RunData:
     """Read the sources, hold out the ``select`` sentences and the stacker rows, build (or reuse) the transfer set."""
-    train = load_source(cfg.data.train, require_labels=True)
+    train = read_source(cfg.data.train, require_labels=True)
     evals: dict[str, Pairs] = {}
     if cfg.data.select_sentences:
         train, evals["select"] = hold_out_sentences(train, cfg.data.select_sentences, seed=cfg.seed)
-    evals["dev"] = load_source(cfg.data.dev, require_labels=True)
+    evals["dev"] = read_source(cfg.data.dev, require_labels=True)
     perm = np.random.default_rng(cfg.seed).permutation(len(train))
     needs_holdout = cfg.distill.combine == "stack" or ("combine" in cfg.distill.experiments and len(cfg.teachers) > 1)
     n_hold = int(round(len(train) * cfg.data.stack_holdout)) if needs_holdout else 0
@@ -138,10 +123,7 @@ def train_teachers(cfg: RunConfig, data: RunData, out: Path, *, progress: bool |
             results[tc.name] = json.loads((tdir / "result.json").read_text())
             log(f"teacher {tc.name}: already trained, reusing {tdir / 'best'}")
             continue
-        res = finetune_teacher(resolve_base_model(tc.base), data.teacher_train, data.evals.get("select"), tdir, progress=progress,
-                               config=TeacherTrainConfig(epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, max_length=tc.max_length,
-                                                         seed=tc.seed, max_steps=tc.max_steps or None,
-                                                         num_layers=tc.num_layers or None, mixed_precision=tc.mixed_precision))
+        res = api.train_teacher(data.teacher_train, tdir, tc, dev=data.evals.get("select"), progress=progress)
         results[tc.name] = asdict(res)
         log(f"teacher {tc.name}: trained, {res.examples_per_second:.0f} examples/s"
             + (f", select accuracy {res.best['accuracy']:.4f}" if res.best else ""))
@@ -152,16 +134,14 @@ def score_splits(cfg: RunConfig, data: RunData, out: Path, *, progress: bool | N
     """Teacher logits ``split -> teacher -> [N]`` for the eval splits, the stacker holdout and the transfer set
     (chunked and resumable), and the transfer-set scoring speed per teacher (rows/s)."""
     splits = {**data.evals, "transfer": data.transfer, **({"holdout": data.holdout} if len(data.holdout) else {})}
-    logits: dict[str, dict[str, np.ndarray]] = {s: {} for s in splits}
-    speed = {}
-    for tc in cfg.teachers:
-        for split, pairs in splits.items():
-            sdir = out / "scores" / tc.name / split
-            rep = score_transfer_set(out / "teachers" / tc.name / "best", pairs, sdir, batch_size=tc.score_batch_size,
-                                     max_length=tc.max_length, precision=tc.mixed_precision, progress=progress)
-            if split == "transfer" and rep["rows_scored"]:
-                speed[tc.name] = rep["rows_per_second"]
-            logits[split][tc.name] = load_logits(sdir)
+    logits: dict[str, dict[str, np.ndarray]] = {}
+    checkpoints = {tc.name: out / "teachers" / tc.name / "best" for tc in cfg.teachers}
+    for split, pairs in splits.items():
+        scores = api.score_with_teachers(checkpoints, pairs, {n: out / "scores" / n / split for n in checkpoints},
+                                         {tc.name: tc for tc in cfg.teachers}, progress=progress)
+        logits[split] = dict(zip(scores.names, scores.logits))
+        if split == "transfer":
+            speed = {n: r["rows_per_second"] for n, r in scores.reports.items() if r["rows_scored"]}
     return logits, speed
 
 
@@ -265,7 +245,7 @@ def student_variants(cfg: RunConfig, signals: TeacherSignals, n_transfer: int) -
         ablations["no-trigrams" if s.trigrams else "trigrams"] = replace(main, trigrams=not s.trigrams)
     if "wide" in exps:
         ablations[f"embedding_dim={2 * s.embedding_dim}"] = replace(main, embedding_dim=2 * s.embedding_dim)
-    n = d.ablation_rows if 0 < d.ablation_rows < n_transfer else None
+    n = d.ablation_rows if d.ablation_rows is not None and d.ablation_rows < n_transfer else None
     base = "main" if n is None else f"main@{n}"
     if ablations and n is not None:
         out[base] = replace(main, name=base, rows=n)
@@ -278,39 +258,23 @@ def student_variants(cfg: RunConfig, signals: TeacherSignals, n_transfer: int) -
     return out
 
 
-def student_configs(section: StudentSection, vocab_size: int, *, seed: int = 0) -> tuple[StudentConfig, StudentTrainConfig]:
-    """The architecture and optimisation settings a ``[student]`` section describes, for a vocabulary of
-    ``vocab_size`` tokens (the one conversion from the config to :func:`distill.student.train.train_student`)."""
-    model = StudentConfig(vocab_size=vocab_size, bigram_buckets=section.bigram_buckets, embedding_dim=section.embedding_dim,
-                          hidden=list(section.hidden), interactions=section.interactions, dropout=section.dropout,
-                          trigrams=section.trigrams)
-    train = StudentTrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, embedding_lr=section.embedding_lr,
-                               lr_decay=section.lr_decay, loss=section.loss, seed=seed)
-    return model, train
-
-
 def variant_configs(section: StudentSection, v: Variant, vocab_size: int, seed: int) -> tuple[StudentConfig, StudentTrainConfig]:
     """Settings of ``v``: the section's, with the variant's changes.  Gold-label students run ``gold_epochs`` with
     the learning-rate schedule stretched to them (the same total decay from first to last epoch as the others)."""
-    model, train = student_configs(section, vocab_size, seed=seed)
-    model = replace(model, interactions=v.interactions, embedding_dim=v.embedding_dim or model.embedding_dim,
-                    trigrams=model.trigrams if v.trigrams is None else v.trigrams)
-    train = replace(train, loss="bce" if v.gold else v.loss)
-    if v.gold and section.gold_epochs and section.gold_epochs != section.epochs:
-        train = replace(train, epochs=section.gold_epochs,
-                        lr_decay=section.lr_decay ** ((section.epochs - 1) / max(section.gold_epochs - 1, 1)))
-    return model, train
+    return student_configs(variant_section(section, v), vocab_size, seed=seed)
+
+
+def variant_section(section: StudentSection, v: Variant) -> StudentSection:
+    """The ``[student]`` section with the variant's changes (what :func:`distill.api.train_student` trains)."""
+    s = replace(section, interactions=v.interactions, embedding_dim=v.embedding_dim or section.embedding_dim,
+                trigrams=section.trigrams if v.trigrams is None else v.trigrams, loss=v.loss)
+    return gold_section(s) if v.gold else s
 
 
 def student_tokenizer(cfg: RunConfig, data: RunData, out: Path):
     """The word-level student tokenizer, built once from the transfer set and train (``students/tokenizer.json``)."""
-    path = out / "students" / "tokenizer.json"
-    if path.exists():
-        return load_tokenizer(path)
-    tok = build_student_tokenizer(data.transfer.texts + data.transfer.queries + data.train.texts + data.train.queries,
-                                  vocab_size=cfg.student.vocab_size, min_count=cfg.student.min_count, max_length=cfg.student.max_length)
-    save_tokenizer(tok, path)
-    return tok
+    return api.student_tokenizer(data.transfer.texts + data.transfer.queries + data.train.texts + data.train.queries,
+                                 cfg.student, path=out / "students" / "tokenizer.json")
 
 
 def _init_vectors(cfg: RunConfig, tokenizer, out: Path, dim: int, *, progress: bool | None) -> np.ndarray:
@@ -368,7 +332,8 @@ def train_students(cfg: RunConfig, data: RunData, signals: TeacherSignals, varia
     for name, v in sorted(variants.items(), key=lambda kv: len(data.train) if kv[1].gold else (kv[1].rows or len(data.transfer))):
         sdir = out / "students" / name.replace("=", "-").replace("@", "-at-")
         dirs[name] = sdir
-        base, train_cfg = variant_configs(cfg.student, v, tokenizer.get_vocab_size(), cfg.seed)
+        section = variant_section(cfg.student, v)
+        base, train_cfg = student_configs(section, tokenizer.get_vocab_size(), seed=cfg.seed)
         what = {k: val for k, val in asdict(v).items() if k not in ("name", "baseline")}  # what the student is trained on
         settings = {"variant": what, "model": base.to_dict(), "train": asdict(train_cfg)}
         if _reuse_student(sdir, settings):
@@ -383,13 +348,12 @@ def train_students(cfg: RunConfig, data: RunData, signals: TeacherSignals, varia
                 pairs, targets = pairs.select(sel), targets[sel]
         init = _init_vectors(cfg, tokenizer, out, base.embedding_dim, progress=progress) if v.init == "teacher" else None
         write_json(sdir / "settings.json", settings)
-        res = train_student(pairs, targets, tokenizer, sdir, model_config=base, config=train_cfg,
-                            progress=progress, init_embeddings=init,
-                            on_epoch=lambda r, name=name: log(f"student {name}: epoch {r['epoch']}/{r['epochs']} train loss "
-                                                              f"{r['train_loss']:.4f} val loss {r['val_loss']:.4f} "
-                                                              f"({r['pairs_per_second']:.0f} pairs/s)"),
-                            metadata={"variant": name, **asdict(v), "teachers": signals.names, "config": cfg.source})
-        log(f"student {name}: trained on {len(pairs)} rows in {res.seconds:.0f} s")
+        api.train_student(pairs, targets, sdir, section, tokenizer=tokenizer, seed=cfg.seed, progress=progress, init_embeddings=init,
+                          on_epoch=lambda r, name=name: log(f"student {name}: epoch {r['epoch']}/{r['epochs']} train loss "
+                                                            f"{r['train_loss']:.4f} val loss {r['val_loss']:.4f} "
+                                                            f"({r['pairs_per_second']:.0f} pairs/s)"),
+                          metadata={"variant": name, **asdict(v), "teachers": signals.names, "config": cfg.source})
+        log(f"student {name}: trained on {len(pairs)} rows in {api.training_report(sdir)['seconds']:.0f} s")
     return dirs
 
 
@@ -558,9 +522,8 @@ def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Log = pri
     logits, scoring_speed = score_splits(cfg, data, out, progress=progress)
     signals = teacher_signals(cfg, data, logits, out)
     lap("scoring")
-    dev = data.evals["dev"]
-    dev_teacher = signals.combined("dev", cfg.distill.combine)
-    calib = temperature_sweep(dev_teacher, dev.labels, sorted({*cfg.distill.temperatures, cfg.distill.temperature}))
+    calib = temperature_sweep(signals.combined("dev", cfg.distill.combine), data.evals["dev"].labels,
+                              sorted({*cfg.distill.temperatures, cfg.distill.temperature}))
     write_json(out / "targets" / "temperature.json", calib)
     tokenizer = student_tokenizer(cfg, data, out)
     variants = student_variants(cfg, signals, len(data.transfer))
@@ -571,8 +534,26 @@ def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Log = pri
         log(f"student {r['student']}: " + "  ".join(f"{s} accuracy {r[f'{s}_accuracy']:.4f} (recovery {100 * r[f'{s}_recovery_own']:.1f}% "
                                                        f"own, {100 * r[f'{s}_recovery_best']:.1f}% best)" for s in data.evals))
     lap("evaluation")
+    summary = write_run_report(cfg, data, signals, variants, ev, calib, out)
+    timings["total"] = time.perf_counter() - t_run
+    summary.update({"teacher_scoring_rows_per_s": scoring_speed, "timings_s": timings})
+    write_json(out / "run.json", summary)
+    log(format_summary(summary["main"]))
+    log(summary["summary"])
+    speed = summary["speed"]
+    log(f"student {speed['student_ms_per_100_pairs']:.2f} ms / 100 pairs vs teacher {speed['teacher_ms_per_100_pairs']:.1f} ms "
+        f"({speed['teacher_over_student']:.0f}x faster, batch of 100, PyTorch CPU); {timings['total']:.0f} s in all; "
+        f"report: {summary['report']['html']}")
+    return summary
+
+
+def write_run_report(cfg: RunConfig, data: RunData, signals: TeacherSignals, variants: dict[str, Variant], ev: dict,
+                     calib: list[dict], out: Path) -> dict:
+    """The main student's evaluation on dev with every table of the run (``out/report``) and the run summary
+    (without timings): :func:`distill.api.evaluate_student` on the logits :func:`evaluate_students` computed."""
+    dev = data.evals["dev"]
+    dev_teacher = signals.combined("dev", cfg.distill.combine)
     speed = _speeds(cfg, out, dev)
-    result = evaluate_scores(dev, ev["logits"]["dev"]["main"], dev_teacher)
     pick = "select" if "select" in data.evals else "dev"
     curve_rows, curve_png = scale_curve(ev, variants, len(data.transfer), pick)
     summary_text = plain_summary(ev, cfg.distill.combine)
@@ -581,22 +562,13 @@ def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Log = pri
               "CPU speed (1 process, this machine)": [speed], "Data": [data.info]}
     if curve_rows:
         tables["Scale curve (main student, same teacher and settings)"] = curve_rows
-    paths = write_report(result, out / "report", title=f"distilrank run: {Path(cfg.source).name}",
-                         student_logits=ev["logits"]["dev"]["main"], teacher_logits=dev_teacher, labels=dev.labels, extra_tables=tables,
-                         extra_figures={"scale_curve.png": (curve_png, f"Main student {pick} accuracy (95% CI) against transfer-set size.")}
-                         if curve_png else None)
-    timings["total"] = time.perf_counter() - t_run
-    summary = {"config": cfg.source, "out_dir": str(out), "data": data.info, "teachers": ev["teachers"],
-               "best_teacher": ev["best_teacher"], "students": ev["students"], "paired": ev["paired"], "scale_curve": curve_rows,
-               "main": result, "summary": summary_text, "temperature": calib, "stacker": signals.stacker.to_dict() if signals.stacker else None,
-               "speed": speed, "teacher_scoring_rows_per_s": scoring_speed, "timings_s": timings,
-               "report": {k: str(v) for k, v in paths.items()}}
-    write_json(out / "run.json", summary)
-    log(format_summary(result))
-    log(summary_text)
-    log(f"student {speed['student_ms_per_100_pairs']:.2f} ms / 100 pairs vs teacher {speed['teacher_ms_per_100_pairs']:.1f} ms "
-        f"({speed['teacher_over_student']:.0f}x faster, batch of 100, PyTorch CPU); {timings['total']:.0f} s in all; report: {paths['html']}")
-    return summary
+    figures = {"scale_curve.png": (curve_png, f"Main student {pick} accuracy (95% CI) against transfer-set size.")} if curve_png else None
+    evaluated = api.evaluate_student(ev["logits"]["dev"]["main"], dev, teacher=dev_teacher, out_dir=out / "report",
+                                     title=f"distilrank run: {Path(cfg.source).name}", extra_tables=tables, extra_figures=figures)
+    return {"config": cfg.source, "out_dir": str(out), "data": data.info, "teachers": ev["teachers"],
+            "best_teacher": ev["best_teacher"], "students": ev["students"], "paired": ev["paired"], "scale_curve": curve_rows,
+            "main": evaluated["result"], "summary": summary_text, "temperature": calib,
+            "stacker": signals.stacker.to_dict() if signals.stacker else None, "speed": speed, "report": evaluated["report"]}
 
 
 def _speeds(cfg: RunConfig, out: Path, dev: Pairs) -> dict:

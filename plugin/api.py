@@ -144,8 +144,7 @@ def list_models(t: Transport, *, group: str | None = None) -> dict:
         src, mid = hit["_source"], hit["_id"]
         gid = src.get("model_group_id")
         if gid and gid not in groups:
-            g = t.request("GET", f"/_plugins/_ml/model_groups/{gid}", ok_statuses=(404,))
-            groups[gid] = g.get("name", gid)
+            groups[gid] = (ml_api.get_model_group(t, gid) or {}).get("name", gid)
         record = registry_store.get_model_record(t, mid) or {}
         card = record.get("card") or {}
         rows.append({

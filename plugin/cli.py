@@ -11,7 +11,7 @@ from pathlib import Path
 
 def cmd_export(args: argparse.Namespace) -> None:
     from distill.cli_support import emit, read_source_arg
-    from plugin.export import export_student
+    from distill.api import export_student
 
     if args.teacher:
         cmd_export_teacher(args)
@@ -24,13 +24,12 @@ def cmd_export(args: argparse.Namespace) -> None:
     pairs = read_source_arg(args, args.parity_data) if args.parity_data else None
     quality = None
     if args.quality_data:
-        from distill.config import DataSource
-        from distill.pipeline import load_source
+        from distill.api import read_source
 
-        quality = load_source(DataSource(path=args.quality_data, query_field=args.quality_query_field, text_field=args.quality_text_field,
-                                         label_field=args.quality_label_field), require_labels=True)
+        quality = read_source(args.quality_data, query_field=args.quality_query_field, text_field=args.quality_text_field,
+                              label_field=args.quality_label_field, require_labels=True)
     res = export_student(args.student, args.out, name=args.name, parity_pairs=pairs, tolerance=args.tolerance,
-                         max_length=args.max_length or None, metrics=metrics, quantize=args.quantize == "int8", quality_pairs=quality)
+                         max_length=args.max_length, metrics=metrics, quantize=args.quantize == "int8", quality_pairs=quality)
     human = (f"exported {res.zip} ({res.zip_bytes:,} bytes, sha256 {res.sha256})\n"
              f"parity: max |torch - onnx| = {res.parity.max_abs_diff:.2e} over {res.parity.n_pairs} pairs (tolerance {res.parity.tolerance:g})\n"
              f"onnx runtime, 1 thread, one pair per call: {res.latency['onnx_ms_per_pair_single_call']:.3f} ms/pair\n"
@@ -53,7 +52,7 @@ def cmd_export_teacher(args: argparse.Namespace) -> None:
     if student_only:
         raise DistilRankError(f"export --teacher: {', '.join(student_only)} only apply to a student export")
     pairs = read_source_arg(args, args.parity_data) if args.parity_data else None
-    res = export_cross_encoder_teacher(args.teacher, args.out, name=args.name, max_length=args.max_length or None,
+    res = export_cross_encoder_teacher(args.teacher, args.out, name=args.name, max_length=args.max_length,
                                        parity_pairs=pairs, tolerance=args.tolerance)
     human = (f"exported teacher {res['zip']} ({res['zip_bytes']:,} bytes, sha256 {res['sha256']})\n"
              f"parity: max |torch - onnx| = {res['parity']['max_abs_diff']:.2e} over {res['parity']['n_pairs']} pairs "
@@ -89,13 +88,10 @@ def _transport(args: argparse.Namespace):
 
 
 def _finish(args: argparse.Namespace, t, result: dict, human: str) -> None:
+    """Print ``result`` (with ``--json``) or ``human``, plus the write requests a dry run did not send."""
     from distill.cli_support import emit
 
-    if t.dry_run:
-        result = {**result, "dry_run": True, "planned_requests": [r.to_dict() for r in t.planned]}
-        human = (human + "\n" if human else "") + f"dry run: {len(t.planned)} write request(s) not sent:\n" + \
-            "\n".join(f"  {str(r)}".replace("\n", "\n  ") for r in t.planned)
-    emit(args, result, human)
+    emit(args, *t.with_planned(result, human))
 
 
 def _split_docs(values: list[str] | None, path: str | None) -> list[str]:
@@ -128,179 +124,230 @@ def cmd_rescore_body(args: argparse.Namespace) -> None:
     emit(args, body, json.dumps(body, indent=2, ensure_ascii=False))
 
 
-def cmd_plugin(args: argparse.Namespace) -> None:
+def _log(m: str) -> None:
+    print(m, file=sys.stderr)
+
+
+def _fields(args: argparse.Namespace) -> list[str] | None:
+    """``--fields a,b`` as a list (``None`` when not given)."""
+    return [f for f in (args.fields or "").split(",") if f] or None
+
+
+def cmd_preflight(args: argparse.Namespace) -> None:
+    from plugin import api
+    from plugin.preflight import Check, format_checks
+
+    t = _transport(args)
+    res = api.preflight(t)
+    _finish(args, t, res, format_checks([Check(**c) for c in res["checks"]]) + ("\npreflight passed" if res["passed"] else "\npreflight FAILED"))
+    if not res["passed"]:
+        raise SystemExit(1)
+
+
+def cmd_register(args: argparse.Namespace) -> None:
     from plugin import api
 
-    if args.plugin_command == "rescore-body":
-        cmd_rescore_body(args)
-        return
     t = _transport(args)
-    log = (lambda m: print(m, file=sys.stderr))
-    cmd = args.plugin_command
-    fields = [f for f in (args.fields or "").split(",") if f] if hasattr(args, "fields") else None
-    if cmd == "preflight":
-        from plugin.preflight import Check, format_checks
-
-        res = api.preflight(t)
-        _finish(args, t, res, format_checks([Check(**c) for c in res["checks"]]) + ("\npreflight passed" if res["passed"] else "\npreflight FAILED"))
-        if not res["passed"]:
-            raise SystemExit(1)
-    elif cmd == "register":
-        res = api.register(t, args.zip, group=args.group, name=args.name, expected_sha256=args.sha256, chunk_size=args.chunk_size,
-                           wait=args.wait, deploy=args.deploy, smoke=not args.no_smoke_test, tolerance=args.tolerance,
-                           promote_alias=args.promote, index=args.index, document_fields=fields or None, depth=args.depth,
-                           size=args.size, check=not args.skip_preflight, progress=not args.json, log=log,
-                           rescorer=not args.no_rescorer)
-        what = "reused, nothing uploaded" if res["reused"] else f"{res['bytes_uploaded']:,} bytes in {res['chunks']} chunk(s)"
-        lines = [f"model {res['model_id']} ({what}) in group {args.group} ({res['model_group_id']}), sha256 {res['sha256']}"]
-        if "deployment" in res:
-            d = res["deployment"]
-            lines.append(f"deploy: {d['state']}" + (f" on {len(d['nodes'])} node(s)" if d["state"] == "DEPLOYED" else ""))
-        if "smoke_test" in res:
-            s = res["smoke_test"]
-            lines.append(f"smoke test: {s['n_pairs']} pairs, max |node - local onnxruntime| = {s['max_abs_diff']:.2e} (tolerance {s['tolerance']:g})")
-        if "rescorer" in res:
-            r = res["rescorer"]
-            lines.append("distilrank rescorer: " + ("already had this zip" if r["reused"] else f"zip uploaded in {r['chunks']} chunk(s)"))
-        if "promoted" in res:
-            lines.append(f"alias {res['promoted']['alias']} -> {res['model_id']} via search pipeline {res['promoted']['pipeline']}")
-        _finish(args, t, res, "\n".join(lines))
-    elif cmd == "deploy":
-        res = api.deploy(t, args.model_id, zip_path=args.zip, wait=args.wait, tolerance=args.tolerance, log=log)
+    res = api.register(t, args.zip, group=args.group, name=args.name, expected_sha256=args.sha256, chunk_size=args.chunk_size,
+                       wait=args.wait, deploy=args.deploy, smoke=not args.no_smoke_test, tolerance=args.tolerance,
+                       promote_alias=args.promote, index=args.index, document_fields=_fields(args), depth=args.depth,
+                       size=args.size, check=not args.skip_preflight, progress=not args.json, log=_log,
+                       rescorer=not args.no_rescorer)
+    what = "reused, nothing uploaded" if res["reused"] else f"{res['bytes_uploaded']:,} bytes in {res['chunks']} chunk(s)"
+    lines = [f"model {res['model_id']} ({what}) in group {args.group} ({res['model_group_id']}), sha256 {res['sha256']}"]
+    if "deployment" in res:
         d = res["deployment"]
-        human = f"model {args.model_id}: {d['state']}" + (" (was already deployed)" if d["already_deployed"] else f" in {d['seconds']:.1f} s")
-        if "smoke_test" in res:
-            human += f"\nsmoke test passed: max |node - local| = {res['smoke_test']['max_abs_diff']:.2e} over {res['smoke_test']['n_pairs']} pairs"
-        _finish(args, t, res, human)
-    elif cmd == "predict":
-        res = api.predict(t, args.model_id, args.query, _split_docs(args.doc, args.docs_file), zip_path=args.zip)
-        rows = [f"{r['score']:10.5f}" + (f"  local {r['local_score']:10.5f}" if "local_score" in r else "") + f"  {r['doc'][:80]}"
-                for r in res["results"]]
-        _finish(args, t, res, "\n".join(rows) + (f"\nmax |node - local| = {res['max_abs_diff']:.2e}" if "max_abs_diff" in res else ""))
-    elif cmd == "pipeline":
-        res = api.pipeline(t, args.name, args.model_id, document_fields=fields or ["title"], depth=args.depth or 100,
-                           size=args.size or 10, index=args.index)
-        _finish(args, t, res, f"search pipeline {args.name}: top {args.depth or 100} hits reranked by {args.model_id} on {fields or ['title']}")
-    elif cmd == "promote":
-        res = api.promote(t, args.alias, args.model_id, document_fields=fields or None, depth=args.depth, size=args.size,
-                          index=args.index, pipeline=args.pipeline)
-        _finish(args, t, res, f"alias {args.alias} -> {args.model_id} (was {res['previous_model_id']}) via pipeline {res['pipeline']}")
-    elif cmd == "rollback":
-        res = api.rollback(t, args.alias)
-        _finish(args, t, res, f"alias {args.alias} rolled back: {res['previous_model_id']} -> {res['model_id']} via pipeline {res['pipeline']}")
-    elif cmd == "list":
-        res = api.list_models(t, group=args.group)
-        lines = [f"{'model_id':22} {'state':10} {'ver':>3} {'group':18} {'name':24} aliases/pipelines"]
-        for m in res["models"]:
-            card = m.get("card") or {}
-            acc = ((card.get("metrics") or {}).get("student") or {}).get("accuracy") if card else None
-            lines.append(f"{m['model_id']:22} {str(m['state']):10} {str(m['version']):>3} {str(m['group'])[:18]:18} {str(m['name'])[:24]:24} "
-                         f"{','.join(m['aliases']) or '-'} / {','.join(m['pipelines']) or '-'}"
-                         + (f"  [acc {acc:.4f}, {card.get('precision')}]" if isinstance(acc, float) else ""))
-        for a in res["aliases"]:
-            lines.append(f"alias {a['alias']}: {a['model_id']} via {a['pipeline']}" + ("" if a["in_sync"] else f" (pipeline now calls {a['live_model_id']}!)")
-                         + f", {len(a.get('history', []))} earlier version(s)")
-        _finish(args, t, res, "\n".join(lines))
-    elif cmd == "undeploy":
-        res = api.undeploy(t, args.model_id, force=args.force)
-        _finish(args, t, res, f"model {args.model_id}: {res['state']}")
-    elif cmd == "delete":
-        res = api.delete(t, args.model_id, force=args.force)
-        _finish(args, t, res, f"model {args.model_id} deleted")
+        lines.append(f"deploy: {d['state']}" + (f" on {len(d['nodes'])} node(s)" if d["state"] == "DEPLOYED" else ""))
+    if "smoke_test" in res:
+        s = res["smoke_test"]
+        lines.append(f"smoke test: {s['n_pairs']} pairs, max |node - local onnxruntime| = {s['max_abs_diff']:.2e} (tolerance {s['tolerance']:g})")
+    if "rescorer" in res:
+        r = res["rescorer"]
+        lines.append("distilrank rescorer: " + ("already had this zip" if r["reused"] else f"zip uploaded in {r['chunks']} chunk(s)"))
+    if "promoted" in res:
+        lines.append(f"alias {res['promoted']['alias']} -> {res['model_id']} via search pipeline {res['promoted']['pipeline']}")
+    _finish(args, t, res, "\n".join(lines))
 
 
-def cmd_ab(args: argparse.Namespace) -> None:
+def cmd_deploy(args: argparse.Namespace) -> None:
+    from plugin import api
+
+    t = _transport(args)
+    res = api.deploy(t, args.model_id, zip_path=args.zip, wait=args.wait, tolerance=args.tolerance, log=_log)
+    d = res["deployment"]
+    human = f"model {args.model_id}: {d['state']}" + (" (was already deployed)" if d["already_deployed"] else f" in {d['seconds']:.1f} s")
+    if "smoke_test" in res:
+        human += f"\nsmoke test passed: max |node - local| = {res['smoke_test']['max_abs_diff']:.2e} over {res['smoke_test']['n_pairs']} pairs"
+    _finish(args, t, res, human)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from plugin import api
+
+    t = _transport(args)
+    res = api.predict(t, args.model_id, args.query, _split_docs(args.doc, args.docs_file), zip_path=args.zip)
+    rows = [f"{r['score']:10.5f}" + (f"  local {r['local_score']:10.5f}" if "local_score" in r else "") + f"  {r['doc'][:80]}"
+            for r in res["results"]]
+    _finish(args, t, res, "\n".join(rows) + (f"\nmax |node - local| = {res['max_abs_diff']:.2e}" if "max_abs_diff" in res else ""))
+
+
+def cmd_pipeline(args: argparse.Namespace) -> None:
+    from plugin import api
+
+    t = _transport(args)
+    fields = _fields(args) or ["title"]
+    res = api.pipeline(t, args.name, args.model_id, document_fields=fields, depth=args.depth or 100, size=args.size or 10, index=args.index)
+    _finish(args, t, res, f"search pipeline {args.name}: top {args.depth or 100} hits reranked by {args.model_id} on {fields}")
+
+
+def cmd_promote(args: argparse.Namespace) -> None:
+    from plugin import api
+
+    t = _transport(args)
+    res = api.promote(t, args.alias, args.model_id, document_fields=_fields(args), depth=args.depth, size=args.size,
+                      index=args.index, pipeline=args.pipeline)
+    _finish(args, t, res, f"alias {args.alias} -> {args.model_id} (was {res['previous_model_id']}) via pipeline {res['pipeline']}")
+
+
+def cmd_rollback(args: argparse.Namespace) -> None:
+    from plugin import api
+
+    t = _transport(args)
+    res = api.rollback(t, args.alias)
+    _finish(args, t, res, f"alias {args.alias} rolled back: {res['previous_model_id']} -> {res['model_id']} via pipeline {res['pipeline']}")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from plugin import api
+
+    t = _transport(args)
+    res = api.list_models(t, group=args.group)
+    _finish(args, t, res, "\n".join(format_model_list(res)))
+
+
+def format_model_list(res: dict) -> list[str]:
+    """The lines of ``plugin list``: one per model version, then one per alias."""
+    lines = [f"{'model_id':22} {'state':10} {'ver':>3} {'group':18} {'name':24} aliases/pipelines"]
+    for m in res["models"]:
+        card = m.get("card") or {}
+        acc = ((card.get("metrics") or {}).get("student") or {}).get("accuracy") if card else None
+        lines.append(f"{m['model_id']:22} {str(m['state']):10} {str(m['version']):>3} {str(m['group'])[:18]:18} {str(m['name'])[:24]:24} "
+                     f"{','.join(m['aliases']) or '-'} / {','.join(m['pipelines']) or '-'}"
+                     + (f"  [acc {acc:.4f}, {card.get('precision')}]" if isinstance(acc, float) else ""))
+    for a in res["aliases"]:
+        lines.append(f"alias {a['alias']}: {a['model_id']} via {a['pipeline']}" + ("" if a["in_sync"] else f" (pipeline now calls {a['live_model_id']}!)")
+                     + f", {len(a.get('history', []))} earlier version(s)")
+    return lines
+
+
+def cmd_undeploy(args: argparse.Namespace) -> None:
+    from plugin import api
+
+    t = _transport(args)
+    res = api.undeploy(t, args.model_id, force=args.force)
+    _finish(args, t, res, f"model {args.model_id}: {res['state']}")
+
+
+def cmd_delete(args: argparse.Namespace) -> None:
+    from plugin import api
+
+    t = _transport(args)
+    res = api.delete(t, args.model_id, force=args.force)
+    _finish(args, t, res, f"model {args.model_id} deleted")
+
+
+def cmd_ab_run(args: argparse.Namespace) -> None:
     from plugin.abtest.config import load_ab_config
+    from plugin.abtest.report import comparison_rows, summary_rows
+    from plugin.abtest.runner import run_ab
 
-    cmd = args.ab_command
-    if cmd == "run":
-        from plugin.abtest.runner import run_ab
+    cfg = load_ab_config(args.config)
+    if args.out:
+        cfg.out = str(Path(args.out).resolve())
+    args.connection_config = args.connection_config or str(cfg.path)
+    t = _transport(args)
+    res = run_ab(t, cfg, log=_log)
+    lines = [f"A/B {cfg.name}: {len(res['arms'][res['baseline']]['queries'])} queries, k={res['k']}, judgments: "
+             f"{res['judgment_source']}"]
+    for row in summary_rows(res) + comparison_rows(res):
+        lines.append("  " + "  ".join(f"{k} {v}" for k, v in row.items()))
+    if res["queries_without_judgments"]:
+        lines.append(f"  queries without judgments ({len(res['queries_without_judgments'])}): "
+                     + ", ".join(res["queries_without_judgments"][:10]))
+    lines.append(f"report: {res['report']['html']} (and {res['report']['json']})")
+    _finish(args, t, {"report": res["report"], "comparisons": res["comparisons"], "baseline": res["baseline"]}, "\n".join(lines))
 
-        cfg = load_ab_config(args.config)
-        if args.out:
-            cfg.out = str(Path(args.out).resolve())
-        args.connection_config = args.connection_config or str(cfg.path)
-        t = _transport(args)
-        res = run_ab(t, cfg, log=lambda m: print(m, file=sys.stderr))
-        from plugin.abtest.report import comparison_rows, summary_rows
 
-        lines = [f"A/B {cfg.name}: {len(res['arms'][res['baseline']]['queries'])} queries, k={res['k']}, judgments: "
-                 f"{res['judgment_source']}"]
-        for row in summary_rows(res):
-            lines.append("  " + "  ".join(f"{k} {v}" for k, v in row.items()))
-        for row in comparison_rows(res):
-            lines.append("  " + "  ".join(f"{k} {v}" for k, v in row.items()))
-        if res["queries_without_judgments"]:
-            lines.append(f"  queries without judgments ({len(res['queries_without_judgments'])}): "
-                         + ", ".join(res["queries_without_judgments"][:10]))
-        lines.append(f"report: {res['report']['html']} (and {res['report']['json']})")
-        _finish(args, t, {"report": res["report"], "comparisons": res["comparisons"], "baseline": res["baseline"]}, "\n".join(lines))
-    elif cmd == "promote":
-        from plugin.abtest.runner import promote_winner
+def cmd_ab_promote(args: argparse.Namespace) -> None:
+    from plugin.abtest.runner import promote_winner
 
-        t = _transport(args)
-        res = promote_winner(t, args.report, args.alias, arm=args.arm)
-        _finish(args, t, res, f"alias {args.alias} -> {res['model_id']} (arm {res['arm']}: {res['reason']}) "
-                              f"via pipeline {res['promoted']['pipeline']}")
-    elif cmd == "assign":
-        from distill.cli_support import emit
-        from plugin.abtest.router import Arm, Experiment
+    t = _transport(args)
+    res = promote_winner(t, args.report, args.alias, arm=args.arm)
+    _finish(args, t, res, f"alias {args.alias} -> {res['model_id']} (arm {res['arm']}: {res['reason']}) "
+                          f"via pipeline {res['promoted']['pipeline']}")
 
-        arms = []
-        for spec in args.arm:
-            try:
-                name, pipeline, weight = spec.rsplit(":", 2)
-                arms.append(Arm(name, pipeline or None, float(weight)))
-            except ValueError:
-                from distill.errors import DistilRankError
 
-                raise DistilRankError(f"--arm {spec!r}: expected NAME:PIPELINE:PERCENT (PIPELINE may be empty)") from None
-        exp = Experiment(args.experiment, args.salt, arms)
-        rows = [exp.assign(i) for i in args.ids]
-        emit(args, {"assignments": [r.__dict__ for r in rows]},
-              "\n".join(f"{i}: {r.arm} (search_pipeline={r.search_pipeline}, tag {r.variant_tag})" for i, r in zip(args.ids, rows)))
+def cmd_ab_assign(args: argparse.Namespace) -> None:
+    from distill.cli_support import emit
+    from distill.errors import DistilRankError
+    from plugin.abtest.router import Arm, Experiment
+
+    arms = []
+    for spec in args.arm:
+        try:
+            name, pipeline, weight = spec.rsplit(":", 2)
+            arms.append(Arm(name, pipeline or None, float(weight)))
+        except ValueError:
+            raise DistilRankError(f"--arm {spec!r}: expected NAME:PIPELINE:PERCENT (PIPELINE may be empty)") from None
+    exp = Experiment(args.experiment, args.salt, arms)
+    rows = [exp.assign(i) for i in args.ids]
+    emit(args, {"assignments": [r.__dict__ for r in rows]},
+         "\n".join(f"{i}: {r.arm} (search_pipeline={r.search_pipeline}, tag {r.variant_tag})" for i, r in zip(args.ids, rows)))
 
 
 def _add_ab_commands(sub: argparse._SubParsersAction) -> None:
     ab = sub.add_parser("ab", help="A/B testing in staging: offline comparison with significance, interleaving, routing")
-    cmds = ab.add_subparsers(dest="ab_command", required=True)
+    cmds = ab.add_subparsers(dest="ab_command", required=True, metavar="COMMAND")
     p = cmds.add_parser("run", help="run a judged query set through every arm; write report.json + report.html")
     p.add_argument("config", help="TOML experiment config (see configs/ab-icecat.toml)")
     p.add_argument("--out", help="override experiment.out")
     _add_connection_args(p)
-    p.set_defaults(func=cmd_ab)
+    p.set_defaults(func=cmd_ab_run)
     p = cmds.add_parser("promote", help="point an alias (prod) at the winning arm's model of a report")
     p.add_argument("--report", required=True, help="report.json from 'ab run'")
-    p.add_argument("--alias", default="prod")
+    p.add_argument("--alias", default="prod", help="alias to point at the winner (default: prod)")
     p.add_argument("--arm", help="promote this arm even without a significant win")
     _add_connection_args(p)
-    p.set_defaults(func=cmd_ab)
+    p.set_defaults(func=cmd_ab_promote)
     p = cmds.add_parser("assign", help="which arm (and search pipeline) each user/session id gets: sticky hashing")
-    p.add_argument("--experiment", required=True)
-    p.add_argument("--salt", required=True)
+    p.add_argument("--experiment", required=True, help="experiment name (part of the hash)")
+    p.add_argument("--salt", required=True, help="salt of the hash: a new salt reshuffles every id")
     p.add_argument("--arm", action="append", required=True, help="NAME:PIPELINE:PERCENT, e.g. control::90 student:distilrank-staging:10")
-    p.add_argument("ids", nargs="+")
-    p.set_defaults(func=cmd_ab)
+    p.add_argument("ids", nargs="+", help="user or session ids to assign")
+    p.set_defaults(func=cmd_ab_assign)
+
+
+def _rerank_args(p: argparse.ArgumentParser, defaults: bool) -> None:
+    """The flags of the rerank search pipeline (``register``, ``pipeline``: defaults; ``promote``: keep the alias's)."""
+    p.add_argument("--fields", help="document field(s) the model reads, comma-separated" + (" (default title)" if defaults else " (default: keep)"))
+    p.add_argument("--depth", type=int, help="first-stage hits reranked per search" + (" (default 100)" if defaults else " (default: keep)"))
+    p.add_argument("--size", type=int, help="page size the depth is meant for; sample_factor = depth/size"
+                   + (" (default 10)" if defaults else " (default: keep)"))
+    p.add_argument("--index", help="check that the index has the document fields before creating the pipeline")
 
 
 def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
     plugin = sub.add_parser("plugin", help="register, deploy and serve models in OpenSearch (ML Commons + rerank pipelines)")
-    cmds = plugin.add_subparsers(dest="plugin_command", required=True)
+    cmds = plugin.add_subparsers(dest="plugin_command", required=True, metavar="COMMAND")
 
-    def add(name: str, help_: str) -> argparse.ArgumentParser:
+    def add(name: str, func, help_: str) -> argparse.ArgumentParser:
         p = cmds.add_parser(name, help=help_)
         _add_connection_args(p)
-        p.set_defaults(func=cmd_plugin)
+        p.set_defaults(func=func)
         return p
 
-    def rerank_args(p: argparse.ArgumentParser, defaults: bool) -> None:
-        p.add_argument("--fields", help="document field(s) the model reads, comma-separated" + (" (default title)" if defaults else " (default: keep)"))
-        p.add_argument("--depth", type=int, help="first-stage hits reranked per search" + (" (default 100)" if defaults else ""))
-        p.add_argument("--size", type=int, help="page size the depth is meant for; sample_factor = depth/size" + (" (default 10)" if defaults else ""))
-        p.add_argument("--index", help="check that the index has the document fields before creating the pipeline")
-
-    add("preflight", "check versions, plugins, ML Commons settings, ML nodes, breakers and disk; explain each fix")
-    p = add("register", "register a model zip (idempotent by sha256); --deploy, --promote ALIAS for the whole way to a live pipeline")
+    add("preflight", cmd_preflight, "check versions, plugins, ML Commons settings, ML nodes, breakers and disk; explain each fix")
+    p = add("register", cmd_register, "register a model zip (idempotent by sha256); --deploy, --promote ALIAS for the whole way to a live pipeline")
     p.add_argument("zip", help="model zip from 'distilrank export' (model-card.json beside it is stored too)")
     p.add_argument("--group", default="distilrank", help="model group name (created or reused)")
     p.add_argument("--name", help="model name (default: the model card's name or the zip's stem)")
@@ -311,31 +358,36 @@ def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-smoke-test", action="store_true", help="skip the _predict vs local ONNX Runtime comparison")
     p.add_argument("--tolerance", type=float, default=1e-4, help="smoke test tolerance on |node - local| logits")
     p.add_argument("--promote", metavar="ALIAS", help="after deploying, point ALIAS (e.g. staging) at the model")
-    p.add_argument("--skip-preflight", action="store_true")
+    p.add_argument("--skip-preflight", action="store_true", help="do not run the preflight checks before registering")
     p.add_argument("--no-rescorer", action="store_true", help="do not upload the zip to the distilrank rescorer plugin (uploaded "
                                                               "by default when every node has it)")
-    rerank_args(p, True)
-    p = add("deploy", "deploy a registered model (bounded wait, per-node errors); --zip to smoke-test it")
-    p.add_argument("--model-id", required=True)
+    _rerank_args(p, True)
+    p = add("deploy", cmd_deploy, "deploy a registered model (bounded wait, per-node errors); --zip to smoke-test it")
+    p.add_argument("--model-id", required=True, help="ML Commons model id")
     p.add_argument("--zip", help="the zip it was registered from: compare _predict with local ONNX Runtime, undeploy on mismatch")
-    p.add_argument("--wait", type=float, default=300.0)
-    p.add_argument("--tolerance", type=float, default=1e-4)
-    p = add("predict", "score documents for a query on the cluster (raw logits); --zip to compare with local scores")
-    p.add_argument("--model-id", required=True)
-    p.add_argument("--query", required=True)
+    p.add_argument("--wait", type=float, default=300.0, help="seconds to wait until it is DEPLOYED (default 300)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="smoke test tolerance on |node - local| logits (default 1e-4)")
+    p = add("predict", cmd_predict, "score documents for a query on the cluster (raw logits); --zip to compare with local scores")
+    p.add_argument("--model-id", required=True, help="ML Commons model id (deployed)")
+    p.add_argument("--query", required=True, help="the query text")
     p.add_argument("--doc", action="append", help="a document text (repeatable)")
     p.add_argument("--docs-file", help="one document per line")
-    p.add_argument("--zip")
-    p = add("pipeline", "create/update a search pipeline oversample -> rerank(ml_opensearch) -> truncate_hits")
-    p.add_argument("--name", required=True)
-    p.add_argument("--model-id", required=True)
-    rerank_args(p, True)
-    p = add("promote", "point an alias (staging, prod, ...) at a deployed model through its search pipeline")
-    p.add_argument("alias")
-    p.add_argument("--model-id", required=True)
+    p.add_argument("--zip", help="the model zip: also score locally with ONNX Runtime and report the largest difference")
+    p = add("pipeline", cmd_pipeline, "create/update a search pipeline oversample -> rerank(ml_opensearch) -> truncate_hits")
+    p.add_argument("--name", required=True, help="search pipeline name")
+    p.add_argument("--model-id", required=True, help="ML Commons model id the rerank processor calls")
+    _rerank_args(p, True)
+    _add_alias_commands(add)
+
+
+def _add_alias_commands(add) -> None:
+    """``promote``, ``rescore-body``, ``rollback``, ``list``, ``undeploy``, ``delete`` (``add(name, func, help)``)."""
+    p = add("promote", cmd_promote, "point an alias (staging, prod, ...) at a deployed model through its search pipeline")
+    p.add_argument("alias", help="alias name (staging, prod, ...)")
+    p.add_argument("--model-id", required=True, help="deployed ML Commons model id")
     p.add_argument("--pipeline", help="pipeline name for a new alias (default distilrank-ALIAS)")
-    rerank_args(p, False)
-    p = add("rescore-body", "print a search body that rescores the top window_size hits per shard with the distilrank rescorer")
+    _rerank_args(p, False)
+    p = add("rescore-body", cmd_rescore_body, "print a search body that rescores the top window_size hits per shard with the distilrank rescorer")
     p.add_argument("--query-text", required=True, help="the user's query (first-stage query and the student's input)")
     p.add_argument("--model", default="prod", help="alias (staging, prod, ...) or model id (default prod)")
     p.add_argument("--fields", help="document field(s) the student reads, comma-separated (default title)")
@@ -343,21 +395,21 @@ def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=int, default=10, help="hits returned (default 10)")
     p.add_argument("--score-mode", choices=["replace", "blend"], default="replace",
                    help="replace: _score = logit; blend: query_weight * first pass + model_weight * logit")
-    p.add_argument("--query-weight", type=float)
-    p.add_argument("--model-weight", type=float)
-    p.add_argument("--text-source", choices=["auto", "_source", "stored"])
+    p.add_argument("--query-weight", type=float, help="blend: weight of the first-pass score (default: the rescorer's)")
+    p.add_argument("--model-weight", type=float, help="blend: weight of the student's logit (default: the rescorer's)")
+    p.add_argument("--text-source", choices=["auto", "_source", "stored"], help="where the rescorer reads the fields (default: auto)")
     p.add_argument("--query", help="first-stage query as JSON (default: match/multi_match of --query-text on --fields)")
     p.add_argument("--index", help="check that the index maps the fields (needs the cluster)")
-    p = add("rollback", "point an alias back at the model it pointed to before the last promote")
-    p.add_argument("alias")
-    p = add("list", "model versions with state, hash, model card, aliases and pipelines; and the aliases")
-    p.add_argument("--group")
-    p = add("undeploy", "undeploy a model unless a pipeline or alias uses it")
-    p.add_argument("--model-id", required=True)
-    p.add_argument("--force", action="store_true")
-    p = add("delete", "delete a model version (undeploying it) unless a pipeline, alias or rollback needs it")
-    p.add_argument("--model-id", required=True)
-    p.add_argument("--force", action="store_true")
+    p = add("rollback", cmd_rollback, "point an alias back at the model it pointed to before the last promote")
+    p.add_argument("alias", help="alias name")
+    p = add("list", cmd_list, "model versions with state, hash, model card, aliases and pipelines; and the aliases")
+    p.add_argument("--group", help="only the models of this model group")
+    p = add("undeploy", cmd_undeploy, "undeploy a model unless a pipeline or alias uses it")
+    p.add_argument("--model-id", required=True, help="ML Commons model id")
+    p.add_argument("--force", action="store_true", help="undeploy even when a pipeline or alias uses it")
+    p = add("delete", cmd_delete, "delete a model version (undeploying it) unless a pipeline, alias or rollback needs it")
+    p.add_argument("--model-id", required=True, help="ML Commons model id")
+    p.add_argument("--force", action="store_true", help="delete even when a pipeline, alias or rollback needs it")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -375,8 +427,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parity-data", help="pairs to check parity on (default: bundled SST-2 + Icecat + edge cases; "
                                          "for --teacher 40 Icecat (query, title) pairs + the edge cases)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest |PyTorch - ONNX Runtime| logit difference accepted")
-    p.add_argument("--max-length", type=int, default=0, help="override the tokenizer's truncation length "
-                                                             "(--teacher default: the length it was fine-tuned with, else 128)")
+    p.add_argument("--max-length", type=int, help="override the tokenizer's truncation length (default: the student's; "
+                                                   "--teacher: the length it was fine-tuned with, else 128)")
     p.add_argument("--metrics", help="eval.json or run.json whose metrics go into the model card (student only)")
     p.add_argument("--quantize", choices=["none", "int8"], default="none",
                    help="also build an int8 graph; shipped only if it loses < 0.2 accuracy points on --quality-data and is faster")

@@ -26,6 +26,12 @@ def search_model_groups(t: Transport, name: str) -> list[dict]:
     return [h for h in hits if h.get("_source", {}).get("name") == name]
 
 
+def get_model_group(t: Transport, group_id: str) -> dict | None:
+    """The model group document (``name``, ``description``, ...), or ``None`` when it does not exist."""
+    resp = t.request("GET", f"{ML}/model_groups/{group_id}", ok_statuses=(404,), dry_response={"name": group_id})
+    return None if resp.get("status") == 404 and "name" not in resp else resp
+
+
 def register_model_group(t: Transport, name: str, description: str) -> str:
     """Create a model group; returns its id."""
     resp = t.request("POST", f"{ML}/model_groups/_register", {"name": name, "description": description},
@@ -58,9 +64,8 @@ def upload_chunk(t: Transport, model_id: str, index: int, data: bytes) -> dict:
 
 def get_model(t: Transport, model_id: str) -> dict | None:
     """The model document, or ``None`` when it does not exist."""
-    if model_id.startswith("<dry-run:"):
-        return {"model_state": "REGISTERED", "name": model_id}
-    resp = t.request("GET", f"{ML}/models/{model_id}", ok_statuses=(404,))
+    resp = t.request("GET", f"{ML}/models/{model_id}", ok_statuses=(404,),
+                     dry_response={"model_state": "REGISTERED", "name": model_id})
     return None if resp.get("status") == 404 and "model_state" not in resp else resp
 
 
@@ -72,9 +77,7 @@ def deploy(t: Transport, model_id: str) -> dict:
 
 def get_task(t: Transport, task_id: str) -> dict:
     """An ML task (``state``, ``error``, ``worker_node``...)."""
-    if task_id.startswith("<dry-run:"):
-        return {"state": "COMPLETED", "task_id": task_id}
-    return t.request("GET", f"{ML}/tasks/{task_id}")
+    return t.request("GET", f"{ML}/tasks/{task_id}", dry_response={"state": "COMPLETED", "task_id": task_id})
 
 
 def undeploy(t: Transport, model_id: str) -> dict:
@@ -152,3 +155,26 @@ def index_mapping_fields(t: Transport, index: str) -> dict[str, str] | None:
     for body in resp.values():
         walk((body.get("mappings") or {}).get("properties", {}), "")
     return fields
+
+
+# --- cluster facts (preflight) ------------------------------------------------
+
+
+def cluster_info(t: Transport) -> dict:
+    """``GET /``: cluster name and ``version.number``."""
+    return t.request("GET", "/")
+
+
+def nodes_plugins(t: Transport) -> dict:
+    """``GET _nodes/plugins``: node id -> node (``name``, ``plugins``, ``modules``, ``roles``)."""
+    return t.request("GET", "/_nodes/plugins")["nodes"]
+
+
+def cluster_settings(t: Transport) -> dict:
+    """``GET _cluster/settings`` with defaults, flat (``{"persistent": {...}, "transient": {...}, "defaults": {...}}``)."""
+    return t.request("GET", "/_cluster/settings", params={"include_defaults": "true", "flat_settings": "true"})
+
+
+def nodes_stats(t: Transport, metrics: str = "jvm,os,fs,breaker") -> dict:
+    """``GET _nodes/stats/<metrics>``: node id -> stats."""
+    return t.request("GET", f"/_nodes/stats/{metrics}")["nodes"]

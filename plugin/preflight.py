@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from plugin import ml_api
 from plugin.transport import Transport
 
 
@@ -53,12 +54,8 @@ class PreflightFacts:
 
 def gather_facts(t: Transport) -> PreflightFacts:
     """Send the four read-only requests; an unreachable cluster or bad credentials raise :class:`ClusterError`."""
-    return PreflightFacts(
-        info=t.request("GET", "/"),
-        nodes_plugins=t.request("GET", "/_nodes/plugins")["nodes"],
-        settings=t.request("GET", "/_cluster/settings", params={"include_defaults": "true", "flat_settings": "true"}),
-        nodes_stats=t.request("GET", "/_nodes/stats/jvm,os,fs,breaker")["nodes"],
-    )
+    return PreflightFacts(info=ml_api.cluster_info(t), nodes_plugins=ml_api.nodes_plugins(t), settings=ml_api.cluster_settings(t),
+                          nodes_stats=ml_api.nodes_stats(t))
 
 
 def _cluster_check(info: dict) -> Check:

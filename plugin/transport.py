@@ -150,6 +150,16 @@ class Transport:
                 raise ClusterError(f"{method} {path} failed with HTTP {status}: {_reason(exc.info)}", status=status,
                                    reason=exc.info, fix=_fix_for(status, exc.info)) from None
 
+    def with_planned(self, result: dict, human: str) -> tuple[dict, str]:
+        """``result`` and ``human`` plus, in a dry run, the write requests that were not sent (``planned_requests``
+        and one indented block per request); unchanged otherwise."""
+        if not self.dry_run:
+            return result, human
+        result = {**result, "dry_run": True, "planned_requests": [r.to_dict() for r in self.planned]}
+        human = (human + "\n" if human else "") + f"dry run: {len(self.planned)} write request(s) not sent:\n" + \
+            "\n".join(f"  {str(r)}".replace("\n", "\n  ") for r in self.planned)
+        return result, human
+
     def _backoff(self, attempt: int, method: str, path: str, why: str) -> int:
         delay = min(30.0, self.settings.backoff * (2 ** attempt))
         self.log(f"{method} {path}: {why}; retry {attempt + 1}/{self.settings.retries} in {delay:g} s")

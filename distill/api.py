@@ -1,0 +1,289 @@
+"""The ``distill`` stage API: one function per stage, the same calls ``distilrank`` subcommands and
+:func:`distill.pipeline.run_pipeline` make.
+
+::
+
+    read_source -> build_transfer_set -> score_with_teachers -> soft_targets -> train_student
+                                                                             -> evaluate_student -> export_student
+
+Settings are the config dataclasses of :mod:`distill.config` (the TOML sections and the CLI flags are their
+fields): :class:`~distill.config.DataSource`, :class:`~distill.config.AugmentConfig`,
+:class:`~distill.config.TeacherConfig`, :class:`~distill.config.StudentSection`.  Scores are raw teacher logits
+(float32, one per row); targets are probabilities in ``[0, 1]`` (``loss = "bce"``) or logits (``"mse"``).
+Every stage writes its outputs atomically and resumes from them (see each function).  Heavy imports (torch,
+transformers) happen inside the functions, so ``import distill`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from distill.config import AugmentConfig, DataSource, DistillConfig, StudentSection, TeacherConfig, resolve_base_model
+from distill.data.pairs import Pairs
+from distill.errors import DistilRankError
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+    from distill.student.model import StudentConfig
+    from distill.student.store import Student
+    from distill.student.train import StudentTrainConfig
+    from distill.targets import Stacker
+    from distill.teacher.finetune import TeacherTrainResult
+
+PathLike = str | Path
+
+
+# --- data ---------------------------------------------------------------------
+
+
+def read_source(source: DataSource | PathLike, *, require_labels: bool = False, **fields: Any) -> Pairs:
+    """The rows of one data source: a :class:`DataSource`, or a path with ``DataSource`` fields as keywords
+    (``read_source("dev.tsv", query_field="", text_field="sentence")``).  Amazon-review directories are split
+    into sentences unless ``sentences=False``.  Raises :class:`~distill.errors.DataError` naming the file and line."""
+    from distill.data.readers import read_amazon_reviews, read_pairs
+
+    src = source if isinstance(source, DataSource) else DataSource(path=str(source), **fields)
+    if src.format == "amazon-reviews" or (src.format == "auto" and Path(src.path).is_dir()):
+        return read_amazon_reviews(src.path, sentences=src.sentences, limit=src.limit)
+    return read_pairs(src.path, query_field=src.query_field or None, text_field=src.text_field,
+                      label_field=src.label_field or None, format=src.format, require_labels=require_labels, limit=src.limit)
+
+
+@dataclass
+class TransferSet:
+    """The transfer set: the unlabeled rows (``pairs[:unlabeled]``), then their augmented variants."""
+
+    pairs: Pairs
+    unlabeled: int
+
+    @property
+    def augmented(self) -> Pairs:
+        """Only the augmented rows."""
+        return self.pairs.select(np.arange(self.unlabeled, len(self.pairs)))
+
+
+def build_transfer_set(sources: Sequence[Pairs], augment: AugmentConfig | None = None, *, seed: int = 0) -> TransferSet:
+    """Concatenate ``sources`` without their labels and, when ``augment.enabled``, append augmented variants
+    (masking, word swaps, n-gram sampling; :func:`distill.augment.augment`); ``augment=None`` adds none."""
+    from distill.augment import augment as perturb
+
+    if not sources:
+        raise DistilRankError("build_transfer_set: no source rows")
+    base = Pairs.concat([s.without_labels() for s in sources], source="transfer")
+    pieces = [base]
+    if augment is not None and augment.enabled:
+        a = augment
+        pieces.append(perturb(base, n_per_example=a.n_per_example, p_mask=a.p_mask, p_swap=a.p_swap, p_ngram=a.p_ngram,
+                              seed=seed, max_rows=a.max_rows))
+    return TransferSet(Pairs.concat(pieces, source="transfer+augmented"), len(base))
+
+
+# --- teachers -----------------------------------------------------------------
+
+
+def train_teacher(train: Pairs, out_dir: PathLike, settings: TeacherConfig | None = None, *, dev: Pairs | None = None,
+                  resume: bool = True, progress: bool | None = None) -> TeacherTrainResult:
+    """Fine-tune ``settings.base`` as a one-logit cross-encoder on ``train``; the best checkpoint on ``dev`` (else the
+    last weights) is ``out_dir/best``; resumes from ``out_dir/state`` when the settings match."""
+    from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+
+    s = settings or TeacherConfig()
+    cfg = TeacherTrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, max_length=s.max_length, max_steps=s.max_steps,
+                             num_layers=s.num_layers, seed=s.seed, mixed_precision=s.mixed_precision, device=s.device)
+    return finetune_teacher(resolve_base_model(s.base), train, dev, out_dir, config=cfg, resume=resume, progress=progress)
+
+
+@dataclass
+class TeacherScores:
+    """Logits ``[T, N]`` of teachers ``names`` (in that order) for N rows, and each teacher's scoring report.
+    ``logits`` is ``None`` while a sharded scoring has shards left (``reports[name]["complete"]`` is False)."""
+
+    names: list[str]
+    logits: np.ndarray | None
+    reports: dict[str, dict]
+
+
+def score_with_teachers(teachers: Mapping[str, PathLike], pairs: Pairs, out_dirs: Mapping[str, PathLike],
+                        settings: Mapping[str, TeacherConfig] | TeacherConfig | None = None, *, shard: tuple[int, int] = (0, 1),
+                        chunk_size: int = 4096, resume: bool = True, progress: bool | None = None) -> TeacherScores:
+    """Score ``pairs`` with each teacher checkpoint (``name -> directory``) into ``out_dirs[name]`` in resumable
+    chunks (:func:`distill.teacher.scoring.score_transfer_set`; ``shard = (i, n)`` scores the i-th of n interleaved
+    shards).  ``settings`` (one for all, or per name) gives ``max_length``, ``score_batch_size``, precision, device."""
+    from distill.teacher.scoring import load_logits, score_transfer_set
+
+    reports, logits = {}, []
+    for name, checkpoint in teachers.items():
+        s = (settings.get(name) if isinstance(settings, Mapping) else settings) or TeacherConfig()
+        reports[name] = score_transfer_set(checkpoint, pairs, out_dirs[name], shard=shard, chunk_size=chunk_size,
+                                           batch_size=s.score_batch_size, max_length=s.max_length, resume=resume,
+                                           device=s.device, precision=s.mixed_precision, progress=progress)
+        if reports[name]["complete"]:
+            logits.append(load_logits(out_dirs[name]))
+    complete = len(logits) == len(reports)
+    return TeacherScores(list(teachers), np.stack(logits) if complete and logits else None, reports)
+
+
+def load_teacher_scores(dirs: Sequence[PathLike], n_rows: int | None = None) -> np.ndarray:
+    """Logits ``[T, N]`` from score directories; :class:`DistilRankError` when a directory has not ``n_rows`` rows."""
+    from distill.teacher.scoring import load_logits
+
+    z = np.stack([load_logits(d) for d in dirs])
+    if n_rows is not None and z.shape[1] != n_rows:
+        raise DistilRankError(f"{dirs[0]}: {z.shape[1]} logits but the data has {n_rows} rows")
+    return z
+
+
+# --- targets ------------------------------------------------------------------
+
+
+def combine_teachers(scores: np.ndarray, stacker: Stacker | None = None) -> np.ndarray:
+    """One logit ``[N]`` from teacher logits ``[T, N]`` (or ``[N]``, returned as is): the stacker's calibrated logit,
+    else the mean."""
+    from distill.targets import average_logits
+
+    z = np.asarray(scores, dtype=np.float32)
+    if z.ndim == 1:
+        return z
+    return stacker.apply(z) if stacker is not None else average_logits(z)
+
+
+def soft_targets(scores: np.ndarray, stacker: Stacker | None = None, temperature: float = DistillConfig.temperature) -> np.ndarray:
+    """Probability targets ``sigmoid(z / temperature)`` ``[N]`` in ``[0, 1]`` of the combined teacher logit ``z``
+    (:func:`combine_teachers`).  For ``[N]`` scores and no stacker this is :func:`distill.targets.soft_targets`."""
+    from distill.targets import soft_targets as probabilities
+
+    return probabilities(combine_teachers(scores, stacker), temperature)
+
+
+# --- student ------------------------------------------------------------------
+
+
+def student_configs(section: StudentSection, vocab_size: int, *, seed: int = 0) -> tuple[StudentConfig, StudentTrainConfig]:
+    """The architecture and optimisation settings a ``[student]`` section describes, for a vocabulary of
+    ``vocab_size`` tokens (the one conversion from the section to :mod:`distill.student.train`)."""
+    from distill.student.model import StudentConfig
+    from distill.student.train import StudentTrainConfig
+
+    model = StudentConfig(vocab_size=vocab_size, bigram_buckets=section.bigram_buckets, embedding_dim=section.embedding_dim,
+                          hidden=list(section.hidden), interactions=section.interactions, dropout=section.dropout,
+                          trigrams=section.trigrams)
+    train = StudentTrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, embedding_lr=section.embedding_lr,
+                               lr_decay=section.lr_decay, loss=section.loss, seed=seed)
+    return model, train
+
+
+def gold_section(section: StudentSection) -> StudentSection:
+    """The section a gold-label-only student trains with: BCE, ``gold_epochs`` (when given) with the learning-rate
+    decay stretched to them (the same total decay from first to last epoch as the other students)."""
+    s = replace(section, loss="bce")
+    if section.gold_epochs is not None and section.gold_epochs != section.epochs:
+        s = replace(s, epochs=section.gold_epochs,
+                    lr_decay=section.lr_decay ** ((section.epochs - 1) / max(section.gold_epochs - 1, 1)))
+    return s
+
+
+def student_tokenizer(texts: Sequence[str], settings: StudentSection | None = None, *, path: PathLike | None = None) -> Tokenizer:
+    """The word-level student tokenizer built from ``texts`` (``vocab_size``, ``min_count``, ``max_length`` of
+    ``settings``); with ``path``, loaded from there when it exists, else built and saved there."""
+    from distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
+
+    if path is not None and Path(path).exists():
+        return load_tokenizer(path)
+    s = settings or StudentSection()
+    tok = build_student_tokenizer(texts, vocab_size=s.vocab_size, min_count=s.min_count, max_length=s.max_length)
+    if path is not None:
+        save_tokenizer(tok, path)
+    return tok
+
+
+def train_student(pairs: Pairs, targets: np.ndarray, out_dir: PathLike, settings: StudentSection | None = None, *,
+                  tokenizer: Tokenizer | PathLike | None = None, seed: int = 0, init_embeddings: np.ndarray | None = None,
+                  resume: bool = True, progress: bool | None = None, metadata: dict | None = None,
+                  on_epoch: Callable[[dict], None] | None = None) -> Student:
+    """Train a student on ``pairs`` with ``targets`` ``[N]`` (probabilities for ``loss = "bce"``, logits for
+    ``"mse"``), save it to ``out_dir`` (weights, tokenizer, config, ``result.json``; resumable from ``state.pt``)
+    and return it loaded.  ``tokenizer``: a tokenizer or its ``tokenizer.json`` (default: built from ``pairs``)."""
+    from distill.student.store import load_student
+    from distill.student.tokenizer import load_tokenizer
+    from distill.student.train import train_student as fit
+
+    s = settings or StudentSection()
+    if tokenizer is None:
+        tokenizer = student_tokenizer(pairs.queries + pairs.texts, s)
+    elif isinstance(tokenizer, (str, Path)):
+        tokenizer = load_tokenizer(tokenizer)
+    model_cfg, train_cfg = student_configs(s, tokenizer.get_vocab_size(), seed=seed)
+    fit(pairs, targets, tokenizer, out_dir, model_config=model_cfg, config=train_cfg, resume=resume, progress=progress,
+        metadata=metadata, init_embeddings=init_embeddings, on_epoch=on_epoch)
+    return load_student(out_dir)
+
+
+def training_report(student_dir: PathLike) -> dict:
+    """The ``result.json`` :func:`train_student` wrote (epochs run, best validation loss, pairs/s, history)."""
+    path = Path(student_dir) / "result.json"
+    if not path.exists():
+        raise DistilRankError(f"{student_dir}: no result.json (the student has not finished training)")
+    return json.loads(path.read_text())
+
+
+# --- evaluation and export ----------------------------------------------------
+
+
+def evaluate_student(student: Student | PathLike | np.ndarray, data: Pairs, *, teacher: np.ndarray | PathLike | None = None,
+                     out_dir: PathLike | None = None, title: str | None = None, k: int = 10, **report: Any) -> dict:
+    """Accuracy/AUC/calibration (and ranking metrics with queries) of a student on labeled ``data``, against a
+    ``teacher`` (its logits ``[N]``, or a checkpoint to score ``data`` with) when given.  ``student``: a loaded
+    student, its directory, or its logits ``[N]``.  With ``out_dir`` writes ``eval.json``, ``report.md``,
+    ``report.html`` (+ plots; ``report`` goes to :func:`distill.evaluation.report.write_report`).
+    Returns ``{"result": ..., "report": {kind: path}}``."""
+    from distill.evaluation.evaluate import evaluate_scores
+
+    z = _logits_of(student, data)
+    t = None
+    if isinstance(teacher, (str, Path)):
+        from distill.teacher.model import load_teacher
+
+        t = load_teacher(teacher).score(data)
+    elif teacher is not None:
+        t = np.asarray(teacher)
+    if t is not None and len(t) != len(data):
+        raise DistilRankError(f"teacher scores have {len(t)} rows but the data has {len(data)}")
+    result = evaluate_scores(data, z, t, k=k)
+    paths: dict = {}
+    if out_dir is not None:
+        from distill.evaluation.report import write_report
+
+        paths = write_report(result, out_dir, title=title or "distilrank evaluation", student_logits=z, teacher_logits=t,
+                             labels=data.labels, **report)
+    return {"result": result, "report": {kind: str(p) for kind, p in paths.items()}}
+
+
+def _logits_of(student: Student | PathLike | np.ndarray, data: Pairs) -> np.ndarray:
+    if isinstance(student, np.ndarray):
+        return student
+    if isinstance(student, (str, Path)):
+        from distill.student.store import load_student
+
+        student = load_student(student)
+    return student.score(data)
+
+
+def export_student(student_dir: PathLike, out_dir: PathLike, **options: Any) -> Any:
+    """ONNX graph + ``tokenizer.json`` + ML Commons zip + model card of a student directory, after a parity check
+    against PyTorch (:func:`plugin.export.export_student`; ``options``: name, parity_pairs, tolerance, max_length,
+    metrics, quantize, quality_pairs).  Returns its ``ExportResult``."""
+    from plugin.export import export_student as export
+
+    return export(student_dir, out_dir, **options)
+
+
+def result_dict(obj: Any) -> dict:
+    """A stage's result as a JSON-ready dict (dataclasses via :func:`dataclasses.asdict`)."""
+    return asdict(obj) if hasattr(obj, "__dataclass_fields__") else dict(obj)
