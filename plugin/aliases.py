@@ -91,24 +91,34 @@ def aliases(t: Transport) -> list[dict]:
 
 def references(t: Transport, model_id: str) -> dict[str, list[str]]:
     """Where ``model_id`` is used: search pipelines calling it, aliases pointing at it, aliases that could roll back to it."""
-    records = registry_store.all_aliases(t)
+    return references_in(registry_store.all_aliases(t), ml_api.pipelines_using(t, model_id), model_id)
+
+
+def references_in(records: list[dict], pipelines: list[str], model_id: str) -> dict[str, list[str]]:
+    """:func:`references` from the alias records and the names of the pipelines calling ``model_id`` (pure)."""
     current = [a["alias"] for a in records if a.get("model_id") == model_id]
     rollback_targets = [a["alias"] for a in records if any(h.get("model_id") == model_id for h in a.get("history", []))]
-    return {"pipelines": ml_api.pipelines_using(t, model_id), "aliases": current, "rollback_of": rollback_targets}
+    return {"pipelines": list(pipelines), "aliases": current, "rollback_of": rollback_targets}
+
+
+def removal_problems(refs: dict[str, list[str]], action: str) -> list[str]:
+    """Why ``action`` (``"undeploy"`` or ``"delete"``) would break something, one phrase per reason; ``[]`` = safe.
+    Undeploying keeps a rollback target registered (it can be deployed again), so only deleting is blocked by it."""
+    parts = []
+    if refs["pipelines"]:
+        parts.append(f"search pipelines {refs['pipelines']} call it")
+    if refs["aliases"]:
+        parts.append(f"aliases {refs['aliases']} point at it")
+    if action != "undeploy" and refs["rollback_of"]:
+        parts.append(f"aliases {refs['rollback_of']} would roll back to it")
+    return parts
 
 
 def safe_to_remove(t: Transport, model_id: str, action: str, force: bool = False) -> dict[str, list[str]]:
     """Raise unless ``model_id`` can be undeployed/deleted (``action``) without breaking searches or rollbacks."""
     refs = references(t, model_id)
-    blocking = refs["pipelines"] + refs["aliases"] + ([] if action == "undeploy" else refs["rollback_of"])
-    if blocking and not force:
-        parts = []
-        if refs["pipelines"]:
-            parts.append(f"search pipelines {refs['pipelines']} call it")
-        if refs["aliases"]:
-            parts.append(f"aliases {refs['aliases']} point at it")
-        if action != "undeploy" and refs["rollback_of"]:
-            parts.append(f"aliases {refs['rollback_of']} would roll back to it")
+    parts = removal_problems(refs, action)
+    if parts and not force:
         raise DistilRankError(f"refusing to {action} {model_id}: " + "; ".join(parts)
                               + " (promote another model first, or pass --force)")
     return refs

@@ -67,9 +67,29 @@ def test_errors_exit_2_with_location(tmp_path, capsys):
 
 def test_console_script_is_installed():
     exe = shutil.which("distilrank") or str(__import__("pathlib").Path(sys.executable).parent / "distilrank")
-    out = subprocess.run([exe, "--help"], capture_output=True, text=True, check=True).stdout
-    for sub in ("run", "augment", "teacher", "targets", "student", "eval"):
-        assert sub in out
+    out = subprocess.run([exe, "--json", "ab", "assign", "--experiment", "e", "--salt", "s", "--arm", "only::100", "u1"],
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["assignments"][0]["arm"] == "only"
+
+
+def test_every_subcommand_dispatches_to_its_own_function():
+    """``set_defaults(func=...)`` on every leaf subcommand, one function each (no if/elif dispatch on the name)."""
+    from distill.cli import build_parser
+
+    def leaves(parser, path=()):
+        subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
+        if not subs:
+            yield path, parser.get_default("func")
+        for action in subs:
+            for name, sub in action.choices.items():
+                yield from leaves(sub, (*path, name))
+
+    funcs = dict(leaves(build_parser()))
+    assert {p[0] for p in funcs} == {"run", "augment", "teacher", "targets", "student", "eval", "export", "plugin", "ab"}
+    assert {p[1] for p in funcs if p[0] == "plugin"} == {"preflight", "register", "deploy", "predict", "pipeline", "promote",
+                                                         "rescore-body", "rollback", "list", "undeploy", "delete"}
+    assert all(callable(f) for f in funcs.values())
+    assert len(set(funcs.values())) == len(funcs)
 
 
 def test_model_ids_starting_with_a_dash_are_values():

@@ -132,14 +132,6 @@ def test_cli_rejects_bad_zip_before_contacting_the_cluster(exported, tmp_path, c
     assert "tokenizer.json missing" in err and "cannot reach" not in err
 
 
-def test_cli_lists_every_plugin_subcommand(capsys):
-    with pytest.raises(SystemExit):
-        main(["plugin", "--help"])
-    out = capsys.readouterr().out
-    for cmd in ("preflight", "register", "deploy", "predict", "pipeline", "promote", "rollback", "list", "undeploy", "delete"):
-        assert cmd in out
-
-
 def test_ab_assign_cli(capsys):
     assert main(["--json", "ab", "assign", "--experiment", "e", "--salt", "s", "--arm", "control::50", "--arm",
                  "student:distilrank-staging:50", "u1", "u2", "u1"]) == 0
