@@ -1,0 +1,263 @@
+"""Aliases (promote, rollback, history), ``safe_to_remove``, the registry index, the ML Commons REST helpers and
+``plugin.api.list_models``, over a real socket with the real opensearch-py client.
+
+The server below keeps documents and search pipelines in memory and answers the few REST calls these modules
+make, with OpenSearch's response shapes (``found``/``_source``, ``{name: body}``, 404 bodies); every request is
+recorded so the tests check the paths, parameters and bodies sent.  The same flows against a real node are in
+integration/test_plugin_roundtrip.py; the pure parts (``references_in``, ``removal_problems``) are tested directly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from distill.errors import DistilRankError
+from plugin import aliases, api, ml_api, registry_store
+from plugin.connection import load_connection
+from plugin.pipelines import RerankSpec, read_pipeline_spec, rerank_pipeline_body
+from plugin.transport import Transport, dry_id
+
+
+class Store(BaseHTTPRequestHandler):
+    """In-memory documents (``/<index>/_doc/<id>``), indices, search pipelines and ML models."""
+
+    docs: dict[str, dict] = {}
+    indices: set[str] = set()
+    pipelines: dict[str, dict] = {}
+    models: dict[str, dict] = {}
+    groups: dict[str, dict] = {}
+    seen: list[tuple[str, str, dict, object]] = []
+
+    def _reply(self, status: int, body: object = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body = json.loads(raw) if raw else None
+        url = urlsplit(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        type(self).seen.append((self.command, url.path, {k: v[0] for k, v in parse_qs(url.query).items()}, body))
+        status, answer = self._route(self.command, parts, body)
+        self._reply(status, None if self.command == "HEAD" else answer)
+
+    def _route(self, method: str, parts: list[str], body) -> tuple[int, object]:
+        cls = type(self)
+        if parts[:2] == ["_search", "pipeline"]:
+            return self._pipeline(method, parts[2] if len(parts) > 2 else None, body)
+        if parts[:3] == ["_plugins", "_ml", "models"] and method == "GET":
+            m = cls.models.get(parts[3])
+            return (200, m) if m else (404, {"error": {"type": "status_exception", "reason": "Failed to find model"}, "status": 404})
+        if parts[:3] == ["_plugins", "_ml", "model_groups"] and method == "GET":
+            g = cls.groups.get(parts[3])
+            return (200, g) if g else (404, {"error": {"reason": "no group"}, "status": 404})
+        if parts[:3] == ["_plugins", "_ml", "models"] and parts[3] == "_search":
+            hits = [{"_id": k, "_source": v} for k, v in cls.models.items()]
+            return 200, {"hits": {"hits": hits}}
+        index = parts[0]
+        if len(parts) == 1:
+            if method == "HEAD":
+                return (200, None) if index in cls.indices else (404, None)
+            cls.indices.add(index)
+            return 200, {"acknowledged": True}
+        if parts[1] == "_search":
+            if index not in cls.indices:
+                return 404, {"error": {"type": "index_not_found_exception"}, "status": 404}
+            kind = body["query"]["term"]["kind"]
+            hits = [{"_id": k.rsplit("/", 1)[1], "_source": d} for k, d in cls.docs.items() if k.startswith(index) and d["kind"] == kind]
+            return 200, {"hits": {"hits": hits}}
+        key = f"{index}/{parts[2]}"
+        if method == "PUT":
+            cls.docs[key] = body
+            return 200, {"result": "created"}
+        if method == "DELETE":
+            return (200, {"result": "deleted"}) if cls.docs.pop(key, None) else (404, {"result": "not_found"})
+        doc = cls.docs.get(key)
+        return (200, {"found": True, "_source": doc}) if doc else (404, {"found": False})
+
+    def _pipeline(self, method: str, name: str | None, body) -> tuple[int, object]:
+        cls = type(self)
+        if method == "PUT":
+            cls.pipelines[name] = body
+            return 200, {"acknowledged": True}
+        if method == "DELETE":
+            return (200, {"acknowledged": True}) if cls.pipelines.pop(name, None) else (404, {"error": "missing"})
+        if name is None:
+            return 200, dict(cls.pipelines)
+        return (200, {name: cls.pipelines[name]}) if name in cls.pipelines else (404, {})
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def t():
+    Store.docs, Store.indices, Store.pipelines, Store.seen = {}, set(), {}, []
+    Store.models = {m: {"model_state": "DEPLOYED", "name": m, "algorithm": "TEXT_SIMILARITY", "model_group_id": "g1"}
+                    for m in ("m1", "m2", "m3")}
+    Store.models["cold"] = {"model_state": "REGISTERED", "name": "cold"}
+    Store.groups = {"g1": {"name": "distilrank"}}
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Store)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield Transport(load_connection(env={}, url=f"http://127.0.0.1:{httpd.server_address[1]}", retries=0))
+    httpd.shutdown()
+
+
+# --- registry_store -----------------------------------------------------------
+
+
+def test_registry_creates_its_index_once_and_round_trips_records(t):
+    registry_store.save_model(t, "m1", "ab" * 32, "student", {"metrics": {"accuracy": 0.9}})
+    registry_store.save_alias(t, {"alias": "prod", "pipeline": "distilrank-prod", "model_id": "m1", "history": []})
+    creates = [s for s in Store.seen if s[0] == "PUT" and s[1] == f"/{registry_store.INDEX}"]
+    assert len(creates) == 1 and creates[0][3] == registry_store.MAPPING
+    writes = [s for s in Store.seen if s[0] == "PUT" and "/_doc/" in s[1]]
+    assert [w[1] for w in writes] == [f"/{registry_store.INDEX}/_doc/model-m1", f"/{registry_store.INDEX}/_doc/alias-prod"]
+    assert all(w[2] == {"refresh": "wait_for"} for w in writes)  # a following read sees the write
+    assert registry_store.get_model_record(t, "m1")["card"] == {"metrics": {"accuracy": 0.9}}
+    assert registry_store.get_alias(t, "prod")["kind"] == "alias"
+    assert [a["alias"] for a in registry_store.all_aliases(t)] == ["prod"]  # model records are not aliases
+    assert registry_store.get_alias(t, "nope") is None
+    registry_store.delete_model_record(t, "m1")
+    registry_store.delete_model_record(t, "m1")  # already gone: not an error
+    assert registry_store.get_model_record(t, "m1") is None
+
+
+def test_no_registry_index_means_no_aliases(t):
+    assert registry_store.all_aliases(t) == []
+    assert registry_store.get_alias(t, "prod") is None
+
+
+# --- ml_api -------------------------------------------------------------------
+
+
+def test_ml_api_reads_answer_none_for_missing_things(t):
+    assert ml_api.get_model(t, "m1")["model_state"] == "DEPLOYED"
+    assert ml_api.get_model(t, "missing") is None
+    assert ml_api.get_model_group(t, "g1") == {"name": "distilrank"}
+    assert ml_api.get_model_group(t, "g9") is None
+    assert ml_api.get_search_pipeline(t, "none") is None
+    assert [s[1] for s in Store.seen[:2]] == ["/_plugins/_ml/models/m1", "/_plugins/_ml/models/missing"]
+
+
+def test_upload_chunk_refuses_an_oversized_chunk_before_sending(t):
+    with pytest.raises(ValueError, match="at most 10,000,000"):
+        ml_api.upload_chunk(t, "m1", 0, b"x" * (ml_api.MAX_CHUNK_BYTES + 1))
+    assert Store.seen == []
+
+
+def test_pipelines_using_reads_rerank_and_inference_processors(t):
+    ml_api.put_search_pipeline(t, "a", rerank_pipeline_body(RerankSpec(model_id="m1")))
+    ml_api.put_search_pipeline(t, "b", {"response_processors": [{"ml_inference": {"model_id": "m1"}}]})
+    ml_api.put_search_pipeline(t, "c", rerank_pipeline_body(RerankSpec(model_id="m2")))
+    assert ml_api.pipelines_using(t, "m1") == ["a", "b"]
+    assert ml_api.rerank_model_ids({"response_processors": [{"truncate_hits": {}}, {"rerank": "odd"}]}) == []
+    ml_api.delete_search_pipeline(t, "a")
+    ml_api.delete_search_pipeline(t, "a")  # 404 is an answer
+    assert ml_api.pipelines_using(t, "m1") == ["b"]
+
+
+def test_dry_ids_are_answered_by_the_transport_without_a_request(t):
+    dry = Transport(t.settings, dry_run=True)
+    assert ml_api.get_task(dry, dry_id("task_id"))["state"] == "COMPLETED"
+    assert ml_api.get_model(dry, dry_id("model_id"))["model_state"] == "REGISTERED"
+    assert ml_api.register_meta(dry, {"name": "x"}) == dry_id("model_id")
+    assert Store.seen == []
+    assert [(r.method, r.path) for r in dry.planned] == [("GET", f"/_plugins/_ml/tasks/{dry_id('task_id')}"),
+                                                         ("GET", f"/_plugins/_ml/models/{dry_id('model_id')}"),
+                                                         ("POST", "/_plugins/_ml/models/_register_meta")]
+    result, human = dry.with_planned({"ok": 1}, "done")
+    assert result["dry_run"] is True and len(result["planned_requests"]) == 3 and "3 write request(s) not sent" in human
+    assert t.with_planned({"ok": 1}, "done") == ({"ok": 1}, "done")
+
+
+# --- aliases ------------------------------------------------------------------
+
+
+def test_promote_promote_rollback_keeps_the_history(t):
+    first = aliases.promote(t, "prod", "m1", document_fields=["title", "brand"], depth=50, size=5)
+    assert (first.pipeline, first.previous_model_id, first.history) == ("distilrank-prod", None, [])
+    second = aliases.promote(t, "prod", "m2")  # unset parameters keep the alias's
+    assert second.previous_model_id == "m1" and [h["model_id"] for h in second.history] == ["m1"]
+    live = read_pipeline_spec(Store.pipelines["distilrank-prod"])
+    assert (live.model_id, live.document_fields, live.depth, live.size, live.alias) == ("m2", ["title", "brand"], 50, 5, "prod")
+    aliases.promote(t, "prod", "m2")  # the same model again adds no history entry
+    assert len(registry_store.get_alias(t, "prod")["history"]) == 1
+
+    back = aliases.rollback(t, "prod")
+    assert (back.model_id, back.previous_model_id, back.history) == ("m1", "m2", [])
+    assert read_pipeline_spec(Store.pipelines["distilrank-prod"]).model_id == "m1"
+    assert registry_store.get_alias(t, "prod")["rolled_back_from"] == "m2"
+    with pytest.raises(DistilRankError, match="no earlier model to roll back to"):
+        aliases.rollback(t, "prod")
+    with pytest.raises(DistilRankError, match="alias 'staging' does not exist"):
+        aliases.rollback(t, "staging")
+
+
+def test_a_custom_pipeline_name_stays_with_the_alias(t):
+    aliases.promote(t, "staging", "m1", pipeline="my-pipe")
+    change = aliases.promote(t, "staging", "m2")
+    assert change.pipeline == "my-pipe" and set(Store.pipelines) == {"my-pipe"}
+    assert aliases.aliases(t)[0]["in_sync"] is True
+    Store.pipelines["my-pipe"] = rerank_pipeline_body(RerankSpec(model_id="m3"))  # changed behind the registry's back
+    row = aliases.aliases(t)[0]
+    assert (row["in_sync"], row["live_model_id"]) == (False, "m3")
+
+
+def test_promote_refuses_missing_and_undeployed_models(t):
+    with pytest.raises(DistilRankError, match="model ghost does not exist"):
+        aliases.promote(t, "prod", "ghost")
+    with pytest.raises(DistilRankError, match="is REGISTERED, not DEPLOYED"):
+        aliases.promote(t, "prod", "cold")
+    assert Store.pipelines == {} and registry_store.get_alias(t, "prod") is None
+
+
+def test_safe_to_remove_blocks_what_searches_or_rollbacks_need(t):
+    aliases.promote(t, "prod", "m1")
+    aliases.promote(t, "prod", "m2")
+    with pytest.raises(DistilRankError, match=r"refusing to undeploy m2: search pipelines \['distilrank-prod'\] call it; "
+                                              r"aliases \['prod'\] point at it"):
+        aliases.safe_to_remove(t, "m2", "undeploy")
+    assert aliases.safe_to_remove(t, "m1", "undeploy")["rollback_of"] == ["prod"]  # can be deployed again
+    with pytest.raises(DistilRankError, match=r"aliases \['prod'\] would roll back to it"):
+        aliases.safe_to_remove(t, "m1", "delete")
+    assert aliases.safe_to_remove(t, "m1", "delete", force=True)["rollback_of"] == ["prod"]
+    assert aliases.safe_to_remove(t, "m3", "delete") == {"pipelines": [], "aliases": [], "rollback_of": []}
+
+
+def test_references_and_removal_problems_are_pure():
+    records = [{"alias": "prod", "model_id": "a", "history": [{"model_id": "b"}]},
+               {"alias": "staging", "model_id": "b", "history": []}]
+    refs = aliases.references_in(records, ["p1"], "b")
+    assert refs == {"pipelines": ["p1"], "aliases": ["staging"], "rollback_of": ["prod"]}
+    assert aliases.removal_problems(refs, "undeploy") == ["search pipelines ['p1'] call it", "aliases ['staging'] point at it"]
+    assert aliases.removal_problems(refs, "delete")[-1] == "aliases ['prod'] would roll back to it"
+    assert aliases.removal_problems(aliases.references_in(records, [], "zzz"), "delete") == []
+
+
+# --- plugin.api ---------------------------------------------------------------
+
+
+def test_list_models_joins_groups_cards_aliases_and_pipelines(t):
+    registry_store.save_model(t, "m1", "ab" * 32, "student", {"metrics": {"student": {"accuracy": 0.91}}, "precision": "fp32"})
+    aliases.promote(t, "prod", "m1")
+    res = api.list_models(t)
+    rows = {m["model_id"]: m for m in res["models"]}
+    assert rows["m1"]["group"] == "distilrank" and rows["m1"]["aliases"] == ["prod"]
+    assert rows["m1"]["pipelines"] == ["distilrank-prod"] and rows["m1"]["card"]["precision"] == "fp32"
+    assert rows["m2"]["card"] is None and rows["m2"]["aliases"] == []
+    assert [a["alias"] for a in res["aliases"]] == ["prod"]
+    group_reads = [s for s in Store.seen if s[1] == "/_plugins/_ml/model_groups/g1"]
+    assert len(group_reads) == 1  # one read per group, not per model
