@@ -126,3 +126,12 @@ def test_zero_is_not_none(tmp_path):
     (tmp_path / "c.toml").write_text(base)
     cfg = load_config(tmp_path / "c.toml")
     assert (cfg.augment.max_rows, cfg.student.gold_epochs, cfg.teachers[0].num_layers, cfg.data.train.limit) == (None, None, None, None)
+
+
+def test_readme_flag_reference_is_the_parser():
+    from distill.cli_support import flag_reference
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- flag-reference:start -->\n```\n", 1)[1].split("```\n<!-- flag-reference:end -->", 1)[0]
+    assert block.strip() == flag_reference(cli.build_parser()).strip(), \
+        "README's flag list is stale: paste the output of `python -m distill.cli_support` between the flag-reference markers"
