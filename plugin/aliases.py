@@ -35,7 +35,7 @@ def _require_deployed(t: Transport, model_id: str, what: str) -> dict:
     if model is None:
         raise DistilRankError(f"{what}: model {model_id} does not exist (see 'distilrank plugin list')")
     state = model.get("model_state")
-    if state != "DEPLOYED" and not t.dry_run:
+    if state != "DEPLOYED" and t.live(f"{what}: check that {model_id} is DEPLOYED"):
         raise DistilRankError(f"{what}: model {model_id} is {state}, not DEPLOYED; run 'distilrank plugin deploy --model-id {model_id}' first")
     return model
 

@@ -78,7 +78,7 @@ def register(t: Transport, zip_path: str | Path, *, group: str = "distilrank", n
     if deploy or promote_alias:
         dep = deploy_model(t, reg.model_id, wait=wait, log=log)
         out["deployment"] = asdict(dep)
-        if smoke and not t.dry_run:
+        if smoke and t.live(f"smoke test of {reg.model_id} (_predict vs local ONNX Runtime)"):
             out["smoke_test"] = asdict(smoke_test(t, reg.model_id, pkg.path, tolerance=tolerance))
     if promote_alias:
         out["promoted"] = asdict(aliases_mod.promote(t, promote_alias, reg.model_id, document_fields=document_fields,
@@ -90,7 +90,7 @@ def deploy(t: Transport, model_id: str, *, zip_path: str | Path | None = None, w
            tolerance: float = 1e-4, log: Log = lambda m: None) -> dict:
     """Deploy (idempotent); with ``zip_path``, smoke-test against it and undeploy on a mismatch."""
     out: dict[str, Any] = {"deployment": asdict(deploy_model(t, model_id, wait=wait, log=log))}
-    if zip_path and not t.dry_run:
+    if zip_path and t.live(f"smoke test of {model_id} (_predict vs local ONNX Runtime)"):
         out["smoke_test"] = asdict(smoke_test(t, model_id, zip_path, tolerance=tolerance))
     return out
 

@@ -99,7 +99,7 @@ def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, log: Calla
     if task_id and resp.get("status") != "COMPLETED":
         log(f"deploying {model_id} (task {task_id}) ...")
         wait_task(t, task_id, wait)
-    if t.dry_run:
+    if not t.live(f"wait for {model_id} to be DEPLOYED"):
         return Deployment(model_id, "not deployed (dry run)", False, task_id)
     # The deploy task can report COMPLETED a moment before the model document says DEPLOYED (measured on
     # ML Commons 3.6 under load): poll the model itself for what is left of ``wait``.

@@ -100,7 +100,7 @@ def wait_model_state(t: Transport, model_id: str, states: tuple[str, ...], timeo
     while True:
         model = ml_api.get_model(t, model_id) or {}
         state = model.get("model_state")
-        if state in states or t.dry_run:
+        if state in states or not t.live(f"wait for {model_id} to be {'/'.join(states)}"):
             return model
         if state in fail_states:
             raise ClusterError(f"model {model_id} ended {state}: {json.dumps(model)[:1500]}")
@@ -152,7 +152,7 @@ def register_package(
         state = hit["_source"].get("model_state")
         if state in REUSABLE_STATES:
             log(f"model with sha256 {pkg.sha256[:12]}... already registered as {hit['_id']} ({state}): reusing it")
-            if not t.dry_run and registry_store.get_model_record(t, hit["_id"]) is None:
+            if registry_store.get_model_record(t, hit["_id"]) is None:
                 registry_store.save_model(t, hit["_id"], pkg.sha256, name, pkg.card)
             return Registration(hit["_id"], group_id, created, True, pkg.sha256, hit["_source"].get("name", name),
                                 hit["_source"].get("model_version"), seconds=time.monotonic() - t0)
@@ -165,7 +165,7 @@ def register_package(
     sent = 0
     try:
         bar = None
-        if progress and not t.dry_run:
+        if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=pkg.size, unit="B", unit_scale=True, desc=f"upload {pkg.path.name}", leave=False)
@@ -186,10 +186,9 @@ def register_package(
             bar.close()
         model = wait_registered(t, model_id, wait)
     except BaseException:
-        if not t.dry_run and _cleanup(t, model_id, log):
+        if _cleanup(t, model_id, log):
             cleaned.append(model_id)
         raise
-    if not t.dry_run:
-        registry_store.save_model(t, model_id, pkg.sha256, name, pkg.card)
+    registry_store.save_model(t, model_id, pkg.sha256, name, pkg.card)
     return Registration(model_id, group_id, created, False, pkg.sha256, name, model.get("model_version"), n, sent,
                         time.monotonic() - t0, cleaned)

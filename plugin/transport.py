@@ -82,6 +82,7 @@ class Transport:
     log: Callable[[str], None] = lambda m: None
     sleep: Callable[[float], None] = time.sleep
     requests: list[PlannedRequest] = field(default_factory=list)
+    skipped_steps: list[str] = field(default_factory=list)
     _client: Any = None
 
     @property
@@ -150,14 +151,24 @@ class Transport:
                 raise ClusterError(f"{method} {path} failed with HTTP {status}: {_reason(exc.info)}", status=status,
                                    reason=exc.info, fix=_fix_for(status, exc.info)) from None
 
+    def live(self, step: str) -> bool:
+        """Whether ``step`` (a wait on the cluster's state, a smoke test: something a write must have happened for)
+        can run: True unless this is a dry run, which records ``step`` as skipped (shown by :meth:`with_planned`)."""
+        if self.dry_run:
+            self.skipped_steps.append(step)
+        return not self.dry_run
+
     def with_planned(self, result: dict, human: str) -> tuple[dict, str]:
         """``result`` and ``human`` plus, in a dry run, the write requests that were not sent (``planned_requests``
         and one indented block per request); unchanged otherwise."""
         if not self.dry_run:
             return result, human
-        result = {**result, "dry_run": True, "planned_requests": [r.to_dict() for r in self.planned]}
+        result = {**result, "dry_run": True, "planned_requests": [r.to_dict() for r in self.planned],
+                  "skipped_steps": list(self.skipped_steps)}
         human = (human + "\n" if human else "") + f"dry run: {len(self.planned)} write request(s) not sent:\n" + \
             "\n".join(f"  {str(r)}".replace("\n", "\n  ") for r in self.planned)
+        if self.skipped_steps:
+            human += "\nnot run (they need those writes): " + "; ".join(self.skipped_steps)
         return result, human
 
     def _backoff(self, attempt: int, method: str, path: str, why: str) -> int:

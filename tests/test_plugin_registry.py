@@ -183,6 +183,19 @@ def test_dry_ids_are_answered_by_the_transport_without_a_request(t):
     assert t.with_planned({"ok": 1}, "done") == ({"ok": 1}, "done")
 
 
+def test_a_dry_run_promote_reads_for_real_plans_the_writes_and_names_what_it_skipped(t):
+    dry = Transport(t.settings, dry_run=True)
+    change = aliases.promote(dry, "staging", "cold")  # REGISTERED: a real promote refuses it (test above)
+    assert change.model_id == "cold" and Store.pipelines == {} and Store.docs == {}
+    assert {s[0] for s in Store.seen} <= {"GET", "HEAD", "POST"}  # POST only for _search
+    planned = [(r.method, r.path) for r in dry.planned]
+    assert ("PUT", "/_search/pipeline/distilrank-staging") in planned
+    assert ("PUT", f"/{registry_store.INDEX}/_doc/alias-staging") in planned
+    result, human = dry.with_planned({}, "")
+    assert result["skipped_steps"] == ["promote staging: check that cold is DEPLOYED"] and "not run" in human
+    assert t.live("anything") is True and t.skipped_steps == []
+
+
 # --- aliases ------------------------------------------------------------------
 
 
@@ -261,3 +274,23 @@ def test_list_models_joins_groups_cards_aliases_and_pipelines(t):
     assert [a["alias"] for a in res["aliases"]] == ["prod"]
     group_reads = [s for s in Store.seen if s[1] == "/_plugins/_ml/model_groups/g1"]
     assert len(group_reads) == 1  # one read per group, not per model
+
+
+def test_layering_rest_paths_in_ml_api_dry_runs_in_the_transport():
+    """Only ``plugin.ml_api`` spells ML Commons and search-pipeline paths; only ``plugin.transport`` reads ``dry_run``
+    (``plugin.rescore``, the rescorer plugin's own client, still checks it once: listed here until it moves)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "plugin"
+    paths, dry = [], []
+    for f in sorted(root.rglob("*.py")):
+        rel = f.relative_to(root.parent).as_posix()
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            code = line.split("#", 1)[0]
+            if rel != "plugin/ml_api.py" and re.search(r"[\"'f]/_(plugins/_ml|search/pipeline)", code):
+                paths.append(f"{rel}:{n}")
+            if rel != "plugin/transport.py" and re.search(r"\b\w+\.dry_run\b", code) and "dry_run=args.dry_run" not in code:
+                dry.append(rel)
+    assert paths == []
+    assert dry == ["plugin/rescore.py"]
