@@ -97,3 +97,15 @@ def test_model_ids_starting_with_a_dash_are_values():
 
     assert _glue_ids(["plugin", "deploy", "--model-id", "-pgNKIB", "--json"]) == ["plugin", "deploy", "--model-id=-pgNKIB", "--json"]
     assert _glue_ids(["plugin", "deploy", "--model-id"]) == ["plugin", "deploy", "--model-id"]
+
+
+def test_a_broken_serving_import_is_an_error_not_a_missing_command(monkeypatch):
+    import pytest
+
+    from distill.cli import build_parser
+
+    monkeypatch.setitem(sys.modules, "plugin.cli", None)  # what a syntax or import error inside plugin.cli amounts to
+    with pytest.raises(ImportError):
+        build_parser()
+    with pytest.raises(ImportError):
+        main(["teacher", "merge", "--out", "x"])
