@@ -135,3 +135,27 @@ def test_readme_flag_reference_is_the_parser():
     block = text.split("<!-- flag-reference:start -->\n```\n", 1)[1].split("```\n<!-- flag-reference:end -->", 1)[0]
     assert block.strip() == flag_reference(cli.build_parser()).strip(), \
         "README's flag list is stale: paste the output of `python -m distill.cli_support` between the flag-reference markers"
+
+
+def test_function_defaults_are_the_section_defaults():
+    """The four defaults that once disagreed (augment n_per_example, tokenizer vocab/min-count, teacher max_length,
+    scoring batch size) and the other keyword defaults of the stage internals come from the sections."""
+    import inspect
+
+    from distill.augment import augment
+    from distill.student.tokenizer import build_student_tokenizer
+    from distill.teacher.scoring import score_transfer_set
+
+    checks = [(augment, AugmentConfig, {}), (build_student_tokenizer, StudentSection, {}),
+              (score_transfer_set, TeacherConfig, {"batch_size": "score_batch_size"})]
+    for fn, section, renamed in checks:
+        defaults = {f.name: f.default for f in dataclasses.fields(section)}
+        params = inspect.signature(fn).parameters
+        compared = 0
+        for name, p in params.items():
+            field_name = renamed.get(name, name)
+            if field_name in defaults and p.default is not inspect.Parameter.empty and name != "seed":
+                assert p.default == defaults[field_name], \
+                    f"{fn.__name__}({name}={p.default!r}) but {section.__name__}.{field_name} = {defaults[field_name]!r}"
+                compared += 1
+        assert compared >= 2, fn.__name__
