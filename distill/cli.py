@@ -1,6 +1,8 @@
 """``distilrank``: one command line whose subcommands mirror the Python API.
 
-Every subcommand prints a short human report, or with ``--json`` a single JSON
+Each subcommand reads its inputs and makes one call of the stage API (:mod:`distill.api`); its settings flags are
+generated from the config dataclasses (:mod:`distill.config`, via :func:`distill.cli_support.add_settings`), and it
+dispatches through ``set_defaults(func=...)``.  Every subcommand prints a short human report, or with ``--json`` a single JSON
 object on stdout (logs go to stderr).  Errors in user input exit with status 2
 and a message naming the file, line or field.
 """
