@@ -272,6 +272,12 @@ def check_counts(path: str | Path, cfg: RunConfig) -> None:
               "distill.ablation_rows": cfg.distill.ablation_rows, "student.gold_epochs": cfg.student.gold_epochs,
               **{f"{w}.limit": s.limit for w, s in sources.items()},
               **{f"teachers[{i}].{k}": getattr(t, k) for i, t in enumerate(cfg.teachers) for k in ("max_steps", "num_layers")}}
+    check_optional_counts(path, counts)
+
+
+def check_optional_counts(path: str | Path, counts: dict[str, int | None]) -> None:
+    """Raise :class:`ConfigError` naming the first field (``{dotted field: value}``) given as a count below 1:
+    a count that may be none is ``None`` (the field omitted in TOML), never ``0``."""
     for where, value in counts.items():
         if value is not None and value < 1:
             raise ConfigError(path, where, f"must be >= 1, got {value} (omit the field for none)")

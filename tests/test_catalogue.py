@@ -73,11 +73,13 @@ def test_numeric_ids_and_custom_id_field(tmp_path):
 def test_limit_keeps_first_products(tmp_path):
     p = _write_jsonl(tmp_path / "p.jsonl", PRODUCTS)
     assert read_catalogue(p, limit=2).ids == ["A1", "A2"]
-    assert read_catalogue(p, limit=0).ids == ["A1", "A2", "A3"]
+    assert read_catalogue(p, limit=None).ids == ["A1", "A2", "A3"]
     assert read_catalogue(_write_parquet(tmp_path / "p.parquet", PRODUCTS), limit=1).ids == ["A1"]
     # rows past the limit are not even validated
     bad = _write_jsonl(tmp_path / "bad.jsonl", [PRODUCTS[0], PRODUCTS[1], "{not json"])
     assert read_catalogue(bad, limit=2).ids == ["A1", "A2"]
+    with pytest.raises(ValueError, match="limit must be >= 1 or None"):
+        read_catalogue(p, limit=0)  # 0 is not "every product"
 
 
 def test_invalid_json_names_file_and_line(tmp_path):

@@ -62,6 +62,31 @@ def test_bad_field_is_named(tmp_path, extra, field):
     assert f"'{field}'" in str(err.value) and "run.toml" in str(err.value)
 
 
+def test_counts_that_may_be_none_are_none_when_omitted(tmp_path):
+    cfg = _load(tmp_path, base=BASE.replace('kind = "bi-encoder"\n', 'kind = "bi-encoder"\n[[teachers]]\nname = "ce"\n'))
+    assert cfg.catalogue.limit is None and cfg.judgments.limit_queries is None
+    assert cfg.transfer.max_queries is None and cfg.transfer.scored_pairs is None
+    assert [t.num_layers for t in cfg.teachers] == [None, None]
+    given = _load(tmp_path, base=BASE.replace("[transfer]\n", "[transfer]\nmax_queries = 40\nscored_pairs = 900\n")
+                  .replace('[catalogue]\n', '[catalogue]\nlimit = 50\n'))
+    assert (given.catalogue.limit, given.transfer.max_queries, given.transfer.scored_pairs) == (50, 40, 900)
+
+
+@pytest.mark.parametrize("section, key, field", [
+    ("[catalogue]", "limit", "catalogue.limit"),
+    ("[judgments]", "limit_queries", "judgments.limit_queries"),
+    ("[transfer]", "max_queries", "transfer.max_queries"),
+    ("[transfer]", "scored_pairs", "transfer.scored_pairs"),
+    ("[[teachers]]", "num_layers", "teachers[0].num_layers"),
+])
+@pytest.mark.parametrize("value", [0, -3])
+def test_zero_is_not_none(tmp_path, section, key, field, value):
+    """``0`` once meant "no cap" here; now the field is omitted for none and ``0`` is an error naming it."""
+    with pytest.raises(ConfigError) as err:
+        _load(tmp_path, base=BASE.replace(f"{section}\n", f"{section}\n{key} = {value}\n"))
+    assert f"'{field}'" in str(err.value) and "omit the field for none" in str(err.value) and "run.toml" in str(err.value)
+
+
 def test_bad_folds_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="judgments.folds"):
         _load(tmp_path, base=BASE.replace('[judgments]\n', '[judgments]\nfolds = 1\n'))

@@ -138,8 +138,10 @@ def test_cap_pairs_keeps_whole_queries_in_order():
     left = [q for q in pool if q not in capped]
     assert left
     assert cap_pairs(pool, 30, seed=0) == capped
-    assert cap_pairs(pool, 0, seed=0) == pool and cap_pairs(pool, 0, seed=0) is not pool
+    assert cap_pairs(pool, None, seed=0) == pool and cap_pairs(pool, None, seed=0) is not pool
     assert cap_pairs(pool, 10_000, seed=3).keys() == pool.keys()
+    with pytest.raises(ValueError, match="max_pairs must be >= 1 or None"):
+        cap_pairs(pool, 0, seed=0)  # 0 is not "no cap"
 
 
 def test_cap_pairs_is_nested_for_the_same_seed():

@@ -109,12 +109,14 @@ class Catalogue:
         return [doc.render(r) for r in rows]
 
 
-def read_catalogue(path: str | Path, *, id_field: str = "asin", limit: int = 0) -> Catalogue:
+def read_catalogue(path: str | Path, *, id_field: str = "asin", limit: int | None = None) -> Catalogue:
     """Read a JSONL (``.jsonl``/``.json``/``.ndjson``) or Parquet catalogue with an ``id_field`` per product.
 
     Raises :class:`DataError` naming the line (row) for invalid JSON, a missing or empty id, or a
-    repeated id.  ``limit`` > 0 keeps the first ``limit`` products.
+    repeated id.  ``limit`` keeps the first ``limit`` products (``None``: every product; below 1 is a ValueError).
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 or None (every product), got {limit}")
     p = Path(path)
     if not p.exists():
         raise DataError(p, None, "catalogue file not found")
@@ -144,7 +146,7 @@ def read_catalogue(path: str | Path, *, id_field: str = "asin", limit: int = 0) 
         first[doc_id] = pos
         ids.append(doc_id)
         records.append(obj)
-        if limit and len(ids) >= limit:
+        if limit is not None and len(ids) >= limit:
             break  # before the next line is even parsed
     return Catalogue(ids, records, str(p))
 

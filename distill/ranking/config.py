@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.config import MINILM_PACKAGE, StudentSection, _build, check_teachers, read_toml
+from distill.config import MINILM_PACKAGE, StudentSection, _build, check_optional_counts, check_teachers, read_toml
 from distill.data.catalogue import DocumentText
 from distill.errors import ConfigError
 
@@ -24,7 +24,7 @@ class CatalogueSection:
 
     path: str = ""
     id_field: str = "asin"
-    limit: int = 0  # 0 = every product
+    limit: int | None = None  # None (omitted) = every product
 
 
 @dataclass
@@ -42,7 +42,7 @@ class JudgmentSection:
     eval_fraction: float = 0.3
     stack_fraction: float = 0.25
     folds: int = 0
-    limit_queries: int = 0  # 0 = every judged query (small CI runs use fewer)
+    limit_queries: int | None = None  # None (omitted) = every judged query (small CI runs use fewer)
 
 
 @dataclass
@@ -59,15 +59,15 @@ class TransferSection:
     """The unlabeled transfer set: real queries x the products the reranker will see.
 
     Each query gets its BM25 top ``bm25_k`` from the index plus ``random_per_query`` random
-    products.  ``max_queries`` caps the queries (0 = all); ``scored_pairs`` caps the pairs the
-    expensive teachers score (0 = all), taking whole queries in a seeded order.
+    products.  ``max_queries`` caps the queries (``None``, the field omitted: all); ``scored_pairs`` caps the
+    pairs the expensive teachers score (``None``: all), taking whole queries in a seeded order.
     """
 
     queries: str = ""
-    max_queries: int = 0
+    max_queries: int | None = None
     bm25_k: int = 50
     random_per_query: int = 5
-    scored_pairs: int = 0
+    scored_pairs: int | None = None
 
 
 @dataclass
@@ -80,7 +80,7 @@ class RankingTeacher:
     name: str = ""
     kind: str = "cross-encoder"
     base: str = MINILM_PACKAGE
-    num_layers: int = 0
+    num_layers: int | None = None  # None (omitted) = every layer of base
     epochs: int = 2
     batch_size: int = 32
     lr: float = 5e-5
@@ -193,7 +193,11 @@ def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRun
         raise ConfigError(path, "distill.combine", f"must be 'stack' or a teacher name {names}, got {cfg.distill.combine!r}")
     if not cfg.distill.temperature > 0:
         raise ConfigError(path, "distill.temperature", f"must be > 0, got {cfg.distill.temperature}")
-    for name in ("bm25_k", "random_per_query", "max_queries", "scored_pairs"):
+    check_optional_counts(path, {"catalogue.limit": cfg.catalogue.limit, "judgments.limit_queries": j.limit_queries,
+                                 "transfer.max_queries": cfg.transfer.max_queries,
+                                 "transfer.scored_pairs": cfg.transfer.scored_pairs,
+                                 **{f"teachers[{i}].num_layers": t.num_layers for i, t in enumerate(cfg.teachers)}})
+    for name in ("bm25_k", "random_per_query"):
         if getattr(cfg.transfer, name) < 0:
             raise ConfigError(path, f"transfer.{name}", "must be >= 0")
     if cfg.transfer.bm25_k + cfg.transfer.random_per_query < 1:

@@ -101,13 +101,16 @@ def weak_negatives(bm25_pool: Mapping[str, Sequence[str]], judged: Mapping[str, 
     return add_random(picked, catalogue, n_random, seed=seed + 1, exclude=judged)
 
 
-def cap_pairs(pool: Mapping[str, Sequence[str]], max_pairs: int, *, seed: int) -> Pool:
-    """Whole queries in a seeded order until ``max_pairs`` pairs (0 = no cap); queries keep their doc order.
+def cap_pairs(pool: Mapping[str, Sequence[str]], max_pairs: int | None, *, seed: int) -> Pool:
+    """Whole queries in a seeded order until ``max_pairs`` pairs (``None``: no cap; below 1 is a ValueError);
+    queries keep their doc order.
 
     Successive caps with the same seed are nested (the first 50k pairs are inside the first 100k),
     which is what a scale curve needs."""
-    if not max_pairs:
+    if max_pairs is None:
         return dict(pool)
+    if max_pairs < 1:
+        raise ValueError(f"max_pairs must be >= 1 or None (no cap), got {max_pairs}")
     order = np.random.default_rng(seed).permutation(len(pool))
     queries = list(pool)
     out: Pool = {}

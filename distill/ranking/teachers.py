@@ -35,7 +35,7 @@ def train_cross_encoder(tc: RankingTeacher, train: Pairs, out_dir: Path, *, prog
     if not (out_dir / "result.json").exists():
         finetune_teacher(resolve_base_model(tc.base), train, None, out_dir, progress=progress, config=TeacherTrainConfig(
             epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, max_length=tc.max_length, seed=tc.seed,
-            num_layers=tc.num_layers or None, mixed_precision=tc.mixed_precision, label_mode="graded", max_label=3.0))
+            num_layers=tc.num_layers, mixed_precision=tc.mixed_precision, label_mode="graded", max_label=3.0))
     return out_dir / "best"
 
 
