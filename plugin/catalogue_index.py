@@ -1,5 +1,7 @@
 """A product catalogue in OpenSearch: bulk indexing, BM25 retrieval in batches (``_msearch``), BM25 scores of given ids.
 
+The REST calls are :mod:`plugin.index_api`'s; this module decides what to index, when to reuse an index, and batching.
+
 The index holds every catalogue field as ``text`` (so BM25 can search them),
 the product id as ``keyword``, and the combined model text
 (:class:`distill.data.catalogue.DocumentText`, field ``index_field``) that the
@@ -17,6 +19,7 @@ from typing import Any
 
 from distill.data.catalogue import Catalogue, DocumentText, field_text
 from distill.errors import DistilRankError
+from plugin import index_api
 from plugin.transport import Transport
 
 ID_FIELD = "doc_id"
@@ -38,39 +41,38 @@ def index_catalogue(t: Transport, index: str, catalogue: Catalogue, doc: Documen
     """
     meta = {"distilrank": {"catalogue": catalogue.source, "docs": len(catalogue), "document": {
         "fields": doc.fields, "max_chars": doc.max_chars, "index_field": doc.index_field}}}
-    existing = t.request("GET", f"/{index}/_mapping", ok_statuses=(404,))
-    if existing.get("status") != 404:
+    existing = index_api.get_mapping(t, index)
+    if existing is not None:
         old = existing.get(index, {}).get("mappings", {}).get("_meta", {})
-        count = t.request("GET", f"/{index}/_count").get("count")
+        count = index_api.count(t, index)
         if old == meta and count == len(catalogue):
             log(f"index {index}: reusing ({count} products)")
             return {"index": index, "docs": count, "reused": True}
         if not recreate:
             raise DistilRankError(f"index {index!r} exists with other contents ({count} docs, _meta {json.dumps(old)}); "
                                   "pass recreate=True (--recreate-index) or choose another index name")
-        t.request("DELETE", f"/{index}")
+        index_api.delete_index(t, index)
     fields = sorted({k for r in catalogue.records for k in r} - {ID_FIELD, doc.index_field})
     props: dict[str, Any] = {f: {"type": "text"} for f in fields}
     props[ID_FIELD] = {"type": "keyword"}
     props[doc.index_field] = {"type": "text"}
-    t.request("PUT", f"/{index}", {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"},
-                                   "mappings": {"_meta": meta, "properties": props}})
+    index_api.create_index(t, index, {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"},
+                                      "mappings": {"_meta": meta, "properties": props}})
     texts = catalogue.texts(doc)
     for start in range(0, len(catalogue), batch):
-        lines = []
+        docs = []
         for i in range(start, min(start + batch, len(catalogue))):
             src = {k: field_text(v) for k, v in catalogue.records[i].items() if k in props}
             src[ID_FIELD] = catalogue.ids[i]
             src[doc.index_field] = texts[i]
-            lines.append(json.dumps({"index": {"_index": index, "_id": catalogue.ids[i]}}))
-            lines.append(json.dumps(src, ensure_ascii=False))
-        res = t.request("POST", "/_bulk", "\n".join(lines) + "\n", idempotent=True)
+            docs.append((catalogue.ids[i], src))
+        res = index_api.bulk_index(t, index, docs)
         if res.get("errors"):
             bad = next(it["index"] for it in res["items"] if it["index"].get("error"))
             raise DistilRankError(f"bulk indexing into {index!r} failed for product {bad.get('_id')!r}: {bad['error']}")
         log(f"index {index}: {min(start + batch, len(catalogue))}/{len(catalogue)} products")
-    t.request("PUT", f"/{index}/_settings", {"index": {"refresh_interval": "1s"}})
-    t.request("POST", f"/{index}/_refresh")
+    index_api.put_index_settings(t, index, {"index": {"refresh_interval": "1s"}})
+    index_api.refresh(t, index)
     return {"index": index, "docs": len(catalogue), "reused": False}
 
 
@@ -85,10 +87,9 @@ def bm25_top_k(t: Transport, index: str, queries: Sequence[str], k: int, *, fiel
     distinct = list(dict.fromkeys(queries))
     for start in range(0, len(distinct), batch):
         chunk = distinct[start : start + batch]
-        body = "".join(json.dumps({"index": index}) + "\n" + json.dumps(
-            {"query": bm25_query(q, fields), "size": k, "_source": False, "track_total_hits": False}) + "\n" for q in chunk)
-        res = t.request("POST", "/_msearch", body, idempotent=True)
-        for q, r in zip(chunk, res["responses"]):
+        responses = index_api.msearch(t, index, [
+            {"query": bm25_query(q, fields), "size": k, "_source": False, "track_total_hits": False} for q in chunk])
+        for q, r in zip(chunk, responses):
             if "error" in r:
                 raise DistilRankError(f"BM25 search for {q!r} in {index!r} failed: {r['error']}")
             out[q] = [(h["_id"], float(h["_score"])) for h in r["hits"]["hits"]]
@@ -106,11 +107,10 @@ def bm25_scores(t: Transport, index: str, query_docs: Mapping[str, Sequence[str]
     items = [(q, list(dict.fromkeys(ids))) for q, ids in query_docs.items()]
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
-        body = "".join(json.dumps({"index": index}) + "\n" + json.dumps(
+        responses = index_api.msearch(t, index, [
             {"query": {"bool": {"must": [bm25_query(q, fields)], "filter": [{"ids": {"values": ids}}]}},
-             "size": len(ids), "_source": False, "track_total_hits": False}) + "\n" for q, ids in chunk)
-        res = t.request("POST", "/_msearch", body, idempotent=True)
-        for (q, ids), r in zip(chunk, res["responses"]):
+             "size": len(ids), "_source": False, "track_total_hits": False} for q, ids in chunk])
+        for (q, ids), r in zip(chunk, responses):
             if "error" in r:
                 raise DistilRankError(f"BM25 scoring for {q!r} in {index!r} failed: {r['error']}")
             scores = dict.fromkeys(ids, 0.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from plugin import index_api
 from plugin.transport import Transport, dry_id
 
 ML = "/_plugins/_ml"
@@ -137,8 +138,8 @@ def pipelines_using(t: Transport, model_id: str) -> list[str]:
 
 def index_mapping_fields(t: Transport, index: str) -> dict[str, str] | None:
     """``{dotted.field: type}`` of an index (or alias / pattern, merged); ``None`` when it does not exist."""
-    resp = t.request("GET", f"/{index}/_mapping", ok_statuses=(404,))
-    if resp.get("status") == 404 and "error" in resp:
+    resp = index_api.get_mapping(t, index)
+    if resp is None:
         return None
     fields: dict[str, str] = {}
 

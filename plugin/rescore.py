@@ -14,24 +14,27 @@ model id. ``score_mode``: ``replace`` (``_score`` = the student's logit) or ``bl
 (``query_weight * first-pass score + model_weight * logit``). ``text_source``: ``auto`` (stored fields when every
 field is stored, else ``_source``), ``_source`` or ``stored``.
 
-The rescorer loads the same zip that is registered with ML Commons, from the copy :func:`upload_model` sends to
-``POST _plugins/distilrank/models/<model_id>/_upload_chunk/<n>`` (``distilrank plugin register`` does it when the
-plugin is installed); the node verifies the SHA-256 and caches the loaded model.
+The rescorer loads the same zip that is registered with ML Commons, from the copy :func:`upload_model` sends in
+chunks (``distilrank plugin register`` does it when the plugin is installed); the node verifies the SHA-256 and
+caches the loaded model. The REST calls themselves are :mod:`plugin.rescorer_api`'s (``model_record``,
+``delete_model`` and ``stats`` are re-exported here).
 """
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Callable
 from pathlib import Path
 
 from distill.errors import DistilRankError
+from plugin import ml_api, rescorer_api
 from plugin.export.model_zip import sha256_file
+from plugin.rescorer_api import delete_model as delete_model  # the rescorer's REST calls, re-exported for callers
+from plugin.rescorer_api import model_record as model_record
+from plugin.rescorer_api import stats as stats
 from plugin.transport import Transport
 
 PLUGIN = "distilrank"
-BASE = "/_plugins/distilrank"
 UPLOAD_CHUNK_BYTES = 8_000_000  # base64 in JSON: ~10.7 MB per request, well under http.max_content_length (100 MB)
 SCORE_MODES = ("replace", "blend")
 TEXT_SOURCES = ("auto", "_source", "stored")
@@ -118,14 +121,8 @@ def check_rescore_body(body: dict) -> None:
 
 def rescorer_installed(t: Transport) -> bool:
     """Whether every node of the cluster has the distilrank plugin (``GET _nodes/plugins``)."""
-    nodes = (t.request("GET", "/_nodes/plugins") or {}).get("nodes") or {}
+    nodes = ml_api.nodes_plugins(t) or {}
     return bool(nodes) and all(any(p.get("name") == PLUGIN for p in n.get("plugins") or []) for n in nodes.values())
-
-
-def model_record(t: Transport, model_id: str) -> dict | None:
-    """The rescorer's upload record of ``model_id`` (``sha256``, ``size``, ``complete``, ...) or ``None``."""
-    resp = t.request("GET", f"{BASE}/models/{model_id}", ok_statuses=(404,))
-    return None if resp.get("status") == 404 else resp
 
 
 def upload_model(t: Transport, model_id: str, zip_path: str | Path, *, sha256: str | None = None,
@@ -142,20 +139,9 @@ def upload_model(t: Transport, model_id: str, zip_path: str | Path, *, sha256: s
     n = max(1, math.ceil(len(data) / chunk_size))
     resp: dict = {}
     for i in range(n):
-        part = data[i * chunk_size:(i + 1) * chunk_size]
-        resp = t.request("POST", f"{BASE}/models/{model_id}/_upload_chunk/{i}",
-                         {"sha256": sha, "size": len(data), "total_chunks": n, "data": base64.b64encode(part).decode("ascii")})
-    if not t.dry_run and not resp.get("complete"):
+        resp = rescorer_api.upload_chunk(t, model_id, i, data[i * chunk_size:(i + 1) * chunk_size], sha256=sha,
+                                         size=len(data), total_chunks=n)
+    if not resp.get("complete"):
         raise DistilRankError(f"upload of {zip_path.name} to the rescorer did not complete: {resp}")
     log(f"uploaded {zip_path.name} to the rescorer as {model_id} ({len(data):,} bytes, {n} chunk(s))")
     return {"model_id": model_id, "sha256": sha, "reused": False, "chunks": n, "bytes": len(data)}
-
-
-def delete_model(t: Transport, model_id: str) -> dict:
-    """Remove the rescorer's copy of ``model_id`` (and evict it from the answering node's cache)."""
-    return t.request("DELETE", f"{BASE}/models/{model_id}")
-
-
-def stats(t: Transport) -> dict:
-    """``GET _plugins/distilrank/_stats`` of the node that answers: loaded models (load time, sizes) and heap."""
-    return t.request("GET", f"{BASE}/_stats")

@@ -276,21 +276,58 @@ def test_list_models_joins_groups_cards_aliases_and_pipelines(t):
     assert len(group_reads) == 1  # one read per group, not per model
 
 
-def test_layering_rest_paths_in_ml_api_dry_runs_in_the_transport():
-    """Only ``plugin.ml_api`` spells ML Commons and search-pipeline paths; only ``plugin.transport`` reads ``dry_run``
-    (``plugin.rescore``, the rescorer plugin's own client, still checks it once: listed here until it moves)."""
+#: The modules that spell REST paths and call ``Transport.request``: one function per REST call each.
+REST_MODULES = {"plugin/transport.py", "plugin/ml_api.py", "plugin/index_api.py", "plugin/rescorer_api.py"}
+#: Still spelling their own paths, listed until they move (registry_store is being reworked for issue 14; its
+#: document calls go to plugin.index_api then). Exact: a module that starts or stops spelling paths fails the test.
+NOT_YET_MOVED = {"plugin/registry_store.py"}
+
+
+def _rest_paths_and_requests(source: str) -> list[tuple[int, str]]:
+    """``(line, what)`` for each string that starts like a REST path (``"/_..."``, ``f"/{index}..."``) and each
+    ``.request(`` / ``.perform_request(`` call in ``source``."""
+    import ast
+    import re
+
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("request", "perform_request"):
+            found.append((node.lineno, f".{node.func.attr}()"))
+        elif isinstance(node, ast.JoinedStr):
+            head = "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)
+            if re.match(r"/(_|\{\})", head):
+                found.append((node.lineno, head))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and re.match(r"/_\w", node.value):
+            found.append((node.lineno, node.value))
+    return found
+
+
+def test_the_layering_check_finds_paths_and_requests():
+    code = ('A = "/_plugins/x"\nt.request("GET", f"/{index}/_count")\nB = "a/_b"\nC = f"{base}/x"\n"""GET _plugins/y"""\n'
+            'D = f"{BASE}/models/{m}/_upload_chunk/{i}"\n')
+    assert sorted(_rest_paths_and_requests(code)) == [(1, "/_plugins/x"), (2, ".request()"), (2, "/_count"), (2, "/{}/_count"),
+                                                      (6, "/_upload_chunk/")]
+
+
+def test_layering_rest_paths_in_the_rest_modules_dry_runs_in_the_transport():
+    """Only the REST modules (``plugin.ml_api``: ML Commons and search pipelines; ``plugin.index_api``: OpenSearch
+    core; ``plugin.rescorer_api``: the distilrank rescorer) spell REST paths or call ``Transport.request``; only
+    ``plugin.transport`` reads ``dry_run``. Every module under ``plugin/`` is checked."""
     import re
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "plugin"
-    paths, dry = [], []
+    paths: dict[str, list] = {}
+    dry = []
     for f in sorted(root.rglob("*.py")):
         rel = f.relative_to(root.parent).as_posix()
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+        source = f.read_text(encoding="utf-8")
+        if rel not in REST_MODULES and (found := _rest_paths_and_requests(source)):
+            paths[rel] = found
+        for line in source.splitlines():
             code = line.split("#", 1)[0]
-            if rel != "plugin/ml_api.py" and re.search(r"[\"'f]/_(plugins/_ml|search/pipeline)", code):
-                paths.append(f"{rel}:{n}")
             if rel != "plugin/transport.py" and re.search(r"\b\w+\.dry_run\b", code) and "dry_run=args.dry_run" not in code:
                 dry.append(rel)
-    assert paths == []
-    assert dry == ["plugin/rescore.py"]
+    assert {rel: found for rel, found in paths.items() if rel not in NOT_YET_MOVED} == {}
+    assert set(paths) >= NOT_YET_MOVED, "a listed module no longer spells paths: drop it from NOT_YET_MOVED"
+    assert dry == []

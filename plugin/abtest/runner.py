@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistilRankError
-from plugin import ml_api
+from plugin import index_api, ml_api
 from plugin.abtest.config import ABConfig
 from plugin.abtest.judgments import Judgments, from_pairs, load_judgments, load_queryset
 from plugin.abtest.offline import collect_runs, evaluate_runs, pool, teacher_judge
@@ -78,7 +78,7 @@ def make_search_fn(t: Transport, cfg: ABConfig, arms: dict[str, dict]) -> Callab
             check_search_body(body)
         params = {"search_pipeline": info["pipeline"] or "_none"}
         t0 = time.perf_counter()
-        resp = t.request("POST", f"/{cfg.index}/_search", body, params=params)
+        resp = index_api.search(t, cfg.index, body, params=params)
         ms = 1000 * (time.perf_counter() - t0)
         hits = resp["hits"]["hits"]
         if cfg.id_field == "_id":
@@ -94,8 +94,7 @@ def _doc_texts(t: Transport, index: str, ids: set[str], field: str) -> dict[str,
     texts: dict[str, str] = {}
     idl = sorted(ids)
     for start in range(0, len(idl), 500):
-        resp = t.request("POST", f"/{index}/_mget", {"ids": idl[start:start + 500]}, params={"_source_includes": field})
-        for doc in resp["docs"]:
+        for doc in index_api.mget_sources(t, index, idl[start:start + 500], source_includes=field):
             if doc.get("found") and isinstance((doc.get("_source") or {}).get(field), str):
                 texts[doc["_id"]] = doc["_source"][field]
     return texts

@@ -1,0 +1,38 @@
+"""Typed helpers for the distilrank rescorer's own REST endpoints, ``_plugins/distilrank/*`` (one function, one call).
+
+The rescorer is the Java plugin in ``plugin/opensearch`` (not ML Commons, so not :mod:`plugin.ml_api`); what to
+upload and when lives in :mod:`plugin.rescore`. In a dry run the transport answers the writes with what the node
+would answer (:func:`upload_chunk`: ``complete`` on the last chunk).
+"""
+
+from __future__ import annotations
+
+import base64
+
+from plugin.transport import Transport
+
+BASE = "/_plugins/distilrank"
+
+
+def model_record(t: Transport, model_id: str) -> dict | None:
+    """``GET _plugins/distilrank/models/<id>``: the upload record (``sha256``, ``size``, ``complete``, ...) or ``None``."""
+    resp = t.request("GET", f"{BASE}/models/{model_id}", ok_statuses=(404,))
+    return None if resp.get("status") == 404 else resp
+
+
+def upload_chunk(t: Transport, model_id: str, index: int, data: bytes, *, sha256: str, size: int, total_chunks: int) -> dict:
+    """``POST _plugins/distilrank/models/<id>/_upload_chunk/<index>`` (0-based) of a zip of ``size`` bytes whose
+    SHA-256 is ``sha256``; the answer to the last chunk says ``complete`` once the node has checked the hash."""
+    body = {"sha256": sha256, "size": size, "total_chunks": total_chunks, "data": base64.b64encode(data).decode("ascii")}
+    return t.request("POST", f"{BASE}/models/{model_id}/_upload_chunk/{index}", body,
+                     dry_response={"model_id": model_id, "complete": index + 1 == total_chunks})
+
+
+def delete_model(t: Transport, model_id: str) -> dict:
+    """``DELETE _plugins/distilrank/models/<id>``: remove the rescorer's copy (and evict it from the answering node's cache)."""
+    return t.request("DELETE", f"{BASE}/models/{model_id}")
+
+
+def stats(t: Transport) -> dict:
+    """``GET _plugins/distilrank/_stats`` of the node that answers: loaded models (load time, sizes) and heap."""
+    return t.request("GET", f"{BASE}/_stats")
