@@ -41,7 +41,7 @@ from distill.data.pairs import Pairs
 from distill.errors import ConfigError, DataError, DistilRankError
 from distill.progress import bar_disabled
 from distill.teacher.checkpoint import load_training_state, recover_model_dir, save_model_dir, save_training_state
-from distill.teacher.encoding import collate, encode_pairs, training_batches
+from distill.teacher.encoding import collate, tokenize_pairs, training_batches
 from distill.teacher.model import PRECISIONS, Teacher, autocast_context, pick_device, resolve_precision
 
 LABEL_MODES = ("auto", "binary", "graded")
@@ -294,7 +294,7 @@ def finetune_teacher(
     torch.manual_seed(cfg.seed)  # the new head's initialisation
     model, tokenizer = build_model(base_model, cfg.num_layers)
     model.to(device)
-    enc = encode_pairs(tokenizer, train, cfg.max_length)
+    enc = tokenize_pairs(tokenizer, train, cfg.max_length)
     targets = torch.from_numpy(teacher_targets(train.labels, mode, scale))
     optimizer = _optimizer(model, cfg)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)

@@ -24,7 +24,7 @@ from transformers.utils import logging as hf_logging
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError
 from distill.progress import bar_disabled
-from distill.teacher.encoding import collate, encode_pairs, inference_batches, tokenize_batch
+from distill.teacher.encoding import collate, inference_batches, tokenize_batch, tokenize_pairs
 
 hf_logging.set_verbosity_error()  # the 'newly initialized head' notice is expected for teachers
 hf_logging.disable_progress_bar()
@@ -109,7 +109,7 @@ class Teacher:
         ``on_batch(n_rows)`` is called after every batch.
         """
         max_length = max_length or self.max_length
-        enc = encode_pairs(self.tokenizer, pairs, max_length, single_text=single_text)
+        enc = tokenize_pairs(self.tokenizer, pairs, max_length, single_text=single_text)
         out = np.empty(len(pairs), dtype=np.float32)
         device = self.device
         dtype = resolve_precision(device, self.precision)
