@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -84,7 +85,7 @@ def _fingerprint(src: Path) -> str:
 
 
 def _existing_export(out: Path, fingerprint: str) -> dict | None:
-    from plugin.export.model_zip import sha256_file
+    from plugin.serving_contract import sha256_file
 
     marker = out / "export.json"
     if not marker.exists():
@@ -268,7 +269,7 @@ def _mean_ndcg(runs, j, queries, k: int) -> dict[str, float | None]:
 
     out = {}
     for a in runs:
-        vals = [v for q in queries if j.get(q) and (v := ndcg_at_k(runs[a][q].doc_ids, j[q], k)) is not None]
+        vals = [v for q in queries if j.get(q) and not math.isnan(v := ndcg_at_k(runs[a][q].doc_ids, j[q], k))]
         out[a] = float(np.mean(vals)) if vals else None
     return out
 
