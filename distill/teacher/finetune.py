@@ -33,13 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from distill.atomic import atomic_open, write_json
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError, DataError, DistilRankError
-from distill.progress import bar_disabled
+from distill.progress import progress_bar
 from distill.teacher.checkpoint import load_training_state, recover_model_dir, save_model_dir, save_training_state
 from distill.teacher.encoding import collate, tokenize_pairs, training_batches
 from distill.teacher.model import PRECISIONS, Teacher, autocast_context, pick_device, resolve_precision
@@ -347,8 +346,7 @@ def finetune_teacher(
     stop_at = min(total_steps, prog["step"] + stop_after) if stop_after else total_steps
     train_seconds, examples = 0.0, 0
     model.train()
-    bar = tqdm(total=total_steps, initial=prog["step"], desc=f"teacher {out.name}", unit="step",
-               disable=bar_disabled(progress))
+    bar = progress_bar(total=total_steps, initial=prog["step"], progress=progress, desc=f"teacher {out.name}", unit="step")
     try:
         batches = training_batches(enc.lengths, cfg.batch_size, cfg.bucket_batches, cfg.seed, prog["epoch"])
         while prog["step"] < stop_at:
