@@ -64,7 +64,8 @@ def test_score_metrics_match_trec_eval_without_ties(k):
         docs = [f"d{i}" for i in range(n)]
         qrels = [Qrel("q", d, int(g)) for d, g in zip(docs, grades)]
         run = [ScoredDoc("q", d, s) for d, s in zip(docs, scores)]
-        trec = {str(m.measure): m.value for m in ir_measures.iter_calc([nDCG @ k, nDCG(gains=EXP_GAINS) @ k, RR @ k], qrels, run)}
+        # one measure per call: ir-measures 0.4 can mix up the results of two nDCG variants computed together
+        trec = {str(m): next(iter(ir_measures.iter_calc([m], qrels, run))).value for m in (nDCG @ k, nDCG(gains=EXP_GAINS) @ k, RR @ k)}
         rr = score_metrics.mrr_at_k(scores, grades >= 1, k)
         assert rr == pytest.approx(trec[str(RR @ k)], abs=1e-9)
         if grades.max() > 0:
