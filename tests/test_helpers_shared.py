@@ -31,3 +31,13 @@ def test_html_page_escapes_the_title_and_inlines_the_one_style_sheet():
     page = html_page("a <b> & c", "<p>x</p>")
     assert "<title>a &lt;b&gt; &amp; c</title>" in page and f"<style>{STYLE}</style>" in page
     assert page.startswith("<!doctype html>") and page.rstrip().endswith("<body><p>x</p></body></html>")
+
+
+def test_reporting_and_shared_helpers_load_neither_matplotlib_nor_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, distill.reporting, distill.progress, distill.timing, plugin.serving_contract, plugin.abtest.report; "
+            "print(sorted(m for m in ('matplotlib', 'torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.strip() == "[]"
