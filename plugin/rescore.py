@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from distill.errors import DistilRankError
-from plugin.export.model_zip import sha256_file
+from plugin.serving_contract import sha256_file
 from plugin.transport import Transport
 
 PLUGIN = "distilrank"
