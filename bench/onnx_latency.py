@@ -32,6 +32,7 @@ from distill.data.pairs import Pairs
 from distill.data.readers import read_icecat_products
 from distill.student.model import StudentConfig, StudentModel
 from distill.student.tokenizer import build_student_tokenizer
+from distill.timing import best_of_seconds
 from plugin.export.onnx_graph import export_onnx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,13 +94,8 @@ def feeds(tok: Tokenizer, pairs: Pairs) -> tuple[list[dict], dict, float, float]
 
 
 def time_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        runs.append(1000 * (time.perf_counter() - t0))
-    return min(runs)
+    """Best-of-``repeats`` milliseconds of one ``fn()`` call, after one warm-up call."""
+    return 1000 * best_of_seconds(fn, repeats, warmup=1)
 
 
 def main() -> None:

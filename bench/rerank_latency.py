@@ -108,27 +108,22 @@ def minilm_zip(work: Path) -> Path:
 def local_ms_per_pair(zip_path: Path, titles: list[str], query: str = "hp laptop", repeats: int = 5) -> float:
     """Best-of-``repeats`` ms per pair for the same zip in local ONNX Runtime, one pair per call as ML Commons
     does it (1 thread, tokenization included): what the model itself costs, without the cluster."""
+    from distill.timing import best_of_seconds
     from plugin.local_scoring import LocalScorer
 
     scorer = LocalScorer(zip_path)
-    scorer.score(query, titles)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        scorer.score(query, titles)
-        best = min(best, time.perf_counter() - t0)
-    return 1000 * best / len(titles)
+    return 1000 * best_of_seconds(lambda: scorer.score(query, titles), repeats, warmup=1) / len(titles)
 
 
 def local_ms_batch(zip_path: Path, titles: list[str], query: str = "hp laptop", repeats: int = 20) -> float:
     """Best-of-``repeats`` ms for one ONNX Runtime run over all ``titles`` as one padded batch (1 thread,
     tokenization included): what the rescorer does per shard window, without the cluster."""
+    from distill.timing import best_of_seconds
     from plugin.local_scoring import LocalScorer
 
     scorer = LocalScorer(zip_path)
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+
+    def one_window() -> None:
         encs = scorer.tokenizer.encode_batch([(query, t) for t in titles])
         width = max(len(e.ids) for e in encs)
         ids = np.zeros((len(encs), width), np.int64)
@@ -137,8 +132,8 @@ def local_ms_batch(zip_path: Path, titles: list[str], query: str = "hp laptop", 
         for i, e in enumerate(encs):
             ids[i, :len(e.ids)], types[i, :len(e.ids)], mask[i, :len(e.ids)] = e.ids, e.type_ids, 1
         scorer.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
-        best = min(best, time.perf_counter() - t0)
-    return 1000 * best
+
+    return 1000 * best_of_seconds(one_window, repeats)
 
 
 def node_url(args) -> str:

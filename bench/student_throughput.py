@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from distill.student.model import StudentConfig
 from distill.student.store import load_student
 from distill.student.tokenizer import build_student_tokenizer
 from distill.student.train import StudentTrainConfig, train_student
+from distill.timing import best_of_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -52,12 +52,8 @@ def icecat(rows: int, seed: int = 0) -> Pairs:
 
 
 def best_ms(fn, repeats: int = 5) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best * 1000
+    """Best-of-``repeats`` milliseconds of one ``fn()`` call."""
+    return 1000 * best_of_seconds(fn, repeats)
 
 
 def teacher_model():

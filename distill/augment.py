@@ -29,11 +29,11 @@ is unlabeled and deterministic for a given ``seed``.
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
 
 from distill.config import AugmentConfig
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError
+from distill.progress import progress_bar
 
 
 def _check(n_per_example: int, p_mask: float, p_swap: float, p_ngram: float, ngram_range: tuple[int, int],
@@ -127,7 +127,7 @@ def augment(
     out_t: list[str] = []
     if n_per_example == 0 or len(corpus) == 0:
         return Pairs(out_q, out_t, None, source=source)
-    with tqdm(total=len(tokenised), desc="augment", unit="ex", disable=None) as bar:
+    with progress_bar(total=len(tokenised), desc="augment", unit="ex") as bar:
         for query, words in zip(pairs.queries, tokenised):
             bar.update()
             if not words:

@@ -39,6 +39,7 @@ from distill.data.pairs import Pairs
 from distill.data.readers import read_pairs
 from distill.data.sentences import hold_out_sentences
 from distill.errors import ConfigError
+from distill.timing import best_of_seconds
 from distill.evaluation.metrics import accuracy, agreement, bootstrap_ci, positives
 from distill.evaluation.report import format_summary
 from distill.student.model import StudentConfig
@@ -442,7 +443,7 @@ def evaluate_students(data: RunData, signals: TeacherSignals, variants: dict[str
 
 
 def _scale_figure(points: list[tuple[int, float, float, float]], split: str) -> bytes:
-    from distill.evaluation.report import agg_pyplot, figure_png
+    from distill.reporting import agg_pyplot, figure_png
 
     plt = agg_pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -472,12 +473,7 @@ def scale_curve(ev: dict, variants: dict[str, Variant], n_transfer: int, split: 
 def _latency_per_100(score: Callable[[Pairs], np.ndarray], pairs: Pairs, repeats: int = 3) -> float:
     """Best-of-``repeats`` milliseconds to score 100 pairs as one batch."""
     sample = pairs.select(np.arange(min(100, len(pairs))))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        score(sample)
-        best = min(best, time.perf_counter() - t0)
-    return 1000 * best * 100 / len(sample)
+    return 1000 * best_of_seconds(lambda: score(sample), repeats) * 100 / len(sample)
 
 
 def plain_summary(ev: dict, own_teacher: str) -> str:

@@ -19,43 +19,23 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+from distill.evaluation.metrics import binary_nll, expected_calibration_error, sigmoid
 
 
 def soft_targets(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """``sigmoid(logits / temperature)`` as float32, same shape as ``logits``."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    return _sigmoid(np.asarray(logits, dtype=np.float64) / temperature).astype(np.float32)
-
-
-def binary_nll(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean negative log-likelihood of binary ``labels`` under ``sigmoid(logits)`` (nats)."""
-    z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    return float(np.mean(np.logaddexp(0.0, z) - y * z))
-
-
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
-    """ECE with ``bins`` equal-width confidence bins on ``P(label = 1)``."""
-    p = np.asarray(probs, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    edges = np.minimum((p * bins).astype(int), bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        sel = edges == b
-        if sel.any():
-            ece += sel.mean() * abs(p[sel].mean() - y[sel].mean())
-    return float(ece)
+    return sigmoid(np.asarray(logits, dtype=np.float64) / temperature).astype(np.float32)
 
 
 def temperature_sweep(logits: np.ndarray, labels: np.ndarray, temperatures: Sequence[float]) -> list[dict]:
     """Calibration of the teacher's soft targets on a labeled dev set, one row per ``T``.
 
     Each row: ``{"temperature", "nll", "ece", "mean_confidence", "target_entropy"}``;
-    ``target_entropy`` (bits) shows how much softer the targets become.
+    ``target_entropy`` (bits) shows how much softer the targets become.  ``nll`` and ``ece`` are
+    :func:`distill.evaluation.metrics.binary_nll` and ``expected_calibration_error`` of ``logits / T``
+    (the one sigmoid / NLL / ECE over logits of the project).
     Accuracy does not depend on ``T``; the student's dev accuracy per ``T`` is
     measured by training one student per value (see :mod:`distill.pipeline`).
     """
@@ -67,7 +47,7 @@ def temperature_sweep(logits: np.ndarray, labels: np.ndarray, temperatures: Sequ
         rows.append({
             "temperature": float(t),
             "nll": binary_nll(np.asarray(logits) / t, labels),
-            "ece": expected_calibration_error(p, labels),
+            "ece": expected_calibration_error(np.asarray(logits, dtype=np.float64) / t, labels),
             "mean_confidence": float(np.mean(np.maximum(p, 1 - p))),
             "target_entropy": float(entropy.mean()),
         })
@@ -129,7 +109,7 @@ def fit_stacker(
     reg = np.full(k + 1, l2)
     reg[-1] = 0.0
     for _ in range(iterations):
-        p = _sigmoid(x @ theta)
+        p = sigmoid(x @ theta)
         grad = x.T @ (p - y) / n + reg * theta
         hess = (x * (p * (1 - p))[:, None]).T @ x / n + np.diag(reg) + 1e-9 * np.eye(k + 1)
         step = np.linalg.solve(hess, grad)

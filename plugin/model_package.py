@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill.errors import DistilRankError
-from plugin.export.model_zip import sha256_file, validate_model_zip
-from plugin.serving_contract import describe_interface, interface_problems
+from plugin.export.model_zip import validate_model_zip
+from plugin.serving_contract import describe_interface, interface_problems, sha256_file
 from plugin.ml_api import MAX_CHUNK_BYTES
 
 

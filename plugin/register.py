@@ -166,9 +166,9 @@ def register_package(
     try:
         bar = None
         if progress:
-            from tqdm import tqdm
+            from distill.progress import progress_bar
 
-            bar = tqdm(total=pkg.size, unit="B", unit_scale=True, desc=f"upload {pkg.path.name}", leave=False)
+            bar = progress_bar(total=pkg.size, progress=True, unit="B", unit_scale=True, desc=f"upload {pkg.path.name}", leave=False)
         for index, data in pkg.chunks(chunk_size):
             for attempt in range(chunk_retries + 1):
                 try:

@@ -28,10 +28,10 @@ from pathlib import Path
 
 from distill.errors import DistilRankError
 from plugin import ml_api, rescorer_api
-from plugin.export.model_zip import sha256_file
 from plugin.rescorer_api import delete_model as delete_model  # the rescorer's REST calls, re-exported for callers
 from plugin.rescorer_api import model_record as model_record
 from plugin.rescorer_api import stats as stats
+from plugin.serving_contract import sha256_file
 from plugin.transport import Transport
 
 PLUGIN = "distilrank"

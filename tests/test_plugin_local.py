@@ -19,6 +19,7 @@ from distill.student.train import StudentTrainConfig, train_student
 from plugin.deploy import default_smoke_pairs
 from plugin.export import export_student
 from plugin.local_scoring import LocalScorer
+from plugin.ml_api import MAX_CHUNK_BYTES
 from plugin.model_package import PackageError, check_chunk_size, inspect_model_zip
 from plugin.pipelines import RerankSpec, check_search_body, read_pipeline_spec, rerank_pipeline_body, rerank_search_body
 from plugin.register import register_meta_body
@@ -69,11 +70,17 @@ def test_bad_zips_named_precisely(exported, tmp_path):
         inspect_model_zip(exported.zip, expected_sha256="abc")
 
 
-def test_chunk_size_limits():
-    assert check_chunk_size(10_000_000) == 10_000_000
-    for bad in (0, 10_000_001):
+def test_chunk_size_limits_and_chunks_rebuild_the_zip(exported):
+    assert check_chunk_size(MAX_CHUNK_BYTES) == MAX_CHUNK_BYTES
+    for bad in (0, MAX_CHUNK_BYTES + 1):
         with pytest.raises(PackageError, match="outside 1..10,000,000"):
             check_chunk_size(bad)
+    pkg = inspect_model_zip(exported.zip)
+    data = Path(exported.zip).read_bytes()
+    for size in (1000, pkg.size - 1, pkg.size, MAX_CHUNK_BYTES):
+        chunks = list(pkg.chunks(size))
+        assert [i for i, _ in chunks] == list(range(pkg.n_chunks(size)))
+        assert all(len(c) <= size for _, c in chunks) and b"".join(c for _, c in chunks) == data
 
 
 def test_register_meta_body(exported):

@@ -26,10 +26,10 @@ def test_soft_targets_soften_with_temperature():
 
 def test_nll_and_ece_hand_values():
     assert binary_nll(np.array([0.0]), np.array([1.0])) == pytest.approx(np.log(2))
-    # two bins: p=0.9 with 1/2 positives, p=0.1 with 0/2 positives
+    # two bins: p=0.9 with 1/2 positives, p=0.1 with 0/2 positives (the ECE takes logits: log(p / (1 - p)))
     p = np.array([0.9, 0.9, 0.1, 0.1])
     y = np.array([1, 0, 0, 0])
-    assert expected_calibration_error(p, y) == pytest.approx(0.5 * 0.4 + 0.5 * 0.1)
+    assert expected_calibration_error(np.log(p / (1 - p)), y) == pytest.approx(0.5 * 0.4 + 0.5 * 0.1)
 
 
 def test_best_temperature_recovers_overconfidence():

@@ -14,7 +14,7 @@ import torch
 
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError, DistilRankError
-from distill.teacher.encoding import encode_pairs, tokenize_batch
+from distill.teacher.encoding import tokenize_batch, tokenize_pairs
 from distill.teacher.finetune import TeacherTrainConfig, evaluate_teacher, finetune_teacher, label_scale, teacher_targets
 from distill.teacher.model import load_teacher
 from distill.teacher.scoring import merge_chunks, merge_shards, parse_shard, score_transfer_set
@@ -179,7 +179,7 @@ def test_single_text_and_pair_encoding(tiny_bert):
     pair = tokenize_batch(tok, ["red shoes", "mug"], ["red cotton shoes", "blue mug"], 16)
     assert int(pair["token_type_ids"][0].sum()) == 4  # "red cotton shoes [SEP]"
     # a subset of a pair table whose queries happen to be empty stays in pair mode when told so
-    as_pair = encode_pairs(tok, Pairs(["", ""], ["good movie", "bad"]), 16, single_text=False)
+    as_pair = tokenize_pairs(tok, Pairs(["", ""], ["good movie", "bad"]), 16, single_text=False)
     assert as_pair.features["input_ids"][1] == tok.convert_tokens_to_ids(["[CLS]", "[SEP]", "bad", "[SEP]"])
 
 

@@ -13,7 +13,11 @@ Conventions shared by every function here:
   The top grade is taken from the array passed in.
 * Ranking metrics use the graded label itself as the gain (``2^g - 1``).
 * Undefined values (one class only, constant input, no relevant document)
-  are ``nan``, never an exception.
+  are ``nan``, never an exception.  This is the project's one convention for
+  metric functions (:mod:`plugin.abtest.metrics` follows it); only JSON
+  records turn ``nan`` into ``null`` with a reason.
+* :func:`dcg_at_k` is the one DCG core: every NDCG here, in
+  :mod:`plugin.abtest.metrics` and in :mod:`distill.ranking.evaluate` is built on it.
 
 Ties in scores are resolved without favouring either side: AUC counts a tied
 positive/negative pair as half a win, and NDCG/MRR return the expectation over
@@ -68,13 +72,21 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
-def log_loss(logits: np.ndarray, labels: np.ndarray) -> float:
-    """Mean binary cross-entropy in nats of ``sigmoid(logits)`` against ``positives(labels)``; numerically stable."""
+def binary_nll(logits: np.ndarray, targets: np.ndarray) -> float:
+    """Mean negative log-likelihood in nats of ``targets`` in [0, 1] (hard or soft) under ``sigmoid(logits)``.
+
+    ``mean(log(1 + e^z) - y z)``, numerically stable for any logit; ``nan`` for no rows.
+    """
     z = np.asarray(logits, dtype=np.float64)
     if z.size == 0:
         return float("nan")
-    y = positives(labels).astype(np.float64)
+    y = np.asarray(targets, dtype=np.float64)
     return float(np.mean(np.logaddexp(0.0, z) - y * z))
+
+
+def log_loss(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Mean binary cross-entropy in nats of ``sigmoid(logits)`` against ``positives(labels)``: :func:`binary_nll` of the cut labels."""
+    return binary_nll(logits, positives(labels).astype(np.float64))
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -163,6 +175,19 @@ def dcg_at_k(gains_in_rank_order: np.ndarray, k: int, gain: str = "exponential")
     """DCG of grades already in rank order: ``sum_{r<=k} gain(g_r) / log2(r + 1)``, gain ``2^g - 1`` or ``g`` (linear)."""
     g = np.asarray(gains_in_rank_order, dtype=np.float64)
     return float(np.sum(_gain(g, gain) * _discounts(g.size, k)))
+
+
+def ndcg_of_grades(grades_in_rank_order: Sequence[float] | np.ndarray, all_grades: Sequence[float] | np.ndarray, k: int,
+                   gain: str = "exponential") -> float:
+    """NDCG@k of a returned list given its grades in rank order, the ideal DCG taken over ``all_grades``.
+
+    ``all_grades`` are every judged grade of the query (returned or not), so a list that misses a
+    relevant document is not excused.  ``nan`` when the ideal DCG is 0 (no positive gain).
+    """
+    ideal = dcg_at_k(np.sort(np.asarray(all_grades, dtype=np.float64))[::-1], k, gain)
+    if ideal <= 0.0:
+        return float("nan")
+    return dcg_at_k(np.asarray(grades_in_rank_order, dtype=np.float64), k, gain) / ideal
 
 
 def ndcg_at_k(scores: np.ndarray, gains: np.ndarray, k: int = 10, gain: str = "exponential") -> float:

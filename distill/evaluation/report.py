@@ -9,9 +9,7 @@ earlier call stays as it was.
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -20,32 +18,13 @@ import numpy as np
 
 from distill.atomic import atomic_open, atomic_path, write_json
 from distill.evaluation.metrics import calibration_bins, expected_calibration_error, positives
+from distill.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, table_html, table_md
+from distill.reporting import fmt_number as _fmt
+from distill.reporting import is_number as _is_num
 
 SCATTER_MAX_POINTS = 20_000  # plotted points are a seeded random subset beyond this
 
 # --- numbers ------------------------------------------------------------------
-
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-
-
-def _fmt(v: Any) -> str:
-    """Numbers for tables: |x| >= 100 without decimals (thousands separated), |x| >= 1 to 4 significant digits, else 4 decimals."""
-    if v is None:
-        return "-"
-    if isinstance(v, (np.integer, int)) and not isinstance(v, bool):
-        return str(int(v))
-    if not isinstance(v, (float, np.floating)):
-        return str(v)
-    v = float(v)
-    if math.isnan(v):
-        return "n/a"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    return f"{v:.4g}" if abs(v) >= 1 else f"{v:.4f}"
 
 
 def _pct(v: Any) -> str:
@@ -54,25 +33,6 @@ def _pct(v: Any) -> str:
 
 def _ci(v: Any) -> str:
     return "-" if not v else f"{_fmt(v[0])} - {_fmt(v[1])}"
-
-
-def json_clean(obj: Any) -> Any:
-    """``obj`` with numpy scalars/arrays turned into Python types and non-finite floats into ``None`` (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): json_clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_clean(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_clean(obj.tolist())
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(float(obj)) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 # --- terminal summary ---------------------------------------------------------
@@ -147,64 +107,7 @@ def _notes(result: dict) -> list[str]:
     return notes
 
 
-def _columns(rows: list[dict]) -> list[str]:
-    cols: list[str] = []
-    for r in rows:
-        cols += [c for c in r if c not in cols]
-    return cols
-
-
-def _md_cell(v: Any) -> str:
-    return (v if isinstance(v, str) else _fmt(v)).replace("|", "\\|").replace("\n", " ")
-
-
-def table_md(rows: list[dict]) -> str:
-    """A Markdown table of row dicts (columns: union of keys in first-seen order; numbers via the report format)."""
-    if not rows:
-        return "(none)\n"
-    cols = _columns(rows)
-    out = ["| " + " | ".join(_md_cell(c) for c in cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_md_cell(r.get(c, "")) for c in cols) + " |" for r in rows]
-    return "\n".join(out) + "\n"
-
-
-def table_html(rows: list[dict]) -> str:
-    """An HTML ``<table>`` of row dicts, same columns and formatting as :func:`table_md`."""
-    if not rows:
-        return "<p>(none)</p>"
-    cols = _columns(rows)
-    cell = lambda v: html.escape(v if isinstance(v, str) else _fmt(v))  # noqa: E731
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c, ''))}</td>" for c in cols) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 # --- plots --------------------------------------------------------------------
-
-def agg_pyplot():
-    """``matplotlib.pyplot`` on the non-interactive Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def figure_png(fig: Any, dpi: int = 90) -> bytes:
-    """PNG bytes of a matplotlib figure, which is closed afterwards."""
-    plt = agg_pyplot()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def figures_html(figures: dict[str, bytes], captions: dict[str, str]) -> str:
-    """``<figure>`` elements with the PNGs inlined as base64 and their (escaped) captions."""
-    return "".join(f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
-                   f"<figcaption>{html.escape(captions.get(name, name))}</figcaption></figure>" for name, data in figures.items())
-
 
 PLOT_CAPTIONS = {
     "scatter.png": "Student vs teacher logits (each dot a row; colour = gold class).",
@@ -292,12 +195,6 @@ def render_plots(student: np.ndarray | None, teacher: np.ndarray | None, labels:
 
 # --- report -------------------------------------------------------------------
 
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 10px;text-align:right}"
-        "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:6px;"
-        "vertical-align:top;max-width:520px}figcaption{font-size:0.85em;color:#555}img{max-width:100%}")
-
-
 def write_report(
     result: dict,
     out_dir: str | Path,
@@ -355,10 +252,9 @@ def write_report(
 
     imgs = figures_html(figures, captions)
     tables = "".join(f"<h2>{html.escape(name)}</h2>{table_html(rows)}" for name, rows in extra_tables.items())
-    page = (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{_CSS}</style></head>"
-            f"<body><h1>{html.escape(title)}</h1>{table_html(headline)}"
-            f"<ul>{''.join(f'<li>{html.escape(line)}</li>' for line in notes)}</ul>{tables}"
-            + (f"<h2>Plots</h2>{imgs}" if figures else "") + "</body></html>\n")
+    page = html_page(title, f"<h1>{html.escape(title)}</h1>{table_html(headline)}"
+                     f"<ul>{''.join(f'<li>{html.escape(line)}</li>' for line in notes)}</ul>{tables}"
+                     + (f"<h2>Plots</h2>{imgs}" if figures else ""))
     with atomic_open(out / "report.html") as fh:
         fh.write(page)
 

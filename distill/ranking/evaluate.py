@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from distill.evaluation.metrics import dcg_at_k
 from distill.evaluation.metrics import mrr_at_k as scores_mrr
 from distill.evaluation.metrics import ndcg_at_k as scores_ndcg
+from distill.evaluation.metrics import ndcg_of_grades
 
 ESCI_GAINS = {3.0: 1.0, 2.0: 0.1, 1.0: 0.01, 0.0: 0.0}
 EXACT = 3.0
@@ -66,16 +66,11 @@ def rerank_setting(pool: Mapping[str, Sequence[str]], scores: Mapping[str, np.nd
         ranked = [ids[i] for i in order[:k]]
         grades = np.array([judged[q].get(d, 0.0) for d in ranked] + [0.0] * (k - len(ranked)))
         all_grades = np.array(sorted(judged[q].values(), reverse=True))
-        out[q] = {"ndcg_esci": _list_ndcg(esci_gain(grades), esci_gain(all_grades), k, "linear"),
-                  "ndcg_graded": _list_ndcg(grades, all_grades, k, "exponential"),
+        out[q] = {"ndcg_esci": ndcg_of_grades(esci_gain(grades), esci_gain(all_grades), k, "linear"),
+                  "ndcg_graded": ndcg_of_grades(grades, all_grades, k, "exponential"),
                   "mrr": next((1.0 / (r + 1) for r, g in enumerate(grades) if g >= EXACT), 0.0),
                   "unjudged": float(np.mean([d not in judged[q] for d in ranked])) if ranked else 0.0}
     return out
-
-
-def _list_ndcg(grades_in_order: np.ndarray, all_grades: np.ndarray, k: int, gain: str) -> float:
-    ideal = dcg_at_k(np.sort(all_grades)[::-1], k, gain)
-    return dcg_at_k(grades_in_order, k, gain) / ideal if ideal > 0 else float("nan")
 
 
 def paired(a: Mapping[str, Mapping[str, float]], b: Mapping[str, Mapping[str, float]], *, metric: str = "ndcg_esci",

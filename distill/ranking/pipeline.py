@@ -159,14 +159,12 @@ def _split_by_query(pairs: Pairs, values: np.ndarray) -> dict[str, np.ndarray]:
     return {q: values[np.asarray(ix)] for q, ix in out.items()}
 
 
-def run_fold(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool, progress: bool | None, log: Log) -> dict:
-    """Train teachers, stacker and students on ``fold.train``; evaluate on ``fold.test`` when ``evaluate``."""
-    from distill.student.store import load_student
-    from distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
-    from distill.student.train import train_student
-    from distill.targets import fit_stacker, soft_targets
-    from distill.pipeline import student_configs
+Combine = Callable[[str, str], np.ndarray]  # (split, "stack" | teacher name) -> scores of that split's rows
 
+
+def _fold_tables(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool) -> tuple[dict[str, Pairs], tuple[str, ...]]:
+    """The fold's tables to score (stacking split, transfer set, test tables when ``evaluate``) and its
+    cross-encoder training queries; the query split is checked disjoint and written to ``split.json``."""
     cfg = data.cfg
     ce_queries, stack_queries = split_queries(fold.train, cfg.judgments.stack_fraction, seed=cfg.seed + fold.index)
     check_disjoint(ce_queries, stack_queries)
@@ -177,9 +175,14 @@ def run_fold(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool, p
     if evaluate:
         tables["test-judged"] = data.judged(fold.test)
         tables["test-rerank"] = data.rerank_pool(fold.test)
-    names = [t.name for t in cfg.teachers]
+    return tables, ce_queries
+
+
+def _score_with_teachers(data: RankingData, tables: dict[str, Pairs], ce_queries, out: Path, *, progress: bool | None,
+                         log: Log) -> dict[str, dict[str, np.ndarray]]:
+    """``{split: {teacher: scores}}``; each cross-encoder is first trained on ``ce_queries`` (judged + weak negatives)."""
     scores: dict[str, dict[str, np.ndarray]] = {s: {} for s in tables}
-    for tc in cfg.teachers:
+    for tc in data.cfg.teachers:
         ckpt = None
         if tc.kind == "cross-encoder":
             train = _labeled(data.judged(ce_queries), data.weak(ce_queries))
@@ -192,43 +195,61 @@ def run_fold(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool, p
                                                  embeddings=data.embeddings, bm25=data.bm25, progress=progress)
             if split == "transfer":
                 log(f"{out.name}: teacher {tc.name} scored {len(pairs)} transfer pairs ({time.perf_counter() - t0:.0f}s)")
+    return scores
 
-    stack_labels = tables["stack"].labels / 3.0
-    stacker = fit_stacker(np.stack([scores["stack"][n] for n in names]), stack_labels, names, l2=cfg.distill.stacker_l2)
-    write_json(out / "stacker.json", stacker.to_dict())
 
-    def combined(split: str, how: str) -> np.ndarray:
-        return stacker.apply(np.stack([scores[split][n] for n in names])) if how == "stack" else scores[split][how]
+def _fold_tokenizer(data: RankingData, fold: QueryFold, out: Path):
+    """The fold's student tokenizer (``students/tokenizer.json``), built from the transfer set and the training judgments once."""
+    from distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
 
-    # students ------------------------------------------------------------------------------
     tok_path = out / "students" / "tokenizer.json"
     if tok_path.exists():
-        tokenizer = load_tokenizer(tok_path)
-    else:
-        labeled = data.judged(fold.train)
-        tokenizer = build_student_tokenizer(data.transfer.queries + data.transfer.texts + labeled.queries + labeled.texts,
-                                            vocab_size=cfg.student.vocab_size, min_count=cfg.student.min_count,
-                                            max_length=cfg.student.max_length)
-        save_tokenizer(tokenizer, tok_path)
-    model_cfg, train_cfg = student_configs(cfg.student, tokenizer.get_vocab_size())
+        return load_tokenizer(tok_path)
+    cfg, labeled = data.cfg, data.judged(fold.train)
+    tokenizer = build_student_tokenizer(data.transfer.queries + data.transfer.texts + labeled.queries + labeled.texts,
+                                        vocab_size=cfg.student.vocab_size, min_count=cfg.student.min_count,
+                                        max_length=cfg.student.max_length)
+    save_tokenizer(tokenizer, tok_path)
+    return tokenizer
+
+
+def _student_variants(data: RankingData, fold: QueryFold, combined: Combine, *, evaluate: bool) -> dict[str, tuple[Pairs, np.ndarray, dict]]:
+    """``{name: (pairs, soft targets, metadata)}``: the distilled student, the gold-only baseline, and with
+    ``evaluate`` the single-teacher and scale-curve students."""
+    from distill.targets import soft_targets
+
+    cfg = data.cfg
     T, main_how = cfg.distill.temperature, cfg.distill.combine
     variants: dict[str, tuple[Pairs, np.ndarray, dict]] = {
         "distilled": (data.transfer, soft_targets(combined("transfer", main_how), T), {"targets": main_how, "T": T})}
     if cfg.distill.gold_student:
         gold = _labeled(data.judged(fold.train), data.weak(fold.train))
         variants["gold-only"] = (gold, (gold.labels / 3.0).astype(np.float32), {"targets": "judgments + weak negatives", "T": None})
-    if evaluate:
-        for n in [t.name for t in cfg.teachers if t.kind != "bm25"] if main_how == "stack" else []:
-            variants[f"distilled ({n} only)"] = (data.transfer, soft_targets(combined("transfer", n), T), {"targets": n, "T": T})
-        for size in cfg.distill.scale_curve:
-            if size < len(data.transfer):
-                sub = cap_pairs(data.transfer_pool, size, seed=cfg.seed + 7)
-                idx = _rows_of(data.transfer, set(sub))
-                variants[f"distilled ({len(idx)} pairs)"] = (data.transfer.select(idx), soft_targets(combined("transfer", main_how)[idx], T),
-                                                             {"targets": main_how, "T": T})
+    if not evaluate:
+        return variants
+    for n in [t.name for t in cfg.teachers if t.kind != "bm25"] if main_how == "stack" else []:
+        variants[f"distilled ({n} only)"] = (data.transfer, soft_targets(combined("transfer", n), T), {"targets": n, "T": T})
+    for size in cfg.distill.scale_curve:
+        if size < len(data.transfer):
+            sub = cap_pairs(data.transfer_pool, size, seed=cfg.seed + 7)
+            idx = _rows_of(data.transfer, set(sub))
+            variants[f"distilled ({len(idx)} pairs)"] = (data.transfer.select(idx), soft_targets(combined("transfer", main_how)[idx], T),
+                                                         {"targets": main_how, "T": T})
+    return variants
+
+
+def _train_fold_students(data: RankingData, variants: dict[str, tuple[Pairs, np.ndarray, dict]], tokenizer, out: Path, *,
+                         progress: bool | None, log: Log) -> dict[str, dict]:
+    """Train every variant not trained yet into ``students/<slug>``; ``{name: {"dir", "train_pairs", metadata...}}``."""
+    from distill.pipeline import student_configs
+    from distill.student.train import train_student
+
+    cfg = data.cfg
+    model_cfg, train_cfg = student_configs(cfg.student, tokenizer.get_vocab_size())
     # The gold-only baseline has ~100x fewer pairs: give it more, slower-decaying epochs (the best epoch
     # by validation loss is kept) so that it is not simply under-trained.
     gold_cfg = replace(train_cfg, epochs=max(train_cfg.epochs, 20), lr_decay=max(train_cfg.lr_decay, 0.9), val_fraction=0.05)
+    names = [t.name for t in cfg.teachers]
     students = {}
     for name, (pairs, targets, meta) in variants.items():
         sdir = out / "students" / _slug(name)
@@ -239,10 +260,16 @@ def run_fold(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool, p
                           metadata={"variant": name, **meta, "teachers": names, "config": cfg.source, "document": asdict(data.doc)})
             log(f"{out.name}: student {name} trained on {len(pairs)} pairs in {time.perf_counter() - t0:.0f}s")
         students[name] = {"dir": str(sdir), "train_pairs": len(pairs), **meta}
-    if not evaluate:
-        return {"students": students, "stacker": stacker.to_dict()}
+    return students
 
-    # evaluation ------------------------------------------------------------------------------
+
+def _evaluate_fold(data: RankingData, fold: QueryFold, tables: dict[str, Pairs], scores: dict[str, dict[str, np.ndarray]],
+                   combined: Combine, students: dict[str, dict], out: Path) -> dict:
+    """Every system (BM25, each teacher, the stacked teacher, each student) on the fold's test queries in both
+    settings (judged documents; reranked BM25 pool); written to ``eval.json``."""
+    from distill.student.store import load_student
+
+    cfg = data.cfg
     judged_t, rerank_t = tables["test-judged"], tables["test-rerank"]
     bm25_teacher = next((t.name for t in cfg.teachers if t.kind == "bm25"), None)  # the baseline is already scored
     if bm25_teacher is not None:
@@ -271,6 +298,29 @@ def run_fold(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool, p
         result["rerank"][sysname] = rerank_setting(pool, None if per_q is None else {q: per_q.get(q, np.zeros(0)) for q in fold.test},
                                                    data.grades, cfg.eval.k)
     write_json(out / "eval.json", result)
+    return result
+
+
+def run_fold(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool, progress: bool | None, log: Log) -> dict:
+    """Train teachers, stacker and students on ``fold.train``; evaluate on ``fold.test`` when ``evaluate``."""
+    from distill.targets import fit_stacker
+
+    cfg = data.cfg
+    tables, ce_queries = _fold_tables(data, fold, out, evaluate=evaluate)
+    scores = _score_with_teachers(data, tables, ce_queries, out, progress=progress, log=log)
+    names = [t.name for t in cfg.teachers]
+    stack_labels = tables["stack"].labels / 3.0
+    stacker = fit_stacker(np.stack([scores["stack"][n] for n in names]), stack_labels, names, l2=cfg.distill.stacker_l2)
+    write_json(out / "stacker.json", stacker.to_dict())
+
+    def combined(split: str, how: str) -> np.ndarray:
+        return stacker.apply(np.stack([scores[split][n] for n in names])) if how == "stack" else scores[split][how]
+
+    variants = _student_variants(data, fold, combined, evaluate=evaluate)
+    students = _train_fold_students(data, variants, _fold_tokenizer(data, fold, out), out, progress=progress, log=log)
+    if not evaluate:
+        return {"students": students, "stacker": stacker.to_dict()}
+    result = _evaluate_fold(data, fold, tables, scores, combined, students, out)
     return {"students": students, "stacker": stacker.to_dict(), "eval": result}
 
 

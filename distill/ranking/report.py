@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from distill.atomic import atomic_open, write_json
-from distill.evaluation.report import table_html, table_md
+from distill.reporting import html_page, table_html, table_md
 from distill.ranking.config import RankingRunConfig
 from distill.ranking.evaluate import compare, paired, recovery
 
@@ -142,8 +142,7 @@ def write_ranking_report(summary: dict, out_dir: str | Path) -> dict[str, Path]:
     paths = {"md": out / "report.md", "html": out / "report.html", "json": out / "eval.json"}
     with atomic_open(paths["md"]) as fh:
         fh.write("\n".join(md) + "\n")
-    style = "body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px}"
     with atomic_open(paths["html"]) as fh:
-        fh.write(f"<!doctype html><html><head><meta charset='utf-8'><style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+        fh.write(html_page(f"distilrank ranking run: {Path(summary['config']).name}", "".join(body)))
     write_json(paths["json"], {"tables": summary["tables"], "recovery": summary["recovery"], "headline": summary["headline"]})
     return paths

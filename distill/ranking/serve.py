@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -84,7 +85,7 @@ def _fingerprint(src: Path) -> str:
 
 
 def _existing_export(out: Path, fingerprint: str) -> dict | None:
-    from plugin.export.model_zip import sha256_file
+    from plugin.serving_contract import sha256_file
 
     marker = out / "export.json"
     if not marker.exists():
@@ -268,7 +269,7 @@ def _mean_ndcg(runs, j, queries, k: int) -> dict[str, float | None]:
 
     out = {}
     for a in runs:
-        vals = [v for q in queries if j.get(q) and (v := ndcg_at_k(runs[a][q].doc_ids, j[q], k)) is not None]
+        vals = [v for q in queries if j.get(q) and not math.isnan(v := ndcg_at_k(runs[a][q].doc_ids, j[q], k))]
         out[a] = float(np.mean(vals)) if vals else None
     return out
 
@@ -284,7 +285,6 @@ def serve_and_compare(cfg: RankingRunConfig, transport, out_dir: Path, log: Log)
     exponential gain), "ndcg_esci" (ESCI gains), "latency_ms" ({arm: {p50, p99, p50_added, p99_added}}),
     "reranked_share" ({arm: share of queries whose top k differs from bm25's})}``.
     """
-    from distill.data.catalogue import read_catalogue
     from plugin.abtest.judgments import load_judgments
     from plugin.abtest.offline import evaluate_runs
     from plugin.abtest.report import write_report
@@ -299,13 +299,41 @@ def serve_and_compare(cfg: RankingRunConfig, transport, out_dir: Path, log: Log)
         raise DistilRankError(f"{cfg.source}: [serve] needs a cross-encoder teacher (the teacher arm)")
     k = cfg.eval.k
     human = load_judgments(cfg.judgments.path, grade_map=cfg.judgments.grade_map or None)
+    t_all = time.perf_counter()
+    merged, queries, fold_info = _serve_folds(cfg, transport, folds, human, ab_dir, log)
+    j = human.with_queries(queries)
+    results = evaluate_runs(merged, j, k=k, baseline="bm25", gain="exponential", threshold=EXPONENTIAL_THRESHOLD, seed=cfg.seed)
+    esci = evaluate_runs(merged, _esci_gain_judgments(j), k=k, metrics=("ndcg",), baseline="bm25", gain="linear", threshold=1.0,
+                         seed=cfg.seed, click_model=None)
+    ndcg, ndcg_esci = f"ndcg@{k}", f"ndcg_esci@{k}"
+    _merge_metric(results, esci, ndcg, ndcg_esci)
+    _describe_results(results, cfg, merged, queries, fold_info)
+    title = (f"distilrank A/B on the cluster: bm25 vs student (BM25 + distilled student rerank) vs teacher "
+             f"(BM25 + cross-encoder rerank), top {sv.depth} reranked, {len(folds)} folds, {len(queries)} queries")
+    paths = write_report(results, ab_dir, title=title)
+    summary = _serve_summary(results, cfg, paths, len(folds), len(queries), seconds=time.perf_counter() - t_all)
+    lat = summary["latency_ms"]
+    log(f"serve: A/B over {len(queries)} queries, nDCG@{k} (exp. gain) " + ", ".join(f"{a} {_f(summary['ndcg'][a])}" for a in ARMS)
+        + "; ESCI gains " + ", ".join(f"{a} {_f(summary['ndcg_esci'][a])}" for a in ARMS)
+        + "; p50/p99 ms " + ", ".join(f"{a} {lat[a]['p50']:.0f}/{lat[a]['p99']:.0f}" for a in ARMS) + f"; report {paths['html']}")
+    return summary
+
+
+def _serve_folds(cfg: RankingRunConfig, transport, folds: list[tuple[int, Path]], human, ab_dir: Path,
+                 log: Log) -> tuple[dict[str, dict], list[str], list[dict]]:
+    """Export and serve each fold's models and search its test queries with every arm.
+
+    Returns the runs of all folds merged per arm (``{arm: {query: run}}``), the test queries in fold order
+    (each query in exactly one fold's test set, asserted) and one info dict per fold.
+    """
+    from distill.data.catalogue import read_catalogue
+
+    k = cfg.eval.k
     catalogue = read_catalogue(cfg.catalogue.path, id_field=cfg.catalogue.id_field, limit=cfg.catalogue.limit)
     texts = dict(zip(catalogue.ids, catalogue.texts(cfg.document)))
-
     merged: dict[str, dict] = {a: {} for a in ARMS}
     fold_of: dict[str, int] = {}
     fold_info = []
-    t_all = time.perf_counter()
     for i, fdir in folds:
         t0 = time.perf_counter()
         split = json.loads((fdir / "split.json").read_text(encoding="utf-8"))
@@ -327,15 +355,13 @@ def serve_and_compare(cfg: RankingRunConfig, transport, out_dir: Path, log: Log)
         log(f"serve fold {i}: {len(queries)} test queries; nDCG@{k} " + ", ".join(f"{a} {_f(nd[a])}" for a in ARMS)
             + "; median ms " + ", ".join(f"{a} {p50[a]:.0f}" for a in ARMS) + f" ({time.perf_counter() - t0:.0f}s)")
         fold_info.append({"fold": i, "queries": len(queries), "exports": exports, "served": served, "ndcg": nd, "median_ms": p50})
+    return merged, list(fold_of), fold_info
 
-    queries = list(fold_of)
-    j = human.with_queries(queries)
-    results = evaluate_runs(merged, j, k=k, baseline="bm25", gain="exponential", threshold=EXPONENTIAL_THRESHOLD, seed=cfg.seed)
-    esci = evaluate_runs(merged, _esci_gain_judgments(j), k=k, metrics=("ndcg",), baseline="bm25", gain="linear", threshold=1.0,
-                         seed=cfg.seed, click_model=None)
+
+def _describe_results(results: dict, cfg: RankingRunConfig, merged: dict[str, dict], queries: list[str], fold_info: list[dict]) -> None:
+    """Add what the A/B report shows beyond the metrics: latency added vs bm25, notes, experiment, arms and folds."""
+    sv, k, n_folds = cfg.serve, cfg.eval.k, len(fold_info)
     ndcg, ndcg_esci = f"ndcg@{k}", f"ndcg_esci@{k}"
-    _merge_metric(results, esci, ndcg, ndcg_esci)
-
     lat = {a: results["arms"][a]["latency_ms"] for a in ARMS}
     base = lat["bm25"]
     differs = {a: float(np.mean([merged[a][q].doc_ids != merged["bm25"][q].doc_ids for q in queries])) for a in ARMS}
@@ -344,7 +370,7 @@ def serve_and_compare(cfg: RankingRunConfig, transport, out_dir: Path, log: Log)
             "p99_added_ms": lat[a]["p99"] - base["p99"], "rerank_depth": sv.depth if a != "bm25" else 0,
             "top_k_differs_from_bm25": differs[a]} for a in ARMS}
     results["notes"] = [
-        f"{len(folds)} query-grouped folds merged: each query was searched once, by the models of the fold whose test set "
+        f"{n_folds} query-grouped folds merged: each query was searched once, by the models of the fold whose test set "
         "holds it (models that never saw it); arm student/teacher = BM25 top "
         f"{sv.depth} reranked on the node by that fold's distilled student / cross-encoder teacher ({cfg.document.index_field}).",
         f"{ndcg}: exponential gain 2^g - 1 on grades 3/2/1/0 (E/S/C/I); MRR, precision, recall: relevant = Exact (grade 3). "
@@ -354,17 +380,24 @@ def serve_and_compare(cfg: RankingRunConfig, transport, out_dir: Path, log: Log)
     ]
     results["experiment"] = {"name": f"{sv.alias_prefix}: bm25 vs student vs teacher", "index": cfg.index.name, "config": cfg.source,
                              "judgments_file": cfg.judgments.path, "queryset": None,
-                             "latency": "client-side wall time per search, ms", "folds": len(folds), "rerank_depth": sv.depth}
+                             "latency": "client-side wall time per search, ms", "folds": n_folds, "rerank_depth": sv.depth}
     results["arms_config"] = {a: {"pipeline": None if a == "bm25" else "per fold", "rerank": a != "bm25", "model_id": None,
                                   "folds": {str(f["fold"]): (f["served"].get("arms") or {}).get(a) for f in fold_info}} for a in ARMS}
     results["folds"] = [{k_: v for k_, v in f.items() if k_ != "served"} | {"models": {r: f["served"].get(r) for r in ("student", "teacher")}}
                         for f in fold_info]
-    title = (f"distilrank A/B on the cluster: bm25 vs student (BM25 + distilled student rerank) vs teacher "
-             f"(BM25 + cross-encoder rerank), top {sv.depth} reranked, {len(folds)} folds, {len(queries)} queries")
-    paths = write_report(results, ab_dir, title=title)
-    summary = {
-        "report": {kind: str(p) for kind, p in paths.items()}, "arms": list(ARMS), "folds": len(folds), "queries": len(queries),
-        "depth": sv.depth, "k": k,
+
+
+def _serve_summary(results: dict, cfg: RankingRunConfig, paths: dict[str, Path], n_folds: int, n_queries: int, *,
+                   seconds: float) -> dict:
+    """The short summary :func:`serve_and_compare` returns (see there)."""
+    k = cfg.eval.k
+    ndcg, ndcg_esci = f"ndcg@{k}", f"ndcg_esci@{k}"
+    lat = {a: results["arms"][a]["latency_ms"] for a in ARMS}
+    base = lat["bm25"]
+    differs = {a: results["latency_vs_baseline"][a]["top_k_differs_from_bm25"] for a in ARMS}
+    return {
+        "report": {kind: str(p) for kind, p in paths.items()}, "arms": list(ARMS), "folds": n_folds, "queries": n_queries,
+        "depth": cfg.serve.depth, "k": k,
         "ndcg": {a: results["arms"][a]["summary"][ndcg]["mean"] for a in ARMS},
         "ndcg_esci": {a: results["arms"][a]["summary"][ndcg_esci]["mean"] for a in ARMS},
         "latency_ms": {a: {"p50": lat[a]["p50"], "p99": lat[a]["p99"], "p50_added": lat[a]["p50"] - base["p50"],
@@ -372,12 +405,8 @@ def serve_and_compare(cfg: RankingRunConfig, transport, out_dir: Path, log: Log)
         "reranked_share": differs,
         "comparisons": [{key: c[key] for key in ("arm", "metric", "delta_mean", "ci95", "p_value", "p_holm", "wins", "losses", "ties")}
                         for c in results["comparisons"] if c["metric"] in (ndcg, ndcg_esci)],
-        "seconds": time.perf_counter() - t_all,
+        "seconds": seconds,
     }
-    log(f"serve: A/B over {len(queries)} queries, nDCG@{k} (exp. gain) " + ", ".join(f"{a} {_f(summary['ndcg'][a])}" for a in ARMS)
-        + "; ESCI gains " + ", ".join(f"{a} {_f(summary['ndcg_esci'][a])}" for a in ARMS)
-        + "; p50/p99 ms " + ", ".join(f"{a} {lat[a]['p50']:.0f}/{lat[a]['p99']:.0f}" for a in ARMS) + f"; report {paths['html']}")
-    return summary
 
 
 __all__ = ["serve_and_compare", "export_fold_models", "alias_names", "ab_arms", "fold_dirs"]

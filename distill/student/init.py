@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from distill.progress import bar_disabled
+from distill.progress import progress_bar
 from distill.student.model import EMBEDDING_INIT_STD
 from distill.student.tokenizer import SPECIAL_TOKENS
 
@@ -40,8 +39,7 @@ def teacher_word_features(teacher_dir: str | Path, words: Sequence[str], *, batc
     teacher = load_teacher(teacher_dir, device="cpu", max_length=16)
     base = teacher.model.base_model
     out = np.empty((len(words), base.config.hidden_size), dtype=np.float32)
-    for start in tqdm(range(0, len(words), batch_size), desc="teacher word vectors", unit="batch",
-                      disable=bar_disabled(progress)):
+    for start in progress_bar(range(0, len(words), batch_size), progress=progress, desc="teacher word vectors", unit="batch"):
         chunk = list(words[start : start + batch_size])
         enc = teacher.tokenizer(chunk, padding=True, truncation=True, max_length=16, return_tensors="pt")
         hidden = base(**enc)

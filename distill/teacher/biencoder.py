@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
 
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError
-from distill.progress import bar_disabled
+from distill.progress import progress_bar
 
 
 class BiEncoder:
@@ -65,8 +64,7 @@ class BiEncoder:
         lengths = np.array([len(t) for t in texts])
         order = np.argsort(-lengths, kind="stable")
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        for idx in tqdm(batches, desc=f"embed {Path(self.path).name}", unit="batch", leave=False,
-                        disable=bar_disabled(progress)):
+        for idx in progress_bar(batches, progress=progress, desc=f"embed {Path(self.path).name}", unit="batch", leave=False):
             enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt").to(self.device)
             hidden = self.model(**enc).last_hidden_state

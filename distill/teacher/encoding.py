@@ -42,13 +42,14 @@ class Encoded:
         return len(self.lengths)
 
 
-def encode_pairs(
+def tokenize_pairs(
     tokenizer: PreTrainedTokenizerBase, pairs: Pairs, max_length: int, *, single_text: bool | None = None
 ) -> Encoded:
     """Tokenise every row of ``pairs`` (no padding), truncated to ``max_length`` tokens.
 
     ``single_text=None`` decides from the table (``pairs.single_text``); pass it
-    explicitly when encoding a subset of a larger table.
+    explicitly when encoding a subset of a larger table.  (The student's padded
+    ``tokenizers`` ids come from :func:`distill.student.tokenizer.encode_pairs`.)
     """
     if tokenizer.pad_token_id is None:
         raise DistilRankError(f"tokenizer {tokenizer.name_or_path!r} has no pad token; teachers need one to batch rows")
@@ -92,7 +93,7 @@ def tokenize_batch(
     tokenizer: PreTrainedTokenizerBase, queries: list[str], texts: list[str], max_length: int
 ) -> dict[str, torch.Tensor]:
     """Tokenise and pad one batch (single-text when every query is empty); tensors ``[B, L]``."""
-    enc = encode_pairs(tokenizer, Pairs(list(queries), list(texts)), max_length)
+    enc = tokenize_pairs(tokenizer, Pairs(list(queries), list(texts)), max_length)
     return collate(enc, np.arange(len(enc)))
 
 

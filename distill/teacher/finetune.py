@@ -33,15 +33,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from distill.atomic import atomic_open, write_json
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError, DataError, DistilRankError
-from distill.progress import bar_disabled
+from distill.progress import progress_bar
 from distill.teacher.checkpoint import load_training_state, recover_model_dir, save_model_dir, save_training_state
-from distill.teacher.encoding import collate, encode_pairs, training_batches
+from distill.teacher.encoding import collate, tokenize_pairs, training_batches
 from distill.teacher.model import PRECISIONS, Teacher, autocast_context, pick_device, resolve_precision
 
 LABEL_MODES = ("auto", "binary", "graded")
@@ -236,6 +235,180 @@ def _check_resumable(state: dict, cfg: TeacherTrainConfig, fingerprint: str, whe
 
 # --- training -------------------------------------------------------------------
 
+def _check_inputs(train: Pairs, dev: Pairs | None) -> None:
+    if train.labels is None:
+        raise DistilRankError(f"{train.source}: teacher fine-tuning needs labels (set label_field)")
+    if len(train) == 0:
+        raise DistilRankError(f"{train.source}: no training rows")
+    if dev is not None and dev.labels is None:
+        raise DistilRankError(f"{dev.source}: the dev set needs labels")
+
+
+def _clear_outputs(out: Path) -> None:
+    """``resume=False``: forget every earlier output in ``out`` (state, best checkpoint, log, result)."""
+    for p in (out / "state", out / "best"):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in (out / "result.json", out / "train_log.jsonl"):
+        p.unlink(missing_ok=True)
+
+
+def _new_progress() -> dict:
+    """The resumable counters of a run (saved in the training state as ``progress``)."""
+    return {"step": 0, "epoch": 0, "batch_pos": 0, "history": [], "best": {}, "initial": {}, "seconds": 0.0,
+            "loss_sum": 0.0, "loss_n": 0, "running": None}
+
+
+class _TeacherRun:
+    """One call of :func:`finetune_teacher`: the model, optimizer state and counters, and what each step does."""
+
+    def __init__(self, base_model: str | Path, train: Pairs, dev: Pairs | None, out: Path, cfg: TeacherTrainConfig,
+                 *, state: dict | None, fingerprint: str, total_steps: int, steps_per_epoch: int):
+        self.base_model, self.dev, self.out, self.cfg = base_model, dev, out, cfg
+        self.state_dir, self.best_dir = out / "state", out / "best"
+        self.fingerprint, self.total_steps, self.steps_per_epoch = fingerprint, total_steps, steps_per_epoch
+        self.mode, self.scale = label_scale(train.labels, cfg.label_mode, cfg.max_label, train.source)
+        self.device = pick_device(cfg.device)
+        self.amp_dtype = resolve_precision(self.device, cfg.mixed_precision)
+        self.precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        torch.manual_seed(cfg.seed)  # the new head's initialisation
+        self.model, self.tokenizer = build_model(base_model, cfg.num_layers)
+        self.model.to(self.device)
+        self.enc = tokenize_pairs(self.tokenizer, train, cfg.max_length)
+        self.targets = torch.from_numpy(teacher_targets(train.labels, self.mode, self.scale))
+        self.optimizer = _optimizer(self.model, cfg)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16 and self.device.type == "cuda")
+        self.prog = _new_progress()
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.prog.update(state["progress"])
+            _set_rng_state(state["rng"])
+        self.resumed_from = self.prog["step"]
+        self.call_start, self.seconds_before = time.perf_counter(), self.prog["seconds"]
+        self.train_seconds, self.examples = 0.0, 0
+
+    def teacher_meta(self, metrics: dict) -> dict:
+        return {"base_model": str(self.base_model), "max_length": self.cfg.max_length, "label_mode": self.mode,
+                "max_label": self.scale, "num_layers": self.model.config.num_hidden_layers, "step": self.prog["step"],
+                "metrics": metrics}
+
+    def save_state(self) -> None:
+        self.prog["seconds"] = self.seconds_before + time.perf_counter() - self.call_start
+        save_training_state(self.state_dir, {
+            "format": STATE_FORMAT, "config": asdict(self.cfg), "data_fingerprint": self.fingerprint,
+            "base_model": str(self.base_model), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": _rng_state(),
+            "progress": dict(self.prog)})
+        write_json(self.state_dir / "progress.json",
+                   {k: self.prog[k] for k in ("step", "epoch", "batch_pos")} | {"total_steps": self.total_steps})
+
+    def dev_metrics(self) -> dict:
+        teacher = Teacher(self.model, self.tokenizer, str(self.out), self.cfg.max_length, self.cfg.mixed_precision)
+        return evaluate_teacher(teacher, self.dev, self.cfg.eval_batch_size, label_mode=self.mode, max_label=self.scale)
+
+    def evaluate(self) -> None:
+        """Dev metrics now, appended to ``train_log.jsonl``; a new best (accuracy, ties: AUC) is saved to ``best/``."""
+        prog = self.prog
+        metrics = self.dev_metrics()
+        record = {"step": prog["step"], "epoch": round(prog["step"] / self.steps_per_epoch, 4), **metrics,
+                  "train_loss": prog["loss_sum"] / max(prog["loss_n"], 1), "lr": self.scheduler.get_last_lr()[0]}
+        prog["loss_sum"], prog["loss_n"] = 0.0, 0
+        prog["history"].append(record)
+        with atomic_open(self.out / "train_log.jsonl") as fh:
+            fh.writelines(json.dumps(h) + "\n" for h in prog["history"])
+        best = prog["best"]
+        if not best or (metrics["accuracy"], metrics["auc"]) > (best["accuracy"], best["auc"]):
+            prog["best"] = record
+            save_model_dir(self.model, self.tokenizer, self.best_dir, self.teacher_meta(record))
+
+    def batches(self) -> list[np.ndarray]:
+        cfg = self.cfg
+        return training_batches(self.enc.lengths, cfg.batch_size, cfg.bucket_batches, cfg.seed, self.prog["epoch"])
+
+    def optimizer_step(self, group: list[np.ndarray]) -> float:
+        """One optimizer step over the micro-batches ``group`` (gradient accumulation); returns the summed loss."""
+        t0 = time.perf_counter()
+        n_group = sum(len(b) for b in group)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_total = 0.0
+        for sel in group:
+            inputs = {k: v.to(self.device, non_blocking=True) for k, v in collate(self.enc, sel).items()}
+            with autocast_context(self.device, self.amp_dtype):
+                logits = self.model(**inputs).logits[:, 0]
+            loss = F.binary_cross_entropy_with_logits(logits.float(), self.targets[sel].to(self.device), reduction="sum") / n_group
+            self.scaler.scale(loss).backward()
+            loss_total += float(loss.detach())
+        if not math.isfinite(loss_total):
+            raise DistilRankError(f"teacher {self.out}: loss is {loss_total} at step {self.prog['step'] + 1}; "
+                                  "lower lr or use mixed_precision='no'")
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.train_seconds += time.perf_counter() - t0
+        self.examples += n_group
+        return loss_total
+
+    def count_step(self, n_batches: int, loss_total: float, epoch_len: int) -> bool:
+        """Advance the counters past one step of ``n_batches`` micro-batches; True when it ended the epoch."""
+        prog = self.prog
+        prog["step"] += 1
+        prog["batch_pos"] += n_batches
+        prog["loss_sum"] += loss_total
+        prog["loss_n"] += 1
+        prog["running"] = loss_total if prog["running"] is None else 0.98 * prog["running"] + 0.02 * loss_total
+        if prog["batch_pos"] < epoch_len:
+            return False
+        prog["epoch"] += 1
+        prog["batch_pos"] = 0
+        return True
+
+    def train_until(self, stop_at: int, progress: bool | None) -> None:
+        """Optimizer steps until ``stop_at``, evaluating on dev when due and saving the state when due or at the end."""
+        cfg, prog = self.cfg, self.prog
+        self.model.train()
+        bar = progress_bar(total=self.total_steps, initial=prog["step"], progress=progress, desc=f"teacher {self.out.name}", unit="step")
+        try:
+            batches = self.batches()
+            while prog["step"] < stop_at:
+                group = batches[prog["batch_pos"] : prog["batch_pos"] + cfg.grad_accum]
+                epoch_end = self.count_step(len(group), self.optimizer_step(group), len(batches))
+                if epoch_end:
+                    batches = self.batches()
+                bar.update(1)
+                bar.set_postfix(loss=f"{prog['running']:.4f}", epoch=prog["epoch"])
+                last = prog["step"] >= self.total_steps
+                due = (cfg.eval_every_steps and prog["step"] % cfg.eval_every_steps == 0) or (not cfg.eval_every_steps and epoch_end)
+                evaluated = self.dev is not None and (due or last)
+                if evaluated:
+                    self.evaluate()
+                    self.model.train()
+                if evaluated or prog["step"] % cfg.save_every_steps == 0 or prog["step"] >= stop_at:
+                    self.save_state()
+        finally:
+            bar.close()
+
+    def result(self) -> TeacherTrainResult:
+        """The call's report; a complete run without dev saves its final weights as ``best/`` and writes ``result.json``."""
+        prog = self.prog
+        complete = prog["step"] >= self.total_steps
+        if complete and self.dev is None:
+            save_model_dir(self.model, self.tokenizer, self.best_dir, self.teacher_meta({}))
+        result = TeacherTrainResult(
+            out_dir=str(self.out), best_dir=str(self.best_dir), steps=prog["step"], best=prog["best"], history=prog["history"],
+            seconds=self.seconds_before + time.perf_counter() - self.call_start,
+            examples_per_second=self.examples / self.train_seconds if self.train_seconds > 0 else 0.0, complete=complete,
+            total_steps=self.total_steps, resumed_from_step=self.resumed_from, examples=self.examples, initial=prog["initial"],
+            label_mode=self.mode, max_label=self.scale, device=str(self.device), precision=self.precision, config=asdict(self.cfg))
+        if complete:
+            write_json(self.out / "result.json", asdict(result))
+        return result
+
+
 def finetune_teacher(
     base_model: str | Path,
     train: Pairs,
@@ -256,161 +429,32 @@ def finetune_teacher(
     ``resume=False`` deletes earlier outputs in ``out_dir`` and starts over.
     ``stop_after`` ends this call after that many optimizer steps (time-boxed
     or preemptible jobs; the state is saved, call again to continue).
-    ``progress``: ``None`` = bar on a terminal, ``True`` = always, ``False`` = never.
+    ``progress``: ``None`` = bar on a terminal (lines elsewhere), ``True`` = always, ``False`` = never.
     """
     cfg = config or TeacherTrainConfig()
     cfg.validate()
-    if train.labels is None:
-        raise DistilRankError(f"{train.source}: teacher fine-tuning needs labels (set label_field)")
-    if len(train) == 0:
-        raise DistilRankError(f"{train.source}: no training rows")
-    if dev is not None and dev.labels is None:
-        raise DistilRankError(f"{dev.source}: the dev set needs labels")
+    _check_inputs(train, dev)
     out = Path(out_dir)
-    state_dir, best_dir = out / "state", out / "best"
     if not resume:
-        for p in (state_dir, best_dir):
-            shutil.rmtree(p, ignore_errors=True)
-        for p in (out / "result.json", out / "train_log.jsonl"):
-            p.unlink(missing_ok=True)
+        _clear_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
-    recover_model_dir(best_dir)
+    recover_model_dir(out / "best")
 
     fingerprint = train.digest(labels=True)
-    state = load_training_state(state_dir) if resume else None
+    state = load_training_state(out / "state") if resume else None
     if state is not None:
-        _check_resumable(state, cfg, fingerprint, state_dir)
-    mode, scale = label_scale(train.labels, cfg.label_mode, cfg.max_label, train.source)
-    device = pick_device(cfg.device)
-    amp_dtype = resolve_precision(device, cfg.mixed_precision)
-    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
-
-    n_batches = math.ceil(len(train) / cfg.batch_size)
-    steps_per_epoch = math.ceil(n_batches / cfg.grad_accum)
+        _check_resumable(state, cfg, fingerprint, out / "state")
+    steps_per_epoch = math.ceil(math.ceil(len(train) / cfg.batch_size) / cfg.grad_accum)
     total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
     if state is not None and state["progress"]["step"] >= total_steps and (out / "result.json").exists():
         return _load_result(out / "result.json")  # finished earlier: nothing to do
 
-    torch.manual_seed(cfg.seed)  # the new head's initialisation
-    model, tokenizer = build_model(base_model, cfg.num_layers)
-    model.to(device)
-    enc = encode_pairs(tokenizer, train, cfg.max_length)
-    targets = torch.from_numpy(teacher_targets(train.labels, mode, scale))
-    optimizer = _optimizer(model, cfg)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16 and device.type == "cuda")
-
-    prog = {"step": 0, "epoch": 0, "batch_pos": 0, "history": [], "best": {}, "initial": {}, "seconds": 0.0,
-            "loss_sum": 0.0, "loss_n": 0, "running": None}
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        prog.update(state["progress"])
-        _set_rng_state(state["rng"])
-    resumed_from = prog["step"]
-
-    def teacher_meta(metrics: dict) -> dict:
-        return {"base_model": str(base_model), "max_length": cfg.max_length, "label_mode": mode, "max_label": scale,
-                "num_layers": model.config.num_hidden_layers, "step": prog["step"], "metrics": metrics}
-
-    def save_state() -> None:
-        save_training_state(state_dir, {
-            "format": STATE_FORMAT, "config": asdict(cfg), "data_fingerprint": fingerprint, "base_model": str(base_model),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "rng": _rng_state(), "progress": dict(prog)})
-        write_json(state_dir / "progress.json", {k: prog[k] for k in ("step", "epoch", "batch_pos")} | {"total_steps": total_steps})
-
-    def dev_metrics() -> dict:
-        teacher = Teacher(model, tokenizer, str(out), cfg.max_length, cfg.mixed_precision)
-        return evaluate_teacher(teacher, dev, cfg.eval_batch_size, label_mode=mode, max_label=scale)
-
-    def evaluate() -> None:
-        metrics = dev_metrics()
-        record = {"step": prog["step"], "epoch": round(prog["step"] / steps_per_epoch, 4), **metrics,
-                  "train_loss": prog["loss_sum"] / max(prog["loss_n"], 1), "lr": scheduler.get_last_lr()[0]}
-        prog["loss_sum"], prog["loss_n"] = 0.0, 0
-        prog["history"].append(record)
-        with atomic_open(out / "train_log.jsonl") as fh:
-            fh.writelines(json.dumps(h) + "\n" for h in prog["history"])
-        best = prog["best"]
-        if not best or (metrics["accuracy"], metrics["auc"]) > (best["accuracy"], best["auc"]):
-            prog["best"] = record
-            save_model_dir(model, tokenizer, best_dir, teacher_meta(record))
-
-    call_start = time.perf_counter()
-    seconds_before = prog["seconds"]
-    if dev is not None and cfg.eval_initial and prog["step"] == 0 and not prog["initial"]:
-        prog["initial"] = dev_metrics()
-
-    stop_at = min(total_steps, prog["step"] + stop_after) if stop_after else total_steps
-    train_seconds, examples = 0.0, 0
-    model.train()
-    bar = tqdm(total=total_steps, initial=prog["step"], desc=f"teacher {out.name}", unit="step",
-               disable=bar_disabled(progress))
-    try:
-        batches = training_batches(enc.lengths, cfg.batch_size, cfg.bucket_batches, cfg.seed, prog["epoch"])
-        while prog["step"] < stop_at:
-            t0 = time.perf_counter()
-            group = batches[prog["batch_pos"] : prog["batch_pos"] + cfg.grad_accum]
-            n_group = sum(len(b) for b in group)
-            optimizer.zero_grad(set_to_none=True)
-            loss_total = 0.0
-            for sel in group:
-                inputs = {k: v.to(device, non_blocking=True) for k, v in collate(enc, sel).items()}
-                with autocast_context(device, amp_dtype):
-                    logits = model(**inputs).logits[:, 0]
-                loss = F.binary_cross_entropy_with_logits(logits.float(), targets[sel].to(device), reduction="sum") / n_group
-                scaler.scale(loss).backward()
-                loss_total += float(loss.detach())
-            if not math.isfinite(loss_total):
-                raise DistilRankError(f"teacher {out}: loss is {loss_total} at step {prog['step'] + 1}; lower lr or use mixed_precision='no'")
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            train_seconds += time.perf_counter() - t0
-            examples += n_group
-
-            prog["step"] += 1
-            prog["batch_pos"] += len(group)
-            prog["loss_sum"] += loss_total
-            prog["loss_n"] += 1
-            prog["running"] = loss_total if prog["running"] is None else 0.98 * prog["running"] + 0.02 * loss_total
-            epoch_end = prog["batch_pos"] >= len(batches)
-            if epoch_end:
-                prog["epoch"] += 1
-                prog["batch_pos"] = 0
-                batches = training_batches(enc.lengths, cfg.batch_size, cfg.bucket_batches, cfg.seed, prog["epoch"])
-            bar.update(1)
-            bar.set_postfix(loss=f"{prog['running']:.4f}", epoch=prog["epoch"])
-
-            last = prog["step"] >= total_steps
-            due = (cfg.eval_every_steps and prog["step"] % cfg.eval_every_steps == 0) or (not cfg.eval_every_steps and epoch_end)
-            evaluated = dev is not None and (due or last)
-            if evaluated:
-                evaluate()
-                model.train()
-            if evaluated or prog["step"] % cfg.save_every_steps == 0 or prog["step"] >= stop_at:
-                prog["seconds"] = seconds_before + time.perf_counter() - call_start
-                save_state()
-    finally:
-        bar.close()
-
-    complete = prog["step"] >= total_steps
-    if complete and dev is None:
-        save_model_dir(model, tokenizer, best_dir, teacher_meta({}))
-    result = TeacherTrainResult(
-        out_dir=str(out), best_dir=str(best_dir), steps=prog["step"], best=prog["best"], history=prog["history"],
-        seconds=seconds_before + time.perf_counter() - call_start,
-        examples_per_second=examples / train_seconds if train_seconds > 0 else 0.0, complete=complete,
-        total_steps=total_steps, resumed_from_step=resumed_from, examples=examples, initial=prog["initial"],
-        label_mode=mode, max_label=scale, device=str(device), precision=precision, config=asdict(cfg))
-    if complete:
-        write_json(out / "result.json", asdict(result))
-    return result
+    run = _TeacherRun(base_model, train, dev, out, cfg, state=state, fingerprint=fingerprint, total_steps=total_steps,
+                      steps_per_epoch=steps_per_epoch)
+    if dev is not None and cfg.eval_initial and run.prog["step"] == 0 and not run.prog["initial"]:
+        run.prog["initial"] = run.dev_metrics()
+    run.train_until(min(total_steps, run.prog["step"] + stop_after) if stop_after else total_steps, progress)
+    return run.result()
 
 
 def _load_result(path: Path) -> TeacherTrainResult:

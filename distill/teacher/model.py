@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
 from distill.data.pairs import Pairs
 from distill.errors import ConfigError
-from distill.progress import bar_disabled
-from distill.teacher.encoding import collate, encode_pairs, inference_batches, tokenize_batch
+from distill.progress import progress_bar
+from distill.teacher.encoding import collate, inference_batches, tokenize_batch, tokenize_pairs
 
 hf_logging.set_verbosity_error()  # the 'newly initialized head' notice is expected for teachers
 hf_logging.disable_progress_bar()
@@ -109,7 +108,7 @@ class Teacher:
         ``on_batch(n_rows)`` is called after every batch.
         """
         max_length = max_length or self.max_length
-        enc = encode_pairs(self.tokenizer, pairs, max_length, single_text=single_text)
+        enc = tokenize_pairs(self.tokenizer, pairs, max_length, single_text=single_text)
         out = np.empty(len(pairs), dtype=np.float32)
         device = self.device
         dtype = resolve_precision(device, self.precision)
@@ -117,8 +116,7 @@ class Teacher:
         self.model.eval()
         try:
             batches = inference_batches(enc.lengths, batch_size)
-            for idx in tqdm(batches, desc=f"score {Path(self.path).name}", unit="batch", leave=False,
-                            disable=bar_disabled(progress)):
+            for idx in progress_bar(batches, progress=progress, desc=f"score {Path(self.path).name}", unit="batch", leave=False):
                 inputs = {k: v.to(device, non_blocking=True) for k, v in collate(enc, idx).items()}
                 with autocast_context(device, dtype):
                     logits = self.model(**inputs).logits

@@ -22,10 +22,12 @@ Conventions:
   ``k`` is not excused: missing slots count as non-relevant).
 * Recall@k = relevant docs in the top ``k`` / all relevant judged docs.
 
-Undefined values are ``None`` with a reason, never dropped: every metric is
-``None`` for a query with no judgments (:data:`NO_JUDGMENTS`); NDCG is ``None``
-when no judged doc has a positive gain and Recall when no judged doc is
-relevant (:data:`NO_RELEVANT`).  MRR and Precision are 0 in that case.
+Undefined values follow the convention of :mod:`distill.evaluation.metrics`: the metric functions return
+``nan``, never raise and never drop the query.  Every metric is ``nan`` for a query with no judgments
+(:data:`NO_JUDGMENTS`); NDCG is ``nan`` when no judged doc has a positive gain and Recall when no judged doc
+is relevant (:data:`NO_RELEVANT`).  MRR and Precision are 0 in that case.  :func:`query_metrics`, the
+JSON-facing record, stores each ``nan`` as ``None`` with its reason.  DCG itself is
+:func:`distill.evaluation.metrics.dcg_at_k`, the one DCG core of the project.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from distill.errors import DistilRankError
+from distill.evaluation.metrics import dcg_at_k, ndcg_of_grades
 
 METRICS = ("ndcg", "mrr", "precision", "recall")
 GAINS = ("exponential", "linear")
@@ -55,11 +58,6 @@ def _check(k: int, gain: str = "exponential") -> None:
         raise DistilRankError(f"gain must be one of {GAINS}, got {gain!r}")
 
 
-def gain_of(grade: float, gain: str = "exponential") -> float:
-    """``2^grade - 1`` (exponential) or ``grade`` (linear)."""
-    return 2.0 ** grade - 1.0 if gain == "exponential" else float(grade)
-
-
 def _top_grades(ranked: Sequence[str], judged: Mapping[str, float], k: int) -> list[float]:
     """Grades of the first ``k`` returned docs (0 for unjudged and for repeats of an earlier doc)."""
     seen: set[str] = set()
@@ -71,45 +69,44 @@ def _top_grades(ranked: Sequence[str], judged: Mapping[str, float], k: int) -> l
 
 
 def dcg(grades_in_rank_order: Sequence[float], k: int, gain: str = "exponential") -> float:
-    """``sum_{r=1..min(k, n)} gain(g_r) / log2(r + 1)``."""
+    """``sum_{r=1..min(k, n)} gain(g_r) / log2(r + 1)`` (:func:`distill.evaluation.metrics.dcg_at_k` after checking ``k``)."""
     _check(k, gain)
-    return sum(gain_of(g, gain) / math.log2(r + 2) for r, g in enumerate(list(grades_in_rank_order)[:k]))
+    return dcg_at_k(list(grades_in_rank_order)[:k], k, gain)
 
 
-def ndcg_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, gain: str = "exponential") -> float | None:
-    """NDCG@k in [0, 1] of ``ranked``; ``None`` without judgments or without any positive-gain judged doc."""
+def ndcg_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, gain: str = "exponential") -> float:
+    """NDCG@k in [0, 1] of ``ranked``; ``nan`` without judgments or without any positive-gain judged doc."""
     _check(k, gain)
-    ideal = dcg(sorted(judged.values(), reverse=True), k, gain)
-    if not judged or ideal <= 0.0:
-        return None
-    return dcg(_top_grades(ranked, judged, k), k, gain) / ideal
+    if not judged:
+        return float("nan")
+    return ndcg_of_grades(_top_grades(ranked, judged, k), list(judged.values()), k, gain)
 
 
-def mrr_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, threshold: float = 1.0) -> float | None:
-    """Reciprocal rank (1/rank) of the first doc with ``grade >= threshold`` in the top ``k``, else 0; ``None`` without judgments."""
+def mrr_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, threshold: float = 1.0) -> float:
+    """Reciprocal rank (1/rank) of the first doc with ``grade >= threshold`` in the top ``k``, else 0; ``nan`` without judgments."""
     _check(k)
     if not judged:
-        return None
+        return float("nan")
     _check_threshold(threshold)
     return next((1.0 / (r + 1) for r, g in enumerate(_top_grades(ranked, judged, k)) if g >= threshold), 0.0)
 
 
-def precision_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, threshold: float = 1.0) -> float | None:
-    """Relevant docs (``grade >= threshold``) in the top ``k`` divided by ``k``; ``None`` without judgments."""
+def precision_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, threshold: float = 1.0) -> float:
+    """Relevant docs (``grade >= threshold``) in the top ``k`` divided by ``k``; ``nan`` without judgments."""
     _check(k)
     _check_threshold(threshold)
     if not judged:
-        return None
+        return float("nan")
     return _n_relevant_top(ranked, judged, k, threshold) / k
 
 
-def recall_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, threshold: float = 1.0) -> float | None:
-    """Relevant docs in the top ``k`` / relevant judged docs; ``None`` without judgments or relevant docs."""
+def recall_at_k(ranked: Sequence[str], judged: Mapping[str, float], k: int = 10, threshold: float = 1.0) -> float:
+    """Relevant docs in the top ``k`` / relevant judged docs; ``nan`` without judgments or relevant docs."""
     _check(k)
     _check_threshold(threshold)
     total = sum(1 for g in judged.values() if _relevant(g, threshold))
     if total == 0:
-        return None
+        return float("nan")
     return _n_relevant_top(ranked, judged, k, threshold) / total
 
 
@@ -172,8 +169,8 @@ def query_metrics(ranked: Sequence[str], judged: Mapping[str, float], k: int = 1
             v = precision_at_k(ranked, judged, k, threshold)
         else:
             v = recall_at_k(ranked, judged, k, threshold)
-        values[name] = v
-        if v is None:
+        values[name] = None if math.isnan(v) else v
+        if math.isnan(v):
             reasons[name] = NO_JUDGMENTS if not judged else (NO_GAIN if m == "ndcg" else NO_RELEVANT)
     top = list(dict.fromkeys(ranked[:k]))
     return QueryMetrics(values, reasons, n_returned=len(ranked), n_unjudged_at_k=sum(1 for d in top if d not in judged),

@@ -171,50 +171,46 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def evaluate_runs(runs: Runs, judgments: Judgments, *, k: int = 10, metrics: Sequence[str] = METRICS,
-                  baseline: str | None = None, gain: str = "exponential", threshold: float = 1.0,
-                  alpha: float = 0.05, seed: int = 0, n_permutations: int = 10_000, bootstrap_resamples: int = 10_000,
-                  click_model: ClickModel | None = ClickModel(), impressions: int = 10) -> dict:
-    """Metrics, paired comparisons vs ``baseline`` (default: first arm), Holm, latency, interleaving.
-
-    Queries evaluated: ``judgments.queries`` (each must be in every arm's runs).  Interleaving
-    (skipped when ``click_model`` is ``None``) simulates ``impressions`` users per judged query
-    on ``baseline`` (team A) vs each arm (team B).  Returns the results dict of the module docstring.
-    """
+def _check_runs(runs: Runs, queries: list[str], baseline: str | None) -> tuple[list[str], str]:
+    """``(arm names, baseline)`` after checking that the baseline is an arm and every arm answered every query."""
     arm_names = list(runs)
     if not arm_names:
         raise DistilRankError("evaluate_runs: no arms")
     baseline = arm_names[0] if baseline is None else _arm_name(baseline)
     if baseline not in runs:
         raise DistilRankError(f"baseline arm {baseline!r} is not among the arms {arm_names}")
-    queries = list(judgments.queries)
     for a in arm_names:
         missing = [q for q in queries if q not in runs[a]]
         if missing:
             raise DistilRankError(f"arm {a!r} has no search result for {len(missing)} queries, e.g. {missing[0]!r}")
-    names = [metric_name(m, k) for m in metrics]
+    return arm_names, baseline
 
-    arms_out: dict[str, Any] = {}
-    for a in arm_names:
-        per_query, took, unjudged, returned = {}, [], 0, 0
-        for q in queries:
-            rec = runs[a][q]
-            qm = query_metrics(rec.doc_ids, judgments[q], k, metrics=metrics, gain=gain, threshold=threshold)
-            per_query[q] = {"metrics": qm.values, "reasons": qm.reasons, "took_ms": rec.took_ms,
-                            "n_returned": rec.n_returned, "n_unjudged_at_k": qm.n_unjudged_at_k, "doc_ids": rec.doc_ids}
-            took.append(rec.took_ms)
-            unjudged += qm.n_unjudged_at_k
-            returned += len(dict.fromkeys(rec.doc_ids))
-        summary = {}
-        for name in names:
-            vals = [pq["metrics"][name] for pq in per_query.values() if pq["metrics"][name] is not None]
-            ci = bootstrap_ci(np.asarray(vals), resamples=bootstrap_resamples, seed=seed, alpha=alpha) if vals else None
-            summary[name] = {"mean": _mean(vals), "ci95": list(ci) if ci else None, "n": len(vals)}
-        arms_out[a] = {"summary": summary, "latency_ms": latency_summary(took),
-                       "unjudged": {"at_k": unjudged, "returned_at_k": returned,
-                                    "fraction": unjudged / returned if returned else None},
-                       "queries": per_query}
 
+def _arm_results(arm_runs: dict, judgments: Judgments, queries: list[str], names: list[str], *, k: int,
+                 metrics: Sequence[str], gain: str, threshold: float, alpha: float, seed: int, bootstrap_resamples: int) -> dict:
+    """One arm's ``{"summary", "latency_ms", "unjudged", "queries"}`` (per-query metrics, means with bootstrap CIs)."""
+    per_query, took, unjudged, returned = {}, [], 0, 0
+    for q in queries:
+        rec = arm_runs[q]
+        qm = query_metrics(rec.doc_ids, judgments[q], k, metrics=metrics, gain=gain, threshold=threshold)
+        per_query[q] = {"metrics": qm.values, "reasons": qm.reasons, "took_ms": rec.took_ms,
+                        "n_returned": rec.n_returned, "n_unjudged_at_k": qm.n_unjudged_at_k, "doc_ids": rec.doc_ids}
+        took.append(rec.took_ms)
+        unjudged += qm.n_unjudged_at_k
+        returned += len(dict.fromkeys(rec.doc_ids))
+    summary = {}
+    for name in names:
+        vals = [pq["metrics"][name] for pq in per_query.values() if pq["metrics"][name] is not None]
+        ci = bootstrap_ci(np.asarray(vals), resamples=bootstrap_resamples, seed=seed, alpha=alpha) if vals else None
+        summary[name] = {"mean": _mean(vals), "ci95": list(ci) if ci else None, "n": len(vals)}
+    return {"summary": summary, "latency_ms": latency_summary(took),
+            "unjudged": {"at_k": unjudged, "returned_at_k": returned, "fraction": unjudged / returned if returned else None},
+            "queries": per_query}
+
+
+def _compare_arms(arms_out: dict, arm_names: list[str], baseline: str, queries: list[str], names: list[str], *,
+                  alpha: float, seed: int, n_permutations: int, bootstrap_resamples: int) -> list[dict]:
+    """Paired comparisons of every arm with ``baseline`` per metric, Holm-adjusted within each metric's family."""
     comparisons = []
     for name in names:
         family = []
@@ -236,21 +232,47 @@ def evaluate_runs(runs: Runs, judgments: Judgments, *, k: int = 10, metrics: Seq
             c["p_holm"] = p
             c["significant"] = p is not None and p <= alpha
         comparisons += family
+    return comparisons
 
+
+def _interleave_arms(runs: Runs, judgments: Judgments, arm_names: list[str], baseline: str, queries: list[str], *, k: int,
+                     alpha: float, seed: int, click_model: ClickModel, impressions: int) -> list[dict]:
+    """Team-draft interleaving of ``baseline`` (team A) against each arm (team B) over the judged queries."""
     interleaving = []
-    if click_model is not None:
-        judged = [q for q in queries if judgments[q]]
-        for a in arm_names:
-            if a == baseline:
-                continue
-            outcomes = [interleave_query(q, runs[baseline][q].doc_ids, runs[a][q].doc_ids, judgments[q], click_model,
-                                         seed=seed, length=k, impressions=impressions) for q in judged]
-            s = summarize(outcomes, alpha=alpha)
-            interleaving.append({"arm": a, "baseline": baseline, "n_queries": len(outcomes),
-                                 "impressions_per_query": impressions, "wins_baseline": s.wins_a, "wins_arm": s.wins_b,
-                                 "ties": s.ties, "win_rate_arm": s.win_rate_b, "ci95": list(s.ci95) if s.ci95 else None,
-                                 "p_value": s.p_value, "click_model": click_model.describe()})
+    judged = [q for q in queries if judgments[q]]
+    for a in arm_names:
+        if a == baseline:
+            continue
+        outcomes = [interleave_query(q, runs[baseline][q].doc_ids, runs[a][q].doc_ids, judgments[q], click_model,
+                                     seed=seed, length=k, impressions=impressions) for q in judged]
+        s = summarize(outcomes, alpha=alpha)
+        interleaving.append({"arm": a, "baseline": baseline, "n_queries": len(outcomes),
+                             "impressions_per_query": impressions, "wins_baseline": s.wins_a, "wins_arm": s.wins_b,
+                             "ties": s.ties, "win_rate_arm": s.win_rate_b, "ci95": list(s.ci95) if s.ci95 else None,
+                             "p_value": s.p_value, "click_model": click_model.describe()})
+    return interleaving
 
+
+def evaluate_runs(runs: Runs, judgments: Judgments, *, k: int = 10, metrics: Sequence[str] = METRICS,
+                  baseline: str | None = None, gain: str = "exponential", threshold: float = 1.0,
+                  alpha: float = 0.05, seed: int = 0, n_permutations: int = 10_000, bootstrap_resamples: int = 10_000,
+                  click_model: ClickModel | None = ClickModel(), impressions: int = 10) -> dict:
+    """Metrics, paired comparisons vs ``baseline`` (default: first arm), Holm, latency, interleaving.
+
+    Queries evaluated: ``judgments.queries`` (each must be in every arm's runs).  Interleaving
+    (skipped when ``click_model`` is ``None``) simulates ``impressions`` users per judged query
+    on ``baseline`` (team A) vs each arm (team B).  Returns the results dict of the module docstring.
+    """
+    queries = list(judgments.queries)
+    arm_names, baseline = _check_runs(runs, queries, baseline)
+    names = [metric_name(m, k) for m in metrics]
+    arms_out: dict[str, Any] = {
+        a: _arm_results(runs[a], judgments, queries, names, k=k, metrics=metrics, gain=gain, threshold=threshold, alpha=alpha,
+                        seed=seed, bootstrap_resamples=bootstrap_resamples) for a in arm_names}
+    comparisons = _compare_arms(arms_out, arm_names, baseline, queries, names, alpha=alpha, seed=seed,
+                                n_permutations=n_permutations, bootstrap_resamples=bootstrap_resamples)
+    interleaving = [] if click_model is None else _interleave_arms(
+        runs, judgments, arm_names, baseline, queries, k=k, alpha=alpha, seed=seed, click_model=click_model, impressions=impressions)
     return {
         "schema": SCHEMA, "k": k, "metrics": names, "primary_metric": names[0] if names else None,
         "gain": gain, "relevance_threshold": threshold, "judgment_source": judgments.source,

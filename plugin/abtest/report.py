@@ -23,7 +23,7 @@ from typing import Any
 
 from distill.atomic import atomic_open
 from distill.errors import DistilRankError
-from distill.evaluation.report import agg_pyplot, figure_png, figures_html, json_clean, table_html
+from distill.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, table_html
 from plugin.abtest.offline import SCHEMA
 
 REQUIRED = ("schema", "k", "metrics", "judgment_source", "baseline", "arm_names", "arms", "comparisons",
@@ -203,13 +203,6 @@ def render_plots(results: dict) -> dict[str, bytes]:
 
 # --- report ---------------------------------------------------------------------
 
-_CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-        "th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}figure{display:inline-block;margin:6px;"
-        "vertical-align:top;max-width:620px}figcaption{font-size:0.85em;color:#555}img{max-width:100%}"
-        ".note{color:#555;font-size:0.9em}")
-
-
 def render_html(results: dict, figures: dict[str, bytes], *, title: str) -> str:
     """The self-contained HTML page (summary tables first, then plots and the lists of problem queries)."""
     e = html.escape
@@ -238,13 +231,12 @@ def render_html(results: dict, figures: dict[str, bytes], *, title: str) -> str:
     lat = results.get("latency_vs_baseline")
     if lat:  # optional (e.g. distill.ranking.serve): what each arm adds to the baseline's latency
         inter = (f"<h2>Latency added vs baseline {e(results['baseline'])}</h2>{table_html(latency_rows(results))}") + inter
-    return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style></head>"
-            f"<body><h1>{e(title)}</h1>"
-            f"<p><b>Judgment source:</b> {e(str(results['judgment_source']))}</p>"
-            f"<h2>Arms</h2>{table_html(summary_rows(results))}"
-            f"<h2>Deltas vs baseline {e(results['baseline'])}</h2>{table_html(comparison_rows(results))}"
-            f"{inter}<ul class='note'>{''.join(f'<li>{e(n)}</li>' for n in notes)}</ul>"
-            + (f"<h2>Plots</h2>{imgs}" if imgs else "") + lists + "</body></html>\n")
+    return html_page(title, f"<h1>{e(title)}</h1>"
+                     f"<p><b>Judgment source:</b> {e(str(results['judgment_source']))}</p>"
+                     f"<h2>Arms</h2>{table_html(summary_rows(results))}"
+                     f"<h2>Deltas vs baseline {e(results['baseline'])}</h2>{table_html(comparison_rows(results))}"
+                     f"{inter}<ul class='note'>{''.join(f'<li>{e(n)}</li>' for n in notes)}</ul>"
+                     + (f"<h2>Plots</h2>{imgs}" if imgs else "") + lists)
 
 
 def write_report(results: dict, out_dir: str | Path, *, title: str = "A/B comparison") -> dict[str, Path]:

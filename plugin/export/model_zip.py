@@ -7,23 +7,14 @@ SHA-256 of the zip bytes.
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from pathlib import Path
 
 from distill.atomic import atomic_path
 from distill.errors import DistilRankError
+from plugin.serving_contract import sha256_file
 
 FORBIDDEN_SUFFIXES = (".jar", ".class", ".so", ".dylib", ".dll")
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Lowercase hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_model_zip(onnx_path: str | Path, tokenizer_path: str | Path, zip_path: str | Path) -> str:

@@ -68,6 +68,60 @@ def _teacher_meta(checkpoint: Path) -> dict:
     return json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else {}
 
 
+def _check_checkpoint_files(ckpt: Path) -> None:
+    if not (ckpt / "config.json").exists():
+        raise DistilRankError(f"{ckpt}: not a cross-encoder checkpoint directory (no config.json)")
+    if not (ckpt / "tokenizer.json").exists():
+        raise DistilRankError(f"{ckpt}: no tokenizer.json (ML Commons needs the fast tokenizer's json; "
+                              "save the teacher with a fast tokenizer)")
+
+
+def _load_exportable(ckpt: Path, length: int):
+    """The checkpoint as a one-logit BERT-family classifier with eager attention, checked for what ML Commons feeds."""
+    from transformers import AutoModelForSequenceClassification
+
+    # eager attention: the TorchScript exporter traces it into plain MatMul/Softmax ops
+    model = AutoModelForSequenceClassification.from_pretrained(str(ckpt), local_files_only=True, attn_implementation="eager")
+    config = model.config
+    if config.num_labels != 1:
+        raise DistilRankError(f"{ckpt}: a cross-encoder teacher has one output logit, this checkpoint has {config.num_labels}")
+    if int(getattr(config, "type_vocab_size", 0) or 0) < 2:
+        raise DistilRankError(f"{ckpt}: model type {config.model_type!r} has no token type embeddings; ML Commons feeds "
+                              "token_type_ids, so only BERT-family cross-encoders can be exported")
+    max_pos = int(getattr(config, "max_position_embeddings", 512) or 512)
+    if length > max_pos:
+        raise DistilRankError(f"{ckpt}: max_length {length} exceeds the model's {max_pos} position embeddings")
+    return model
+
+
+def _trace_onnx(model, ckpt: Path, onnx_out: Path) -> Path:
+    """Trace ``model`` to ONNX on a small ``[CLS] q [SEP] d [SEP]`` example (ids valid for the checkpoint's vocabulary)."""
+    vocab = int(model.config.vocab_size)
+    tok_json = json.loads((ckpt / "tokenizer.json").read_text(encoding="utf-8"))
+    specials = {t["content"]: t["id"] for t in tok_json.get("added_tokens", [])}
+    cls, sep = specials.get("[CLS]", 1), specials.get("[SEP]", 2)
+    ids = torch.tensor([[cls, 5, 6, sep, 7, 8, 9, sep]], dtype=torch.long).clamp(max=vocab - 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes on HF's mask helpers: shapes are dynamic, the values constant
+        return export_module_onnx(_Logits(model), ids, onnx_out)
+
+
+def _teacher_card(name: str, ckpt: Path, config, meta: dict, tok_path: Path, zip_path: Path, sha: str, interface: dict,
+                  parity, latency: dict, length: int) -> dict:
+    """The ``model-card.json`` of an exported teacher."""
+    spec = json.loads(tok_path.read_text(encoding="utf-8"))
+    return {
+        "name": name, "kind": "cross-encoder teacher", "function_name": "TEXT_SIMILARITY", "model_format": "ONNX",
+        "interface": interface,
+        "tokenizer": {"model": spec["model"]["type"], "vocab_size": len(spec["model"].get("vocab", {})), "max_length": length},
+        "zip": {"file": zip_path.name, "bytes": zip_path.stat().st_size, "sha256": sha},
+        "teacher": {"checkpoint": str(ckpt.resolve()), "model_type": config.model_type, "layers": config.num_hidden_layers,
+                    "hidden": config.hidden_size, "parameters": interface["parameters"]},
+        "training": {k: v for k, v in meta.items() if k in ("base_model", "max_length", "label_mode", "max_label", "num_layers", "step", "metrics")},
+        "parity": asdict(parity), "latency": latency, "precision": "fp32", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
 def export_cross_encoder_teacher(
     checkpoint_dir: str | Path,
     out_dir: str | Path,
@@ -84,42 +138,21 @@ def export_cross_encoder_teacher(
     Returns ``{"out_dir", "onnx", "tokenizer", "zip", "sha256", "zip_bytes", "max_length", "parity", "interface",
     "latency", "card_json"}`` (JSON-serialisable).
     """
-    from transformers import AutoModelForSequenceClassification
+    from tokenizers import Tokenizer
 
     from distill.teacher.model import load_teacher
 
     ckpt = Path(checkpoint_dir)
-    if not (ckpt / "config.json").exists():
-        raise DistilRankError(f"{ckpt}: not a cross-encoder checkpoint directory (no config.json)")
-    if not (ckpt / "tokenizer.json").exists():
-        raise DistilRankError(f"{ckpt}: no tokenizer.json (ML Commons needs the fast tokenizer's json; "
-                              "save the teacher with a fast tokenizer)")
+    _check_checkpoint_files(ckpt)
     meta = _teacher_meta(ckpt)
     length = int(max_length or meta.get("max_length") or DEFAULT_MAX_LENGTH)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = name or (ckpt.parent.name if ckpt.name == "best" else ckpt.name)
 
-    # eager attention: the TorchScript exporter traces it into plain MatMul/Softmax ops
-    model = AutoModelForSequenceClassification.from_pretrained(str(ckpt), local_files_only=True, attn_implementation="eager")
+    model = _load_exportable(ckpt, length)
     config = model.config
-    if config.num_labels != 1:
-        raise DistilRankError(f"{ckpt}: a cross-encoder teacher has one output logit, this checkpoint has {config.num_labels}")
-    if int(getattr(config, "type_vocab_size", 0) or 0) < 2:
-        raise DistilRankError(f"{ckpt}: model type {config.model_type!r} has no token type embeddings; ML Commons feeds "
-                              "token_type_ids, so only BERT-family cross-encoders can be exported")
-    max_pos = int(getattr(config, "max_position_embeddings", 512) or 512)
-    if length > max_pos:
-        raise DistilRankError(f"{ckpt}: max_length {length} exceeds the model's {max_pos} position embeddings")
-
-    vocab = int(config.vocab_size)
-    tok_json = json.loads((ckpt / "tokenizer.json").read_text(encoding="utf-8"))
-    specials = {t["content"]: t["id"] for t in tok_json.get("added_tokens", [])}
-    cls, sep = specials.get("[CLS]", 1), specials.get("[SEP]", 2)
-    ids = torch.tensor([[cls, 5, 6, sep, 7, 8, 9, sep]], dtype=torch.long).clamp(max=vocab - 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer notes on HF's mask helpers: shapes are dynamic, the values constant
-        onnx_path = export_module_onnx(_Logits(model), ids, out / "model.onnx")
+    onnx_path = _trace_onnx(model, ckpt, out / "model.onnx")
     del model
     tok_path = write_serving_tokenizer(ckpt / "tokenizer.json", out / "tokenizer.json", max_length=length)
 
@@ -134,23 +167,11 @@ def export_cross_encoder_teacher(
     zip_path = out / f"{name}.zip"
     sha = build_model_zip(onnx_path, tok_path, zip_path)
     interface = describe_interface(onnx_path)
-    from tokenizers import Tokenizer
-
     per_pair = ms_per_pair_single_calls(onnx_session(onnx_path, threads=1), Tokenizer.from_file(str(tok_path)), pairs,
                                         n=min(len(pairs), 40), repeats=3)
     latency = {"onnx_ms_per_pair_single_call": per_pair, "onnx_ms_per_100_single_calls": 100 * per_pair, "threads": 1,
                "includes_tokenization": True}
-    spec = json.loads(tok_path.read_text(encoding="utf-8"))
-    card = {
-        "name": name, "kind": "cross-encoder teacher", "function_name": "TEXT_SIMILARITY", "model_format": "ONNX",
-        "interface": interface,
-        "tokenizer": {"model": spec["model"]["type"], "vocab_size": len(spec["model"].get("vocab", {})), "max_length": length},
-        "zip": {"file": zip_path.name, "bytes": zip_path.stat().st_size, "sha256": sha},
-        "teacher": {"checkpoint": str(ckpt.resolve()), "model_type": config.model_type, "layers": config.num_hidden_layers,
-                    "hidden": config.hidden_size, "parameters": interface["parameters"]},
-        "training": {k: v for k, v in meta.items() if k in ("base_model", "max_length", "label_mode", "max_label", "num_layers", "step", "metrics")},
-        "parity": asdict(parity), "latency": latency, "precision": "fp32", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    card = _teacher_card(name, ckpt, config, meta, tok_path, zip_path, sha, interface, parity, latency, length)
     write_json(out / "model-card.json", card)
     return {"out_dir": str(out), "onnx": str(onnx_path), "tokenizer": str(tok_path), "zip": str(zip_path), "sha256": sha,
             "zip_bytes": zip_path.stat().st_size, "max_length": length, "parity": asdict(parity), "interface": interface,
