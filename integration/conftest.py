@@ -111,6 +111,14 @@ def secure_cluster(request) -> Node:
     return _node("secure", "OPENSEARCH_SECURE_URL", True, request)
 
 
+@pytest.fixture(scope="module")
+def t(cluster):
+    """distilrank's transport (:func:`plugin.api.connect`) to the dev node: what the tests drive the plugin with."""
+    from plugin import api
+
+    return api.connect(url=cluster.url)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_zip(tmp_path_factory) -> testkit.ModelZip:
     return testkit.build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-model"))

@@ -24,7 +24,6 @@ from distill.data.catalogue import DocumentText, read_catalogue
 from distill.errors import DistilRankError
 from plugin import api, ml_api, registry_store
 from plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
-from plugin.transport import Transport
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "esci-sample"
@@ -36,11 +35,6 @@ GROUP = f"distilrank-it-serve-{PID}"
 PREFIX = f"it{PID}-esci"
 FIELDS = ["title^2", "brand", "color", "bullet_points", "description"]
 DOC = DocumentText(fields=["title", "brand", "color"], index_field="distilrank_text")
-
-
-@pytest.fixture(scope="module")
-def t(cluster) -> Transport:
-    return api.connect(url=cluster.url)
 
 
 @pytest.fixture(scope="module", autouse=True)

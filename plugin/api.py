@@ -158,7 +158,17 @@ def list_models(t: Transport, *, group: str | None = None) -> dict:
             "aliases": [a["alias"] for a in alias_rows if a.get("model_id") == mid],
             "pipelines": sorted(n for n, b in pipes.items() if mid in ml_api.rerank_model_ids(b)),
         })
-    return {"models": rows, "aliases": alias_rows}
+    from plugin.ensure import serving_problems
+
+    return {"models": rows, "aliases": alias_rows, "problems": serving_problems(t)}
+
+
+def ensure(t: Transport, alias: str, *, zip_path: str | Path | None = None, index: str | None = None, wait: float = 300.0,
+           tolerance: float = 1e-4, log: Log = lambda m: None) -> dict:
+    """Make ``alias`` serve again (pipeline, deployed model, check); see :func:`plugin.ensure.ensure_alias`."""
+    from plugin.ensure import ensure_alias
+
+    return ensure_alias(t, alias, zip_path=zip_path, index=index, wait=wait, tolerance=tolerance, log=log)
 
 
 def undeploy(t: Transport, model_id: str, *, force: bool = False, wait: float = 120.0) -> dict:

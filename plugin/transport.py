@@ -14,6 +14,7 @@ Every request of the plugin goes through :meth:`Transport.request`. It
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,7 +144,8 @@ class Transport:
                 status = exc.status_code if isinstance(exc.status_code, int) else None
                 retry_on = RETRY_STATUS if idempotent else SAFE_RETRY_STATUS
                 if status in retry_on and attempt < self.settings.retries:
-                    attempt = self._backoff(attempt, method, path, f"HTTP {status}")
+                    why = f"HTTP {status}" + (f" ({overload_cause(exc.info)})" if status == 429 else "")
+                    attempt = self._backoff(attempt, method, path, why)
                     continue
                 if status in ok_statuses:
                     return {"status": status, "error": exc.info}
@@ -186,5 +188,27 @@ def _fix_for(status: int | None, info: Any) -> str | None:
         return ("an ML Commons memory breaker is open: raise plugins.ml_commons.native_memory_threshold / "
                 "jvm_heap_memory_threshold or free memory (distilrank plugin preflight shows the breakers)")
     if status == 429:
-        return "the cluster is overloaded (429 after retries): retry later or raise --retries"
+        return (f"the cluster rejected the request after the retries: {overload_cause(info)}; lower the number of "
+                "concurrent searches or the rerank depth, or raise --retries")
     return None
+
+
+_POOL = re.compile(r"OpenSearchThreadPoolExecutor\[name = (?:[^/\],]*/)?([\w.-]+)(?:, queue capacity = (\d+))?")
+
+
+def overload_cause(info: Any) -> str:
+    """What a 429 says is full: an ML Commons thread pool (``opensearch_ml_*``), an ML Commons memory circuit
+    breaker, another thread pool (``search``, ``write``...) or a parent/request circuit breaker; from the
+    cluster's own reason text (OpenSearch 2.x/3.x wording)."""
+    text = info if isinstance(info, str) else json.dumps(info)
+    pool = _POOL.search(text)
+    if pool:
+        name, capacity = pool.group(1), pool.group(2)
+        owner = "ML Commons thread pool" if name.startswith("opensearch_ml") else "thread pool"
+        return f"{owner} {name!r} is full" + (f" (queue capacity {capacity})" if capacity else "")
+    low = text.lower()
+    if "memory circuit breaker" in low or ("ml" in low and "circuit" in low and "breaker" in low):
+        return "an ML Commons memory circuit breaker is open (plugins.ml_commons.native_memory_threshold / jvm_heap_memory_threshold)"
+    if "circuit_breaking_exception" in low:
+        return "an OpenSearch circuit breaker tripped (" + _reason(info)[:300] + ")"
+    return "overloaded (" + _reason(info)[:300] + ")"
