@@ -15,6 +15,7 @@ is set (CI sets it): then they fail.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -159,5 +160,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"  {line}")
         for n in r.get("notes") or []:
             tr.write_line(f"  note: {n}")
+    for key in ("promote_under_traffic", "two_operators", "faults", "serving_bad_input", "least_privilege"):
+        if REPORT.get(key):
+            tr.write_line(f"{key}: {json.dumps(REPORT[key], default=str)}")
     if "predict" in REPORT:
         tr.write_line(f"_predict (tiny ONNX cross-encoder): {REPORT['predict']}")

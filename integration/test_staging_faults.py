@@ -90,6 +90,8 @@ class PrivateNode:
                 pass
             time.sleep(0.2)
         assert not oscluster.pid_alive(pid)
+        while not (oscluster.port_free(self.port) and oscluster.port_free(self.port + 100)) and time.time() < deadline + 30:
+            time.sleep(0.2)  # the JVM's sockets close a moment after the process is gone
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +123,8 @@ def _reranked_ok(t, zip_path) -> bool:
                          params={"search_pipeline": "_none"})["hits"]["hits"]
         hits = t.request("POST", f"/{INDEX}/_search", rerank_search_body(QUERY, size=10, fields=["title"]),
                          params={"search_pipeline": f"distilrank-{ALIAS}"})["hits"]["hits"]
-    except ClusterError:
+    except ClusterError as exc:
+        FAULTS.setdefault("search_errors_while_recovering", set()).add(str(exc).splitlines()[0][:200])
         return False
     local = LocalScorer(zip_path).score(QUERY, [h["_source"]["title"] for h in pool])
     want = sorted(local.tolist(), reverse=True)[:10]

@@ -129,7 +129,7 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
     if zip_path and not t.dry_run:
         out["smoke_test"] = asdict(smoke_test(t, model_id, zip_path, tolerance=tolerance))
     if index:
-        body = rerank_search_body("test", size=spec.size, fields=spec.document_fields)
+        body = rerank_search_body("test", size=spec.size, query={"match_all": {}})
         resp = t.request("POST", f"/{index}/_search", body, params={"search_pipeline": pipe})
         out["search_hits"] = len(resp["hits"]["hits"])
     out["seconds"] = round(time.monotonic() - t0, 3)
