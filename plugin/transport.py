@@ -175,7 +175,10 @@ def _reason(info: Any) -> str:
             root = (err.get("root_cause") or [{}])[0]
             reason = err.get("reason") or root.get("reason")
             kind = err.get("type") or root.get("type")
-            return f"{kind}: {reason}" if kind else str(reason)
+            text = f"{kind}: {reason}" if kind else str(reason)
+            if root.get("reason") and root.get("reason") != reason:  # "all shards failed" says nothing by itself
+                text += f" (root cause {root.get('type')}: {root['reason']})"
+            return text
         return str(err)
     return str(info)[:2000]
 
@@ -187,6 +190,11 @@ def _fix_for(status: int | None, info: Any) -> str | None:
     if "circuit" in text.lower() and "breaker" in text.lower():
         return ("an ML Commons memory breaker is open: raise plugins.ml_commons.native_memory_threshold / "
                 "jvm_heap_memory_threshold or free memory (distilrank plugin preflight shows the breakers)")
+    if status == 404 and "Failed to find model" in text:
+        return ("the search pipeline calls an ML model that does not exist (deleted?): 'distilrank plugin list' flags it; "
+                "promote a deployed model to the alias (distilrank plugin promote ALIAS --model-id ...)")
+    if "maxClauseCount" in text:
+        return "the query has more terms than indices.query.bool.max_clause_count (1024 by default): shorten the query text"
     if status == 429:
         return (f"the cluster rejected the request after the retries: {overload_cause(info)}; lower the number of "
                 "concurrent searches or the rerank depth, or raise --retries")

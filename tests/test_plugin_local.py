@@ -109,6 +109,10 @@ def test_search_body_guards():
     with pytest.raises(DistilRankError, match="ext.rerank.query_context"):
         check_search_body({"size": 10, "query": {"match_all": {}}})
     check_search_body({"size": 10, "ext": {"rerank": {"query_context": {"query_text_path": "query.match.title"}}}})
+    # more match-query clauses than max_clause_count (HTTP 400 too_many_clauses on the node): refused, 1,000 terms are fine
+    with pytest.raises(DistilRankError, match=r"10,000 characters has 2,000 terms.*max_clause_count \(1024"):
+        rerank_search_body("usb cable " * 1000, fields=["title"])
+    assert rerank_search_body("usb cable " * 512, fields=["title"])["size"] == 10
 
 
 def test_smoke_pairs_and_local_scoring(exported):
