@@ -173,8 +173,17 @@ def test_restart_with_a_promoted_student(node, nt, students):
     FAULTS["restart"]["serving_again_s"] = round(time.monotonic() - t0, 1)
     assert res["smoke_test"]["passed"] and res["search_hits"] == 10
     assert _reranked_ok(t, s.zip)
-    again = api.ensure(t, ALIAS)
-    assert again["actions"] == []  # idempotent
+    import contextlib
+    import io
+    import json
+
+    from distill.cli import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["--json", "plugin", "ensure", ALIAS, "--url", node.state["url"]]) == 0
+    again = json.loads(buf.getvalue())
+    assert again["actions"] == [] and again["model_id"] == res["model_id"]  # idempotent
     listing = api.list_models(t, group=GROUP)
     assert [m["state"] for m in listing["models"]] == ["DEPLOYED"] and listing["problems"] == []
 
