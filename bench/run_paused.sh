@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run bench/rerank_latency.py with the CPU-heavy jobs listed in /work/scratch/heavy.pids (another engineer's, on this
+# Run bench/rerank_latency.py (or $BENCH_SCRIPT, e.g. bench/load.py) with the CPU-heavy jobs listed in /work/scratch/heavy.pids (another engineer's, on this
 # shared machine) paused only while the timed searches run (the bench creates a marker file for that part), for at
 # most PAUSE_MAX_S seconds; they are always resumed (trap), also when the bench fails or is interrupted.
 #   bench/run_paused.sh [bench args...]
@@ -11,7 +11,7 @@ marker=$(mktemp -u /tmp/distilrank-bench-measuring.XXXXXX)
 paused=()
 resume() { for p in "${paused[@]}"; do kill -CONT "$p" 2>/dev/null || true; done; paused=(); }
 trap resume EXIT INT TERM
-.venv/bin/python bench/rerank_latency.py --measure-marker "$marker" "$@" &
+.venv/bin/python "${BENCH_SCRIPT:-bench/rerank_latency.py}" --measure-marker "$marker" "$@" &
 bench=$!
 while kill -0 "$bench" 2>/dev/null && [ ! -e "$marker" ]; do sleep 1; done
 if [ -e "$marker" ] && [ -s "$pids_file" ]; then

@@ -15,6 +15,7 @@ is set (CI sets it): then they fail.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -43,8 +44,11 @@ class Node:
     modules: set[str] = field(default_factory=set)
 
     @property
-    def ml(self) -> testkit.MLClient:
-        return testkit.MLClient(self.client)
+    def t(self):
+        """distilrank's transport (:mod:`plugin.ml_api` takes it) with this node's URL and credentials."""
+        from plugin import api
+
+        return api.connect(url=self.url, user=self.user, password=self.password, ca_certs=self.ca_cert)
 
 
 def make_client(url: str, user: str | None = None, password: str | None = None, ca_cert: str | None = None,
@@ -111,17 +115,41 @@ def secure_cluster(request) -> Node:
     return _node("secure", "OPENSEARCH_SECURE_URL", True, request)
 
 
+@pytest.fixture(scope="module")
+def t(cluster):
+    """distilrank's transport (:func:`plugin.api.connect`) to the dev node: what the tests drive the plugin with."""
+    from plugin import api
+
+    return api.connect(url=cluster.url)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_zip(tmp_path_factory) -> testkit.ModelZip:
     return testkit.build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-model"))
 
 
 def deploy_tiny_model(node: Node, mz: testkit.ModelZip, tag: str):
-    ml = node.ml
-    group = ml.register_model_group(f"distilrank-it-{tag}-{os.getpid()}")
-    model_id = ml.register_onnx_text_similarity(mz, f"distilrank-tiny-{tag}", group)
-    task = ml.deploy(model_id)
-    return group, model_id, task
+    """Register (chunked upload) and deploy the tiny cross-encoder with distilrank's own client; (group, model, deployment)."""
+    from plugin.deploy import deploy_model
+    from plugin.model_package import inspect_model_zip
+    from plugin.register import register_package
+
+    t = node.t
+    reg = register_package(t, inspect_model_zip(mz.path), group=f"distilrank-it-{tag}-{os.getpid()}",
+                           name=f"distilrank-tiny-{tag}", progress=False)
+    return reg.model_group_id, reg.model_id, deploy_model(t, reg.model_id)
+
+
+def remove_model(node: Node, model_id: str) -> None:
+    """Undeploy and delete a model (best effort: the node may be shutting down)."""
+    from plugin import ml_api, registry_store
+
+    try:
+        ml_api.undeploy(node.t, model_id)
+        ml_api.delete_model(node.t, model_id)
+        registry_store.delete_model_record(node.t, model_id)
+    except Exception:  # noqa: BLE001 - cleanup only
+        pass
 
 
 @pytest.fixture(scope="session")
@@ -129,11 +157,7 @@ def deployed_model(cluster, tiny_model_zip):
     """(model_group_id, model_id) of the tiny cross-encoder, registered and deployed on the dev node."""
     group, model_id, _ = deploy_tiny_model(cluster, tiny_model_zip, "dev")
     yield group, model_id
-    try:
-        cluster.ml.undeploy(model_id)
-        cluster.ml.delete_model(model_id)
-    except Exception:  # noqa: BLE001 - best-effort cleanup on a node that may be shutting down
-        pass
+    remove_model(cluster, model_id)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -151,5 +175,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(f"  {line}")
         for n in r.get("notes") or []:
             tr.write_line(f"  note: {n}")
+    for key in ("promote_under_traffic", "two_operators", "faults", "serving_bad_input", "least_privilege"):
+        if REPORT.get(key):
+            tr.write_line(f"{key}: {json.dumps(REPORT[key], default=str)}")
     if "predict" in REPORT:
         tr.write_line(f"_predict (tiny ONNX cross-encoder): {REPORT['predict']}")

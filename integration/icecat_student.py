@@ -63,3 +63,21 @@ def build_icecat_student(work: Path, *, seed: int = 0, name: str = "icecat-stude
     res = export_student(student_dir, work / f"{name}-export", name=name,
                          metrics={"student": {"accuracy": 0.0}, "note": "integration-test student"})
     return ExportedStudent(Path(res.zip), res.sha256, Path(res.out_dir), student_dir)
+
+
+def index_products(client, index: str, extra: list[dict] | None = None) -> int:
+    """(Re)create ``index`` (1 shard, title/supplier/short_description) with the vendored products (+ ``extra``
+    documents, each with an ``id``); returns how many documents it holds."""
+    if client.indices.exists(index=index):
+        client.indices.delete(index=index)
+    client.indices.create(index=index, body={
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+        "mappings": {"properties": {"title": {"type": "text"}, "supplier": {"type": "keyword"},
+                                    "short_description": {"type": "text"}}}})
+    lines = []
+    for p in products() + list(extra or []):
+        lines.append(json.dumps({"index": {"_index": index, "_id": p["id"]}}))
+        lines.append(json.dumps({k: v for k, v in p.items() if k != "id"}))
+    resp = client.bulk(body="\n".join(lines) + "\n", params={"refresh": "true"})
+    assert not resp["errors"], [i for i in resp["items"] if i["index"].get("error")][:3]
+    return client.count(index=index)["count"]

@@ -31,11 +31,6 @@ JUDGMENTS = Path(icecat_student.DATA) / "icecat-judgments.csv"
 
 
 @pytest.fixture(scope="module")
-def t(cluster):
-    return api.connect(url=cluster.url)
-
-
-@pytest.fixture(scope="module")
 def setup(cluster, t, tmp_path_factory):
     c = cluster.client
     if c.indices.exists(index=INDEX):

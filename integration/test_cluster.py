@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import testkit
+from plugin import ml_api
 
 INDEX = "distilrank-it-rerank-docs"
 QUERY = "apple"
@@ -80,7 +81,7 @@ def test_node_tokenizes_like_python(cluster, deployed_model, tiny_model_zip, tmp
     query = "Pêche, CRÈME apple!"
     docs = ["creme peche", "PÊCHE—crème… great!", "apple\u4e2d\u6587pie good", "apple\tpie\u00a0apple\x07 bad",
             "¿Apple? «pie» 'awful'", "banana"]
-    scores, _ = cluster.ml.predict_similarity(model_id, query, docs)
+    scores = ml_api.predict_similarity(cluster.t, model_id, query, docs)
     with zipfile.ZipFile(tiny_model_zip.path) as zf:
         zf.extractall(tmp_path)
     sess = ort.InferenceSession(str(next(tmp_path.glob("*.onnx"))))
@@ -97,7 +98,7 @@ def test_long_input_is_truncated_not_rejected(cluster, deployed_model):
     """tokenizer.json's truncation block (128, longest-first) applies on the node too."""
     _, model_id = deployed_model
     long_doc = " ".join(["apple pie great"] * 200)  # 600 words, far over 128 tokens
-    scores, _ = cluster.ml.predict_similarity(model_id, "apple", [long_doc])
+    scores = ml_api.predict_similarity(cluster.t, model_id, "apple", [long_doc])
     # [CLS] apple [SEP] + 124 doc tokens + [SEP]: 124 = 41 x "apple pie great" + "apple"
     overlap, doc_tokens = 42, 124
     bonus = 41 * 2.0 / (doc_tokens + 1 + 1)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import oscluster
+from plugin import ml_api
 import testkit
 from conftest import REPORT
 
@@ -35,31 +36,31 @@ def test_ml_settings_applied(cluster):
         assert not missing, f"node settings not applied on {node['name']}: {missing} (got " \
                             f"{ {k: applied.get(k) for k in missing} })"
     # and ML Commons reads them: a model can run on this (data) node
-    stats = cluster.ml.request("GET", "/_plugins/_ml/stats")
+    stats = cluster.t.request("GET", f"{ml_api.ML}/stats")
     assert "nodes" in stats
 
 
 def test_model_group_created(cluster):
     name = "distilrank-it-group-check"
-    group_id = cluster.ml.register_model_group(f"{name}-{id(cluster)}")
-    group = cluster.ml.request("GET", f"/_plugins/_ml/model_groups/{group_id}")
+    group_id = ml_api.register_model_group(cluster.t, f"{name}-{id(cluster)}", "distilrank integration test")
+    group = cluster.t.request("GET", f"{ml_api.ML}/model_groups/{group_id}")
     assert group["name"] == f"{name}-{id(cluster)}"
-    found = cluster.ml.request("POST", "/_plugins/_ml/model_groups/_search",
-                               {"query": {"term": {"_id": group_id}}})
+    found = cluster.t.request("POST", f"{ml_api.ML}/model_groups/_search", {"query": {"term": {"_id": group_id}}})
     assert found["hits"]["total"]["value"] == 1
-    cluster.ml.request("DELETE", f"/_plugins/_ml/model_groups/{group_id}")
+    cluster.t.request("DELETE", f"{ml_api.ML}/model_groups/{group_id}")
 
 
 def test_register_deploy_predict_round_trip(cluster, deployed_model, tiny_model_zip):
     group_id, model_id = deployed_model
-    model = cluster.ml.request("GET", f"/_plugins/_ml/models/{model_id}")
+    model = ml_api.get_model(cluster.t, model_id)
     assert model["model_state"] == "DEPLOYED"
     assert model["algorithm"] == "TEXT_SIMILARITY"
     assert model["model_format"] == "ONNX"
     assert model["model_group_id"] == group_id
     assert model["model_content_hash_value"] == tiny_model_zip.sha256
 
-    scores, resp = cluster.ml.predict_similarity(model_id, QUERY, DOCS)
+    scores = ml_api.predict_similarity(cluster.t, model_id, QUERY, DOCS)
+    resp = cluster.t.request("POST", f"{ml_api.ML}/models/{model_id}/_predict", {"query_text": QUERY, "text_docs": DOCS})
     REPORT["predict"] = {"query_text": QUERY, "text_docs": DOCS, "scores": scores,
                          "first_result": resp["inference_results"][0]}
     expected = [testkit.reference_score(QUERY, d) for d in DOCS]
@@ -83,7 +84,7 @@ def test_predict_matches_onnxruntime(cluster, deployed_model, tiny_model_zip, tm
     sess = ort.InferenceSession(str(next(tmp_path.glob("*.onnx"))))
     tok = Tokenizer.from_file(str(tmp_path / "tokenizer.json"))
     docs = ["great apple", "the quick brown fox", "pear pear pear bad", "SWEET Apple PIE"]
-    scores, _ = cluster.ml.predict_similarity(model_id, "apple pear", docs)
+    scores = ml_api.predict_similarity(cluster.t, model_id, "apple pear", docs)
     for doc, got in zip(docs, scores, strict=True):
         enc = tok.encode("apple pear", doc)
         feed = {k: np.array([v], dtype=np.int64) for k, v in

@@ -9,7 +9,8 @@ import pytest
 
 import oscluster
 import testkit
-from conftest import deploy_tiny_model, make_client
+from conftest import deploy_tiny_model, make_client, remove_model
+from plugin import ml_api
 
 
 def test_tls_and_basic_auth_required(secure_cluster):
@@ -50,8 +51,7 @@ def test_secure_register_deploy_predict(secure_cluster, tiny_model_zip):
     group, model_id, _ = deploy_tiny_model(secure_cluster, tiny_model_zip, "secure")
     try:
         docs = ["apple pie is great", "banana bread"]
-        scores, _ = secure_cluster.ml.predict_similarity(model_id, "sweet apple pie", docs)
+        scores = ml_api.predict_similarity(secure_cluster.t, model_id, "sweet apple pie", docs)
         assert scores == pytest.approx([testkit.reference_score("sweet apple pie", d) for d in docs], abs=1e-5)
     finally:
-        secure_cluster.ml.undeploy(model_id)
-        secure_cluster.ml.delete_model(model_id)
+        remove_model(secure_cluster, model_id)

@@ -27,11 +27,6 @@ GROUP = f"distilrank-it-bad-{os.getpid()}"
 
 
 @pytest.fixture(scope="module")
-def t(cluster) -> Transport:
-    return api.connect(url=cluster.url)
-
-
-@pytest.fixture(scope="module")
 def student(tmp_path_factory):
     return icecat_student.build_icecat_student(tmp_path_factory.mktemp("bad-input-student"), seed=5, name="bad-input-s5")
 

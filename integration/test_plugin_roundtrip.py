@@ -18,17 +18,11 @@ from plugin import api, ml_api, registry_store
 from plugin.local_scoring import LocalScorer
 from plugin.pipelines import rerank_search_body
 from plugin.register import find_by_hash
-from plugin.transport import Transport
 
 INDEX = "distilrank-it-icecat"
 GROUP = f"distilrank-it-plugin-{os.getpid()}"
 STAGING, PROD = f"it{os.getpid()}-staging", f"it{os.getpid()}-prod"
 QUERIES = ["notebook", "laptop bag", "hp toner cartridge", "usb cable", "wireless mouse", "dell monitor"]
-
-
-@pytest.fixture(scope="module")
-def t(cluster) -> Transport:
-    return api.connect(url=cluster.url)
 
 
 @pytest.fixture(scope="module", autouse=True)

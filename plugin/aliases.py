@@ -40,42 +40,105 @@ def _require_deployed(t: Transport, model_id: str, what: str) -> dict:
     return model
 
 
+#: A claim (``pending``) older than this many seconds is from an operator that died mid-change: it may be taken over.
+PENDING_TIMEOUT_S = 120
+
+
+def _operator() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claim(t: Transport, alias: str, op: str, model_id: str | None,
+           pipeline: str | None = None) -> tuple[registry_store.Versioned, dict]:
+    """Mark ``alias`` as being changed (compare-and-set); returns (the claim's version, the record before it).
+
+    Raises :class:`registry_store.ConcurrentChangeError` when another operator holds a live claim or wins the race."""
+    ver = registry_store.read_alias(t, alias)
+    if ver.source is None and op == "rollback":
+        raise DistilRankError(f"alias {alias!r} does not exist (promote a model to it first)")
+    record = dict(ver.source or {})
+    pending = record.get("pending")
+    if pending and registry_store.now() - int(pending.get("since", 0)) < PENDING_TIMEOUT_S:
+        raise registry_store.ConcurrentChangeError(
+            f"alias {alias!r} is being changed by another operator ({pending.get('by')}: {pending.get('op')} to "
+            f"{pending.get('model_id')}, {registry_store.now() - int(pending.get('since', 0))} s ago); nothing was changed: "
+            "run the command again when it is done (see 'distilrank plugin list')")
+    record.pop("pending", None)
+    if t.dry_run:
+        return ver, record
+    claim = {"pipeline": pipeline or pipeline_name(alias), **record, "alias": alias,
+             "pending": {"op": op, "model_id": model_id, "by": _operator(), "since": registry_store.now()}}
+    return registry_store.write_alias(t, ver, claim), record
+
+
+def _release(t: Transport, claim: registry_store.Versioned, before: dict) -> None:
+    """Undo a claim after a failed change (the record as it was, or no record for a new alias)."""
+    if t.dry_run:
+        return
+    try:
+        registry_store.write_alias(t, claim, before or None)
+    except Exception:  # noqa: BLE001 - keep the original error; the claim expires after PENDING_TIMEOUT_S
+        pass
+
+
+def _commit(t: Transport, claim: registry_store.Versioned, record: dict) -> None:
+    if not t.dry_run:
+        registry_store.write_alias(t, claim, record)
+    else:
+        registry_store.save_alias(t, record)
+
+
 def promote(t: Transport, alias: str, model_id: str, *, document_fields: list[str] | None = None, depth: int | None = None,
             size: int | None = None, index: str | None = None, pipeline: str | None = None) -> AliasChange:
     """Point ``alias`` at ``model_id`` (which must be DEPLOYED). Unset parameters keep the alias's current ones
-    (fields default ``["title"]``, depth 100, size 10 on a new alias). ``index`` checks the fields exist there."""
+    (fields default ``["title"]``, depth 100, size 10 on a new alias). ``index`` checks the fields exist there.
+
+    Safe against a second operator: the alias document is claimed by compare-and-set before the pipeline is
+    changed, so of two concurrent promotes one wins and the other raises
+    :class:`registry_store.ConcurrentChangeError` without touching the pipeline or the history."""
     _require_deployed(t, model_id, f"promote {alias}")
-    record = registry_store.get_alias(t, alias) or {}
-    name = pipeline or record.get("pipeline") or pipeline_name(alias)
-    current = read_pipeline_spec(ml_api.get_search_pipeline(t, name))
-    base = current or RerankSpec(model_id=model_id)
-    spec = RerankSpec(model_id=model_id, document_fields=list(document_fields or base.document_fields),
-                      depth=depth or base.depth, size=size or base.size, alias=alias)
-    put_rerank_pipeline(t, name, spec, index=index)
+    claim, record = _claim(t, alias, "promote", model_id, pipeline)
+    try:
+        name = pipeline or record.get("pipeline") or pipeline_name(alias)
+        current = read_pipeline_spec(ml_api.get_search_pipeline(t, name))
+        base = current or RerankSpec(model_id=model_id)
+        spec = RerankSpec(model_id=model_id, document_fields=list(document_fields or base.document_fields),
+                          depth=depth or base.depth, size=size or base.size, alias=alias)
+        put_rerank_pipeline(t, name, spec, index=index)
+    except BaseException:
+        _release(t, claim, record)
+        raise
     history = list(record.get("history", []))
     previous = current.model_id if current else None
     if current and current.model_id != model_id:
         history.append({"model_id": current.model_id, "spec": asdict(current), "at": registry_store.now()})
-    registry_store.save_alias(t, {"alias": alias, "pipeline": name, "model_id": model_id, "params": asdict(spec),
-                                  "history": history, "updated_at": registry_store.now()})
+    _commit(t, claim, {"alias": alias, "pipeline": name, "model_id": model_id, "params": asdict(spec),
+                       "history": history, "updated_at": registry_store.now()})
     return AliasChange(alias, name, model_id, previous, asdict(spec), history)
 
 
 def rollback(t: Transport, alias: str) -> AliasChange:
-    """Point ``alias`` back at the model it pointed to before the last promote (which must still be DEPLOYED)."""
-    record = registry_store.get_alias(t, alias)
-    if not record:
-        raise DistilRankError(f"alias {alias!r} does not exist (promote a model to it first)")
-    history = list(record.get("history", []))
-    if not history:
-        raise DistilRankError(f"alias {alias!r} has no earlier model to roll back to (it points at {record['model_id']})")
-    target = history.pop()
-    _require_deployed(t, target["model_id"], f"rollback {alias}")
-    spec = RerankSpec(**{**target["spec"], "alias": alias})
-    put_rerank_pipeline(t, record["pipeline"], spec)
-    registry_store.save_alias(t, {"alias": alias, "pipeline": record["pipeline"], "model_id": spec.model_id,
-                                  "params": asdict(spec), "history": history, "updated_at": registry_store.now(),
-                                  "rolled_back_from": record["model_id"]})
+    """Point ``alias`` back at the model it pointed to before the last promote (which must still be DEPLOYED).
+    Compare-and-set like :func:`promote`."""
+    claim, record = _claim(t, alias, "rollback", None)
+    try:
+        if not record:
+            raise DistilRankError(f"alias {alias!r} does not exist (promote a model to it first)")
+        history = list(record.get("history", []))
+        if not history:
+            raise DistilRankError(f"alias {alias!r} has no earlier model to roll back to (it points at {record.get('model_id')})")
+        target = history.pop()
+        _require_deployed(t, target["model_id"], f"rollback {alias}")
+        spec = RerankSpec(**{**target["spec"], "alias": alias})
+        put_rerank_pipeline(t, record["pipeline"], spec)
+    except BaseException:
+        _release(t, claim, record)
+        raise
+    _commit(t, claim, {"alias": alias, "pipeline": record["pipeline"], "model_id": spec.model_id, "params": asdict(spec),
+                       "history": history, "updated_at": registry_store.now(), "rolled_back_from": record["model_id"]})
     return AliasChange(alias, record["pipeline"], spec.model_id, record["model_id"], asdict(spec), history)
 
 
@@ -83,7 +146,7 @@ def aliases(t: Transport) -> list[dict]:
     """Every alias with its pipeline, current model (as the pipeline says) and history."""
     out = []
     for rec in registry_store.all_aliases(t):
-        live = read_pipeline_spec(ml_api.get_search_pipeline(t, rec["pipeline"]))
+        live = read_pipeline_spec(ml_api.get_search_pipeline(t, rec["pipeline"])) if rec.get("pipeline") else None
         out.append({**rec, "live_model_id": live.model_id if live else None,
                     "in_sync": bool(live and live.model_id == rec["model_id"])})
     return sorted(out, key=lambda r: r["alias"])

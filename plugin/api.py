@@ -76,7 +76,8 @@ def register(t: Transport, zip_path: str | Path, *, group: str = "distilrank", n
         if rescore.rescorer_installed(t):
             out["rescorer"] = rescore.upload_model(t, reg.model_id, pkg.path, sha256=pkg.sha256, log=log)
     if deploy or promote_alias:
-        dep = deploy_model(t, reg.model_id, wait=wait, log=log)
+        reg, dep = _deploy_or_reregister(t, pkg, reg, group=group, name=name, chunk_size=chunk_size, wait=wait, log=log)
+        out.update(asdict(reg))
         out["deployment"] = asdict(dep)
         if smoke and t.live(f"smoke test of {reg.model_id} (_predict vs local ONNX Runtime)"):
             out["smoke_test"] = asdict(smoke_test(t, reg.model_id, pkg.path, tolerance=tolerance))
@@ -84,6 +85,26 @@ def register(t: Transport, zip_path: str | Path, *, group: str = "distilrank", n
         out["promoted"] = asdict(aliases_mod.promote(t, promote_alias, reg.model_id, document_fields=document_fields,
                                                      depth=depth, size=size, index=index))
     return out
+
+
+def _deploy_or_reregister(t: Transport, pkg, reg, *, group: str, name: str | None, chunk_size: int, wait: float, log: Log):
+    """Deploy ``reg``; if ML Commons says "model content changed" (its local copy of the chunks was cut short, e.g.
+    the node was killed during a deploy: measured on 3.6.0), delete that version and register the zip again under a
+    new model id, whose copy is fresh, then deploy that. Returns (registration, deployment)."""
+    from plugin.transport import ClusterError
+
+    try:
+        return reg, deploy_model(t, reg.model_id, wait=wait, log=log)
+    except ClusterError as exc:
+        if t.dry_run or "model content changed" not in str(exc):
+            raise
+    log(f"model {reg.model_id}: ML Commons' copy of it is corrupt (model content changed); registering the zip again")
+    ml_api.undeploy(t, reg.model_id)
+    ml_api.delete_model(t, reg.model_id)
+    registry_store.delete_model_record(t, reg.model_id)
+    again = register_package(t, pkg, group=group, name=name, chunk_size=chunk_size, wait=wait, progress=False, log=log)
+    again.cleaned_up = [*reg.cleaned_up, reg.model_id, *again.cleaned_up]
+    return again, deploy_model(t, again.model_id, wait=wait, log=log)
 
 
 def deploy(t: Transport, model_id: str, *, zip_path: str | Path | None = None, wait: float = 300.0,
@@ -157,7 +178,17 @@ def list_models(t: Transport, *, group: str | None = None) -> dict:
             "aliases": [a["alias"] for a in alias_rows if a.get("model_id") == mid],
             "pipelines": sorted(n for n, b in pipes.items() if mid in ml_api.rerank_model_ids(b)),
         })
-    return {"models": rows, "aliases": alias_rows}
+    from plugin.ensure import serving_problems
+
+    return {"models": rows, "aliases": alias_rows, "problems": serving_problems(t)}
+
+
+def ensure(t: Transport, alias: str, *, zip_path: str | Path | None = None, index: str | None = None, wait: float = 300.0,
+           tolerance: float = 1e-4, log: Log = lambda m: None) -> dict:
+    """Make ``alias`` serve again (pipeline, deployed model, check); see :func:`plugin.ensure.ensure_alias`."""
+    from plugin.ensure import ensure_alias
+
+    return ensure_alias(t, alias, zip_path=zip_path, index=index, wait=wait, tolerance=tolerance, log=log)
 
 
 def undeploy(t: Transport, model_id: str, *, force: bool = False, wait: float = 120.0) -> dict:

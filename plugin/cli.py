@@ -237,6 +237,7 @@ def format_model_list(res: dict) -> list[str]:
     for a in res["aliases"]:
         lines.append(f"alias {a['alias']}: {a['model_id']} via {a['pipeline']}" + ("" if a["in_sync"] else f" (pipeline now calls {a['live_model_id']}!)")
                      + f", {len(a.get('history', []))} earlier version(s)")
+    lines += [f"PROBLEM: {p['problem']}" for p in res.get("problems", [])]
     return lines
 
 
@@ -303,6 +304,18 @@ def cmd_ab_assign(args: argparse.Namespace) -> None:
     rows = [exp.assign(i) for i in args.ids]
     emit(args, {"assignments": [r.__dict__ for r in rows]},
          "\n".join(f"{i}: {r.arm} (search_pipeline={r.search_pipeline}, tag {r.variant_tag})" for i, r in zip(args.ids, rows)))
+
+
+def cmd_plugin_ensure(args: argparse.Namespace) -> None:
+    """``distilrank plugin ensure ALIAS``: :func:`plugin.api.ensure`."""
+    from plugin import api
+
+    t = _transport(args)
+    res = api.ensure(t, args.alias, zip_path=args.zip, index=args.index, wait=args.wait, tolerance=args.tolerance, log=_log)
+    smoke = res.get("smoke_test")
+    _finish(args, t, res, f"alias {args.alias}: {res['model_id']} serves via {res['pipeline']} ("
+                          f"{'; '.join(res['actions']) or 'nothing to do'}; {res['check']}"
+                          + (f"; smoke test max |node - local| {smoke['max_abs_diff']:.2e}" if smoke else "") + ")")
 
 
 def _add_ab_commands(sub: argparse._SubParsersAction) -> None:
@@ -402,6 +415,12 @@ def _add_alias_commands(add) -> None:
     p.add_argument("--index", help="check that the index maps the fields (needs the cluster)")
     p = add("rollback", cmd_rollback, "point an alias back at the model it pointed to before the last promote")
     p.add_argument("alias", help="alias name")
+    p = add("ensure", cmd_plugin_ensure, "make an alias serve again (after a restart): recreate its pipeline, redeploy its model, check it")
+    p.add_argument("alias", help="alias name (staging, prod, ...)")
+    p.add_argument("--zip", help="the model's zip: smoke-test _predict against local ONNX Runtime")
+    p.add_argument("--index", help="also run one search through the alias's pipeline on this index")
+    p.add_argument("--wait", type=float, default=300.0, help="seconds to wait for a redeploy")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="smoke test tolerance on |node - local| logits")
     p = add("list", cmd_list, "model versions with state, hash, model card, aliases and pipelines; and the aliases")
     p.add_argument("--group", help="only the models of this model group")
     p = add("undeploy", cmd_undeploy, "undeploy a model unless a pipeline or alias uses it")

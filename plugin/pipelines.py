@@ -18,6 +18,12 @@ Hazards measured on OpenSearch 3.6.0 + neural-search 3.6.0.0, and how the helper
 * ``track_total_hits: false``: HTTP 500 ``null_pointer_exception``. Rejected (``true`` or a number is fine).
 * a ``document_fields`` entry the index does not have: *no error*, every document is scored on an empty text
   (all scores equal). :func:`put_rerank_pipeline` with ``index=`` checks the mapping first.
+* a query text with more than 1024 terms (e.g. 10,000 characters): HTTP 400 ``too_many_clauses`` from the match
+  query. :func:`rerank_search_body` refuses it when it builds the query.
+* a query matching nothing (e.g. emoji only): no error, zero hits.
+* a document field holding an array: *no error*, the model scores Java's rendering of the list (``[a, b]``); a
+  number is scored as its text (``42``).
+* a pipeline calling a deleted model: HTTP 404 "Failed to find model"; ``plugin list`` flags such pipelines.
 * ``from > 0``: the window ``[from, from + size*factor)`` is reranked, so pages are not a partition of one
   reranked list; paginate by asking for a larger ``size`` instead.
 
@@ -28,6 +34,7 @@ The pipeline's ``description`` carries a ``distilrank:`` JSON tag (model id, dep
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 
 from distill.errors import DistilRankError
@@ -35,6 +42,8 @@ from plugin import ml_api
 from plugin.transport import Transport
 
 TAG = "distilrank:"
+#: OpenSearch's default ``indices.query.bool.max_clause_count``: a match query with more terms fails (HTTP 400).
+MAX_CLAUSES = 1024
 
 
 @dataclass
@@ -125,6 +134,11 @@ def rerank_search_body(query_text: str, *, size: int = 10, query: dict | None = 
     if query is None:
         if not fields:
             raise DistilRankError("give either query= or fields= for the first-stage query")
+        terms = len(re.findall(r"\w+", query_text))  # the match query has one clause per token (repeats included)
+        if terms * len(fields) > MAX_CLAUSES:
+            raise DistilRankError(f"query text of {len(query_text):,} characters has {terms:,} terms: the first-stage match query "
+                                  f"would exceed OpenSearch's indices.query.bool.max_clause_count ({MAX_CLAUSES} by default, HTTP 400 "
+                                  "too_many_clauses); shorten it (the model reads only its first max_length tokens anyway)")
         query = {"multi_match": {"query": query_text, "fields": list(fields)}} if len(fields) > 1 else \
             {"match": {fields[0]: query_text}}
     body: dict = {"size": size, "query": query, "ext": {"rerank": {"query_context": {"query_text": query_text}}}}

@@ -72,8 +72,9 @@ def _description(pkg: ModelPackage) -> str:
 def register_meta_body(pkg: ModelPackage, group_id: str, name: str, chunk_size: int) -> dict:
     """The ``_register_meta`` request for a TEXT_SIMILARITY ONNX cross-encoder.
 
-    ML Commons requires a ``model_config`` (``model_type``, ``framework_type``); no ``embedding_dimension``
-    is sent (a cross-encoder has none, and ML Commons 3.x does not need one for TEXT_SIMILARITY).
+    ML Commons requires a ``model_config`` (``model_type``, ``framework_type``). ``embedding_dimension`` is 1 (one
+    logit per pair): a cross-encoder has no embedding, ML Commons 3.x ignores it for TEXT_SIMILARITY, but 2.19
+    refuses the request without it ("embedding dimension is null", measured on the 2.19.1 secure node).
     ``all_config`` carries the zip's hash, ONNX member and truncation length for later inspection.
     """
     return {
@@ -86,7 +87,7 @@ def register_meta_body(pkg: ModelPackage, group_id: str, name: str, chunk_size: 
         "model_content_hash_value": pkg.sha256,
         "model_content_size_in_bytes": pkg.size,
         "total_chunks": pkg.n_chunks(chunk_size),
-        "model_config": {"model_type": "bert", "framework_type": "huggingface_transformers",
+        "model_config": {"model_type": "bert", "framework_type": "huggingface_transformers", "embedding_dimension": 1,
                          "all_config": json.dumps({"distilrank": {"sha256": pkg.sha256, "onnx": pkg.onnx_member,
                                                                   "max_length": pkg.tokenizer_max_length}})},
     }

@@ -9,13 +9,19 @@ Index ``distilrank-registry`` (one shard, ``auto_expand_replicas 0-1``); documen
 
 Writes use ``refresh=wait_for`` so a following read sees them. The search pipelines stay the source of truth
 for what searches use; this index only remembers what they pointed at before.
+
+Alias documents are written by compare-and-set (:func:`read_alias` + :func:`write_alias`): every write names the
+``_seq_no``/``_primary_term`` it read (or creates the document with ``op_type=create``), so two operators changing
+one alias at once cannot both succeed; the loser gets :class:`ConcurrentChangeError` and nothing of its change is kept.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
+from distill.errors import DistilRankError
 from plugin.transport import Transport
 
 INDEX = "distilrank-registry"
@@ -73,7 +79,59 @@ def get_alias(t: Transport, alias: str) -> dict | None:
 
 
 def save_alias(t: Transport, record: dict[str, Any]) -> None:
+    """Overwrite an alias document unconditionally (for repairs; operators go through :func:`write_alias`)."""
     _put(t, f"alias-{record['alias']}", {"kind": "alias", **record})
+
+
+class ConcurrentChangeError(DistilRankError):
+    """Another operator changed the alias between this operator's read and write; nothing of this change was kept."""
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An alias document as read: ``source`` (``None`` when it does not exist) and the version to write against."""
+
+    alias: str
+    source: dict | None
+    seq_no: int | None = None
+    primary_term: int | None = None
+
+
+def read_alias(t: Transport, alias: str) -> Versioned:
+    """The alias document with its ``_seq_no``/``_primary_term`` (for :func:`write_alias`)."""
+    resp = t.request("GET", f"/{INDEX}/_doc/alias-{alias}", ok_statuses=(404,))
+    if not resp.get("found"):
+        return Versioned(alias, None)
+    return Versioned(alias, resp["_source"], resp["_seq_no"], resp["_primary_term"])
+
+
+def write_alias(t: Transport, expected: Versioned, record: dict[str, Any] | None) -> Versioned:
+    """Compare-and-set: write ``record`` (``None``: delete) only if the document is still as ``expected`` was read.
+
+    Raises :class:`ConcurrentChangeError` (HTTP 409 from OpenSearch) when someone wrote it in between."""
+    doc_id = f"alias-{expected.alias}"
+    if expected.source is None:
+        ensure_index(t)
+        path, params = f"/{INDEX}/_create/{doc_id}", {"refresh": "wait_for"}
+    else:
+        path = f"/{INDEX}/_doc/{doc_id}"
+        params = {"refresh": "wait_for", "if_seq_no": expected.seq_no, "if_primary_term": expected.primary_term}
+    if record is None:
+        resp = t.request("DELETE", path, params=params, ok_statuses=(409,))
+    else:
+        resp = t.request("PUT", path, {"kind": "alias", **record, "alias": expected.alias}, params=params, ok_statuses=(409,))
+    if resp.get("status") == 409:
+        now_doc = read_alias(t, expected.alias).source or {}
+        raise ConcurrentChangeError(
+            f"alias {expected.alias!r} was changed by another operator at the same time (compare-and-set on "
+            f"{INDEX}/{doc_id} failed: version conflict); it now points at {now_doc.get('model_id')}"
+            + (f", {now_doc['pending']['op']} to {now_doc['pending'].get('model_id')} by {now_doc['pending'].get('by')} in progress"
+               if now_doc.get("pending") else "")
+            + ". Nothing of this change was kept: check 'distilrank plugin list' and run the command again")
+    if record is None:
+        return Versioned(expected.alias, None)
+    return Versioned(expected.alias, {"kind": "alias", **record, "alias": expected.alias}, resp.get("_seq_no"),
+                     resp.get("_primary_term"))
 
 
 def all_aliases(t: Transport) -> list[dict]:

@@ -14,6 +14,7 @@ Every request of the plugin goes through :meth:`Transport.request`. It
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,7 +145,8 @@ class Transport:
                 status = exc.status_code if isinstance(exc.status_code, int) else None
                 retry_on = RETRY_STATUS if idempotent else SAFE_RETRY_STATUS
                 if status in retry_on and attempt < self.settings.retries:
-                    attempt = self._backoff(attempt, method, path, f"HTTP {status}")
+                    why = f"HTTP {status}" + (f" ({overload_cause(exc.info)})" if status == 429 else "")
+                    attempt = self._backoff(attempt, method, path, why)
                     continue
                 if status in ok_statuses:
                     return {"status": status, "error": exc.info}
@@ -194,7 +196,10 @@ def _reason(info: Any) -> str:
             root = (err.get("root_cause") or [{}])[0]
             reason = err.get("reason") or root.get("reason")
             kind = err.get("type") or root.get("type")
-            return f"{kind}: {reason}" if kind else str(reason)
+            text = f"{kind}: {reason}" if kind else str(reason)
+            if root.get("reason") and root.get("reason") != reason:  # "all shards failed" says nothing by itself
+                text += f" (root cause {root.get('type')}: {root['reason']})"
+            return text
         return str(err)
     return str(info)[:2000]
 
@@ -206,6 +211,33 @@ def _fix_for(status: int | None, info: Any) -> str | None:
     if "circuit" in text.lower() and "breaker" in text.lower():
         return ("an ML Commons memory breaker is open: raise plugins.ml_commons.native_memory_threshold / "
                 "jvm_heap_memory_threshold or free memory (distilrank plugin preflight shows the breakers)")
+    if status == 404 and "Failed to find model" in text:
+        return ("the search pipeline calls an ML model that does not exist (deleted?): 'distilrank plugin list' flags it; "
+                "promote a deployed model to the alias (distilrank plugin promote ALIAS --model-id ...)")
+    if "maxClauseCount" in text:
+        return "the query has more terms than indices.query.bool.max_clause_count (1024 by default): shorten the query text"
     if status == 429:
-        return "the cluster is overloaded (429 after retries): retry later or raise --retries"
+        return (f"the cluster rejected the request after the retries: {overload_cause(info)}; lower the number of "
+                "concurrent searches or the rerank depth, or raise --retries")
     return None
+
+
+_POOL = re.compile(r"OpenSearchThreadPoolExecutor\[name = (?:[^/\],]*/)?([\w.-]+)(?:, queue capacity = (\d+))?")
+
+
+def overload_cause(info: Any) -> str:
+    """What a 429 says is full: an ML Commons thread pool (``opensearch_ml_*``), an ML Commons memory circuit
+    breaker, another thread pool (``search``, ``write``...) or a parent/request circuit breaker; from the
+    cluster's own reason text (OpenSearch 2.x/3.x wording)."""
+    text = info if isinstance(info, str) else json.dumps(info)
+    pool = _POOL.search(text)
+    if pool:
+        name, capacity = pool.group(1), pool.group(2)
+        owner = "ML Commons thread pool" if name.startswith("opensearch_ml") else "thread pool"
+        return f"{owner} {name!r} is full" + (f" (queue capacity {capacity})" if capacity else "")
+    low = text.lower()
+    if "memory circuit breaker" in low or ("ml" in low and "circuit" in low and "breaker" in low):
+        return "an ML Commons memory circuit breaker is open (plugins.ml_commons.native_memory_threshold / jvm_heap_memory_threshold)"
+    if "circuit_breaking_exception" in low:
+        return "an OpenSearch circuit breaker tripped (" + _reason(info)[:300] + ")"
+    return "overloaded (" + _reason(info)[:300] + ")"

@@ -149,3 +149,49 @@ def test_dry_run_sends_reads_and_records_writes(server):
     planned = [r.to_dict() for r in t.planned]
     assert [p["path"] for p in planned] == ["/_plugins/_ml/models/_register_meta", "/_plugins/_ml/models/<dry-run:model_id>/upload_chunk/0"]
     assert planned[1]["body"].startswith("<1,000 bytes, sha256 ")
+
+
+# --- overload (HTTP 429): retried with backoff, then a message naming what is full ----------------------------
+
+ML_POOL_REJECTION = {"error": {"root_cause": [{"type": "rejected_execution_exception", "reason": (
+    "rejected execution of org.opensearch.ml.task.MLPredictTaskRunner$$Lambda/0x1@2 on OpenSearchThreadPoolExecutor"
+    "[name = node-1/opensearch_ml_predict, queue capacity = 10000, org.opensearch.common.util.concurrent."
+    "OpenSearchThreadPoolExecutor@3[Running, pool size = 2, active threads = 2, queued tasks = 10000]]")}],
+    "type": "rejected_execution_exception", "reason": "rejected execution of ..."}, "status": 429}
+ML_BREAKER = {"error": {"type": "m_l_limit_exceeded_exception", "reason": "Memory Circuit Breaker is open, please check your "
+                                                                          "resources!"}, "status": 429}
+
+
+def test_search_429_retried_then_answered(server):
+    Scripted.script = [(429, ML_POOL_REJECTION), (200, {"hits": {"hits": []}})]
+    logged: list[str] = []
+    t, sleeps = transport(server, log=logged.append)
+    assert t.request("POST", "/idx/_search", {"query": {"match_all": {}}}) == {"hits": {"hits": []}}
+    assert sleeps == [0.1] and len(Scripted.seen) == 2
+    assert "ML Commons thread pool 'opensearch_ml_predict' is full" in logged[0]
+
+
+def test_search_429_gives_up_naming_the_ml_thread_pool(server):
+    Scripted.script = [(429, ML_POOL_REJECTION)] * 3
+    t, sleeps = transport(server, retries=2)
+    with pytest.raises(ClusterError, match=r"(?s)HTTP 429.*fix: the cluster rejected the request after the retries: ML Commons "
+                                           r"thread pool 'opensearch_ml_predict' is full \(queue capacity 10000\)") as e:
+        t.request("POST", "/idx/_search", {"query": {"match_all": {}}}, params={"search_pipeline": "p"})
+    assert e.value.status == 429 and sleeps == [0.1, 0.2]
+
+
+def test_search_429_names_the_ml_memory_breaker(server):
+    Scripted.script = [(429, ML_BREAKER)]
+    t, _ = transport(server, retries=0)
+    with pytest.raises(ClusterError, match=r"(?s)Memory Circuit Breaker is open.*fix: an ML Commons memory breaker is open"):
+        t.request("POST", "/idx/_search", {})
+
+
+def test_overload_cause_names_core_pools_and_breakers():
+    from plugin.transport import overload_cause
+
+    search_pool = "rejected execution of x on OpenSearchThreadPoolExecutor[name = n/search, queue capacity = 1000, y]"
+    assert overload_cause(search_pool) == "thread pool 'search' is full (queue capacity 1000)"
+    parent = {"error": {"type": "circuit_breaking_exception", "reason": "[parent] Data too large"}}
+    assert overload_cause(parent).startswith("an OpenSearch circuit breaker tripped (circuit_breaking_exception: [parent]")
+    assert overload_cause({"error": "busy"}) == "overloaded (busy)"

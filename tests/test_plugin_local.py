@@ -88,7 +88,7 @@ def test_register_meta_body(exported):
     body = register_meta_body(pkg, "g1", "toy", 1000)
     assert body["function_name"] == "TEXT_SIMILARITY" and body["model_format"] == "ONNX"
     assert body["model_content_hash_value"] == pkg.sha256 and body["model_content_size_in_bytes"] == pkg.size
-    assert body["total_chunks"] == pkg.n_chunks(1000) and "embedding_dimension" not in body["model_config"]
+    assert body["total_chunks"] == pkg.n_chunks(1000) and body["model_config"]["embedding_dimension"] == 1  # 2.19 needs it
     assert "accuracy 0.9100" in body["description"]
     assert json.loads(body["model_config"]["all_config"])["distilrank"]["sha256"] == pkg.sha256
 
@@ -116,6 +116,10 @@ def test_search_body_guards():
     with pytest.raises(DistilRankError, match="ext.rerank.query_context"):
         check_search_body({"size": 10, "query": {"match_all": {}}})
     check_search_body({"size": 10, "ext": {"rerank": {"query_context": {"query_text_path": "query.match.title"}}}})
+    # more match-query clauses than max_clause_count (HTTP 400 too_many_clauses on the node): refused, 1,000 terms are fine
+    with pytest.raises(DistilRankError, match=r"10,000 characters has 2,000 terms.*max_clause_count \(1024"):
+        rerank_search_body("usb cable " * 1000, fields=["title"])
+    assert rerank_search_body("usb cable " * 512, fields=["title"])["size"] == 10
 
 
 def test_smoke_pairs_and_local_scoring(exported):

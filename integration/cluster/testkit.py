@@ -3,16 +3,12 @@
 * ``build_tiny_cross_encoder`` makes a tiny ONNX TEXT_SIMILARITY model in the layout ML Commons
   expects (flat zip: one ``*.onnx`` + ``tokenizer.json``) whose score is easy to predict:
   ``logit = overlap(query, doc) + sum(bonus[w] for w in doc) / (len(doc) + 1)``.
-* ``MLClient`` wraps the handful of ML Commons REST calls the tests need, on an opensearch-py client.
-
-(The real plugin client is a later issue's ``plugin/``; this is only for tests of the node.)
+The tests talk to ML Commons through distilrank's own client (:mod:`plugin.ml_api`, ``Node.t`` in conftest.py).
 """
 from __future__ import annotations
 
 import hashlib
 import io
-import json
-import time
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -172,71 +168,3 @@ def build_tiny_cross_encoder(out_dir: Path, name: str = "tiny-cross-encoder") ->
         zf.writestr("tokenizer.json", build_tokenizer_json())
     data = zpath.read_bytes()
     return ModelZip(zpath, hashlib.sha256(data).hexdigest(), len(data))
-
-
-class MLError(AssertionError):
-    pass
-
-
-class MLClient:
-    """ML Commons REST calls on an opensearch-py ``OpenSearch`` client."""
-
-    def __init__(self, client):
-        self.client = client
-
-    def request(self, method: str, path: str, body=None, params=None):
-        return self.client.transport.perform_request(method, path, body=body, params=params)
-
-    def register_model_group(self, name: str) -> str:
-        resp = self.request("POST", "/_plugins/_ml/model_groups/_register",
-                            {"name": name, "description": "distilrank integration test"})
-        return resp["model_group_id"]
-
-    def register_onnx_text_similarity(self, mz: ModelZip, name: str, group_id: str,
-                                      chunk_size: int = 10_000_000,
-                                      framework_type: str = "huggingface_transformers") -> str:
-        data = mz.path.read_bytes()
-        chunks = [data[i:i + chunk_size] for i in range(0, len(data), chunk_size)] or [b""]
-        meta = {
-            "name": name, "version": "1.0.0", "model_group_id": group_id,
-            "description": "tiny ONNX cross-encoder made by the integration tests",
-            "model_format": "ONNX", "function_name": "TEXT_SIMILARITY",
-            "model_content_hash_value": mz.sha256, "model_content_size_in_bytes": mz.size,
-            "total_chunks": len(chunks),
-            "model_config": {"model_type": "bert", "embedding_dimension": 1,
-                             "framework_type": framework_type},
-        }
-        model_id = self.request("POST", "/_plugins/_ml/models/_register_meta", meta)["model_id"]
-        for i, chunk in enumerate(chunks):
-            self.request("POST", f"/_plugins/_ml/models/{model_id}/upload_chunk/{i}", chunk)
-        return model_id
-
-    def wait_task(self, task_id: str, timeout: float = 180) -> dict:
-        deadline = time.time() + timeout
-        while True:
-            task = self.request("GET", f"/_plugins/_ml/tasks/{task_id}")
-            if task.get("state") in ("COMPLETED", "FAILED", "COMPLETED_WITH_ERROR", "CANCELLED"):
-                if task["state"] != "COMPLETED":
-                    raise MLError(f"ML task {task_id} ended {task['state']}: {json.dumps(task)[:2000]}")
-                return task
-            if time.time() > deadline:
-                raise MLError(f"ML task {task_id} not done after {timeout}s: {json.dumps(task)[:2000]}")
-            time.sleep(1)
-
-    def deploy(self, model_id: str, timeout: float = 300) -> dict:
-        resp = self.request("POST", f"/_plugins/_ml/models/{model_id}/_deploy")
-        if resp.get("status") == "COMPLETED" or "task_id" not in resp:
-            return resp
-        return self.wait_task(resp["task_id"], timeout)
-
-    def predict_similarity(self, model_id: str, query: str, docs: list[str]) -> tuple[list[float], dict]:
-        resp = self.request("POST", f"/_plugins/_ml/models/{model_id}/_predict",
-                            {"query_text": query, "text_docs": docs})
-        scores = [r["output"][0]["data"][0] for r in resp["inference_results"]]
-        return scores, resp
-
-    def undeploy(self, model_id: str) -> None:
-        self.request("POST", f"/_plugins/_ml/models/{model_id}/_undeploy")
-
-    def delete_model(self, model_id: str) -> None:
-        self.request("DELETE", f"/_plugins/_ml/models/{model_id}")

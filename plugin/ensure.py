@@ -1,0 +1,136 @@
+"""Make an alias serve again (after a node restart, a crash, an undeploy) and find what cannot serve.
+
+:func:`ensure_alias` is idempotent: it reads the alias's search pipeline, recreates the pipeline from the
+registry record if it is gone, redeploys the model the pipeline calls when ``_predict`` does not answer (ML Commons
+can show a stale ``DEPLOYED`` state right after a restart, so the state alone is not trusted), and verifies it:
+with the zip, the smoke test against local ONNX Runtime (:func:`plugin.deploy.smoke_test`); without it, finite
+scores for the sample pairs; with ``index``, one search through the pipeline.
+
+:func:`serving_problems` lists every search pipeline and alias that calls a model that does not exist or is not
+deployed, and every alias whose pipeline is missing or calls another model (what ``plugin list`` flags).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from distill.errors import DistilRankError
+from plugin import ml_api, registry_store
+from plugin.deploy import deploy_model, smoke_test, wait_task
+from plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec, rerank_search_body
+from plugin.register import wait_model_state
+from plugin.transport import ClusterError, Transport
+
+SERVING = ("DEPLOYED",)
+
+
+def serving_problems(t: Transport) -> list[dict]:
+    """``[{"kind": "pipeline"|"alias", "name", "model_id", "problem"}]`` for everything a search would fail on."""
+    problems: list[dict] = []
+    states: dict[str, str | None] = {}
+
+    def state(mid: str) -> str | None:
+        if mid not in states:
+            model = ml_api.get_model(t, mid)
+            states[mid] = None if model is None else model.get("model_state")
+        return states[mid]
+
+    pipes = ml_api.all_search_pipelines(t)
+    for name, body in sorted(pipes.items()):
+        for mid in ml_api.rerank_model_ids(body):
+            st = state(mid)
+            if st is None:
+                problems.append({"kind": "pipeline", "name": name, "model_id": mid,
+                                 "problem": f"search pipeline {name} calls model {mid}, which was deleted: its searches fail"})
+            elif st not in SERVING:
+                problems.append({"kind": "pipeline", "name": name, "model_id": mid,
+                                 "problem": f"search pipeline {name} calls model {mid}, which is {st}: its searches fail "
+                                            f"(distilrank plugin deploy --model-id {mid}, or plugin ensure ALIAS)"})
+    for rec in registry_store.all_aliases(t):
+        alias, pipe = rec["alias"], rec.get("pipeline")
+        live = read_pipeline_spec(pipes.get(pipe)) if pipe else None
+        if pipe not in pipes:
+            problems.append({"kind": "alias", "name": alias, "model_id": rec.get("model_id"),
+                             "problem": f"alias {alias}: its search pipeline {pipe} does not exist (distilrank plugin ensure {alias})"})
+        elif live and live.model_id != rec.get("model_id"):
+            problems.append({"kind": "alias", "name": alias, "model_id": rec.get("model_id"),
+                             "problem": f"alias {alias}: pipeline {pipe} calls {live.model_id}, the registry says {rec.get('model_id')}"})
+        if rec.get("pending"):
+            problems.append({"kind": "alias", "name": alias, "model_id": rec.get("model_id"),
+                             "problem": f"alias {alias}: a {rec['pending'].get('op')} by {rec['pending'].get('by')} is in progress "
+                                        "(or died; it expires after 120 s)"})
+    return problems
+
+
+def _predict_ok(t: Transport, model_id: str) -> tuple[bool, str]:
+    from plugin.deploy import default_smoke_pairs
+
+    query, docs = default_smoke_pairs(4)[0]
+    try:
+        scores = ml_api.predict_similarity(t, model_id, query, docs)
+    except ClusterError as exc:
+        return False, str(exc).splitlines()[0]
+    if len(scores) != len(docs) or not all(math.isfinite(s) for s in scores):
+        return False, f"_predict gave {scores} for {len(docs)} documents"
+    return True, f"_predict: {len(scores)} finite scores"
+
+
+def _redeploy(t: Transport, model_id: str, wait: float, log: Callable[[str], None]) -> None:
+    """Deploy even if the model document says DEPLOYED (a stale state after a restart)."""
+    model = ml_api.get_model(t, model_id) or {}
+    if model.get("model_state") != "DEPLOYED":
+        deploy_model(t, model_id, wait=wait, log=log)
+        return
+    resp = ml_api.deploy(t, model_id)
+    if resp.get("task_id") and resp.get("status") != "COMPLETED":
+        wait_task(t, resp["task_id"], wait)
+    wait_model_state(t, model_id, ("DEPLOYED",), wait, fail_states=("DEPLOY_FAILED",))
+
+
+def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None, index: str | None = None,
+                 wait: float = 300.0, tolerance: float = 1e-4, log: Callable[[str], None] = lambda m: None) -> dict:
+    """Make ``alias`` serve: pipeline present, its model deployed and answering; returns what was done.
+
+    Raises :class:`DistilRankError` when the alias does not exist or its model was deleted (nothing to redeploy)."""
+    t0 = time.monotonic()
+    record = registry_store.get_alias(t, alias)
+    if not record or not record.get("model_id"):
+        raise DistilRankError(f"alias {alias!r} does not exist (promote a model to it first)")
+    actions: list[str] = []
+    pipe = record["pipeline"]
+    spec = read_pipeline_spec(ml_api.get_search_pipeline(t, pipe))
+    if spec is None:
+        spec = RerankSpec(**{**record["params"], "alias": alias})
+        if ml_api.get_model(t, spec.model_id) is None:
+            raise DistilRankError(f"alias {alias}: pipeline {pipe} is gone and model {spec.model_id} was deleted; "
+                                  f"promote another model: distilrank plugin promote {alias} --model-id ...")
+        put_rerank_pipeline(t, pipe, spec)
+        actions.append(f"recreated search pipeline {pipe}")
+    model_id = spec.model_id
+    model = ml_api.get_model(t, model_id)
+    if model is None:
+        raise DistilRankError(f"alias {alias}: search pipeline {pipe} calls model {model_id}, which was deleted; promote "
+                              f"another model: distilrank plugin promote {alias} --model-id ...")
+    state_before = model.get("model_state")
+    ok, detail = _predict_ok(t, model_id)
+    if not ok:
+        log(f"alias {alias}: model {model_id} ({state_before}) does not answer ({detail}); deploying it")
+        _redeploy(t, model_id, wait, log)
+        actions.append(f"deployed {model_id} (was {state_before})")
+        ok, detail = _predict_ok(t, model_id)
+        if not ok:
+            raise ClusterError(f"alias {alias}: model {model_id} is deployed but _predict fails: {detail}")
+    out: dict = {"alias": alias, "pipeline": pipe, "model_id": model_id, "state_before": state_before, "actions": actions,
+                 "check": detail}
+    if zip_path and not t.dry_run:
+        out["smoke_test"] = asdict(smoke_test(t, model_id, zip_path, tolerance=tolerance))
+    if index:
+        body = rerank_search_body("test", size=spec.size, query={"match_all": {}})
+        resp = t.request("POST", f"/{index}/_search", body, params={"search_pipeline": pipe})
+        out["search_hits"] = len(resp["hits"]["hits"])
+    out["seconds"] = round(time.monotonic() - t0, 3)
+    return out
