@@ -1,0 +1,130 @@
+"""Teacher scoring on a local Ray instance (2 logical CPUs, 256 MiB object store) on tiny data: the same logits
+as the single-process engine, resumable after the driver is killed, refusing incomplete or duplicated rows."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from distill.data.pairs import Pairs
+from distill.data.transfer import transfer_set_from_pairs
+from distill.errors import DistilRankError
+from distill.teacher.engine_config import EngineConfig
+from distill.teacher.logit_parts import PARTS, accept_parts
+from distill.teacher.scoring import load_logits, score_transfer_set, teacher_digest
+from tests.conftest import sentiment_pairs
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the scorer actors (1 thread each): the same float sums
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def teacher(tiny_bert, tmp_path_factory) -> Path:
+    """A one-logit cross-encoder checkpoint (its head saved, so every actor loads the same weights)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(1)
+    d = tmp_path_factory.mktemp("teacher")
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=1)
+    torch.nn.init.normal_(model.classifier.weight, std=3.0)  # logits that differ visibly from row to row
+    model.save_pretrained(str(d))
+    AutoTokenizer.from_pretrained(str(tiny_bert)).save_pretrained(str(d))
+    return d
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    from distill.teacher.ray_scoring import ensure_ray
+
+    ensure_ray(EngineConfig(engine="ray", workers=2, object_store_mb=256))
+    yield
+    ray.shutdown()
+
+
+def _pairs(n: int) -> Pairs:
+    p = sentiment_pairs(n, seed=4)
+    return Pairs([f"red shoes {i % 5}" for i in range(n)], p.texts)
+
+
+KW = dict(batch_size=1, max_length=32, device="cpu")  # batch 1: no padding, so logits do not depend on the batching
+
+
+def test_ray_and_local_engines_give_identical_logits(teacher, local_ray, tmp_path):
+    from distill.teacher.ray_scoring import score_transfer_set_ray
+
+    pairs = _pairs(300)
+    score_transfer_set(teacher, pairs, tmp_path / "local", chunk_size=64, **KW)
+    ts = transfer_set_from_pairs(pairs, tmp_path / "ts", rows_per_shard=100)
+    rep = score_transfer_set_ray(teacher, ts, tmp_path / "ray", EngineConfig(engine="ray", workers=2, chunk_rows=40, part_rows=50), **KW)
+    assert rep["rows_scored"] == 300 and rep["complete"]
+    np.testing.assert_array_equal(load_logits(tmp_path / "ray"), load_logits(tmp_path / "local"))
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "ray" / "logits.parquet")
+    np.testing.assert_array_equal(table.column("row_id").to_numpy(), np.arange(300))
+    again = score_transfer_set_ray(teacher, ts, tmp_path / "ray", EngineConfig(engine="ray"), **KW)
+    assert again["rows_scored"] == 0  # accepted: nothing to do
+    # batched scoring (padding) agrees to float rounding
+    rep = score_transfer_set_ray(teacher, ts, tmp_path / "ray64", EngineConfig(engine="ray", workers=1), **{**KW, "batch_size": 64})
+    np.testing.assert_allclose(load_logits(tmp_path / "ray64"), load_logits(tmp_path / "local"), atol=1e-5)
+    with pytest.raises(DistilRankError, match="other data, another teacher or max_length"):
+        score_transfer_set_ray(teacher, ts, tmp_path / "ray", EngineConfig(engine="ray"), **{**KW, "max_length": 16})
+
+
+def test_accepting_refuses_missing_and_twice_scored_rows(teacher, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fp = {"data": "d", "teacher": teacher_digest(teacher), "max_length": 32}
+    parts = tmp_path / PARTS
+    parts.mkdir()
+    pq.write_table(pa.table({"row_id": np.arange(0, 6), "logit": np.zeros(6, np.float32)}), parts / "part-a.parquet")
+    with pytest.raises(DistilRankError, match=r"4 of 10 rows missing \(rows 6, 7, 8, 9\)"):
+        accept_parts(tmp_path, fp, 10)
+    pq.write_table(pa.table({"row_id": np.arange(4, 10), "logit": np.zeros(6, np.float32)}), parts / "part-b.parquet")
+    with pytest.raises(DistilRankError, match=r"2 rows scored more than once \(rows 4, 5\)"):
+        accept_parts(tmp_path, fp, 10)
+    assert not (tmp_path / "logits.npy").exists()
+
+
+DRIVER = """
+import sys
+from distill.data.transfer import TransferSet
+from distill.teacher.engine_config import EngineConfig
+from distill.teacher.ray_scoring import score_transfer_set_ray
+score_transfer_set_ray(sys.argv[1], TransferSet.open(sys.argv[2]), sys.argv[3],
+                       EngineConfig(engine="ray", workers=1, chunk_rows=20, part_rows=20, object_store_mb=256),
+                       batch_size=1, max_length=32, device="cpu")
+"""
+
+
+def test_a_killed_driver_resumes_and_ends_with_the_uninterrupted_logits(teacher, local_ray, tmp_path):
+    from distill.teacher.ray_scoring import score_transfer_set_ray
+
+    pairs = _pairs(900)
+    ts = transfer_set_from_pairs(pairs, tmp_path / "ts", rows_per_shard=300)
+    out = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(teacher), str(ts.path), str(out)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not list((out / PARTS).glob("part-*.parquet")):
+        time.sleep(0.2)
+    assert proc.poll() is None, f"the driver ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    parts_before = len(list((out / PARTS).glob("part-*.parquet")))
+    assert parts_before >= 1 and not (out / "logits.npy").exists()
+    rep = score_transfer_set_ray(teacher, ts, out, EngineConfig(engine="ray", workers=2, chunk_rows=50), **KW)
+    assert 0 < rep["rows_before"] < 900 and rep["rows_before"] + rep["rows_scored"] == 900
+    score_transfer_set(teacher, pairs, tmp_path / "uninterrupted", **KW)
+    np.testing.assert_array_equal(load_logits(out), load_logits(tmp_path / "uninterrupted"))
