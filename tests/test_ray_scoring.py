@@ -128,3 +128,48 @@ def test_a_killed_driver_resumes_and_ends_with_the_uninterrupted_logits(teacher,
     assert 0 < rep["rows_before"] < 900 and rep["rows_before"] + rep["rows_scored"] == 900
     score_transfer_set(teacher, pairs, tmp_path / "uninterrupted", **KW)
     np.testing.assert_array_equal(load_logits(out), load_logits(tmp_path / "uninterrupted"))
+
+
+def test_the_engine_section_of_a_run_config(tmp_path, tiny_bert):
+    from distill.config import load_config
+    from distill.data.readers import write_pairs
+    from distill.errors import ConfigError
+
+    write_pairs(sentiment_pairs(20), tmp_path / "train.tsv")
+    base = (f'[data.train]\npath = "train.tsv"\n[data.dev]\npath = "train.tsv"\n[[teachers]]\nname = "t"\nbase = "{tiny_bert}"\n'
+            '[distill]\ncombine = "mean"\n')
+    (tmp_path / "run.toml").write_text(base + '[engine]\nengine = "ray"\naddress = "auto"\nworkers = 4\ngpus_per_worker = 1\n')
+    cfg = load_config(tmp_path / "run.toml")
+    assert cfg.engine == EngineConfig(engine="ray", address="auto", workers=4, gpus_per_worker=1.0)
+    assert load_config(_write(tmp_path / "plain.toml", base)).engine.engine == "local"
+    with pytest.raises(ConfigError, match=r"field 'engine.engine': must be one of \['local', 'ray'\]"):
+        load_config(_write(tmp_path / "bad.toml", base + '[engine]\nengine = "spark"\n'))
+    with pytest.raises(ConfigError, match=r"field 'engine.workers': must be >= 1"):
+        load_config(_write(tmp_path / "bad.toml", base + '[engine]\nworkers = 0\n'))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_cli_scores_a_transfer_set_on_ray(teacher, local_ray, tmp_path, capsys):
+    import json
+
+    from distill.cli import main
+    from distill.data.readers import write_pairs
+
+    pairs = _pairs(120)
+    write_pairs(pairs, tmp_path / "pairs.jsonl")
+    assert main(["transfer-set", "--input", str(tmp_path / "pairs.jsonl"), "--out", str(tmp_path / "ts"), "--label-field", "",
+                 "--rows-per-shard", "50"]) == 0
+    assert "3 Parquet shards" in capsys.readouterr().out
+    assert main(["teacher", "score", "--json", "--teacher", str(teacher), "--input", str(tmp_path / "ts"), "--out", str(tmp_path / "s"),
+                 "--engine", "ray", "--workers", "2", "--chunk-rows", "32", "--batch-size", "1", "--max-length", "32", "--device", "cpu"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["engine"] == "ray" and rep["rows_scored"] == 120 and rep["workers"] == 2
+    score_transfer_set(teacher, pairs, tmp_path / "local", **KW)
+    np.testing.assert_array_equal(load_logits(tmp_path / "s"), load_logits(tmp_path / "local"))
+    assert main(["teacher", "score", "--teacher", str(teacher), "--input", str(tmp_path / "ts"), "--out", str(tmp_path / "x"),
+                 "--engine", "ray", "--shard", "0/2"]) == 2
+    assert "drop --shard" in capsys.readouterr().err

@@ -94,6 +94,11 @@ def write_transfer_set(batches: Iterable[Pairs], out_dir: str | Path, *, rows_pe
     return ts
 
 
+def is_transfer_set(path: str | Path) -> bool:
+    """True when ``path`` is a transfer-set directory (holds a ``manifest.json``)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
 def transfer_set_from_pairs(pairs: Pairs, out_dir: str | Path, **kwargs) -> "TransferSet":
     """``pairs`` (any table the readers return) written as a transfer set (see :func:`write_transfer_set`)."""
     return write_transfer_set([pairs], out_dir, **kwargs)

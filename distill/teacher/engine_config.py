@@ -51,7 +51,7 @@ def add_engine_args(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         kind = {"int": int, "float": float}.get(str(f.type), str)
         extra = {"choices": list(ENGINES)} if f.name == "engine" else {}
-        parser.add_argument(flag, dest=f"engine_{f.name}", type=kind, default=f.default, help=f"{f.metadata['help']} (default: {f.default!r})",
+        parser.add_argument(flag, dest=f"engine_{f.name}", metavar=f.name.upper(), type=kind, default=f.default, help=f"{f.metadata['help']} (default: {f.default!r})",
                             **extra)
 
 
