@@ -173,3 +173,44 @@ def test_cli_scores_a_transfer_set_on_ray(teacher, local_ray, tmp_path, capsys):
     assert main(["teacher", "score", "--teacher", str(teacher), "--input", str(tmp_path / "ts"), "--out", str(tmp_path / "x"),
                  "--engine", "ray", "--shard", "0/2"]) == 2
     assert "drop --shard" in capsys.readouterr().err
+
+
+def _scorer_worker_pids() -> list[int]:
+    """Processes of this machine's Ray scorer actors (their title is ``ray::MapWorker(MapBatches(TeacherScorer))``)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                cmd = Path(f"/proc/{d}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"ray::MapWorker") and b"TeacherScorer" in cmd:
+                pids.append(int(d))
+    return pids
+
+
+def test_a_killed_scorer_worker_is_replaced_and_no_row_is_lost_or_doubled(teacher, local_ray, tmp_path):
+    import threading
+
+    from distill.teacher.ray_scoring import score_transfer_set_ray
+
+    pairs = _pairs(600)
+    ts = transfer_set_from_pairs(pairs, tmp_path / "ts", rows_per_shard=200)
+    out, killed = tmp_path / "scores", []
+
+    def kill_a_worker_mid_job() -> None:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not killed:
+            pids = _scorer_worker_pids() if list((out / PARTS).glob("part-*.parquet")) else []
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)  # a scorer actor this test's Ray instance started
+                killed.append(pids[0])
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_a_worker_mid_job)
+    killer.start()
+    rep = score_transfer_set_ray(teacher, ts, out, EngineConfig(engine="ray", workers=1, chunk_rows=20, part_rows=20), **KW)
+    killer.join()
+    assert killed and rep["rows_scored"] == 600
+    score_transfer_set(teacher, pairs, tmp_path / "uninterrupted", **KW)
+    np.testing.assert_array_equal(load_logits(out), load_logits(tmp_path / "uninterrupted"))
