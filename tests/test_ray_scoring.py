@@ -214,3 +214,14 @@ def test_a_killed_scorer_worker_is_replaced_and_no_row_is_lost_or_doubled(teache
     assert killed and rep["rows_scored"] == 600
     score_transfer_set(teacher, pairs, tmp_path / "uninterrupted", **KW)
     np.testing.assert_array_equal(load_logits(out), load_logits(tmp_path / "uninterrupted"))
+
+
+def test_score_with_engine_takes_pairs_on_either_engine(teacher, local_ray, tmp_path):
+    from distill.teacher.engines import score_with_engine
+
+    pairs = _pairs(80)
+    local = score_with_engine(EngineConfig(), teacher, pairs, tmp_path / "local", **KW)
+    on_ray = score_with_engine(EngineConfig(engine="ray", workers=1, chunk_rows=40), teacher, pairs, tmp_path / "ray", **KW)
+    assert (local["engine"], on_ray["engine"]) == ("local", "ray") and local["complete"] and on_ray["complete"]
+    assert (tmp_path / "ray" / "transfer-set" / "manifest.json").exists()  # the pairs were written as a transfer set first
+    np.testing.assert_array_equal(load_logits(tmp_path / "ray"), load_logits(tmp_path / "local"))
