@@ -46,6 +46,7 @@ def test_a_damaged_transfer_set_is_refused_by_name(tmp_path):
         TransferSet.open(tmp_path / "ts")
     with pytest.raises(DataError, match="all be labeled or all unlabeled"):
         write_transfer_set([_pairs(5), _pairs(5).without_labels()], tmp_path / "mixed")
+    assert not list((tmp_path / "mixed").glob("*.parquet*")) and not list((tmp_path / "mixed").glob(".*"))  # nothing half-written
 
 
 def test_token_ids_equal_the_in_memory_encoding_and_are_reused(tmp_path):

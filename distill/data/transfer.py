@@ -46,49 +46,86 @@ def _shard_table(pairs: Pairs, first_row: int):
     return pa.table(cols)
 
 
+class _ShardWriter:
+    """Appends row batches to Parquet shards of at most ``rows_per_shard`` rows, each shard written to a temporary
+    file and renamed into place when full (so memory is one batch, not one shard)."""
+
+    def __init__(self, out: Path, rows_per_shard: int, row_group_rows: int):
+        self.out, self.rows_per_shard, self.row_group_rows = out, rows_per_shard, row_group_rows
+        self.shards: list[dict] = []
+        self.n_rows, self._in_shard = 0, 0
+        self._writer = self._ctx = None
+
+    def _open(self, table) -> None:
+        import pyarrow.parquet as pq
+
+        name = f"shard-{len(self.shards):05d}.parquet"
+        self._ctx = atomic_path(self.out / name)
+        self._writer = pq.ParquetWriter(self._ctx.__enter__(), table.schema)
+        self.shards.append({"file": name, "rows": 0, "first_row": self.n_rows})
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._ctx.__exit__(None, None, None)
+            self._writer = self._ctx = None
+            self._in_shard = 0
+
+    def add(self, pairs: Pairs) -> None:
+        start = 0
+        while start < len(pairs):
+            if self._in_shard >= self.rows_per_shard:
+                self._close()
+            take = min(len(pairs) - start, self.rows_per_shard - self._in_shard)
+            piece = pairs if take == len(pairs) else pairs.select(np.arange(start, start + take))
+            table = _shard_table(piece, self.n_rows)
+            if self._writer is None:
+                self._open(table)
+            self._writer.write_table(table, row_group_size=self.row_group_rows)
+            self.shards[-1]["rows"] += take
+            self._in_shard += take
+            self.n_rows += take
+            start += take
+
+    def finish(self) -> list[dict]:
+        self._close()
+        return self.shards
+
+    def abort(self, exc: BaseException) -> None:
+        """Drop the shard being written (its temporary file is removed)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._ctx.__exit__(type(exc), exc, exc.__traceback__)
+            self._writer = self._ctx = None
+
+
 def write_transfer_set(batches: Iterable[Pairs], out_dir: str | Path, *, rows_per_shard: int = 1_000_000,
                        row_group_rows: int = 65_536) -> "TransferSet":
     """Write ``batches`` (in order) as a transfer set in ``out_dir``; returns it opened.
 
-    Rows are buffered up to ``rows_per_shard`` (one shard's strings in memory at most), then written as
-    one Parquet file.  Either every batch is labeled or none is.  The digest is computed while writing.
+    Each batch is appended to the current shard as it comes (memory: one batch); a shard holds at most
+    ``rows_per_shard`` rows.  Either every batch is labeled or none is.  The digest is computed from the
+    written shards at the end (one more streaming pass).
     """
-    import pyarrow.parquet as pq
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)
-    shards: list[dict] = []
-    buffer: list[Pairs] = []
-    buffered, n_rows, labeled, single = 0, 0, None, True
-
-    def flush() -> None:
-        nonlocal buffer, buffered, n_rows
-        if not buffered:
-            return
-        part = Pairs.concat(buffer)
-        name = f"shard-{len(shards):05d}.parquet"
-        with atomic_path(out / name) as tmp:
-            pq.write_table(_shard_table(part, n_rows), tmp, row_group_size=row_group_rows)
-        shards.append({"file": name, "rows": len(part), "first_row": n_rows})
-        n_rows += len(part)
-        buffer, buffered = [], 0
-
-    for batch in batches:
-        if labeled is None:
-            labeled = batch.labels is not None
-        elif labeled != (batch.labels is not None):
-            raise DataError(out, None, "transfer-set batches must all be labeled or all unlabeled")
-        single = single and batch.single_text
-        for start in range(0, len(batch), rows_per_shard):
-            piece = batch.select(np.arange(start, min(len(batch), start + rows_per_shard))) if len(batch) > rows_per_shard else batch
-            if buffered + len(piece) > rows_per_shard:
-                flush()
-            buffer.append(piece)
-            buffered += len(piece)
-    flush()
-    ts = TransferSet(out, {"n_rows": n_rows, "shards": shards, "single_text": bool(single and n_rows), "labeled": bool(labeled),
-                           "digest": ""})
+    writer = _ShardWriter(out, rows_per_shard, row_group_rows)
+    labeled, single = None, True
+    try:
+        for batch in batches:
+            if labeled is None:
+                labeled = batch.labels is not None
+            elif labeled != (batch.labels is not None):
+                raise DataError(out, None, "transfer-set batches must all be labeled or all unlabeled")
+            single = single and batch.single_text
+            writer.add(batch)
+    except BaseException as exc:
+        writer.abort(exc)
+        raise
+    shards = writer.finish()
+    ts = TransferSet(out, {"n_rows": writer.n_rows, "shards": shards, "single_text": bool(single and writer.n_rows),
+                           "labeled": bool(labeled), "digest": ""})
     ts.manifest["digest"] = ts.compute_digest()
     write_json(out / MANIFEST, ts.manifest)
     return ts
