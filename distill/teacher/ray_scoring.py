@@ -120,10 +120,12 @@ def score_transfer_set_ray(
         writer = PartWriter(parts, engine.part_rows)
         ds = _scoring_dataset(transfer, str(teacher_path), engine, done, max_length=max_length, batch_size=batch_size,
                               device=device, precision=precision)
+        next_log = engine.part_rows * 8
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             writer.add(batch[ROW_ID], batch["logit"])
-            if log is not None and writer.rows_written and writer.rows_written % (engine.part_rows * 8) == 0:
-                log(f"ray scoring: {report['rows_before'] + writer.rows_written}/{n} rows")
+            if log is not None and writer.rows_written >= next_log:  # a line per 8 part files off a terminal
+                log(f"ray scoring: {report['rows_before'] + writer.rows_written}/{n} rows written")
+                next_log += engine.part_rows * 8
         writer.close()
         report["rows_scored"] = writer.rows_written
     report["seconds"] = time.perf_counter() - t0
