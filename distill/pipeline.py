@@ -139,7 +139,8 @@ def score_splits(cfg: RunConfig, data: RunData, out: Path, *, progress: bool | N
     checkpoints = {tc.name: out / "teachers" / tc.name / "best" for tc in cfg.teachers}
     for split, pairs in splits.items():
         scores = api.score_with_teachers(checkpoints, pairs, {n: out / "scores" / n / split for n in checkpoints},
-                                         {tc.name: tc for tc in cfg.teachers}, progress=progress)
+                                         {tc.name: tc for tc in cfg.teachers}, progress=progress,
+                                         engine=cfg.engine if split == "transfer" else None)
         logits[split] = dict(zip(scores.names, scores.logits))
         if split == "transfer":
             speed = {n: r["rows_per_second"] for n, r in scores.reports.items() if r["rows_scored"]}

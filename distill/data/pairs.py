@@ -87,12 +87,11 @@ class Pairs:
 
     def digest(self, *, labels: bool = False) -> str:
         """SHA-256 hex over the row count and every ``(query, text)`` in order (and the float32 labels with
-        ``labels``): which data a set of scores or a training state belongs to."""
-        h = hashlib.sha256(f"{len(self)}".encode())
-        for q, t in self:
-            h.update(q.encode("utf-8", "surrogatepass") + b"\x1f" + t.encode("utf-8", "surrogatepass") + b"\x1e")
+        ``labels``): which data a set of scores or a training state belongs to (see :class:`RowDigest`)."""
+        h = RowDigest(len(self))
+        h.update(self.queries, self.texts)
         if labels and self.labels is not None:
-            h.update(np.ascontiguousarray(self.labels, dtype=np.float32).tobytes())
+            h.update_labels(self.labels)
         return h.hexdigest()
 
     def to_jsonl(self, path: str | Path) -> None:
@@ -103,3 +102,23 @@ class Pairs:
                 if self.labels is not None:
                     row["label"] = float(self.labels[i])
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+class RowDigest:
+    """Incremental form of :meth:`Pairs.digest`: feed the rows batch by batch (an out-of-core transfer set
+    gets the same digest as the same rows in memory).  The row count is hashed first, so it is given up front."""
+
+    def __init__(self, n_rows: int):
+        self._h = hashlib.sha256(f"{n_rows}".encode())
+
+    def update(self, queries: Sequence[str], texts: Sequence[str]) -> None:
+        """Hash the next rows ``(queries[i], texts[i])`` in order."""
+        for q, t in zip(queries, texts):
+            self._h.update(q.encode("utf-8", "surrogatepass") + b"\x1f" + t.encode("utf-8", "surrogatepass") + b"\x1e")
+
+    def update_labels(self, labels: np.ndarray) -> None:
+        """Hash the float32 labels (after every row)."""
+        self._h.update(np.ascontiguousarray(labels, dtype=np.float32).tobytes())
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()

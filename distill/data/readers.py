@@ -214,6 +214,48 @@ def _check_columns(columns: list[str], fail: Callable[[int | None, str], DataErr
         raise fail(pos, f"missing label column {label_field!r} (columns: {columns})")
 
 
+def _collect_rows(rows: Iterable[tuple[int, dict]], fail: Callable[[int | None, str], DataError], query_field: str | None,
+                  text_field: str, label_field: str | None, require_labels: bool, has_labels: bool | None,
+                  limit: int) -> tuple[list[str], list[str], list[float], bool | None]:
+    """Check and collect ``(query, text[, label])`` of each row (see the module doc for the rules);
+    ``has_labels=None`` (JSONL) lets the first row decide whether the file is labeled."""
+    queries: list[str] = []
+    texts: list[str] = []
+    labels: list[float] = []
+    first_pos: int | None = None
+    for pos, row in rows:
+        if limit and len(texts) >= limit:
+            break
+        if text_field not in row:
+            raise fail(pos, f"missing field {text_field!r} (fields: {sorted(row)})")
+        if query_field is not None and query_field not in row:
+            raise fail(pos, f"missing field {query_field!r} (fields: {sorted(row)}){_SINGLE_TEXT_HINT}")
+        text = row[text_field]
+        query = "" if query_field is None else row[query_field]
+        for name, value in ((text_field, text), (query_field, query)):
+            if value is None:
+                raise fail(pos, f"field {name!r} is null")
+            if not isinstance(value, str):
+                raise fail(pos, f"field {name!r} must be a string, got {value!r}")
+        if has_labels is None:  # JSONL: the first row decides whether the file is labeled
+            has_labels = label_field is not None and label_field in row
+            first_pos = pos
+            if require_labels and not has_labels:
+                raise fail(pos, f"missing label field {label_field!r} (fields: {sorted(row)})")
+        if has_labels:
+            if label_field not in row:
+                raise fail(pos, f"missing field {label_field!r} (line {first_pos} has one: label every row or none)")
+            label = _parse_label(row[label_field])
+            if label is None:
+                raise fail(pos, f"field {label_field!r}: label {row[label_field]!r} is not a finite number >= 0")
+            labels.append(label)
+        elif label_field is not None and first_pos is not None and label_field in row:
+            raise fail(pos, f"field {label_field!r} present here but not on line {first_pos}: label every row or none")
+        queries.append(query.strip())
+        texts.append(text.strip())
+    return queries, texts, labels, has_labels
+
+
 def read_pairs(
     path: str | Path,
     *,
@@ -269,44 +311,12 @@ def read_pairs(
     else:
         table = _Delimited(path, encoding, "," if fmt == "csv" else "\t")
         columns, rows = table.columns, table
-    queries: list[str] = []
-    texts: list[str] = []
-    labels: list[float] = []
     has_labels: bool | None = None if columns is None else (label_field is not None and label_field in columns)
-    first_pos: int | None = None
     try:
         if columns is not None:
             _check_columns(columns, fail, 1 if fmt in ("csv", "tsv") else None, query_field, text_field, label_field, require_labels)
-        for pos, row in rows:
-            if limit and len(texts) >= limit:
-                break
-            if text_field not in row:
-                raise fail(pos, f"missing field {text_field!r} (fields: {sorted(row)})")
-            if query_field is not None and query_field not in row:
-                raise fail(pos, f"missing field {query_field!r} (fields: {sorted(row)}){_SINGLE_TEXT_HINT}")
-            text = row[text_field]
-            query = "" if query_field is None else row[query_field]
-            for name, value in ((text_field, text), (query_field, query)):
-                if value is None:
-                    raise fail(pos, f"field {name!r} is null")
-                if not isinstance(value, str):
-                    raise fail(pos, f"field {name!r} must be a string, got {value!r}")
-            if has_labels is None:  # JSONL: the first row decides whether the file is labeled
-                has_labels = label_field is not None and label_field in row
-                first_pos = pos
-                if require_labels and not has_labels:
-                    raise fail(pos, f"missing label field {label_field!r} (fields: {sorted(row)})")
-            if has_labels:
-                if label_field not in row:
-                    raise fail(pos, f"missing field {label_field!r} (line {first_pos} has one: label every row or none)")
-                label = _parse_label(row[label_field])
-                if label is None:
-                    raise fail(pos, f"field {label_field!r}: label {row[label_field]!r} is not a finite number >= 0")
-                labels.append(label)
-            elif label_field is not None and first_pos is not None and label_field in row:
-                raise fail(pos, f"field {label_field!r} present here but not on line {first_pos}: label every row or none")
-            queries.append(query.strip())
-            texts.append(text.strip())
+        queries, texts, labels, has_labels = _collect_rows(rows, fail, query_field, text_field, label_field, require_labels,
+                                                           has_labels, limit)
     finally:
         close = getattr(rows, "close", None)
         if close is not None:

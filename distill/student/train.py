@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -26,13 +27,14 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from distill.atomic import atomic_open, atomic_path, write_json
+from distill.data.batching import shuffled_bucketed_batches
 from distill.data.pairs import Pairs
 from distill.progress import bar_disabled
 from distill.student.model import StudentConfig, StudentModel
 from distill.student.optim import RowSparseAdam
 from distill.student.predict import batch_tensors, predict_encoded
 from distill.student.store import save_student
-from distill.student.tokenizer import encode_pairs
+from distill.student.tokenizer import EncodedPairs, encode_pairs
 
 
 @dataclass
@@ -65,19 +67,6 @@ class StudentTrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def _batches(index: np.ndarray, lengths: np.ndarray, batch_size: int, bucket: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffle, then sort each window of ``bucket`` batches by length (less padding), then shuffle the batches."""
-    order = rng.permutation(index)
-    window = batch_size * bucket
-    batches: list[np.ndarray] = []
-    for start in range(0, len(order), window):
-        chunk = order[start : start + window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)  # type: ignore[arg-type]
-    return batches
-
-
 def _loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "mse":
         return F.mse_loss(logits, target)
@@ -104,6 +93,171 @@ def _eval_loss(logits: np.ndarray, targets: np.ndarray, kind: str) -> float:
     return float(_loss(torch.from_numpy(logits), torch.from_numpy(targets), kind))
 
 
+def _validate_targets(targets: np.ndarray, loss: str, where: str) -> None:
+    """ValueError naming ``where`` when ``targets`` do not fit the ``loss`` contract (see the module doc)."""
+    if loss not in ("bce", "mse"):
+        raise ValueError(f"loss must be 'bce' or 'mse', got {loss!r}")
+    if loss == "bce" and not np.all((targets >= 0) & (targets <= 1)):
+        raise ValueError(f"targets for {where} must be probabilities in [0, 1] for loss='bce' (use distill.targets.soft_targets on logits)")
+    if not np.all(np.isfinite(targets)):
+        raise ValueError(f"targets for {where} contain non-finite values")
+
+
+class InMemoryRows:
+    """Training rows held in memory: a random ``val_fraction`` of the rows (none under 50 rows) is the
+    validation slice; each epoch visits the others in length-bucketed, shuffled batches."""
+
+    def __init__(self, enc: EncodedPairs, targets: np.ndarray, config: StudentTrainConfig, rng: np.random.Generator):
+        self.enc, self.targets, self.config = enc, targets, config
+        perm = rng.permutation(len(enc))
+        n_val = int(len(enc) * config.val_fraction) if len(enc) >= 50 else 0
+        self.val_idx, self.train_idx = np.sort(perm[:n_val]), perm[n_val:]
+        self.target_t = torch.from_numpy(targets)
+        self.n_rows, self.n_train, self.n_val = len(enc), len(self.train_idx), n_val
+
+    def n_batches(self) -> int:
+        return -(-self.n_train // self.config.batch_size)
+
+    def batches(self, rng: np.random.Generator) -> Iterator[tuple[tuple[torch.Tensor, ...], torch.Tensor]]:
+        """``((input_ids, attention_mask, token_type_ids), targets)`` of one epoch's batches."""
+        cfg = self.config
+        for sel in shuffled_bucketed_batches(self.train_idx, self.enc.lengths, cfg.batch_size, cfg.batch_size * cfg.bucket_batches, rng):
+            yield batch_tensors(self.enc, sel), self.target_t[sel]
+
+    def validation(self, model: StudentModel) -> tuple[np.ndarray, np.ndarray]:
+        """Student logits and targets of the validation rows."""
+        return predict_encoded(model, self.enc, self.val_idx), self.targets[self.val_idx]
+
+
+class TrainRows(Protocol):
+    """What the epoch loop needs from a row source (:class:`InMemoryRows`, :class:`distill.student.stream.StreamedRows`)."""
+
+    n_rows: int
+    n_train: int
+    n_val: int
+
+    def n_batches(self) -> int: ...
+
+    def batches(self, rng: np.random.Generator) -> Iterator[tuple[tuple[torch.Tensor, ...], torch.Tensor]]: ...
+
+    def validation(self, model: StudentModel) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _build_model(model_config: StudentConfig, init_embeddings: np.ndarray | None) -> StudentModel:
+    model = StudentModel(model_config)
+    if init_embeddings is not None:
+        init = torch.as_tensor(np.asarray(init_embeddings, dtype=np.float32))
+        if init.ndim != 2 or init.shape[1] != model_config.embedding_dim or init.shape[0] > model_config.vocab_size:
+            raise ValueError(f"init_embeddings shape {tuple(init.shape)} does not fit vocab {model_config.vocab_size} x dim {model_config.embedding_dim}")
+        with torch.no_grad():
+            model.embedding.weight[: init.shape[0]] = init
+    return model
+
+
+def _optimizers(model: StudentModel, config: StudentTrainConfig) -> tuple[torch.optim.Optimizer, RowSparseAdam]:
+    decay = [p for p in model.dense_parameters() if p.ndim > 1]
+    no_decay = [p for p in model.dense_parameters() if p.ndim <= 1]
+    dense_opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr
+    )
+    return dense_opt, RowSparseAdam(model.embedding.weight.data, lr=config.embedding_lr)
+
+
+@dataclass
+class _Progress:
+    """Where training stands: the next epoch to run, the best validation loss so far and the epoch records."""
+
+    start_epoch: int = 0
+    best_loss: float = float("inf")
+    best_epoch: int = -1
+    history: list[dict] = field(default_factory=list)
+
+
+def _restore(state_path: Path, run_settings: dict, model: StudentModel, dense_opt: torch.optim.Optimizer, row_opt: RowSparseAdam) -> _Progress:
+    """Load ``state.pt`` into the model and optimisers; ValueError when it was saved with other settings."""
+    state = torch.load(state_path, weights_only=True)
+    if state.get("settings") != run_settings:
+        raise ValueError(f"{state_path}: saved by a run with other settings ({state.get('settings')}); "
+                         f"this run: {run_settings}. Delete the directory or pass resume=False")
+    model.load_state_dict(state["model"])
+    dense_opt.load_state_dict(state["dense_opt"])
+    row_opt.load_state_dict(state["row_opt"])
+    torch.set_rng_state(state["torch_rng"])
+    return _Progress(state["epoch"] + 1, state["best_loss"], state["best_epoch"], state["history"])
+
+
+def _run_epoch(model: StudentModel, rows: TrainRows, opts: tuple[torch.optim.Optimizer, RowSparseAdam], config: StudentTrainConfig,
+               epoch: int, rng: np.random.Generator, progress: bool | None) -> tuple[float, float]:
+    """One pass over the training rows at this epoch's learning rates; returns ``(running loss, seconds)``."""
+    dense_opt, row_opt = opts
+    model.train()
+    scale = config.lr_decay**epoch
+    for group in dense_opt.param_groups:
+        group["lr"] = config.lr * scale
+    row_opt.lr = config.embedding_lr * scale
+    bar = tqdm(rows.batches(rng), total=rows.n_batches(), desc=f"student epoch {epoch + 1}/{config.epochs}", unit="batch",
+               disable=bar_disabled(progress))
+    t0, running = time.perf_counter(), 0.0
+    for i, (tensors, target) in enumerate(bar):
+        loss = _train_step(model, tensors, target, dense_opt, row_opt, config.loss)
+        running = loss if i == 0 else 0.98 * running + 0.02 * loss
+        if i % 20 == 0:
+            bar.set_postfix(loss=f"{running:.4f}")
+    bar.close()
+    return running, time.perf_counter() - t0
+
+
+def _save_epoch(out: Path, model: StudentModel, tokenizer: Tokenizer, opts: tuple, prog: _Progress, epoch: int, improved: bool,
+                run_settings: dict, config: StudentTrainConfig, metadata: dict | None) -> None:
+    """The best weights (when ``improved``), the resumable state and the training log after ``epoch``."""
+    if improved:
+        save_student(model, tokenizer, out, metadata={**(metadata or {}), "train_config": asdict(config), "best_epoch": prog.best_epoch})
+    with atomic_path(out / "state.pt") as tmp:
+        torch.save({"model": model.state_dict(), "dense_opt": opts[0].state_dict(), "row_opt": opts[1].state_dict(),
+                    "epoch": epoch, "best_loss": prog.best_loss, "best_epoch": prog.best_epoch, "history": prog.history,
+                    "torch_rng": torch.get_rng_state(), "settings": run_settings}, tmp)
+    with atomic_open(out / "train_log.jsonl") as fh:
+        fh.writelines(json.dumps(h) + "\n" for h in prog.history)
+
+
+def _fit(rows: TrainRows, model: StudentModel, tokenizer: Tokenizer, out: Path, config: StudentTrainConfig, *, rng: np.random.Generator,
+         run_settings: dict, resume: bool, progress: bool | None, metadata: dict | None,
+         on_epoch: Callable[[dict], None] | None) -> StudentTrainResult:
+    """The epoch loop shared by every row source: train, validate, checkpoint; resumes from ``state.pt``."""
+    opts = _optimizers(model, config)
+    prog = _Progress()
+    if resume and (out / "state.pt").exists():
+        prog = _restore(out / "state.pt", run_settings, model, *opts)
+        rng = np.random.default_rng([config.seed, prog.start_epoch])
+    t_start, seen, train_seconds = time.perf_counter(), 0, 0.0
+    for epoch in range(prog.start_epoch, config.epochs):
+        running, epoch_seconds = _run_epoch(model, rows, opts, config, epoch, rng, progress)
+        train_seconds += epoch_seconds
+        seen += rows.n_train
+        val_loss = _eval_loss(*rows.validation(model), config.loss) if rows.n_val else running
+        record = {"epoch": epoch + 1, "train_loss": running, "val_loss": val_loss, "seconds": epoch_seconds,
+                  "pairs_per_second": rows.n_train / epoch_seconds}
+        prog.history.append(record)
+        if on_epoch is not None:
+            on_epoch({**record, "epochs": config.epochs})
+        improved = val_loss < prog.best_loss
+        if improved:
+            prog.best_loss, prog.best_epoch = val_loss, epoch + 1
+        _save_epoch(out, model, tokenizer, opts, prog, epoch, improved, run_settings, config, metadata)
+    result = StudentTrainResult(
+        out_dir=str(out), epochs_run=len(prog.history), best_epoch=prog.best_epoch, best_val_loss=prog.best_loss,
+        pairs_per_second=seen / train_seconds if train_seconds else float("nan"),
+        seconds=time.perf_counter() - t_start, history=prog.history,
+    )
+    write_json(out / "result.json", asdict(result))
+    return result
+
+
+def _run_settings(model_config: StudentConfig, config: StudentTrainConfig, n_rows: int, **extra) -> dict:
+    """What a resumed state must match (more epochs may be asked for: training continues)."""
+    return {"model": model_config.to_dict(), "train": {k: v for k, v in asdict(config).items() if k != "epochs"}, "rows": n_rows, **extra}
+
+
 def train_student(
     pairs: Pairs,
     targets: np.ndarray,
@@ -127,6 +281,7 @@ def train_student(
     last finished epoch.  ``init_embeddings`` ``[V', D]`` (``V' <= vocab_size``) replaces the random
     start of the first ``V'`` embedding rows (the unigram rows; see :mod:`distill.student.init`).
     ``on_epoch(record)`` receives each epoch's ``train_log.jsonl`` record (for a line per epoch off a terminal).
+    For transfer sets larger than memory see :func:`distill.student.stream.train_student_streamed`.
     """
     config = config or StudentTrainConfig()
     out = Path(out_dir)
@@ -136,95 +291,13 @@ def train_student(
         raise ValueError(f"targets shape {targets.shape} does not match {len(pairs)} pairs from {pairs.source}")
     if len(pairs) == 0:
         raise ValueError(f"no training pairs in {pairs.source}")
-    if config.loss not in ("bce", "mse"):
-        raise ValueError(f"loss must be 'bce' or 'mse', got {config.loss!r}")
-    if config.loss == "bce" and not np.all((targets >= 0) & (targets <= 1)):
-        raise ValueError("targets must be probabilities in [0, 1] for loss='bce' (use distill.targets.soft_targets on logits)")
-    if not np.all(np.isfinite(targets)):
-        raise ValueError(f"targets for {pairs.source} contain non-finite values")
+    _validate_targets(targets, config.loss, pairs.source)
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-
     model_config = model_config or StudentConfig(vocab_size=tokenizer.get_vocab_size())
-    model = StudentModel(model_config)
-    if init_embeddings is not None:
-        init = torch.as_tensor(np.asarray(init_embeddings, dtype=np.float32))
-        if init.ndim != 2 or init.shape[1] != model_config.embedding_dim or init.shape[0] > model_config.vocab_size:
-            raise ValueError(f"init_embeddings shape {tuple(init.shape)} does not fit vocab {model_config.vocab_size} x dim {model_config.embedding_dim}")
-        with torch.no_grad():
-            model.embedding.weight[: init.shape[0]] = init
-    enc = encode_pairs(tokenizer, pairs.queries, pairs.texts)
-    perm = rng.permutation(len(pairs))
-    n_val = int(len(pairs) * config.val_fraction) if len(pairs) >= 50 else 0
-    val_idx, train_idx = np.sort(perm[:n_val]), perm[n_val:]
-    target_t = torch.from_numpy(targets)
-
-    decay = [p for p in model.dense_parameters() if p.ndim > 1]
-    no_decay = [p for p in model.dense_parameters() if p.ndim <= 1]
-    dense_opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=config.lr
-    )
-    row_opt = RowSparseAdam(model.embedding.weight.data, lr=config.embedding_lr)
-
-    history: list[dict] = []
-    start_epoch, best_loss, best_epoch = 0, float("inf"), -1
-    state_path = out / "state.pt"
-    # what a resumed state must match (more epochs may be asked for: training continues)
-    run_settings = {"model": model_config.to_dict(), "train": {k: v for k, v in asdict(config).items() if k != "epochs"},
-                    "rows": len(pairs)}
-    if resume and state_path.exists():
-        state = torch.load(state_path, weights_only=True)
-        if state.get("settings") != run_settings:
-            raise ValueError(f"{state_path}: saved by a run with other settings ({state.get('settings')}); "
-                             f"this run: {run_settings}. Delete the directory or pass resume=False")
-        model.load_state_dict(state["model"])
-        dense_opt.load_state_dict(state["dense_opt"])
-        row_opt.load_state_dict(state["row_opt"])
-        start_epoch, best_loss, best_epoch = state["epoch"] + 1, state["best_loss"], state["best_epoch"]
-        history = state["history"]
-        rng = np.random.default_rng([config.seed, start_epoch])
-        torch.set_rng_state(state["torch_rng"])
-
-    t_start, seen, train_seconds = time.perf_counter(), 0, 0.0
-    for epoch in range(start_epoch, config.epochs):
-        model.train()
-        scale = config.lr_decay**epoch
-        for group in dense_opt.param_groups:
-            group["lr"] = config.lr * scale
-        row_opt.lr = config.embedding_lr * scale
-        batches = _batches(train_idx, enc.lengths, config.batch_size, config.bucket_batches, rng)
-        bar = tqdm(batches, desc=f"student epoch {epoch + 1}/{config.epochs}", unit="batch", disable=bar_disabled(progress))
-        t0, running = time.perf_counter(), 0.0
-        for i, sel in enumerate(bar):
-            loss = _train_step(model, batch_tensors(enc, sel), target_t[sel], dense_opt, row_opt, config.loss)
-            running = loss if i == 0 else 0.98 * running + 0.02 * loss
-            if i % 20 == 0:
-                bar.set_postfix(loss=f"{running:.4f}")
-        epoch_seconds = time.perf_counter() - t0
-        train_seconds += epoch_seconds
-        seen += len(train_idx)
-        val_loss = _eval_loss(predict_encoded(model, enc, val_idx), targets[val_idx], config.loss) if n_val else running
-        record = {"epoch": epoch + 1, "train_loss": running, "val_loss": val_loss, "seconds": epoch_seconds,
-                  "pairs_per_second": len(train_idx) / epoch_seconds}
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch({**record, "epochs": config.epochs})
-        if val_loss < best_loss:
-            best_loss, best_epoch = val_loss, epoch + 1
-            save_student(model, tokenizer, out, metadata={**(metadata or {}), "train_config": asdict(config), "best_epoch": best_epoch})
-        with atomic_path(state_path) as tmp:
-            torch.save({"model": model.state_dict(), "dense_opt": dense_opt.state_dict(), "row_opt": row_opt.state_dict(),
-                        "epoch": epoch, "best_loss": best_loss, "best_epoch": best_epoch, "history": history,
-                        "torch_rng": torch.get_rng_state(), "settings": run_settings}, tmp)
-        with atomic_open(out / "train_log.jsonl") as fh:
-            fh.writelines(json.dumps(h) + "\n" for h in history)
-
-    result = StudentTrainResult(
-        out_dir=str(out), epochs_run=len(history), best_epoch=best_epoch, best_val_loss=best_loss,
-        pairs_per_second=seen / train_seconds if train_seconds else float("nan"),
-        seconds=time.perf_counter() - t_start, history=history,
-    )
-    write_json(out / "result.json", asdict(result))
-    return result
+    model = _build_model(model_config, init_embeddings)
+    rows = InMemoryRows(encode_pairs(tokenizer, pairs.queries, pairs.texts), targets, config, rng)
+    return _fit(rows, model, tokenizer, out, config, rng=rng, run_settings=_run_settings(model_config, config, len(pairs)),
+                resume=resume, progress=progress, metadata=metadata, on_epoch=on_epoch)

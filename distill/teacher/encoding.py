@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from distill.data.batching import bucketed_batches, shuffled_bucketed_batches
 from distill.data.pairs import Pairs
 from distill.errors import DistilRankError
 
@@ -99,8 +100,7 @@ def tokenize_batch(
 
 def inference_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Row indices sorted longest first, cut into batches of ``batch_size`` (first batch = peak memory)."""
-    order = np.argsort(-np.asarray(lengths), kind="stable")
-    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+    return bucketed_batches(np.arange(len(lengths)), lengths, batch_size, max(1, len(lengths)), descending=True)
 
 
 def training_batches(lengths: np.ndarray, batch_size: int, window_batches: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -115,12 +115,6 @@ def training_batches(lengths: np.ndarray, batch_size: int, window_batches: int, 
     learning in experiments with tiny models.
     """
     rng = np.random.default_rng([seed, epoch])
-    order = rng.permutation(len(lengths))
     quarter = -(-(-(-len(lengths) // 4)) // batch_size) * batch_size
     window = max(batch_size, min(batch_size * window_batches, quarter))
-    batches: list[np.ndarray] = []
-    for s in range(0, len(order), window):
-        chunk = order[s : s + window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
+    return shuffled_bucketed_batches(np.arange(len(lengths)), lengths, batch_size, window, rng)

@@ -141,6 +141,27 @@ def _check_out_dir(out: Path, fp: dict, shard: tuple[int, int], chunk_size: int)
 
 # --- scoring ----------------------------------------------------------------------
 
+def _score_chunks(teacher_path: str | Path, pairs: Pairs, sdir: Path, rows: np.ndarray, missing: list[int], chunk_size: int,
+                  single_text: bool, *, batch_size: int, max_length: int, device: str, precision: str, desc: str,
+                  progress: bool | None) -> int:
+    """Score chunks ``missing`` of a shard's ``rows``, writing each chunk file atomically; returns the rows scored."""
+    from distill.teacher.model import load_teacher
+
+    teacher = load_teacher(teacher_path, device=device, max_length=max_length, precision=precision)
+    todo = sum(min(chunk_size, len(rows) - k * chunk_size) for k in missing)
+    scored = 0
+    with tqdm(total=len(rows), initial=len(rows) - todo, desc=desc, unit="row", disable=bar_disabled(progress)) as bar:
+        for k in missing:
+            idx = rows[k * chunk_size : (k + 1) * chunk_size]
+            logits = teacher.score(pairs.select(idx), batch_size=batch_size, max_length=max_length, single_text=single_text,
+                                   on_batch=bar.update)
+            chunk = np.empty(len(idx), dtype=CHUNK_DTYPE)
+            chunk["index"], chunk["logit"] = idx, logits
+            write_npy(_chunk_path(sdir, k), chunk)
+            scored += len(idx)
+    return scored
+
+
 def score_transfer_set(
     teacher_path: str | Path,
     pairs: Pairs,
@@ -194,20 +215,9 @@ def score_transfer_set(
         meta["status"] = "running"
         write_json(sdir / "meta.json", meta)
     if missing:
-        from distill.teacher.model import load_teacher
-
-        teacher = load_teacher(teacher_path, device=device, max_length=max_length, precision=precision)
-        todo = sum(min(chunk_size, len(rows) - k * chunk_size) for k in missing)
-        with tqdm(total=len(rows), initial=len(rows) - todo, desc=f"score {out.name} {sdir.name}", unit="row",
-                  disable=bar_disabled(progress)) as bar:
-            for k in missing:
-                idx = rows[k * chunk_size : (k + 1) * chunk_size]
-                logits = teacher.score(pairs.select(idx), batch_size=batch_size, max_length=max_length,
-                                       single_text=meta["single_text"], on_batch=bar.update)
-                chunk = np.empty(len(idx), dtype=CHUNK_DTYPE)
-                chunk["index"], chunk["logit"] = idx, logits
-                write_npy(_chunk_path(sdir, k), chunk)
-                scored += len(idx)
+        scored = _score_chunks(teacher_path, pairs, sdir, rows, missing, chunk_size, meta["single_text"], batch_size=batch_size,
+                               max_length=max_length, device=device, precision=precision,
+                               desc=f"score {out.name} {sdir.name}", progress=progress)
     seconds = time.perf_counter() - t0
     if meta["status"] != "complete" or not (sdir / "logits.npy").exists():
         logits, indices = _read_chunks(sdir, rows, chunk_size)
