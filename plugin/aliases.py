@@ -67,8 +67,7 @@ def _claim(t: Transport, alias: str, op: str, model_id: str | None,
             f"{pending.get('model_id')}, {registry_store.now() - int(pending.get('since', 0))} s ago); nothing was changed: "
             "run the command again when it is done (see 'distilrank plugin list')")
     record.pop("pending", None)
-    if t.dry_run:
-        return ver, record
+    # In a dry run the claim, like every write, is planned (not sent) and answered with placeholder versions.
     claim = {"pipeline": pipeline or pipeline_name(alias), **record, "alias": alias,
              "pending": {"op": op, "model_id": model_id, "by": _operator(), "since": registry_store.now()}}
     return registry_store.write_alias(t, ver, claim), record
@@ -76,8 +75,6 @@ def _claim(t: Transport, alias: str, op: str, model_id: str | None,
 
 def _release(t: Transport, claim: registry_store.Versioned, before: dict) -> None:
     """Undo a claim after a failed change (the record as it was, or no record for a new alias)."""
-    if t.dry_run:
-        return
     try:
         registry_store.write_alias(t, claim, before or None)
     except Exception:  # noqa: BLE001 - keep the original error; the claim expires after PENDING_TIMEOUT_S
@@ -85,10 +82,7 @@ def _release(t: Transport, claim: registry_store.Versioned, before: dict) -> Non
 
 
 def _commit(t: Transport, claim: registry_store.Versioned, record: dict) -> None:
-    if not t.dry_run:
-        registry_store.write_alias(t, claim, record)
-    else:
-        registry_store.save_alias(t, record)
+    registry_store.write_alias(t, claim, record)
 
 
 def promote(t: Transport, alias: str, model_id: str, *, document_fields: list[str] | None = None, depth: int | None = None,

@@ -19,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from distill.errors import DistilRankError
-from plugin import ml_api, registry_store
+from plugin import index_api, ml_api, registry_store
 from plugin.deploy import deploy_model, smoke_test, wait_task
 from plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec, rerank_search_body
 from plugin.register import wait_model_state
@@ -126,11 +126,11 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
             raise ClusterError(f"alias {alias}: model {model_id} is deployed but _predict fails: {detail}")
     out: dict = {"alias": alias, "pipeline": pipe, "model_id": model_id, "state_before": state_before, "actions": actions,
                  "check": detail}
-    if zip_path and not t.dry_run:
+    if zip_path and t.live(f"smoke test of {model_id} against {zip_path}"):
         out["smoke_test"] = asdict(smoke_test(t, model_id, zip_path, tolerance=tolerance))
     if index:
         body = rerank_search_body("test", size=spec.size, query={"match_all": {}})
-        resp = t.request("POST", f"/{index}/_search", body, params={"search_pipeline": pipe})
+        resp = index_api.search(t, index, body, params={"search_pipeline": pipe})
         out["search_hits"] = len(resp["hits"]["hits"])
     out["seconds"] = round(time.monotonic() - t0, 3)
     return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from plugin.transport import Transport
+from plugin.transport import Transport, dry_id
 
 
 def get_mapping(t: Transport, index: str) -> dict | None:
@@ -27,9 +27,15 @@ def count(t: Transport, index: str) -> int:
     return int(t.request("GET", f"/{index}/_count")["count"])
 
 
-def create_index(t: Transport, index: str, body: dict) -> dict:
-    """``PUT <index>`` with ``{"settings": ..., "mappings": ...}``."""
-    return t.request("PUT", f"/{index}", body, dry_response={"acknowledged": True, "index": index})
+def index_exists(t: Transport, index: str) -> bool:
+    """``HEAD <index>``: whether the index (or alias) exists."""
+    return t.request("HEAD", f"/{index}") is True  # opensearch-py answers HEAD with True/False
+
+
+def create_index(t: Transport, index: str, body: dict, *, ok_statuses: tuple[int, ...] = ()) -> dict:
+    """``PUT <index>`` with ``{"settings": ..., "mappings": ...}`` (``ok_statuses`` e.g. ``(400,)`` to see
+    ``resource_already_exists_exception`` as ``{"status": 400, "error": ...}``)."""
+    return t.request("PUT", f"/{index}", body, ok_statuses=ok_statuses, dry_response={"acknowledged": True, "index": index})
 
 
 def delete_index(t: Transport, index: str) -> dict:
@@ -67,9 +73,10 @@ def msearch(t: Transport, index: str, bodies: Sequence[dict]) -> list[dict]:
     return t.request("POST", "/_msearch", ndjson, idempotent=True)["responses"]
 
 
-def search(t: Transport, index: str, body: dict, *, params: dict | None = None) -> dict:
-    """``POST <index>/_search`` (``params`` e.g. ``{"search_pipeline": name}``); the response with ``hits``."""
-    return t.request("POST", f"/{index}/_search", body, params=params)
+def search(t: Transport, index: str, body: dict, *, params: dict | None = None, ok_statuses: tuple[int, ...] = ()) -> dict:
+    """``POST <index>/_search`` (``params`` e.g. ``{"search_pipeline": name}``); the response with ``hits``
+    (``ok_statuses=(404,)``: a missing index answers ``{"status": 404, "error": ...}``)."""
+    return t.request("POST", f"/{index}/_search", body, params=params, ok_statuses=ok_statuses)
 
 
 def mget_sources(t: Transport, index: str, ids: Sequence[str], *, source_includes: str | None = None) -> list[dict]:
@@ -77,3 +84,45 @@ def mget_sources(t: Transport, index: str, ids: Sequence[str], *, source_include
     only those source fields (comma-separated)."""
     params = {"_source_includes": source_includes} if source_includes else None
     return t.request("POST", f"/{index}/_mget", {"ids": list(ids)}, params=params)["docs"]
+
+
+# --- single documents ------------------------------------------------------------
+#: What a dry run answers for a skipped document write (the version a compare-and-set would be made against).
+_DRY_WRITE = {"result": "created", "_seq_no": dry_id("seq_no"), "_primary_term": dry_id("primary_term")}
+
+
+def _doc_params(refresh: str | None, cas: tuple[int | None, int | None] | None) -> dict | None:
+    params: dict = {"refresh": refresh} if refresh else {}
+    if cas is not None:
+        params["if_seq_no"], params["if_primary_term"] = cas
+    return params or None
+
+
+def get_doc(t: Transport, index: str, doc_id: str) -> dict | None:
+    """``GET <index>/_doc/<id>``: ``{"found": True, "_source", "_seq_no", "_primary_term", ...}``, or ``None``
+    when the document (or the index) does not exist."""
+    resp = t.request("GET", f"/{index}/_doc/{doc_id}", ok_statuses=(404,))
+    return resp if resp.get("found") else None
+
+
+def put_doc(t: Transport, index: str, doc_id: str, doc: dict, *, refresh: str | None = "wait_for",
+            cas: tuple[int | None, int | None] | None = None, ok_statuses: tuple[int, ...] = ()) -> dict:
+    """``PUT <index>/_doc/<id>`` (create or overwrite). ``cas=(seq_no, primary_term)`` adds ``if_seq_no`` /
+    ``if_primary_term``: the write happens only if the document is still at that version, else HTTP 409
+    ``version_conflict_engine_exception``. Returns the response (``result``, ``_seq_no``, ``_primary_term``)."""
+    return t.request("PUT", f"/{index}/_doc/{doc_id}", doc, params=_doc_params(refresh, cas), ok_statuses=ok_statuses,
+                     dry_response=dict(_DRY_WRITE))
+
+
+def create_doc(t: Transport, index: str, doc_id: str, doc: dict, *, refresh: str | None = "wait_for",
+               ok_statuses: tuple[int, ...] = ()) -> dict:
+    """``PUT <index>/_create/<id>``: create the document only if it does not exist (else HTTP 409
+    ``version_conflict_engine_exception``)."""
+    return t.request("PUT", f"/{index}/_create/{doc_id}", doc, params=_doc_params(refresh, None), ok_statuses=ok_statuses,
+                     dry_response=dict(_DRY_WRITE))
+
+
+def delete_doc(t: Transport, index: str, doc_id: str, *, refresh: str | None = "wait_for",
+               cas: tuple[int | None, int | None] | None = None, ok_statuses: tuple[int, ...] = ()) -> dict:
+    """``DELETE <index>/_doc/<id>`` (``cas`` as for :func:`put_doc`); a missing document is HTTP 404."""
+    return t.request("DELETE", f"/{index}/_doc/{doc_id}", params=_doc_params(refresh, cas), ok_statuses=ok_statuses)

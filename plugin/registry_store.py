@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distill.errors import DistilRankError
+from plugin import index_api
 from plugin.transport import Transport
 
 INDEX = "distilrank-registry"
@@ -42,9 +43,9 @@ def now() -> int:
 
 def ensure_index(t: Transport) -> None:
     """Create the registry index if it does not exist."""
-    if t.request("HEAD", f"/{INDEX}") is True:  # opensearch-py answers HEAD with True/False
+    if index_api.index_exists(t, INDEX):
         return
-    resp = t.request("PUT", f"/{INDEX}", MAPPING, ok_statuses=(400,))
+    resp = index_api.create_index(t, INDEX, MAPPING, ok_statuses=(400,))
     if resp.get("status") == 400 and "resource_already_exists" not in str(resp.get("error")):
         from plugin.transport import ClusterError
 
@@ -52,13 +53,13 @@ def ensure_index(t: Transport) -> None:
 
 
 def _get(t: Transport, doc_id: str) -> dict | None:
-    resp = t.request("GET", f"/{INDEX}/_doc/{doc_id}", ok_statuses=(404,))
-    return resp.get("_source") if resp.get("found") else None
+    resp = index_api.get_doc(t, INDEX, doc_id)
+    return resp["_source"] if resp else None
 
 
 def _put(t: Transport, doc_id: str, doc: dict) -> None:
     ensure_index(t)
-    t.request("PUT", f"/{INDEX}/_doc/{doc_id}", doc, params={"refresh": "wait_for"})
+    index_api.put_doc(t, INDEX, doc_id, doc)
 
 
 def save_model(t: Transport, model_id: str, sha256: str, name: str, card: dict) -> None:
@@ -71,7 +72,7 @@ def get_model_record(t: Transport, model_id: str) -> dict | None:
 
 
 def delete_model_record(t: Transport, model_id: str) -> None:
-    t.request("DELETE", f"/{INDEX}/_doc/model-{model_id}", params={"refresh": "wait_for"}, ok_statuses=(404,))
+    index_api.delete_doc(t, INDEX, f"model-{model_id}", ok_statuses=(404,))
 
 
 def get_alias(t: Transport, alias: str) -> dict | None:
@@ -99,8 +100,8 @@ class Versioned:
 
 def read_alias(t: Transport, alias: str) -> Versioned:
     """The alias document with its ``_seq_no``/``_primary_term`` (for :func:`write_alias`)."""
-    resp = t.request("GET", f"/{INDEX}/_doc/alias-{alias}", ok_statuses=(404,))
-    if not resp.get("found"):
+    resp = index_api.get_doc(t, INDEX, f"alias-{alias}")
+    if resp is None:
         return Versioned(alias, None)
     return Versioned(alias, resp["_source"], resp["_seq_no"], resp["_primary_term"])
 
@@ -110,16 +111,16 @@ def write_alias(t: Transport, expected: Versioned, record: dict[str, Any] | None
 
     Raises :class:`ConcurrentChangeError` (HTTP 409 from OpenSearch) when someone wrote it in between."""
     doc_id = f"alias-{expected.alias}"
+    doc = None if record is None else {"kind": "alias", **record, "alias": expected.alias}
     if expected.source is None:
+        if doc is None:  # nothing to delete, nothing to create
+            return expected
         ensure_index(t)
-        path, params = f"/{INDEX}/_create/{doc_id}", {"refresh": "wait_for"}
+        resp = index_api.create_doc(t, INDEX, doc_id, doc, ok_statuses=(409,))
     else:
-        path = f"/{INDEX}/_doc/{doc_id}"
-        params = {"refresh": "wait_for", "if_seq_no": expected.seq_no, "if_primary_term": expected.primary_term}
-    if record is None:
-        resp = t.request("DELETE", path, params=params, ok_statuses=(409,))
-    else:
-        resp = t.request("PUT", path, {"kind": "alias", **record, "alias": expected.alias}, params=params, ok_statuses=(409,))
+        cas = (expected.seq_no, expected.primary_term)
+        resp = (index_api.delete_doc(t, INDEX, doc_id, cas=cas, ok_statuses=(409,)) if doc is None
+                else index_api.put_doc(t, INDEX, doc_id, doc, cas=cas, ok_statuses=(409,)))
     if resp.get("status") == 409:
         now_doc = read_alias(t, expected.alias).source or {}
         raise ConcurrentChangeError(
@@ -130,11 +131,9 @@ def write_alias(t: Transport, expected: Versioned, record: dict[str, Any] | None
             + ". Nothing of this change was kept: check 'distilrank plugin list' and run the command again")
     if record is None:
         return Versioned(expected.alias, None)
-    return Versioned(expected.alias, {"kind": "alias", **record, "alias": expected.alias}, resp.get("_seq_no"),
-                     resp.get("_primary_term"))
+    return Versioned(expected.alias, doc, resp.get("_seq_no"), resp.get("_primary_term"))
 
 
 def all_aliases(t: Transport) -> list[dict]:
-    resp = t.request("POST", f"/{INDEX}/_search", {"query": {"term": {"kind": "alias"}}, "size": 1000},
-                     ok_statuses=(404,))
+    resp = index_api.search(t, INDEX, {"query": {"term": {"kind": "alias"}}, "size": 1000}, ok_statuses=(404,))
     return [h["_source"] for h in (resp.get("hits") or {}).get("hits", [])]
