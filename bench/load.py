@@ -41,7 +41,7 @@ PIPELINE = "distilrank-bench-load"
 
 def error_kind(exc: BaseException) -> str:
     """A short label for a failed search: ``HTTP 429 (ML Commons thread pool 'x' is full)``, ``timeout``, ..."""
-    from plugin.transport import ClusterError, overload_cause
+    from distilrank.plugin.transport import ClusterError, overload_cause
 
     if isinstance(exc, ClusterError):
         if exc.status == 429:
@@ -66,8 +66,8 @@ def pool_rejections(t) -> dict[str, int]:
 def run_cell(url: str, index: str, queries: list[str], mode: str, clients: int, duration: float, timeout: float,
              retries: int = 0) -> dict:
     """``clients`` threads searching back to back for ``duration`` s; returns throughput, latencies and errors."""
-    from plugin import api
-    from plugin.pipelines import rerank_search_body
+    from distilrank.plugin import api
+    from distilrank.plugin.pipelines import rerank_search_body
 
     lat: list[float] = []
     errors: Counter = Counter()
@@ -94,7 +94,7 @@ def run_cell(url: str, index: str, queries: list[str], mode: str, clients: int, 
                 with lock:
                     errors[error_kind(exc)] += 1
 
-    from plugin import api as _api
+    from distilrank.plugin import api as _api
 
     probe = _api.connect(url=url)
     before = pool_rejections(probe)
@@ -124,7 +124,7 @@ def saturation(cells: list[dict]) -> int | None:
 
 def setup(url: str, depth: int, work: Path) -> tuple[str, list[str], dict]:
     """Index the catalogue (reused when complete), register + deploy the student, create the pipeline."""
-    from plugin import api
+    from distilrank.plugin import api
     from rerank_latency import INDEX, build_index, catalogue, pick_queries, student_zips
 
     t = api.connect(url=url)

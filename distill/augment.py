@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from distill.config import AugmentConfig
-from distill.data.pairs import Pairs
-from distill.errors import ConfigError
-from distill.progress import progress_bar
+from distilrank.distill.config import AugmentConfig
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import ConfigError
+from distilrank.distill.progress import progress_bar
 
 
 def _check(n_per_example: int, p_mask: float, p_swap: float, p_ngram: float, ngram_range: tuple[int, int],

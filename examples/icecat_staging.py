@@ -36,7 +36,7 @@ def log(msg: str) -> None:
 
 
 def make_pairs(products: list[dict], n: int, seed: int, labeled: bool):
-    from distill.data.pairs import Pairs
+    from distilrank.distill.data.pairs import Pairs
 
     rng = np.random.default_rng(seed)
     by_supplier: dict[str, list[int]] = {}
@@ -66,7 +66,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from distill.data.readers import read_icecat_products, write_pairs
+    from distilrank.distill.data.readers import read_icecat_products, write_pairs
 
     products = [p for p in read_icecat_products(ROOT.parent / "shared" / "data" / "icecat") if p.get("title")]
     data = out / "data"
@@ -74,15 +74,15 @@ def main() -> None:
         write_pairs(make_pairs(products, 6000, 1, True), data / "train.jsonl")
         write_pairs(make_pairs(products, 1000, 2, True), data / "dev.jsonl")
         write_pairs(make_pairs(products, 40000, 3, False), data / "transfer.jsonl")
-    from distill.data.readers import read_pairs
+    from distilrank.distill.data.readers import read_pairs
 
     train = read_pairs(data / "train.jsonl", query_field="query", text_field="text", label_field="label")
     dev = read_pairs(data / "dev.jsonl", query_field="query", text_field="text", label_field="label")
     transfer = read_pairs(data / "transfer.jsonl", query_field="query", text_field="text", label_field=None)
 
-    from distill.config import resolve_base_model
-    from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
-    from distill.teacher.model import load_teacher
+    from distilrank.distill.config import resolve_base_model
+    from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+    from distilrank.distill.teacher.model import load_teacher
 
     teacher_dir = out / "teacher"
     log("teacher: fine-tuning all-MiniLM-L6-v2 on 6,000 pairs (resumable) ...")
@@ -96,10 +96,10 @@ def main() -> None:
         np.save(logits_path, logits)
     logits = np.load(logits_path)
 
-    from distill.student.model import StudentConfig
-    from distill.student.tokenizer import build_student_tokenizer
-    from distill.student.train import StudentTrainConfig, train_student
-    from distill.targets import soft_targets
+    from distilrank.distill.student.model import StudentConfig
+    from distilrank.distill.student.tokenizer import build_student_tokenizer
+    from distilrank.distill.student.train import StudentTrainConfig, train_student
+    from distilrank.distill.targets import soft_targets
 
     student_dir = out / "student"
     if not (student_dir / "result.json").exists():
@@ -107,19 +107,19 @@ def main() -> None:
         train_student(transfer, soft_targets(logits, 2.0), tok, student_dir,
                       model_config=StudentConfig(vocab_size=tok.get_vocab_size(), hidden=[256, 64], interactions=True),
                       config=StudentTrainConfig(epochs=4), metadata={"teachers": ["minilm-l6 (icecat synthetic)"], "temperature": 2.0})
-    from plugin.export import export_student
+    from distilrank.plugin.export import export_student
 
     export_dir = out / "export"
     zip_path = export_dir / "icecat-student.zip"
     if not zip_path.exists():
-        from distill.evaluation.metrics import accuracy
-        from distill.student.store import load_student
+        from distilrank.distill.evaluation.metrics import accuracy
+        from distilrank.distill.student.store import load_student
 
         acc = accuracy(load_student(student_dir).score(dev), dev.labels)
         export_student(student_dir, export_dir, name="icecat-student",
                        metrics={"student": {"accuracy": acc}, "teacher": {"accuracy": res.best.get("accuracy")}})
 
-    from plugin import api
+    from distilrank.plugin import api
 
     t = api.connect(url=args.url, log=log) if args.url else api.connect(log=log)
     c = t.client
@@ -138,8 +138,8 @@ def main() -> None:
                        document_fields=["title"], depth=50, size=10, log=log)
     log(f"model {reg['model_id']} ({'reused' if reg['reused'] else 'registered'}), staging -> distilrank-staging")
 
-    from plugin.abtest.config import load_ab_config
-    from plugin.abtest.runner import run_ab
+    from distilrank.plugin.abtest.config import load_ab_config
+    from distilrank.plugin.abtest.runner import run_ab
 
     cfg = load_ab_config(ROOT / "configs" / "ab-icecat.toml")
     cfg.out = str(out / "ab")

@@ -45,8 +45,8 @@ class Node:
 
     @property
     def t(self):
-        """distilrank's transport (:mod:`plugin.ml_api` takes it) with this node's URL and credentials."""
-        from plugin import api
+        """distilrank's transport (:mod:`distilrank.plugin.ml_api` takes it) with this node's URL and credentials."""
+        from distilrank.plugin import api
 
         return api.connect(url=self.url, user=self.user, password=self.password, ca_certs=self.ca_cert)
 
@@ -117,8 +117,8 @@ def secure_cluster(request) -> Node:
 
 @pytest.fixture(scope="module")
 def t(cluster):
-    """distilrank's transport (:func:`plugin.api.connect`) to the dev node: what the tests drive the plugin with."""
-    from plugin import api
+    """distilrank's transport (:func:`distilrank.plugin.api.connect`) to the dev node: what the tests drive the plugin with."""
+    from distilrank.plugin import api
 
     return api.connect(url=cluster.url)
 
@@ -130,9 +130,9 @@ def tiny_model_zip(tmp_path_factory) -> testkit.ModelZip:
 
 def deploy_tiny_model(node: Node, mz: testkit.ModelZip, tag: str):
     """Register (chunked upload) and deploy the tiny cross-encoder with distilrank's own client; (group, model, deployment)."""
-    from plugin.deploy import deploy_model
-    from plugin.model_package import inspect_model_zip
-    from plugin.register import register_package
+    from distilrank.plugin.deploy import deploy_model
+    from distilrank.plugin.model_package import inspect_model_zip
+    from distilrank.plugin.register import register_package
 
     t = node.t
     reg = register_package(t, inspect_model_zip(mz.path), group=f"distilrank-it-{tag}-{os.getpid()}",
@@ -142,7 +142,7 @@ def deploy_tiny_model(node: Node, mz: testkit.ModelZip, tag: str):
 
 def remove_model(node: Node, model_id: str) -> None:
     """Undeploy and delete a model (best effort: the node may be shutting down)."""
-    from plugin import ml_api, registry_store
+    from distilrank.plugin import ml_api, registry_store
 
     try:
         ml_api.undeploy(node.t, model_id)

@@ -22,7 +22,7 @@ def products() -> list[dict]:
 
 
 def training_pairs(items: list[dict], seed: int = 0):
-    from distill.data.pairs import Pairs
+    from distilrank.distill.data.pairs import Pairs
 
     rng = np.random.default_rng(seed)
     queries, texts, labels = [], [], []
@@ -48,10 +48,10 @@ class ExportedStudent:
 def build_icecat_student(work: Path, *, seed: int = 0, name: str = "icecat-student", epochs: int = 2,
                          hidden: tuple[int, ...] = (64, 32)) -> ExportedStudent:
     """Train and export a small student; different ``seed`` values give different models (and zips)."""
-    from distill.student.model import StudentConfig
-    from distill.student.tokenizer import build_student_tokenizer
-    from distill.student.train import StudentTrainConfig, train_student
-    from plugin.export import export_student
+    from distilrank.distill.student.model import StudentConfig
+    from distilrank.distill.student.tokenizer import build_student_tokenizer
+    from distilrank.distill.student.train import StudentTrainConfig, train_student
+    from distilrank.plugin.export import export_student
 
     items = products()
     pairs = training_pairs(items, seed)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 import icecat_student
-from distill.cli import main
-from plugin import api, ml_api, registry_store
-from plugin.abtest.router import Arm, Experiment, search_with_assignment
-from plugin.local_scoring import LocalScorer
+from distilrank.distill.cli import main
+from distilrank.plugin import api, ml_api, registry_store
+from distilrank.plugin.abtest.router import Arm, Experiment, search_with_assignment
+from distilrank.plugin.local_scoring import LocalScorer
 
 INDEX = "distilrank-it-ab-icecat"
 PID = os.getpid()
@@ -242,9 +242,9 @@ def test_ab_run_with_teacher_judge_and_promote(cluster, setup, capsys, t):
 
 def test_an_alias_arm_uses_the_pipeline_recorded_at_promote(cluster, setup, t):
     """An alias promoted with a custom pipeline name is searched through that pipeline, not distilrank-<alias>."""
-    from plugin import aliases
-    from plugin.abtest.config import load_ab_config
-    from plugin.abtest.runner import resolve_arms
+    from distilrank.plugin import aliases
+    from distilrank.plugin.abtest.config import load_ab_config
+    from distilrank.plugin.abtest.runner import resolve_arms
 
     alias, custom = f"it{PID}-ab-custom", f"it{PID}-custom-pipeline"
     try:

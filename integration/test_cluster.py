@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import testkit
-from plugin import ml_api
+from distilrank.plugin import ml_api
 
 INDEX = "distilrank-it-rerank-docs"
 QUERY = "apple"

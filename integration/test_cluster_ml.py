@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import oscluster
-from plugin import ml_api
+from distilrank.plugin import ml_api
 import testkit
 from conftest import REPORT
 

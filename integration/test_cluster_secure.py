@@ -10,7 +10,7 @@ import pytest
 import oscluster
 import testkit
 from conftest import deploy_tiny_model, make_client, remove_model
-from plugin import ml_api
+from distilrank.plugin import ml_api
 
 
 def test_tls_and_basic_auth_required(secure_cluster):

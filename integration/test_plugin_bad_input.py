@@ -14,14 +14,14 @@ import pytest
 
 import icecat_student
 import testkit
-from distill.cli import main
-from distill.errors import DistilRankError
-from plugin import api, ml_api
-from plugin.deploy import SmokeTestError, deploy_model, smoke_test
-from plugin.model_package import inspect_model_zip
-from plugin.pipelines import check_search_body, rerank_search_body
-from plugin.register import find_by_hash, register_package
-from plugin.transport import ClusterError, Transport
+from distilrank.distill.cli import main
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import api, ml_api
+from distilrank.plugin.deploy import SmokeTestError, deploy_model, smoke_test
+from distilrank.plugin.model_package import inspect_model_zip
+from distilrank.plugin.pipelines import check_search_body, rerank_search_body
+from distilrank.plugin.register import find_by_hash, register_package
+from distilrank.plugin.transport import ClusterError, Transport
 
 GROUP = f"distilrank-it-bad-{os.getpid()}"
 
@@ -156,7 +156,7 @@ def test_failed_upload_is_cleaned_up(cluster, student):
 
 def test_stale_half_registration_is_replaced(t, student):
     pkg = inspect_model_zip(student.zip)
-    from plugin.register import model_group, register_meta_body
+    from distilrank.plugin.register import model_group, register_meta_body
 
     group_id, _ = model_group(t, GROUP)
     stale = ml_api.register_meta(t, register_meta_body(pkg, group_id, "stale", 10_000_000))  # no chunks: REGISTERING

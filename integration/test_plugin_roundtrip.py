@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import icecat_student
-from distill.cli import main
-from plugin import api, ml_api, registry_store
-from plugin.local_scoring import LocalScorer
-from plugin.pipelines import rerank_search_body
-from plugin.register import find_by_hash
+from distilrank.distill.cli import main
+from distilrank.plugin import api, ml_api, registry_store
+from distilrank.plugin.local_scoring import LocalScorer
+from distilrank.plugin.pipelines import rerank_search_body
+from distilrank.plugin.register import find_by_hash
 
 INDEX = "distilrank-it-icecat"
 GROUP = f"distilrank-it-plugin-{os.getpid()}"

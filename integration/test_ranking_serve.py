@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from distill.data.catalogue import DocumentText, read_catalogue
-from distill.errors import DistilRankError
-from plugin import api, ml_api, registry_store
-from plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
+from distilrank.distill.data.catalogue import DocumentText, read_catalogue
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import api, ml_api, registry_store
+from distilrank.plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "esci-sample"
@@ -204,8 +204,8 @@ alias_prefix = "{prefix}"
 def e2e(t, tmp_path_factory):
     import torch
 
-    from distill.ranking.config import load_ranking_config
-    from distill.ranking.pipeline import run_ranking
+    from distilrank.distill.ranking.config import load_ranking_config
+    from distilrank.distill.ranking.pipeline import run_ranking
 
     work = tmp_path_factory.mktemp("ranking-serve")
     toml = work / "esci-serve.toml"
@@ -259,7 +259,7 @@ def test_node_rankings_equal_the_offline_rerank_evaluation(e2e):
 
 
 def test_serve_leaves_models_undeployed_behind_their_aliases_and_resumes(e2e, t):
-    from distill.ranking.serve import serve_and_compare
+    from distilrank.distill.ranking.serve import serve_and_compare
 
     cfg, out = e2e["cfg"], Path(e2e["cfg"].out_dir)
     runs = json.loads((out / "ab" / "runs" / "fold-0.json").read_text())

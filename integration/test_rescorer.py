@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 import icecat_student
-from plugin import api, ml_api, registry_store, rescore
-from plugin.local_scoring import LocalScorer
-from plugin.pipelines import rerank_search_body
-from plugin.transport import Transport
+from distilrank.plugin import api, ml_api, registry_store, rescore
+from distilrank.plugin.local_scoring import LocalScorer
+from distilrank.plugin.pipelines import rerank_search_body
+from distilrank.plugin.transport import Transport
 
 INDEX = "distilrank-it-rescore"
 SHARDED = "distilrank-it-rescore-3shards"

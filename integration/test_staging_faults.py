@@ -23,11 +23,11 @@ import pytest
 import icecat_student
 import oscluster
 from conftest import REPORT
-from plugin import api, ml_api
-from plugin.local_scoring import LocalScorer
-from plugin.pipelines import rerank_search_body
-from plugin.register import find_by_hash
-from plugin.transport import ClusterError
+from distilrank.plugin import api, ml_api
+from distilrank.plugin.local_scoring import LocalScorer
+from distilrank.plugin.pipelines import rerank_search_body
+from distilrank.plugin.register import find_by_hash
+from distilrank.plugin.transport import ClusterError
 
 INDEX = "distilrank-it-faults"
 GROUP = "distilrank-it-faults"
@@ -177,7 +177,7 @@ def test_restart_with_a_promoted_student(node, nt, students):
     import io
     import json
 
-    from distill.cli import main
+    from distilrank.distill.cli import main
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

@@ -22,9 +22,9 @@ import secrets
 import pytest
 
 from conftest import REPORT
-from distill.cli import main
-from plugin import api, ml_api
-from plugin.transport import ClusterError
+from distilrank.distill.cli import main
+from distilrank.plugin import api, ml_api
+from distilrank.plugin.transport import ClusterError
 
 SEC = "/_plugins/_security/api"
 TAG = f"{os.getpid()}"

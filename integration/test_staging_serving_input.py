@@ -11,11 +11,11 @@ import pytest
 
 import icecat_student
 from conftest import REPORT
-from distill.errors import DistilRankError
-from plugin import api, ml_api
-from plugin.local_scoring import LocalScorer
-from plugin.pipelines import check_search_body, rerank_search_body
-from plugin.transport import ClusterError
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import api, ml_api
+from distilrank.plugin.local_scoring import LocalScorer
+from distilrank.plugin.pipelines import check_search_body, rerank_search_body
+from distilrank.plugin.transport import ClusterError
 
 INDEX = "distilrank-it-serving-input"
 GROUP = f"distilrank-it-serving-{os.getpid()}"
@@ -82,7 +82,7 @@ def test_array_and_number_fields(t, served):
 
 
 def test_deleted_model_still_referenced(t, served, capsys):
-    from distill.cli import main
+    from distilrank.distill.cli import main
 
     _, model_id = served
     api.delete(t, model_id, force=True)

@@ -21,10 +21,10 @@ import pytest
 
 import icecat_student
 from conftest import REPORT
-from plugin import api, registry_store
-from plugin.local_scoring import LocalScorer
-from plugin.pipelines import rerank_search_body
-from plugin.transport import ClusterError
+from distilrank.plugin import api, registry_store
+from distilrank.plugin.local_scoring import LocalScorer
+from distilrank.plugin.pipelines import rerank_search_body
+from distilrank.plugin.transport import ClusterError
 
 INDEX = "distilrank-it-traffic"
 GROUP = f"distilrank-it-traffic-{os.getpid()}"
@@ -140,8 +140,8 @@ def test_compare_and_set_refuses_a_stale_write(t, two):
 
 DUEL_SCRIPT = """
 import json, sys, time
-from plugin import api
-from plugin.registry_store import ConcurrentChangeError
+from distilrank.plugin import api
+from distilrank.plugin.registry_store import ConcurrentChangeError
 url, alias, model_id, at = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 t = api.connect(url=url)
 api.pipeline_spec(t, "none")  # connection warm before the start line

@@ -2,7 +2,7 @@
 
 An alias ``A`` owns the search pipeline ``distilrank-A`` (or a name given at the first promote). Searches use the
 pipeline; :func:`promote` points it at another deployed model in one ``PUT``, :func:`rollback` points it back at
-the previous one. The history lives in :mod:`plugin.registry_store`. :func:`safe_to_remove` says whether a model
+the previous one. The history lives in :mod:`distilrank.plugin.registry_store`. :func:`safe_to_remove` says whether a model
 can be undeployed or deleted without breaking a pipeline or a rollback.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from distill.errors import DistilRankError
-from plugin import ml_api, registry_store
-from plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
-from plugin.transport import Transport
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import ml_api, registry_store
+from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
+from distilrank.plugin.transport import Transport
 
 
 def pipeline_name(alias: str) -> str:

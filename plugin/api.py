@@ -1,6 +1,6 @@
 """The Python API behind ``distilrank plugin ...``: one function per subcommand, each taking a :class:`Transport`.
 
-    from plugin import api
+    from distilrank.plugin import api
     t = api.connect(url="https://search:9200", user="admin", password=..., ca_certs="ca.pem")
     out = api.register(t, "export/student.zip", group="products-rerank", deploy=True, promote_alias="staging",
                        index="products", document_fields=["title"], depth=100)
@@ -17,22 +17,22 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from distill.errors import DistilRankError
-from plugin import aliases as aliases_mod
-from plugin import ml_api, registry_store
-from plugin.connection import load_connection
-from plugin.deploy import deploy_model, smoke_test
-from plugin.model_package import check_chunk_size, inspect_model_zip
-from plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
-from plugin.preflight import failed_checks, preflight_passed, run_preflight
-from plugin.register import register_package, wait_model_state
-from plugin.transport import Transport
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import aliases as aliases_mod
+from distilrank.plugin import ml_api, registry_store
+from distilrank.plugin.connection import load_connection
+from distilrank.plugin.deploy import deploy_model, smoke_test
+from distilrank.plugin.model_package import check_chunk_size, inspect_model_zip
+from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
+from distilrank.plugin.preflight import failed_checks, preflight_passed, run_preflight
+from distilrank.plugin.register import register_package, wait_model_state
+from distilrank.plugin.transport import Transport
 
 Log = Callable[[str], None]
 
 
 def connect(config_file: str | Path | None = None, *, dry_run: bool = False, log: Log = lambda m: None, **settings: Any) -> Transport:
-    """A :class:`Transport` from flags/env/config file (see :func:`plugin.connection.load_connection`)."""
+    """A :class:`Transport` from flags/env/config file (see :func:`distilrank.plugin.connection.load_connection`)."""
     return Transport(load_connection(config_file, **settings), dry_run=dry_run, log=log)
 
 
@@ -65,13 +65,13 @@ def register(t: Transport, zip_path: str | Path, *, group: str = "distilrank", n
             raise DistilRankError("preflight failed, nothing was registered:\n" + "\n".join(
                 f"  {c.name}: {c.detail}" + (f"\n    fix: {c.fix}" if c.fix else "") for c in failed))
     if promote_alias and index:
-        from plugin.pipelines import check_fields
+        from distilrank.plugin.pipelines import check_fields
 
         check_fields(t, index, list(document_fields or ["title"]))
     reg = register_package(t, pkg, group=group, name=name, chunk_size=chunk_size, wait=wait, progress=progress, log=log)
     out.update(asdict(reg))
     if rescorer:
-        from plugin import rescore
+        from distilrank.plugin import rescore
 
         if rescore.rescorer_installed(t):
             out["rescorer"] = rescore.upload_model(t, reg.model_id, pkg.path, sha256=pkg.sha256, log=log)
@@ -91,7 +91,7 @@ def _deploy_or_reregister(t: Transport, pkg, reg, *, group: str, name: str | Non
     """Deploy ``reg``; if ML Commons says "model content changed" (its local copy of the chunks was cut short, e.g.
     the node was killed during a deploy: measured on 3.6.0), delete that version and register the zip again under a
     new model id, whose copy is fresh, then deploy that. Returns (registration, deployment)."""
-    from plugin.transport import ClusterError
+    from distilrank.plugin.transport import ClusterError
 
     try:
         return reg, deploy_model(t, reg.model_id, wait=wait, log=log)
@@ -124,7 +124,7 @@ def predict(t: Transport, model_id: str, query: str, docs: list[str], *, zip_pat
     out: dict[str, Any] = {"model_id": model_id, "query": query,
                            "results": [{"doc": d, "score": s} for d, s in zip(docs, scores, strict=True)]}
     if zip_path:
-        from plugin.local_scoring import score_with_zip
+        from distilrank.plugin.local_scoring import score_with_zip
 
         local = score_with_zip(zip_path, query, docs)
         for r, s in zip(out["results"], local, strict=True):
@@ -178,15 +178,15 @@ def list_models(t: Transport, *, group: str | None = None) -> dict:
             "aliases": [a["alias"] for a in alias_rows if a.get("model_id") == mid],
             "pipelines": sorted(n for n, b in pipes.items() if mid in ml_api.rerank_model_ids(b)),
         })
-    from plugin.ensure import serving_problems
+    from distilrank.plugin.ensure import serving_problems
 
     return {"models": rows, "aliases": alias_rows, "problems": serving_problems(t)}
 
 
 def ensure(t: Transport, alias: str, *, zip_path: str | Path | None = None, index: str | None = None, wait: float = 300.0,
            tolerance: float = 1e-4, log: Log = lambda m: None) -> dict:
-    """Make ``alias`` serve again (pipeline, deployed model, check); see :func:`plugin.ensure.ensure_alias`."""
-    from plugin.ensure import ensure_alias
+    """Make ``alias`` serve again (pipeline, deployed model, check); see :func:`distilrank.plugin.ensure.ensure_alias`."""
+    from distilrank.plugin.ensure import ensure_alias
 
     return ensure_alias(t, alias, zip_path=zip_path, index=index, wait=wait, tolerance=tolerance, log=log)
 
@@ -214,7 +214,7 @@ def delete(t: Transport, model_id: str, *, force: bool = False, wait: float = 12
         wait_model_state(t, model_id, ("UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED"), wait)
     ml_api.delete_model(t, model_id)
     registry_store.delete_model_record(t, model_id)
-    from plugin import rescore
+    from distilrank.plugin import rescore
 
     if rescore.rescorer_installed(t):
         rescore.delete_model(t, model_id)

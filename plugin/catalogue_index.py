@@ -1,10 +1,10 @@
 """A product catalogue in OpenSearch: bulk indexing, BM25 retrieval in batches (``_msearch``), BM25 scores of given ids.
 
-The REST calls are :mod:`plugin.index_api`'s; this module decides what to index, when to reuse an index, and batching.
+The REST calls are :mod:`distilrank.plugin.index_api`'s; this module decides what to index, when to reuse an index, and batching.
 
 The index holds every catalogue field as ``text`` (so BM25 can search them),
 the product id as ``keyword``, and the combined model text
-(:class:`distill.data.catalogue.DocumentText`, field ``index_field``) that the
+(:class:`distilrank.distill.data.catalogue.DocumentText`, field ``index_field``) that the
 rerank pipeline's ``document_fields`` reads, so the student scores exactly the
 text it was trained on.
 
@@ -17,10 +17,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from distill.data.catalogue import Catalogue, DocumentText, field_text
-from distill.errors import DistilRankError
-from plugin import index_api
-from plugin.transport import Transport
+from distilrank.distill.data.catalogue import Catalogue, DocumentText, field_text
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import index_api
+from distilrank.plugin.transport import Transport
 
 ID_FIELD = "doc_id"
 DEFAULT_BM25_FIELDS = ("title^2", "brand", "color", "bullet_points", "description")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from distill.cli_support import emit, read_source_arg
-    from distill.api import export_student
+    from distilrank.distill.cli_support import emit, read_source_arg
+    from distilrank.distill.api import export_student
 
     if args.teacher:
         cmd_export_teacher(args)
@@ -24,7 +24,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     pairs = read_source_arg(args, args.parity_data) if args.parity_data else None
     quality = None
     if args.quality_data:
-        from distill.api import read_source
+        from distilrank.distill.api import read_source
 
         quality = read_source(args.quality_data, query_field=args.quality_query_field, text_field=args.quality_text_field,
                               label_field=args.quality_label_field, require_labels=True)
@@ -42,10 +42,10 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_export_teacher(args: argparse.Namespace) -> None:
-    """``distilrank export --teacher DIR``: :func:`plugin.export.teacher_export.export_cross_encoder_teacher`."""
-    from distill.cli_support import emit, read_source_arg
-    from distill.errors import DistilRankError
-    from plugin.export.teacher_export import export_cross_encoder_teacher
+    """``distilrank export --teacher DIR``: :func:`distilrank.plugin.export.teacher_export.export_cross_encoder_teacher`."""
+    from distilrank.distill.cli_support import emit, read_source_arg
+    from distilrank.distill.errors import DistilRankError
+    from distilrank.plugin.export.teacher_export import export_cross_encoder_teacher
 
     student_only = [flag for flag, given in (("--metrics", args.metrics), ("--quantize int8", args.quantize != "none"),
                                              ("--quality-data", args.quality_data)) if given]
@@ -78,7 +78,7 @@ def _add_connection_args(p: argparse.ArgumentParser) -> None:
 def _transport(args: argparse.Namespace):
     import logging
 
-    from plugin.api import connect
+    from distilrank.plugin.api import connect
 
     logging.getLogger("opensearch").setLevel(logging.ERROR)  # expected 404s are answers here, not warnings
     log = (lambda m: print(m, file=sys.stderr))
@@ -89,7 +89,7 @@ def _transport(args: argparse.Namespace):
 
 def _finish(args: argparse.Namespace, t, result: dict, human: str) -> None:
     """Print ``result`` (with ``--json``) or ``human``, plus the write requests a dry run did not send."""
-    from distill.cli_support import emit
+    from distilrank.distill.cli_support import emit
 
     emit(args, *t.with_planned(result, human))
 
@@ -97,7 +97,7 @@ def _finish(args: argparse.Namespace, t, result: dict, human: str) -> None:
 def _split_docs(values: list[str] | None, path: str | None) -> list[str]:
     docs = list(values or [])
     if path:
-        from distill.errors import DataError
+        from distilrank.distill.errors import DataError
 
         for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
             if line.strip():
@@ -109,8 +109,8 @@ def _split_docs(values: list[str] | None, path: str | None) -> list[str]:
 
 def cmd_rescore_body(args: argparse.Namespace) -> None:
     """``distilrank plugin rescore-body``: print a checked search body for the distilrank rescorer."""
-    from distill.cli_support import emit
-    from plugin.rescore import rescore_search_body
+    from distilrank.distill.cli_support import emit
+    from distilrank.plugin.rescore import rescore_search_body
 
     fields = [f for f in (args.fields or "title").split(",") if f]
     query = json.loads(args.query) if args.query else None
@@ -118,7 +118,7 @@ def cmd_rescore_body(args: argparse.Namespace) -> None:
                                query=query, score_mode=args.score_mode, query_weight=args.query_weight,
                                model_weight=args.model_weight, text_source=args.text_source)
     if args.index:
-        from plugin.pipelines import check_fields
+        from distilrank.plugin.pipelines import check_fields
 
         check_fields(_transport(args), args.index, fields)
     emit(args, body, json.dumps(body, indent=2, ensure_ascii=False))
@@ -134,8 +134,8 @@ def _fields(args: argparse.Namespace) -> list[str] | None:
 
 
 def cmd_preflight(args: argparse.Namespace) -> None:
-    from plugin import api
-    from plugin.preflight import Check, format_checks
+    from distilrank.plugin import api
+    from distilrank.plugin.preflight import Check, format_checks
 
     t = _transport(args)
     res = api.preflight(t)
@@ -145,7 +145,7 @@ def cmd_preflight(args: argparse.Namespace) -> None:
 
 
 def cmd_register(args: argparse.Namespace) -> None:
-    from plugin import api
+    from distilrank.plugin import api
 
     t = _transport(args)
     res = api.register(t, args.zip, group=args.group, name=args.name, expected_sha256=args.sha256, chunk_size=args.chunk_size,
@@ -170,7 +170,7 @@ def cmd_register(args: argparse.Namespace) -> None:
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
-    from plugin import api
+    from distilrank.plugin import api
 
     t = _transport(args)
     res = api.deploy(t, args.model_id, zip_path=args.zip, wait=args.wait, tolerance=args.tolerance, log=_log)
@@ -182,7 +182,7 @@ def cmd_deploy(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from plugin import api
+    from distilrank.plugin import api
 
     t = _transport(args)
     res = api.predict(t, args.model_id, args.query, _split_docs(args.doc, args.docs_file), zip_path=args.zip)
@@ -192,7 +192,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_pipeline(args: argparse.Namespace) -> None:
-    from plugin import api
+    from distilrank.plugin import api
 
     t = _transport(args)
     fields = _fields(args) or ["title"]
@@ -201,7 +201,7 @@ def cmd_pipeline(args: argparse.Namespace) -> None:
 
 
 def cmd_promote(args: argparse.Namespace) -> None:
-    from plugin import api
+    from distilrank.plugin import api
 
     t = _transport(args)
     res = api.promote(t, args.alias, args.model_id, document_fields=_fields(args), depth=args.depth, size=args.size,
@@ -210,7 +210,7 @@ def cmd_promote(args: argparse.Namespace) -> None:
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
-    from plugin import api
+    from distilrank.plugin import api
 
     t = _transport(args)
     res = api.rollback(t, args.alias)
@@ -218,7 +218,7 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from plugin import api
+    from distilrank.plugin import api
 
     t = _transport(args)
     res = api.list_models(t, group=args.group)
@@ -242,7 +242,7 @@ def format_model_list(res: dict) -> list[str]:
 
 
 def cmd_undeploy(args: argparse.Namespace) -> None:
-    from plugin import api
+    from distilrank.plugin import api
 
     t = _transport(args)
     res = api.undeploy(t, args.model_id, force=args.force)
@@ -250,7 +250,7 @@ def cmd_undeploy(args: argparse.Namespace) -> None:
 
 
 def cmd_delete(args: argparse.Namespace) -> None:
-    from plugin import api
+    from distilrank.plugin import api
 
     t = _transport(args)
     res = api.delete(t, args.model_id, force=args.force)
@@ -258,9 +258,9 @@ def cmd_delete(args: argparse.Namespace) -> None:
 
 
 def cmd_ab_run(args: argparse.Namespace) -> None:
-    from plugin.abtest.config import load_ab_config
-    from plugin.abtest.report import comparison_rows, summary_rows
-    from plugin.abtest.runner import run_ab
+    from distilrank.plugin.abtest.config import load_ab_config
+    from distilrank.plugin.abtest.report import comparison_rows, summary_rows
+    from distilrank.plugin.abtest.runner import run_ab
 
     cfg = load_ab_config(args.config)
     if args.out:
@@ -280,7 +280,7 @@ def cmd_ab_run(args: argparse.Namespace) -> None:
 
 
 def cmd_ab_promote(args: argparse.Namespace) -> None:
-    from plugin.abtest.runner import promote_winner
+    from distilrank.plugin.abtest.runner import promote_winner
 
     t = _transport(args)
     res = promote_winner(t, args.report, args.alias, arm=args.arm)
@@ -289,9 +289,9 @@ def cmd_ab_promote(args: argparse.Namespace) -> None:
 
 
 def cmd_ab_assign(args: argparse.Namespace) -> None:
-    from distill.cli_support import emit
-    from distill.errors import DistilRankError
-    from plugin.abtest.router import Arm, Experiment
+    from distilrank.distill.cli_support import emit
+    from distilrank.distill.errors import DistilRankError
+    from distilrank.plugin.abtest.router import Arm, Experiment
 
     arms = []
     for spec in args.arm:
@@ -307,8 +307,8 @@ def cmd_ab_assign(args: argparse.Namespace) -> None:
 
 
 def cmd_plugin_ensure(args: argparse.Namespace) -> None:
-    """``distilrank plugin ensure ALIAS``: :func:`plugin.api.ensure`."""
-    from plugin import api
+    """``distilrank plugin ensure ALIAS``: :func:`distilrank.plugin.api.ensure`."""
+    from distilrank.plugin import api
 
     t = _transport(args)
     res = api.ensure(t, args.alias, zip_path=args.zip, index=args.index, wait=args.wait, tolerance=args.tolerance, log=_log)
@@ -433,7 +433,7 @@ def _add_alias_commands(add) -> None:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the plugin's subcommands on the main ``distilrank`` parser."""
-    from distill.cli_support import add_data_args
+    from distilrank.distill.cli_support import add_data_args
 
     p = sub.add_parser("export", help="export a student (or, with --teacher, a cross-encoder teacher) to ONNX + tokenizer.json + "
                                       "ML Commons zip + model card, with a parity check")

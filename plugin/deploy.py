@@ -2,7 +2,7 @@
 
 :func:`deploy_model` is idempotent (a DEPLOYED model is left as it is) and reports the per-node errors of a
 failed deploy task verbatim. :func:`smoke_test` sends sample pairs to ``_predict`` and compares them with the
-same zip scored locally in ONNX Runtime (:mod:`plugin.local_scoring`); on a mismatch beyond ``tolerance`` the
+same zip scored locally in ONNX Runtime (:mod:`distilrank.plugin.local_scoring`); on a mismatch beyond ``tolerance`` the
 model is undeployed and :class:`SmokeTestError` is raised, so a broken model never reaches a search.
 """
 
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from plugin import ml_api
-from plugin.register import wait_model_state
-from plugin.transport import ClusterError, Transport
+from distilrank.plugin import ml_api
+from distilrank.plugin.register import wait_model_state
+from distilrank.plugin.transport import ClusterError, Transport
 
 
 class SmokeTestError(ClusterError):
@@ -112,7 +112,7 @@ def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, log: Calla
 def default_smoke_pairs(n: int = 24) -> list[tuple[str, list[str]]]:
     """Sample (query, [docs]) groups: Icecat (query, title) pairs and edge cases from the bundled parity sample."""
     rows = []
-    with resources.as_file(resources.files("plugin.export") / "parity_sample.jsonl") as path:
+    with resources.as_file(resources.files("distilrank.plugin.export") / "parity_sample.jsonl") as path:
         for line in Path(path).read_text(encoding="utf-8").splitlines():
             rows.append(json.loads(line))
     icecat = [r for r in rows if r.get("source", "").startswith("icecat")][: n - 4]
@@ -126,7 +126,7 @@ def default_smoke_pairs(n: int = 24) -> list[tuple[str, list[str]]]:
 def smoke_test(t: Transport, model_id: str, zip_path: str | Path, *, groups: list[tuple[str, list[str]]] | None = None,
                tolerance: float = 1e-4, undeploy_on_failure: bool = True) -> SmokeResult:
     """``_predict`` on sample pairs vs local ONNX Runtime on ``zip_path``; undeploy and raise on mismatch."""
-    from plugin.local_scoring import LocalScorer
+    from distilrank.plugin.local_scoring import LocalScorer
 
     groups = groups or default_smoke_pairs()
     scorer = LocalScorer(zip_path)

@@ -3,7 +3,7 @@
 :func:`ensure_alias` is idempotent: it reads the alias's search pipeline, recreates the pipeline from the
 registry record if it is gone, redeploys the model the pipeline calls when ``_predict`` does not answer (ML Commons
 can show a stale ``DEPLOYED`` state right after a restart, so the state alone is not trusted), and verifies it:
-with the zip, the smoke test against local ONNX Runtime (:func:`plugin.deploy.smoke_test`); without it, finite
+with the zip, the smoke test against local ONNX Runtime (:func:`distilrank.plugin.deploy.smoke_test`); without it, finite
 scores for the sample pairs; with ``index``, one search through the pipeline.
 
 :func:`serving_problems` lists every search pipeline and alias that calls a model that does not exist or is not
@@ -18,12 +18,12 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from distill.errors import DistilRankError
-from plugin import index_api, ml_api, registry_store
-from plugin.deploy import deploy_model, smoke_test, wait_task
-from plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec, rerank_search_body
-from plugin.register import wait_model_state
-from plugin.transport import ClusterError, Transport
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import index_api, ml_api, registry_store
+from distilrank.plugin.deploy import deploy_model, smoke_test, wait_task
+from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec, rerank_search_body
+from distilrank.plugin.register import wait_model_state
+from distilrank.plugin.transport import ClusterError, Transport
 
 SERVING = ("DEPLOYED",)
 
@@ -67,7 +67,7 @@ def serving_problems(t: Transport) -> list[dict]:
 
 
 def _predict_ok(t: Transport, model_id: str) -> tuple[bool, str]:
-    from plugin.deploy import default_smoke_pairs
+    from distilrank.plugin.deploy import default_smoke_pairs
 
     query, docs = default_smoke_pairs(4)[0]
     try:

@@ -1,9 +1,9 @@
 """Typed helpers for the OpenSearch core REST endpoints the plugin uses: indices, bulk, search (one function, one call).
 
-The sibling of :mod:`plugin.ml_api` (ML Commons and search pipelines) and :mod:`plugin.rescorer_api` (the
+The sibling of :mod:`distilrank.plugin.ml_api` (ML Commons and search pipelines) and :mod:`distilrank.plugin.rescorer_api` (the
 distilrank rescorer's own endpoints), the way opensearch-py keeps ``client/indices.py`` apart from
 ``plugins/ml.py``: these calls are OpenSearch itself, not a plugin. Nothing here decides anything (reuse,
-recreation, batching live in :mod:`plugin.catalogue_index` and the callers); the newline-delimited JSON of
+recreation, batching live in :mod:`distilrank.plugin.catalogue_index` and the callers); the newline-delimited JSON of
 ``_bulk`` and ``_msearch`` is built here because it is part of the REST call.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from plugin.transport import Transport, dry_id
+from distilrank.plugin.transport import Transport, dry_id
 
 
 def get_mapping(t: Transport, index: str) -> dict | None:

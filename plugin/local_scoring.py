@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.data.pairs import Pairs
-from plugin.serving_contract import onnx_session, score_like_ml_commons
+from distilrank.distill.data.pairs import Pairs
+from distilrank.plugin.serving_contract import onnx_session, score_like_ml_commons
 
 
 class LocalScorer:

@@ -1,15 +1,15 @@
 """Typed helpers for the ML Commons and search-pipeline REST endpoints the plugin uses (one function, one call).
 
 Nothing here decides anything: the orchestration (idempotence, cleanup, waiting) lives in
-:mod:`plugin.register`, :mod:`plugin.deploy` and :mod:`plugin.aliases`.
+:mod:`distilrank.plugin.register`, :mod:`distilrank.plugin.deploy` and :mod:`distilrank.plugin.aliases`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from plugin import index_api
-from plugin.transport import Transport, dry_id
+from distilrank.plugin import index_api
+from distilrank.plugin.transport import Transport, dry_id
 
 ML = "/_plugins/_ml"
 #: ``upload_chunk`` accepts at most this many bytes per chunk.

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.errors import DistilRankError
-from plugin.export.model_zip import validate_model_zip
-from plugin.serving_contract import describe_interface, interface_problems, sha256_file
-from plugin.ml_api import MAX_CHUNK_BYTES
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.export.model_zip import validate_model_zip
+from distilrank.plugin.serving_contract import describe_interface, interface_problems, sha256_file
+from distilrank.plugin.ml_api import MAX_CHUNK_BYTES
 
 
 class PackageError(DistilRankError):

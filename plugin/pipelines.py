@@ -37,9 +37,9 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from distill.errors import DistilRankError
-from plugin import ml_api
-from plugin.transport import Transport
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import ml_api
+from distilrank.plugin.transport import Transport
 
 TAG = "distilrank:"
 #: OpenSearch's default ``indices.query.bool.max_clause_count``: a match query with more terms fails (HTTP 400).

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugin import ml_api
-from plugin.transport import Transport
+from distilrank.plugin import ml_api
+from distilrank.plugin.transport import Transport
 
 
 @dataclass

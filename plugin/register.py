@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from plugin import ml_api, registry_store
-from plugin.model_package import ModelPackage, check_chunk_size
-from plugin.transport import ClusterError, Transport
+from distilrank.plugin import ml_api, registry_store
+from distilrank.plugin.model_package import ModelPackage, check_chunk_size
+from distilrank.plugin.transport import ClusterError, Transport
 
 REUSABLE_STATES = ("REGISTERED", "DEPLOYED", "DEPLOYING", "PARTIALLY_DEPLOYED", "UNDEPLOYED", "DEPLOY_FAILED")
 STALE_STATES = ("REGISTERING", "REGISTER_FAILED")
@@ -167,7 +167,7 @@ def register_package(
     try:
         bar = None
         if progress:
-            from distill.progress import progress_bar
+            from distilrank.distill.progress import progress_bar
 
             bar = progress_bar(total=pkg.size, progress=True, unit="B", unit_scale=True, desc=f"upload {pkg.path.name}", leave=False)
         for index, data in pkg.chunks(chunk_size):

@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from distill.errors import DistilRankError
-from plugin import index_api
-from plugin.transport import Transport
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import index_api
+from distilrank.plugin.transport import Transport
 
 INDEX = "distilrank-registry"
 MAPPING = {
@@ -47,7 +47,7 @@ def ensure_index(t: Transport) -> None:
         return
     resp = index_api.create_index(t, INDEX, MAPPING, ok_statuses=(400,))
     if resp.get("status") == 400 and "resource_already_exists" not in str(resp.get("error")):
-        from plugin.transport import ClusterError
+        from distilrank.plugin.transport import ClusterError
 
         raise ClusterError(f"cannot create the {INDEX} index: {resp.get('error')}")
 

@@ -16,7 +16,7 @@ field is stored, else ``_source``), ``_source`` or ``stored``.
 
 The rescorer loads the same zip that is registered with ML Commons, from the copy :func:`upload_model` sends in
 chunks (``distilrank plugin register`` does it when the plugin is installed); the node verifies the SHA-256 and
-caches the loaded model. The REST calls themselves are :mod:`plugin.rescorer_api`'s (``model_record``,
+caches the loaded model. The REST calls themselves are :mod:`distilrank.plugin.rescorer_api`'s (``model_record``,
 ``delete_model`` and ``stats`` are re-exported here).
 """
 
@@ -26,13 +26,13 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from distill.errors import DistilRankError
-from plugin import ml_api, rescorer_api
-from plugin.rescorer_api import delete_model as delete_model  # the rescorer's REST calls, re-exported for callers
-from plugin.rescorer_api import model_record as model_record
-from plugin.rescorer_api import stats as stats
-from plugin.serving_contract import sha256_file
-from plugin.transport import Transport
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import ml_api, rescorer_api
+from distilrank.plugin.rescorer_api import delete_model as delete_model  # the rescorer's REST calls, re-exported for callers
+from distilrank.plugin.rescorer_api import model_record as model_record
+from distilrank.plugin.rescorer_api import stats as stats
+from distilrank.plugin.serving_contract import sha256_file
+from distilrank.plugin.transport import Transport
 
 PLUGIN = "distilrank"
 UPLOAD_CHUNK_BYTES = 8_000_000  # base64 in JSON: ~10.7 MB per request, well under http.max_content_length (100 MB)

@@ -1,7 +1,7 @@
 """Typed helpers for the distilrank rescorer's own REST endpoints, ``_plugins/distilrank/*`` (one function, one call).
 
-The rescorer is the Java plugin in ``plugin/opensearch`` (not ML Commons, so not :mod:`plugin.ml_api`); what to
-upload and when lives in :mod:`plugin.rescore`. In a dry run the transport answers the writes with what the node
+The rescorer is the Java plugin in ``plugin/opensearch`` (not ML Commons, so not :mod:`distilrank.plugin.ml_api`); what to
+upload and when lives in :mod:`distilrank.plugin.rescore`. In a dry run the transport answers the writes with what the node
 would answer (:func:`upload_chunk`: ``complete`` on the last chunk).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 
-from plugin.transport import Transport
+from distilrank.plugin.transport import Transport
 
 BASE = "/_plugins/distilrank"
 

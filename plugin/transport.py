@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from distill.errors import DistilRankError
-from plugin.connection import ConnectionSettings
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.connection import ConnectionSettings
 
 RETRY_STATUS = (429, 502, 503, 504)
 SAFE_RETRY_STATUS = (429, 503)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill.data.pairs import Pairs
+from distilrank.distill.data.pairs import Pairs
 
 DATA = Path(__file__).parent / "data"
 WORDS = ("good great fine nice love bad awful poor boring hate movie film plot actor story the a is was very not "

@@ -4,8 +4,8 @@ import random
 
 import pytest
 
-from distill.errors import DistilRankError
-from plugin.abtest.interleaving import (
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.abtest.interleaving import (
     SHARED,
     ClickModel,
     QueryOutcome,
@@ -14,7 +14,7 @@ from plugin.abtest.interleaving import (
     summarize,
     team_draft,
 )
-from plugin.abtest.stats import sign_test, wilson_ci
+from distilrank.plugin.abtest.stats import sign_test, wilson_ci
 
 
 def check_team_draft(a, b, il, share_common_prefix=True):

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from distill.errors import DataError, DistilRankError
-from plugin.abtest.judgments import (
+from distilrank.distill.errors import DataError, DistilRankError
+from distilrank.plugin.abtest.judgments import (
     ESCI_GRADE_MAP,
     Judgments,
     from_pairs,

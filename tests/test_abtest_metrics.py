@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from distill.errors import DistilRankError
-from distill.evaluation import metrics as score_metrics
-from plugin.abtest.metrics import (
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.evaluation import metrics as score_metrics
+from distilrank.plugin.abtest.metrics import (
     NO_GAIN,
     NO_JUDGMENTS,
     NO_RELEVANT,

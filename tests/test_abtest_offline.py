@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from distill.errors import DistilRankError
-from plugin.abtest.judgments import from_pairs, load_judgments
-from plugin.abtest.metrics import NO_JUDGMENTS, query_metrics
-from plugin.abtest.offline import SCHEMA, collect_runs, evaluate_runs, pool, run_comparison, teacher_judge
-from plugin.abtest.stats import holm, latency_summary
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.abtest.judgments import from_pairs, load_judgments
+from distilrank.plugin.abtest.metrics import NO_JUDGMENTS, query_metrics
+from distilrank.plugin.abtest.offline import SCHEMA, collect_runs, evaluate_runs, pool, run_comparison, teacher_judge
+from distilrank.plugin.abtest.stats import holm, latency_summary
 
 DATA = Path(__file__).parent / "data" / "abtest"
 

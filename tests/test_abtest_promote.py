@@ -2,10 +2,10 @@
 
 import pytest
 
-from distill.errors import DistilRankError
-from plugin.abtest.judgments import from_pairs
-from plugin.abtest.offline import run_comparison
-from plugin.abtest.runner import choose_winner
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.abtest.judgments import from_pairs
+from distilrank.plugin.abtest.offline import run_comparison
+from distilrank.plugin.abtest.runner import choose_winner
 
 
 def _results(better: bool, n: int = 20):

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from distill.errors import DistilRankError
-from plugin.abtest.judgments import from_pairs
-from plugin.abtest.offline import run_comparison
-from plugin.abtest.report import comparison_rows, summary_rows, validate_results, write_report
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.abtest.judgments import from_pairs
+from distilrank.plugin.abtest.offline import run_comparison
+from distilrank.plugin.abtest.report import comparison_rows, summary_rows, validate_results, write_report
 
 
 def _results():

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from distill.errors import DistilRankError
-from plugin.abtest.router import Arm, Experiment, search_with_assignment
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.abtest.router import Arm, Experiment, search_with_assignment
 
 N = 100_000
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def test_deterministic_sticky_and_salted():
 
 
 def test_sticky_across_processes():
-    code = ("from plugin.abtest.router import Arm, Experiment;"
+    code = ("from distilrank.plugin.abtest.router import Arm, Experiment;"
             "e = Experiment('rerank', 's1', [Arm('arm0', None, 50), Arm('arm1', 'pipe1', 50)]);"
             "print(','.join(e.assign(f'u{i}').arm for i in range(50)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -145,7 +145,7 @@ def test_search_with_assignment_real_client(http_server):
 
 
 def test_router_module_is_stdlib_only():
-    code = ("import sys; import plugin.abtest.router;"
+    code = ("import sys; import distilrank.plugin.abtest.router;"
             "bad = [m for m in ('numpy', 'opensearchpy', 'matplotlib') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(ROOT))

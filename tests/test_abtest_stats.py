@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
-from distill.errors import DistilRankError
-from plugin.abtest.stats import (
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.abtest.stats import (
     holm,
     latency_summary,
     paired_bootstrap_ci,

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from distill.augment import augment
-from distill.data.pairs import Pairs
-from distill.errors import ConfigError
+from distilrank.distill.augment import augment
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import ConfigError
 
 SENTENCES = [f"the {a} movie was {b} and {c}" for a in ("new", "old", "long") for b in ("good", "bad", "fine") for c in ("fun", "dull")]
 WORDS = [f"w{i}" for i in range(30)]

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from distill.data.pairs import Pairs
-from distill.errors import ConfigError
-from distill.ranking.teachers import EmbeddingCache
-from distill.teacher.biencoder import BiEncoder, cosine_scores
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import ConfigError
+from distilrank.distill.ranking.teachers import EmbeddingCache
+from distilrank.distill.teacher.biencoder import BiEncoder, cosine_scores
 
 TEXTS = ["red cotton socks", "a lamp", "blue wool socks very nice", "mug", "the red mug is not blue", "good shoes"]
 

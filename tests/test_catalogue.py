@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill.data.catalogue import (
+from distilrank.distill.data.catalogue import (
     Catalogue,
     DocumentText,
     check_fields,
@@ -15,8 +15,8 @@ from distill.data.catalogue import (
     judged_pairs,
     read_catalogue,
 )
-from distill.errors import ConfigError, DataError
-from plugin.abtest.judgments import load_judgments
+from distilrank.distill.errors import ConfigError, DataError
+from distilrank.plugin.abtest.judgments import load_judgments
 
 SAMPLE = Path(__file__).parent / "data" / "esci-sample"
 

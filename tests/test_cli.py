@@ -5,8 +5,8 @@ import shutil
 import subprocess
 import sys
 
-from distill.cli import main
-from distill.data.readers import write_pairs
+from distilrank.distill.cli import main
+from distilrank.distill.data.readers import write_pairs
 
 from .conftest import sentiment_pairs
 
@@ -74,7 +74,7 @@ def test_console_script_is_installed():
 
 def test_every_subcommand_dispatches_to_its_own_function():
     """``set_defaults(func=...)`` on every leaf subcommand, one function each (no if/elif dispatch on the name)."""
-    from distill.cli import build_parser
+    from distilrank.distill.cli import build_parser
 
     def leaves(parser, path=()):
         subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
@@ -93,7 +93,7 @@ def test_every_subcommand_dispatches_to_its_own_function():
 
 
 def test_model_ids_starting_with_a_dash_are_values():
-    from distill.cli import _glue_ids
+    from distilrank.distill.cli import _glue_ids
 
     assert _glue_ids(["plugin", "deploy", "--model-id", "-pgNKIB", "--json"]) == ["plugin", "deploy", "--model-id=-pgNKIB", "--json"]
     assert _glue_ids(["plugin", "deploy", "--model-id"]) == ["plugin", "deploy", "--model-id"]
@@ -102,9 +102,9 @@ def test_model_ids_starting_with_a_dash_are_values():
 def test_a_broken_serving_import_is_an_error_not_a_missing_command(monkeypatch):
     import pytest
 
-    from distill.cli import build_parser
+    from distilrank.distill.cli import build_parser
 
-    monkeypatch.setitem(sys.modules, "plugin.cli", None)  # what a syntax or import error inside plugin.cli amounts to
+    monkeypatch.setitem(sys.modules, "distilrank.plugin.cli", None)  # what a syntax or import error inside distilrank.plugin.cli amounts to
     with pytest.raises(ImportError):
         build_parser()
     with pytest.raises(ImportError):

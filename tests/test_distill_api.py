@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-import distill
-from distill.config import AugmentConfig, StudentSection
-from distill.data.pairs import Pairs
-from distill.data.readers import write_pairs
-from distill.errors import DistilRankError
-from distill.targets import Stacker
+import distilrank.distill as distill
+from distilrank.distill.config import AugmentConfig, StudentSection
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.readers import write_pairs
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.targets import Stacker
 
 from .conftest import sentiment_pairs
 
@@ -27,7 +27,7 @@ def sigmoid(x):
 
 def test_import_distill_is_cheap_and_exports_lazily():
     code = ("import sys, distill; heavy = [m for m in ('torch', 'transformers', 'numpy', 'tokenizers') if m in sys.modules];"
-            "assert not heavy, heavy; f = distill.read_source; assert 'distill.api' in sys.modules; print(f.__name__)")
+            "assert not heavy, heavy; f = distill.read_source; assert 'distilrank.distill.api' in sys.modules; print(f.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "read_source"

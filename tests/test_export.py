@@ -11,18 +11,18 @@ import numpy as np
 import onnx
 import pytest
 
-from distill.cli import main
-from distill.data.pairs import Pairs
-from distill.errors import DistilRankError
-from distill.student.model import StudentConfig
-from distill.student.store import load_student
-from distill.student.tokenizer import build_student_tokenizer
-from distill.student.train import StudentTrainConfig, train_student
-from plugin.export import export_student
-from plugin.export.exporter import default_parity_pairs
-from plugin.export.model_zip import build_model_zip, validate_model_zip
-from plugin.serving_contract import describe_interface, interface_problems
-from plugin.export.parity import check_parity
+from distilrank.distill.cli import main
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.student.model import StudentConfig
+from distilrank.distill.student.store import load_student
+from distilrank.distill.student.tokenizer import build_student_tokenizer
+from distilrank.distill.student.train import StudentTrainConfig, train_student
+from distilrank.plugin.export import export_student
+from distilrank.plugin.export.exporter import default_parity_pairs
+from distilrank.plugin.export.model_zip import build_model_zip, validate_model_zip
+from distilrank.plugin.serving_contract import describe_interface, interface_problems
+from distilrank.plugin.export.parity import check_parity
 
 from .conftest import sentiment_pairs
 
@@ -189,7 +189,7 @@ def test_cluster_runtimes_parse_tokenizer_and_run_graph(exported, quantized, stu
             assert np.max(np.abs(np.array(got["scores"]) - reference)) < 1e-4
             int8 = subprocess.run([python, str(COMPAT_SCRIPT), str(Path(quantized.out_dir) / "int8" / "model.onnx"), quantized.tokenizer,
                                    str(tmp_path / "pairs.jsonl")], capture_output=True, text=True, check=True)
-            from plugin.serving_contract import onnx_session, score_like_ml_commons
+            from distilrank.plugin.serving_contract import onnx_session, score_like_ml_commons
 
             here = score_like_ml_commons(onnx_session(Path(quantized.out_dir) / "int8" / "model.onnx"), tok, sample)
             assert np.max(np.abs(np.array(json.loads(int8.stdout)["scores"]) - here)) < 1e-3

@@ -1,5 +1,5 @@
-"""The OpenSearch core and rescorer REST modules (``plugin.index_api``, ``plugin.rescorer_api``) and what builds on
-them (``plugin.catalogue_index``, ``plugin.rescore.upload_model``), over a real socket with the real opensearch-py client.
+"""The OpenSearch core and rescorer REST modules (``distilrank.plugin.index_api``, ``distilrank.plugin.rescorer_api``) and what builds on
+them (``distilrank.plugin.catalogue_index``, ``distilrank.plugin.rescore.upload_model``), over a real socket with the real opensearch-py client.
 
 The server below keeps indices, documents and rescorer uploads in memory and answers with OpenSearch's (and the
 rescorer plugin's) response shapes; every request is recorded so the tests check the paths and bodies sent. Its
@@ -17,12 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from distill.data.catalogue import Catalogue, DocumentText
-from distill.errors import DistilRankError
-from plugin import index_api, rescore, rescorer_api
-from plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
-from plugin.connection import load_connection
-from plugin.transport import Transport
+from distilrank.distill.data.catalogue import Catalogue, DocumentText
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import index_api, rescore, rescorer_api
+from distilrank.plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
+from distilrank.plugin.connection import load_connection
+from distilrank.plugin.transport import Transport
 
 
 class Cluster(BaseHTTPRequestHandler):

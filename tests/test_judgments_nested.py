@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from distill.errors import DataError
-from plugin.abtest.judgments import load_judgments
+from distilrank.distill.errors import DataError
+from distilrank.plugin.abtest.judgments import load_judgments
 
 SAMPLE = Path(__file__).parent / "data" / "esci-sample"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "esci-shopping"

@@ -7,10 +7,10 @@ import numpy as np
 
 import pytest
 
-from distill.config import load_config
-from distill.data.readers import write_pairs
-from distill.errors import ConfigError
-from distill.pipeline import run_pipeline
+from distilrank.distill.config import load_config
+from distilrank.distill.data.readers import write_pairs
+from distilrank.distill.errors import ConfigError
+from distilrank.distill.pipeline import run_pipeline
 
 from .conftest import sentiment_pairs
 

@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from distill.errors import ConfigError, DistilRankError
-from plugin.connection import load_connection
-from plugin.transport import ClusterError, Transport
+from distilrank.distill.errors import ConfigError, DistilRankError
+from distilrank.plugin.connection import load_connection
+from distilrank.plugin.transport import ClusterError, Transport
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -188,7 +188,7 @@ def test_search_429_names_the_ml_memory_breaker(server):
 
 
 def test_overload_cause_names_core_pools_and_breakers():
-    from plugin.transport import overload_cause
+    from distilrank.plugin.transport import overload_cause
 
     search_pool = "rejected execution of x on OpenSearchThreadPoolExecutor[name = n/search, queue capacity = 1000, y]"
     assert overload_cause(search_pool) == "thread pool 'search' is full (queue capacity 1000)"

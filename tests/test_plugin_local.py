@@ -10,19 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill.cli import main
-from distill.data.pairs import Pairs
-from distill.errors import ConfigError, DistilRankError
-from distill.student.model import StudentConfig
-from distill.student.tokenizer import build_student_tokenizer
-from distill.student.train import StudentTrainConfig, train_student
-from plugin.deploy import default_smoke_pairs
-from plugin.export import export_student
-from plugin.local_scoring import LocalScorer
-from plugin.ml_api import MAX_CHUNK_BYTES
-from plugin.model_package import PackageError, check_chunk_size, inspect_model_zip
-from plugin.pipelines import RerankSpec, check_search_body, read_pipeline_spec, rerank_pipeline_body, rerank_search_body
-from plugin.register import register_meta_body
+from distilrank.distill.cli import main
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import ConfigError, DistilRankError
+from distilrank.distill.student.model import StudentConfig
+from distilrank.distill.student.tokenizer import build_student_tokenizer
+from distilrank.distill.student.train import StudentTrainConfig, train_student
+from distilrank.plugin.deploy import default_smoke_pairs
+from distilrank.plugin.export import export_student
+from distilrank.plugin.local_scoring import LocalScorer
+from distilrank.plugin.ml_api import MAX_CHUNK_BYTES
+from distilrank.plugin.model_package import PackageError, check_chunk_size, inspect_model_zip
+from distilrank.plugin.pipelines import RerankSpec, check_search_body, read_pipeline_spec, rerank_pipeline_body, rerank_search_body
+from distilrank.plugin.register import register_meta_body
 
 from .conftest import sentiment_pairs
 
@@ -130,7 +130,7 @@ def test_smoke_pairs_and_local_scoring(exported):
     q, docs = groups[0]
     scores = scorer.score(q, docs)
     assert scores.shape == (len(docs),) and scores.dtype == np.float32
-    from distill.student.store import load_student
+    from distilrank.distill.student.store import load_student
 
     student = load_student(Path(exported.out_dir).parent / "s")
     np.testing.assert_allclose(scores, student.score(Pairs([q] * len(docs), docs)), atol=1e-4)
@@ -168,7 +168,7 @@ query = { match = { title = "{{query}}" } }
 
 
 def test_ab_config(tmp_path):
-    from plugin.abtest.config import load_ab_config
+    from distilrank.plugin.abtest.config import load_ab_config
 
     p = tmp_path / "ab.toml"
     p.write_text(AB_OK)

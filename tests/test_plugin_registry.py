@@ -1,5 +1,5 @@
 """Aliases (promote, rollback, history), ``safe_to_remove``, the registry index, the ML Commons REST helpers and
-``plugin.api.list_models``, over a real socket with the real opensearch-py client.
+``distilrank.plugin.api.list_models``, over a real socket with the real opensearch-py client.
 
 The server below keeps documents and search pipelines in memory and answers the few REST calls these modules
 make, with OpenSearch's response shapes (``found``/``_source``/``_seq_no``/``_primary_term``, ``{name: body}``,
@@ -17,11 +17,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from distill.errors import DistilRankError
-from plugin import aliases, api, ml_api, registry_store
-from plugin.connection import load_connection
-from plugin.pipelines import RerankSpec, read_pipeline_spec, rerank_pipeline_body
-from plugin.transport import Transport, dry_id
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import aliases, api, ml_api, registry_store
+from distilrank.plugin.connection import load_connection
+from distilrank.plugin.pipelines import RerankSpec, read_pipeline_spec, rerank_pipeline_body
+from distilrank.plugin.transport import Transport, dry_id
 
 
 class Store(BaseHTTPRequestHandler):
@@ -318,7 +318,7 @@ def test_references_and_removal_problems_are_pure():
     assert aliases.removal_problems(aliases.references_in(records, [], "zzz"), "delete") == []
 
 
-# --- plugin.api ---------------------------------------------------------------
+# --- distilrank.plugin.api ---------------------------------------------------------------
 
 
 def test_list_models_joins_groups_cards_aliases_and_pipelines(t):
@@ -368,9 +368,9 @@ def test_the_layering_check_finds_paths_and_requests():
 
 
 def test_layering_rest_paths_in_the_rest_modules_dry_runs_in_the_transport():
-    """Only the REST modules (``plugin.ml_api``: ML Commons and search pipelines; ``plugin.index_api``: OpenSearch
-    core; ``plugin.rescorer_api``: the distilrank rescorer) spell REST paths or call ``Transport.request``; only
-    ``plugin.transport`` reads ``dry_run``. Every module under ``plugin/`` is checked."""
+    """Only the REST modules (``distilrank.plugin.ml_api``: ML Commons and search pipelines; ``distilrank.plugin.index_api``: OpenSearch
+    core; ``distilrank.plugin.rescorer_api``: the distilrank rescorer) spell REST paths or call ``Transport.request``; only
+    ``distilrank.plugin.transport`` reads ``dry_run``. Every module under ``plugin/`` is checked."""
     import re
     from pathlib import Path
 

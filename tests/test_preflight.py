@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from plugin.preflight import PreflightFacts, evaluate, failed_checks, format_checks, preflight_passed
+from distilrank.plugin.preflight import PreflightFacts, evaluate, failed_checks, format_checks, preflight_passed
 
 GIB = 2**30
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from distill.errors import ConfigError
-from distill.ranking.config import load_ranking_config
+from distilrank.distill.errors import ConfigError
+from distilrank.distill.ranking.config import load_ranking_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "esci-sample"
@@ -95,7 +95,7 @@ def test_bad_folds_and_missing_file(tmp_path):
 
 
 def test_resuming_with_another_data_recipe_is_refused(tmp_path):
-    from distill.ranking.pipeline import _check_recipe
+    from distilrank.distill.ranking.pipeline import _check_recipe
 
     cfg = _load(tmp_path)
     recipe = tmp_path / "out" / "pools" / "recipe.json"

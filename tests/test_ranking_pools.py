@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from distill.data.catalogue import Catalogue
-from distill.errors import DataError
-from distill.ranking.pools import add_random, bm25_pool, cap_pairs, read_pool, read_queries, weak_negatives, write_pool
+from distilrank.distill.data.catalogue import Catalogue
+from distilrank.distill.errors import DataError
+from distilrank.distill.ranking.pools import add_random, bm25_pool, cap_pairs, read_pool, read_queries, weak_negatives, write_pool
 
 
 def _catalogue(n: int = 60) -> Catalogue:

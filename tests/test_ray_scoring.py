@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill.data.pairs import Pairs
-from distill.data.transfer import transfer_set_from_pairs
-from distill.errors import DistilRankError
-from distill.teacher.engine_config import EngineConfig
-from distill.teacher.logit_parts import PARTS, accept_parts
-from distill.teacher.scoring import load_logits, score_transfer_set, teacher_digest
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.transfer import transfer_set_from_pairs
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.teacher.engine_config import EngineConfig
+from distilrank.distill.teacher.logit_parts import PARTS, accept_parts
+from distilrank.distill.teacher.scoring import load_logits, score_transfer_set, teacher_digest
 from tests.conftest import sentiment_pairs
 
 ray = pytest.importorskip("ray")
@@ -43,7 +43,7 @@ def teacher(tiny_bert, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from distill.teacher.ray_scoring import ensure_ray
+    from distilrank.distill.teacher.ray_scoring import ensure_ray
 
     ensure_ray(EngineConfig(engine="ray", workers=2, object_store_mb=256))
     yield
@@ -59,7 +59,7 @@ KW = dict(batch_size=1, max_length=32, device="cpu")  # batch 1: no padding, so 
 
 
 def test_ray_and_local_engines_give_identical_logits(teacher, local_ray, tmp_path):
-    from distill.teacher.ray_scoring import score_transfer_set_ray
+    from distilrank.distill.teacher.ray_scoring import score_transfer_set_ray
 
     pairs = _pairs(300)
     score_transfer_set(teacher, pairs, tmp_path / "local", chunk_size=64, **KW)
@@ -98,9 +98,9 @@ def test_accepting_refuses_missing_and_twice_scored_rows(teacher, tmp_path):
 
 DRIVER = """
 import sys
-from distill.data.transfer import TransferSet
-from distill.teacher.engine_config import EngineConfig
-from distill.teacher.ray_scoring import score_transfer_set_ray
+from distilrank.distill.data.transfer import TransferSet
+from distilrank.distill.teacher.engine_config import EngineConfig
+from distilrank.distill.teacher.ray_scoring import score_transfer_set_ray
 score_transfer_set_ray(sys.argv[1], TransferSet.open(sys.argv[2]), sys.argv[3],
                        EngineConfig(engine="ray", workers=1, chunk_rows=20, part_rows=20, object_store_mb=256),
                        batch_size=1, max_length=32, device="cpu")
@@ -108,7 +108,7 @@ score_transfer_set_ray(sys.argv[1], TransferSet.open(sys.argv[2]), sys.argv[3],
 
 
 def test_a_killed_driver_resumes_and_ends_with_the_uninterrupted_logits(teacher, local_ray, tmp_path):
-    from distill.teacher.ray_scoring import score_transfer_set_ray
+    from distilrank.distill.teacher.ray_scoring import score_transfer_set_ray
 
     pairs = _pairs(900)
     ts = transfer_set_from_pairs(pairs, tmp_path / "ts", rows_per_shard=300)
@@ -131,9 +131,9 @@ def test_a_killed_driver_resumes_and_ends_with_the_uninterrupted_logits(teacher,
 
 
 def test_the_engine_section_of_a_run_config(tmp_path, tiny_bert):
-    from distill.config import load_config
-    from distill.data.readers import write_pairs
-    from distill.errors import ConfigError
+    from distilrank.distill.config import load_config
+    from distilrank.distill.data.readers import write_pairs
+    from distilrank.distill.errors import ConfigError
 
     write_pairs(sentiment_pairs(20), tmp_path / "train.tsv")
     base = (f'[data.train]\npath = "train.tsv"\n[data.dev]\npath = "train.tsv"\n[[teachers]]\nname = "t"\nbase = "{tiny_bert}"\n'
@@ -156,8 +156,8 @@ def _write(path: Path, text: str) -> Path:
 def test_cli_scores_a_transfer_set_on_ray(teacher, local_ray, tmp_path, capsys):
     import json
 
-    from distill.cli import main
-    from distill.data.readers import write_pairs
+    from distilrank.distill.cli import main
+    from distilrank.distill.data.readers import write_pairs
 
     pairs = _pairs(120)
     write_pairs(pairs, tmp_path / "pairs.jsonl")
@@ -192,7 +192,7 @@ def _scorer_worker_pids() -> list[int]:
 def test_a_killed_scorer_worker_is_replaced_and_no_row_is_lost_or_doubled(teacher, local_ray, tmp_path):
     import threading
 
-    from distill.teacher.ray_scoring import score_transfer_set_ray
+    from distilrank.distill.teacher.ray_scoring import score_transfer_set_ray
 
     pairs = _pairs(600)
     ts = transfer_set_from_pairs(pairs, tmp_path / "ts", rows_per_shard=200)
@@ -217,7 +217,7 @@ def test_a_killed_scorer_worker_is_replaced_and_no_row_is_lost_or_doubled(teache
 
 
 def test_score_with_engine_takes_pairs_on_either_engine(teacher, local_ray, tmp_path):
-    from distill.teacher.engines import score_with_engine
+    from distilrank.distill.teacher.engines import score_with_engine
 
     pairs = _pairs(80)
     local = score_with_engine(EngineConfig(), teacher, pairs, tmp_path / "local", **KW)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distill.data.pairs import Pairs
-from distill.data.readers import (
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.readers import (
     detect_format,
     read_amazon_reviews,
     read_icecat_products,
@@ -17,7 +17,7 @@ from distill.data.readers import (
     split_sentences,
     write_pairs,
 )
-from distill.errors import DataError
+from distilrank.distill.errors import DataError
 
 DATA = Path(__file__).parent / "data"
 FORMATS = [".jsonl", ".csv", ".tsv", ".parquet"]

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from distill.cli import main
-from distill.errors import DistilRankError
-from plugin.pipelines import check_search_body, rerank_search_body
-from plugin.rescore import check_rescore_body, rescore_search_body
+from distilrank.distill.cli import main
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.pipelines import check_search_body, rerank_search_body
+from distilrank.plugin.rescore import check_rescore_body, rescore_search_body
 
 
 def test_rescore_body_is_the_documented_request():
@@ -94,8 +94,8 @@ rescore = RESCORE
 
 
 def test_ab_arm_with_the_rescorer(tmp_path):
-    from distill.errors import ConfigError
-    from plugin.abtest.config import load_ab_config
+    from distilrank.distill.errors import ConfigError
+    from distilrank.plugin.abtest.config import load_ab_config
 
     p = tmp_path / "ab.toml"
     p.write_text(AB.replace("RESCORE", '{ model = "staging", fields = ["title"], window_size = 50, score_mode = "blend" }'))

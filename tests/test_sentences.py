@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from distill.data.pairs import Pairs
-from distill.data.sentences import hold_out_sentences, root_rows
-from distill.student.init import principal_components
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.sentences import hold_out_sentences, root_rows
+from distilrank.distill.student.init import principal_components
 
 ROWS = [
     ("a gorgeous , witty , seductive movie .", 1),

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from distill import cli
-from distill.cli_support import settings_from_args
-from distill.config import (AugmentConfig, DataConfig, DataSource, DistillConfig, RunConfig, StudentSection, TeacherConfig,
+from distilrank.distill import cli
+from distilrank.distill.cli_support import settings_from_args
+from distilrank.distill.config import (AugmentConfig, DataConfig, DataSource, DistillConfig, RunConfig, StudentSection, TeacherConfig,
                             load_config, read_toml)
-from distill.errors import ConfigError
+from distilrank.distill.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,9 +87,9 @@ def test_flags_parse_into_the_section():
 
 def test_training_dataclasses_agree_with_the_sections():
     """The field the training code reads has the default the section (TOML, CLI) gives it."""
-    from distill.student.model import StudentConfig
-    from distill.student.train import StudentTrainConfig
-    from distill.teacher.finetune import TeacherTrainConfig
+    from distilrank.distill.student.model import StudentConfig
+    from distilrank.distill.student.train import StudentTrainConfig
+    from distilrank.distill.teacher.finetune import TeacherTrainConfig
 
     for internal, section in ((StudentConfig, StudentSection), (StudentTrainConfig, StudentSection), (TeacherTrainConfig, TeacherConfig)):
         ours = {f.name: f for f in dataclasses.fields(section)}
@@ -106,7 +106,7 @@ def test_shipped_configs_use_only_section_fields():
     for path in sorted((ROOT / "configs").glob("*.toml")):
         raw = read_toml(path)
         if "experiment" in raw or raw.get("task") == "ranking":
-            continue  # A/B and ranking configs have their own dataclasses (plugin.abtest.config, distill.ranking.config)
+            continue  # A/B and ranking configs have their own dataclasses (distilrank.plugin.abtest.config, distilrank.distill.ranking.config)
         cfg = load_config(path)
         for section, cls in (("augment", AugmentConfig), ("distill", DistillConfig), ("student", StudentSection)):
             assert set(raw.get(section, {})) <= {f.name for f in dataclasses.fields(cls)}
@@ -129,12 +129,12 @@ def test_zero_is_not_none(tmp_path):
 
 
 def test_readme_flag_reference_is_the_parser():
-    from distill.cli_support import flag_reference
+    from distilrank.distill.cli_support import flag_reference
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     block = text.split("<!-- flag-reference:start -->\n```\n", 1)[1].split("```\n<!-- flag-reference:end -->", 1)[0]
     assert block.strip() == flag_reference(cli.build_parser()).strip(), \
-        "README's flag list is stale: paste the output of `python -m distill.cli_support` between the flag-reference markers"
+        "README's flag list is stale: paste the output of `python -m distilrank.distill.cli_support` between the flag-reference markers"
 
 
 def test_function_defaults_are_the_section_defaults():
@@ -142,9 +142,9 @@ def test_function_defaults_are_the_section_defaults():
     scoring batch size) and the other keyword defaults of the stage internals come from the sections."""
     import inspect
 
-    from distill.augment import augment
-    from distill.student.tokenizer import build_student_tokenizer
-    from distill.teacher.scoring import score_transfer_set
+    from distilrank.distill.augment import augment
+    from distilrank.distill.student.tokenizer import build_student_tokenizer
+    from distilrank.distill.teacher.scoring import score_transfer_set
 
     checks = [(augment, AugmentConfig, {}), (build_student_tokenizer, StudentSection, {}),
               (score_transfer_set, TeacherConfig, {"batch_size": "score_batch_size"})]

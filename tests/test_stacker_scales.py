@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from distill.evaluation.metrics import binary_nll
-from distill.evaluation.metrics import sigmoid as _sigmoid
-from distill.targets import fit_stacker
+from distilrank.distill.evaluation.metrics import binary_nll
+from distilrank.distill.evaluation.metrics import sigmoid as _sigmoid
+from distilrank.distill.targets import fit_stacker
 
 
 def _teachers(n: int = 600, seed: int = 0):

@@ -1,4 +1,4 @@
-"""The paired statistics of plugin.abtest.stats against scipy.stats on the same deltas.
+"""The paired statistics of distilrank.plugin.abtest.stats against scipy.stats on the same deltas.
 
 Exact sign-flip p-values, the sign test, Wilson intervals and nearest-rank percentiles must agree to
 floating-point precision; Monte-Carlo p-values and bootstrap intervals (different random streams) within a
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from plugin.abtest.stats import paired_bootstrap_ci, paired_permutation_test, percentile, sign_test, wilson_ci
+from distilrank.plugin.abtest.stats import paired_bootstrap_ci, paired_permutation_test, percentile, sign_test, wilson_ci
 
 
 def _scipy_sign_flip_p(d: np.ndarray, n_resamples: float = np.inf, seed: int = 0) -> float:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from distill.targets import (
+from distilrank.distill.targets import (
     average_logits,
     best_calibration_temperature,
     binary_nll,

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from distill.data.pairs import Pairs
-from distill.errors import ConfigError, DistilRankError
-from distill.teacher.encoding import tokenize_batch, tokenize_pairs
-from distill.teacher.finetune import TeacherTrainConfig, evaluate_teacher, finetune_teacher, label_scale, teacher_targets
-from distill.teacher.model import load_teacher
-from distill.teacher.scoring import merge_chunks, merge_shards, parse_shard, score_transfer_set
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import ConfigError, DistilRankError
+from distilrank.distill.teacher.encoding import tokenize_batch, tokenize_pairs
+from distilrank.distill.teacher.finetune import TeacherTrainConfig, evaluate_teacher, finetune_teacher, label_scale, teacher_targets
+from distilrank.distill.teacher.model import load_teacher
+from distilrank.distill.teacher.scoring import merge_chunks, merge_shards, parse_shard, score_transfer_set
 
 from .conftest import sentiment_pairs
 
@@ -72,7 +72,7 @@ def test_finetune_learns_and_keeps_best_checkpoint(trained):
 _KILL_SCRIPT = """
 import sys
 from tests.conftest import sentiment_pairs
-from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 cfg = TeacherTrainConfig(epochs=30, batch_size=16, lr=1e-3, max_length=16, save_every_steps=5)
 finetune_teacher(sys.argv[1], sentiment_pairs(160), None, sys.argv[2], config=cfg, progress=False)
 """

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from distill.cli import main
-from distill.data.pairs import Pairs
-from distill.errors import DistilRankError
-from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
-from distill.teacher.model import load_teacher
-from plugin.serving_contract import INPUT_NAMES, interface_problems, onnx_session, score_like_ml_commons
-from plugin.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
-from plugin.model_package import inspect_model_zip
+from distilrank.distill.cli import main
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+from distilrank.distill.teacher.model import load_teacher
+from distilrank.plugin.serving_contract import INPUT_NAMES, interface_problems, onnx_session, score_like_ml_commons
+from distilrank.plugin.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
+from distilrank.plugin.model_package import inspect_model_zip
 
 COMPAT_SCRIPT = Path(__file__).parent / "compat" / "score_with_runtime.py"
 
@@ -42,7 +42,7 @@ def _query_pairs(n: int, seed: int = 0) -> Pairs:
 
 @pytest.fixture(scope="module")
 def teacher_ckpt(tiny_bert, tmp_path_factory) -> Path:
-    """A checkpoint exactly as distill.teacher.finetune saves it (best/ with distilrank_teacher.json, max_length 24)."""
+    """A checkpoint exactly as distilrank.distill.teacher.finetune saves it (best/ with distilrank_teacher.json, max_length 24)."""
     out = tmp_path_factory.mktemp("teacher-ce")
     cfg = TeacherTrainConfig(epochs=1, max_steps=4, batch_size=16, lr=1e-3, max_length=24, label_mode="graded", max_label=3.0,
                              mixed_precision="no", device="cpu")
@@ -127,7 +127,7 @@ def test_zip_layout_hash_and_package_inspection(exported):
 
 def test_parity_failure_aborts_before_zipping(teacher_ckpt, tmp_path, monkeypatch):
     """A graph that does not match the checkpoint is caught and nothing is zipped."""
-    import plugin.export.teacher_export as te
+    import distilrank.plugin.export.teacher_export as te
 
     real = te.export_module_onnx
 

@@ -1,5 +1,5 @@
 """Reading and writing (query, text[, label]) pairs."""
 
-from distill.data.pairs import Pairs
+from distilrank.distill.data.pairs import Pairs
 
 __all__ = ["Pairs"]

@@ -1,7 +1,7 @@
 """The one length-bucketed batcher: rows of similar token length go into the same batch (less padding).
 
-Used by student training (:mod:`distill.student.train`), teacher fine-tuning and teacher scoring
-(:mod:`distill.teacher.encoding`).  Row indices are int64; lengths are token counts indexed by row.
+Used by student training (:mod:`distilrank.distill.student.train`), teacher fine-tuning and teacher scoring
+(:mod:`distilrank.distill.teacher.encoding`).  Row indices are int64; lengths are token counts indexed by row.
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from distill.data.pairs import Pairs
-from distill.data.readers import jsonl_rows
-from distill.errors import ConfigError, DataError
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.readers import jsonl_rows
+from distilrank.distill.errors import ConfigError, DataError
 
 _SPACE = re.compile(r"\s+")
 

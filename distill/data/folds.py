@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distill.errors import DistilRankError
+from distilrank.distill.errors import DistilRankError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ row digest and the tokenizer's JSON, so a re-run with the same rows and tokenize
     meta.json     n_rows, n_tokens, data digest, tokenizer digest; written last (its presence = complete)
 
 The files are raw little-endian arrays (``np.memmap`` opens them).  :meth:`TokenIds.block` reads a row range
-with positioned reads into a padded :class:`~distill.student.tokenizer.EncodedPairs`, so a reader's memory
+with positioned reads into a padded :class:`~distilrank.distill.student.tokenizer.EncodedPairs`, so a reader's memory
 is one block whatever ``N`` is (the page cache, not the process, holds the files).
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from distill.atomic import write_json
-from distill.data.transfer import TransferSet
-from distill.student.tokenizer import EncodedPairs
+from distilrank.distill.atomic import write_json
+from distilrank.distill.data.transfer import TransferSet
+from distilrank.distill.student.tokenizer import EncodedPairs
 
 META = "meta.json"
 _FILES = {"offsets": ("offsets.i64", np.int64), "ids": ("ids.i32", np.int32), "segments": ("segments.i8", np.int8)}
@@ -89,7 +89,7 @@ class TokenIds:
 def build_token_ids(transfer: TransferSet, tokenizer: Tokenizer, cache_root: str | Path, *, batch_rows: int = 65_536) -> TokenIds:
     """The token ids of ``transfer`` under ``tokenizer`` in ``cache_root/<key>``: reused when complete, else
     (re)written from the shards one batch at a time.  ``encode_batch`` of ``(query, text)`` per row, exactly
-    as :func:`distill.student.tokenizer.encode_pairs`."""
+    as :func:`distilrank.distill.student.tokenizer.encode_pairs`."""
     out = Path(cache_root) / cache_key(transfer.digest, tokenizer)
     if (out / META).exists():
         return TokenIds(out)

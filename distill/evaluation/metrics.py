@@ -14,10 +14,10 @@ Conventions shared by every function here:
 * Ranking metrics use the graded label itself as the gain (``2^g - 1``).
 * Undefined values (one class only, constant input, no relevant document)
   are ``nan``, never an exception.  This is the project's one convention for
-  metric functions (:mod:`plugin.abtest.metrics` follows it); only JSON
+  metric functions (:mod:`distilrank.plugin.abtest.metrics` follows it); only JSON
   records turn ``nan`` into ``null`` with a reason.
 * :func:`dcg_at_k` is the one DCG core: every NDCG here, in
-  :mod:`plugin.abtest.metrics` and in :mod:`distill.ranking.evaluate` is built on it.
+  :mod:`distilrank.plugin.abtest.metrics` and in :mod:`distilrank.distill.ranking.evaluate` is built on it.
 
 Ties in scores are resolved without favouring either side: AUC counts a tied
 positive/negative pair as half a win, and NDCG/MRR return the expectation over

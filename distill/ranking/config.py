@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill.config import MINILM_PACKAGE, StudentSection, _build, check_optional_counts, check_teachers, read_toml
-from distill.data.catalogue import DocumentText
-from distill.errors import ConfigError
+from distilrank.distill.config import MINILM_PACKAGE, StudentSection, _build, check_optional_counts, check_teachers, read_toml
+from distilrank.distill.data.catalogue import DocumentText
+from distilrank.distill.errors import ConfigError
 
 TEACHER_KINDS = ("cross-encoder", "bi-encoder", "bm25")
 
@@ -158,7 +158,7 @@ class RankingRunConfig:
 
 def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRunConfig:
     """Read and validate a ranking TOML file (``[opensearch]`` is read separately by
-    :func:`plugin.connection.load_connection`); relative paths are made absolute."""
+    :func:`distilrank.plugin.connection.load_connection`); relative paths are made absolute."""
     path = Path(path)
     raw = dict(read_toml(path) if raw is None else raw)
     raw.pop("opensearch", None)

@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from distill.evaluation.metrics import mrr_at_k as scores_mrr
-from distill.evaluation.metrics import ndcg_at_k as scores_ndcg
-from distill.evaluation.metrics import ndcg_of_grades
+from distilrank.distill.evaluation.metrics import mrr_at_k as scores_mrr
+from distilrank.distill.evaluation.metrics import ndcg_at_k as scores_ndcg
+from distilrank.distill.evaluation.metrics import ndcg_of_grades
 
 ESCI_GAINS = {3.0: 1.0, 2.0: 0.1, 1.0: 0.01, 0.0: 0.0}
 EXACT = 3.0
@@ -77,7 +77,7 @@ def paired(a: Mapping[str, Mapping[str, float]], b: Mapping[str, Mapping[str, fl
            seed: int = 0) -> dict:
     """Paired ``a - b`` on ``metric`` over the queries both define: mean delta, permutation p-value, 95% bootstrap
     CI and wins/losses/ties of ``a``."""
-    from plugin.abtest.stats import paired_summary
+    from distilrank.plugin.abtest.stats import paired_summary
 
     queries = [q for q in a if q in b and np.isfinite(a[q][metric]) and np.isfinite(b[q][metric])]
     s = paired_summary(np.array([a[q][metric] - b[q][metric] for q in queries]), seed=seed)

@@ -30,14 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.atomic import write_json
-from distill.data.catalogue import Catalogue, DocumentText, check_fields, id_pairs, judged_pairs, read_catalogue
-from distill.data.folds import QueryFold, check_disjoint, query_folds, split_queries
-from distill.data.pairs import Pairs
-from distill.ranking.config import RankingRunConfig, RankingTeacher
-from distill.ranking.evaluate import judged_setting, rerank_setting
-from distill.ranking.pools import Pool, add_random, cap_pairs, read_pool, read_queries, weak_negatives, write_pool
-from distill.ranking.teachers import EmbeddingCache, score_pairs, train_cross_encoder
+from distilrank.distill.atomic import write_json
+from distilrank.distill.data.catalogue import Catalogue, DocumentText, check_fields, id_pairs, judged_pairs, read_catalogue
+from distilrank.distill.data.folds import QueryFold, check_disjoint, query_folds, split_queries
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.ranking.config import RankingRunConfig, RankingTeacher
+from distilrank.distill.ranking.evaluate import judged_setting, rerank_setting
+from distilrank.distill.ranking.pools import Pool, add_random, cap_pairs, read_pool, read_queries, weak_negatives, write_pool
+from distilrank.distill.ranking.teachers import EmbeddingCache, score_pairs, train_cross_encoder
 
 Log = Callable[[str], None]
 
@@ -46,8 +46,8 @@ class RankingData:
     """Everything a fold needs, loaded once: catalogue, judgments, pools and the cluster helpers."""
 
     def __init__(self, cfg: RankingRunConfig, transport, log: Log) -> None:
-        from plugin.abtest.judgments import load_judgments
-        from plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
+        from distilrank.plugin.abtest.judgments import load_judgments
+        from distilrank.plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
 
         self.cfg, self.log = cfg, log
         out = Path(cfg.out_dir)
@@ -95,8 +95,8 @@ class RankingData:
         self.embeddings: EmbeddingCache | None = None
         bi = [t for t in cfg.teachers if t.kind == "bi-encoder"]
         if bi:
-            from distill.config import resolve_base_model
-            from distill.teacher.biencoder import BiEncoder
+            from distilrank.distill.config import resolve_base_model
+            from distilrank.distill.teacher.biencoder import BiEncoder
 
             self.embeddings = EmbeddingCache(BiEncoder(resolve_base_model(bi[0].base), max_length=bi[0].max_length), out / "embeddings")
             # every string any fold will score, embedded once up front (one cache file)
@@ -123,7 +123,7 @@ def _check_recipe(cfg: RankingRunConfig, path: Path) -> None:
     The recipe is every setting the pools and splits depend on; a run whose recipe differs from the one
     recorded in ``pools/recipe.json`` raises :class:`ConfigError` naming the first differing setting
     (choose a new ``out_dir``, or delete the old one to start over)."""
-    from distill.errors import ConfigError
+    from distilrank.distill.errors import ConfigError
 
     recipe = json.loads(json.dumps({
         "catalogue": asdict(cfg.catalogue), "document": asdict(cfg.document), "index": asdict(cfg.index) | {"recreate": None},
@@ -200,7 +200,7 @@ def _score_with_teachers(data: RankingData, tables: dict[str, Pairs], ce_queries
 
 def _fold_tokenizer(data: RankingData, fold: QueryFold, out: Path):
     """The fold's student tokenizer (``students/tokenizer.json``), built from the transfer set and the training judgments once."""
-    from distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
+    from distilrank.distill.student.tokenizer import build_student_tokenizer, load_tokenizer, save_tokenizer
 
     tok_path = out / "students" / "tokenizer.json"
     if tok_path.exists():
@@ -216,7 +216,7 @@ def _fold_tokenizer(data: RankingData, fold: QueryFold, out: Path):
 def _student_variants(data: RankingData, fold: QueryFold, combined: Combine, *, evaluate: bool) -> dict[str, tuple[Pairs, np.ndarray, dict]]:
     """``{name: (pairs, soft targets, metadata)}``: the distilled student, the gold-only baseline, and with
     ``evaluate`` the single-teacher and scale-curve students."""
-    from distill.targets import soft_targets
+    from distilrank.distill.targets import soft_targets
 
     cfg = data.cfg
     T, main_how = cfg.distill.temperature, cfg.distill.combine
@@ -241,8 +241,8 @@ def _student_variants(data: RankingData, fold: QueryFold, combined: Combine, *, 
 def _train_fold_students(data: RankingData, variants: dict[str, tuple[Pairs, np.ndarray, dict]], tokenizer, out: Path, *,
                          progress: bool | None, log: Log) -> dict[str, dict]:
     """Train every variant not trained yet into ``students/<slug>``; ``{name: {"dir", "train_pairs", metadata...}}``."""
-    from distill.pipeline import student_configs
-    from distill.student.train import train_student
+    from distilrank.distill.pipeline import student_configs
+    from distilrank.distill.student.train import train_student
 
     cfg = data.cfg
     model_cfg, train_cfg = student_configs(cfg.student, tokenizer.get_vocab_size())
@@ -267,7 +267,7 @@ def _evaluate_fold(data: RankingData, fold: QueryFold, tables: dict[str, Pairs],
                    combined: Combine, students: dict[str, dict], out: Path) -> dict:
     """Every system (BM25, each teacher, the stacked teacher, each student) on the fold's test queries in both
     settings (judged documents; reranked BM25 pool); written to ``eval.json``."""
-    from distill.student.store import load_student
+    from distilrank.distill.student.store import load_student
 
     cfg = data.cfg
     judged_t, rerank_t = tables["test-judged"], tables["test-rerank"]
@@ -275,7 +275,7 @@ def _evaluate_fold(data: RankingData, fold: QueryFold, tables: dict[str, Pairs],
     if bm25_teacher is not None:
         systems_judged: dict[str, np.ndarray] = {"BM25": scores["test-judged"][bm25_teacher]}
     else:
-        from distill.ranking.teachers import bm25_of_pairs
+        from distilrank.distill.ranking.teachers import bm25_of_pairs
 
         systems_judged = {"BM25": bm25_of_pairs(judged_t, data.bm25)}
     systems_rerank: dict[str, np.ndarray | None] = {"BM25": None}
@@ -303,7 +303,7 @@ def _evaluate_fold(data: RankingData, fold: QueryFold, tables: dict[str, Pairs],
 
 def run_fold(data: RankingData, fold: QueryFold, out: Path, *, evaluate: bool, progress: bool | None, log: Log) -> dict:
     """Train teachers, stacker and students on ``fold.train``; evaluate on ``fold.test`` when ``evaluate``."""
-    from distill.targets import fit_stacker
+    from distilrank.distill.targets import fit_stacker
 
     cfg = data.cfg
     tables, ce_queries = _fold_tables(data, fold, out, evaluate=evaluate)
@@ -334,7 +334,7 @@ def _slug(name: str) -> str:
 
 def run_ranking(cfg: RankingRunConfig, transport, *, progress: bool | None = None, log: Log = print) -> dict:
     """Run every stage of a ranking config; return the summary also written to ``out_dir/run.json``."""
-    from distill.ranking.report import summarize, write_ranking_report
+    from distilrank.distill.ranking.report import summarize, write_ranking_report
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -358,8 +358,8 @@ def run_ranking(cfg: RankingRunConfig, transport, *, progress: bool | None = Non
     if cfg.distill.final_student:  # the student to ship: the same recipe on every judged query (no evaluation left)
         final = run_fold(data, QueryFold(len(folds), tuple(data.queries), ()), out / "final", evaluate=False, progress=progress, log=log)
     summary_serve = None
-    if cfg.serve.enabled:  # each fold's student and teacher reranking on the node, A/B vs BM25 (distill.ranking.serve)
-        from distill.ranking.serve import serve_and_compare
+    if cfg.serve.enabled:  # each fold's student and teacher reranking on the node, A/B vs BM25 (distilrank.distill.ranking.serve)
+        from distilrank.distill.ranking.serve import serve_and_compare
 
         summary_serve = serve_and_compare(cfg, transport, out, log)
     summary = summarize(cfg, protocol, fold_results, final, data, seconds=time.perf_counter() - t_run)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.atomic import atomic_open
-from distill.data.catalogue import Catalogue
-from distill.errors import DataError
+from distilrank.distill.atomic import atomic_open
+from distilrank.distill.data.catalogue import Catalogue
+from distilrank.distill.errors import DataError
 
 Pool = dict[str, list[str]]
 
@@ -126,6 +126,6 @@ def cap_pairs(pool: Mapping[str, Sequence[str]], max_pairs: int | None, *, seed:
 
 def bm25_pool(search: Callable[[Sequence[str], int], dict[str, list[tuple[str, float]]]], queries: Sequence[str], k: int,
               ) -> tuple[Pool, dict[str, list[float]]]:
-    """Run ``search(queries, k)`` (e.g. :func:`plugin.catalogue_index.bm25_top_k` bound to an index) into ``(pool, scores)``."""
+    """Run ``search(queries, k)`` (e.g. :func:`distilrank.plugin.catalogue_index.bm25_top_k` bound to an index) into ``(pool, scores)``."""
     hits = search(queries, k)
     return {q: [d for d, _ in hits.get(q, [])] for q in queries}, {q: [s for _, s in hits.get(q, [])] for q in queries}

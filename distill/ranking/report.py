@@ -12,10 +12,10 @@ import json
 import math
 from pathlib import Path
 
-from distill.atomic import atomic_open, write_json
-from distill.reporting import html_page, table_html, table_md
-from distill.ranking.config import RankingRunConfig
-from distill.ranking.evaluate import compare, paired, recovery
+from distilrank.distill.atomic import atomic_open, write_json
+from distilrank.distill.reporting import html_page, table_html, table_md
+from distilrank.distill.ranking.config import RankingRunConfig
+from distilrank.distill.ranking.evaluate import compare, paired, recovery
 
 SETTINGS = {"judged": "Rank the judged products", "rerank": "Rerank BM25's top {depth} from the whole catalogue"}
 STUDENT, TEACHER, BASELINE = "student distilled", "teacher stacked", "BM25"
@@ -83,7 +83,7 @@ def _share(x: float | None) -> str:
 
 def serve_section(serve: dict, report_dir: Path) -> tuple[str, list[dict], list[str], str]:
     """Title, table rows (one per arm), summary lines and the relative link to the A/B report.html of
-    :func:`distill.ranking.serve.serve_and_compare`'s summary."""
+    :func:`distilrank.distill.ranking.serve.serve_and_compare`'s summary."""
     import os
 
     k = serve.get("k", 10)

@@ -5,11 +5,11 @@ For every fold directory ``out_dir/folds/fold-<i>/`` (in fold order)::
     1. export   students/distilled          -> <serve.out>/exports/fold-<i>/student/  (ONNX zip, parity-checked)
                 teachers/<cross-encoder>/best -> <serve.out>/exports/fold-<i>/teacher/  (skipped when already exported
                                                  from the same files: resumable)
-    2. serve    plugin.api.register (idempotent by sha256) + deploy + smoke test + promote to the aliases
+    2. serve    distilrank.plugin.api.register (idempotent by sha256) + deploy + smoke test + promote to the aliases
                 {alias_prefix}-fold-<i>-student / -teacher, whose rerank pipelines reorder the BM25 top
                 ``serve.depth`` on [document.index_field] (the text the models were trained on)
     3. search   the fold's *test* queries (split.json) through three arms, with the A/B runner's search function:
-                  bm25     the BM25 first pass (plugin.catalogue_index.bm25_query), no pipeline
+                  bm25     the BM25 first pass (distilrank.plugin.catalogue_index.bm25_query), no pipeline
                   student  BM25 + the fold's distilled student rerank (its alias pipeline)
                   teacher  BM25 + the fold's cross-encoder teacher rerank (its alias pipeline)
                 runs are cached in <serve.out>/runs/fold-<i>.json, keyed by the two zips' sha256, depth, k and
@@ -17,9 +17,9 @@ For every fold directory ``out_dir/folds/fold-<i>/`` (in fold order)::
     4. undeploy the fold's two models (``serve.undeploy_after``)
 
 Then the runs of all folds (each query is in exactly one fold's test set) are evaluated once against the human
-judgments with :func:`plugin.abtest.offline.evaluate_runs` (grades 3/2/1/0: ``ndcg@k`` with exponential gain
+judgments with :func:`distilrank.plugin.abtest.offline.evaluate_runs` (grades 3/2/1/0: ``ndcg@k`` with exponential gain
 ``2^g - 1``, relevant = Exact for MRR/precision/recall; plus ``ndcg_esci@k`` with the ESCI linear gains E 1.0,
-S 0.1, C 0.01, I 0) and written with :func:`plugin.abtest.report.write_report` to ``<serve.out>/report.json`` and
+S 0.1, C 0.01, I 0) and written with :func:`distilrank.plugin.abtest.report.write_report` to ``<serve.out>/report.json`` and
 ``report.html``.  Latency is the client-side wall time of each search (what a caller waits for, the rerank
 processor included); the report has each arm's p50/p99 and what it adds to bm25's.
 """
@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.atomic import write_json
-from distill.errors import DistilRankError
-from distill.ranking.config import RankingRunConfig
+from distilrank.distill.atomic import write_json
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.ranking.config import RankingRunConfig
 
 Log = Callable[[str], None]
 ARMS = ("bm25", "student", "teacher")
@@ -63,9 +63,9 @@ def alias_names(cfg: RankingRunConfig, fold: int) -> dict[str, str]:
 
 
 def ab_arms(cfg: RankingRunConfig, fold: int) -> list:
-    """The three :class:`plugin.abtest.config.ArmConfig` of a fold: the same BM25 query template, two with a rerank alias."""
-    from plugin.abtest.config import PLACEHOLDER, ArmConfig
-    from plugin.catalogue_index import bm25_query
+    """The three :class:`distilrank.plugin.abtest.config.ArmConfig` of a fold: the same BM25 query template, two with a rerank alias."""
+    from distilrank.plugin.abtest.config import PLACEHOLDER, ArmConfig
+    from distilrank.plugin.catalogue_index import bm25_query
 
     template = bm25_query(PLACEHOLDER, cfg.index.bm25_fields)
     names = alias_names(cfg, fold)
@@ -85,7 +85,7 @@ def _fingerprint(src: Path) -> str:
 
 
 def _existing_export(out: Path, fingerprint: str) -> dict | None:
-    from plugin.serving_contract import sha256_file
+    from distilrank.plugin.serving_contract import sha256_file
 
     marker = out / "export.json"
     if not marker.exists():
@@ -100,9 +100,9 @@ def _existing_export(out: Path, fingerprint: str) -> dict | None:
 def export_fold_models(cfg: RankingRunConfig, fold: int, fdir: Path, out: Path, parity, log: Log) -> dict[str, dict]:
     """Export (or reuse) the fold's distilled student and cross-encoder teacher; ``{"student": {...}, "teacher": {...}}``
     with ``zip``, ``sha256``, ``name``, ``reused``."""
-    from distill.data.pairs import Pairs
-    from plugin.export.exporter import default_parity_pairs, export_student
-    from plugin.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
+    from distilrank.distill.data.pairs import Pairs
+    from distilrank.plugin.export.exporter import default_parity_pairs, export_student
+    from distilrank.plugin.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
 
     names = alias_names(cfg, fold)
     ce = next(t for t in cfg.teachers if t.kind == "cross-encoder")
@@ -138,7 +138,7 @@ def export_fold_models(cfg: RankingRunConfig, fold: int, fdir: Path, out: Path, 
 
 def _parity_pairs(queries: list[str], judged: dict[str, dict[str, float]], texts: dict[str, str], n: int = 48):
     """Up to ``n`` real (query, product text) pairs: the fold's test queries with their judged products, round robin."""
-    from distill.data.pairs import Pairs
+    from distilrank.distill.data.pairs import Pairs
 
     per_q = [[(q, texts[d]) for d in judged.get(q, {}) if d in texts] for q in queries]
     rows = [r for rank in range(max(map(len, per_q), default=0)) for lst in per_q if rank < len(lst) for r in [lst[rank]]][:n]
@@ -152,7 +152,7 @@ def _parity_pairs(queries: list[str], judged: dict[str, dict[str, float]], texts
 def _search_fn(t, abcfg, arms: dict[str, dict]):
     """The runner's search function, tolerating one hazard: a query BM25 matches nothing makes a rerank pipeline
     answer HTTP 400 ("No text documents were provided"); such a query returns no hits in every arm."""
-    from plugin.abtest.runner import make_search_fn
+    from distilrank.plugin.abtest.runner import make_search_fn
 
     inner = make_search_fn(t, abcfg, arms)
     bm25_hits: dict[str, int] = {}
@@ -172,7 +172,7 @@ def _search_fn(t, abcfg, arms: dict[str, dict]):
 
 
 def _register(t, cfg: RankingRunConfig, role: str, export: dict, alias: str, log: Log) -> dict:
-    from plugin import api
+    from distilrank.plugin import api
 
     res = api.register(t, export["zip"], group=cfg.serve.group, name=export["name"], expected_sha256=export["sha256"], deploy=True,
                        promote_alias=alias, index=cfg.index.name, document_fields=[cfg.document.index_field], depth=cfg.serve.depth,
@@ -186,17 +186,17 @@ def _runs_to_json(runs) -> dict:
 
 
 def _runs_from_json(raw: dict):
-    from plugin.abtest.offline import SearchRecord
+    from distilrank.plugin.abtest.offline import SearchRecord
 
     return {a: {q: SearchRecord(**r) for q, r in per_q.items()} for a, per_q in raw.items()}
 
 
 def _fold_runs(t, cfg: RankingRunConfig, fold: int, queries: list[str], exports: dict[str, dict], cache: Path, log: Log) -> tuple[dict, dict]:
     """``(runs, served)`` of one fold: cached runs when the key matches, else register/deploy/promote, search, undeploy."""
-    from plugin import api
-    from plugin.abtest.config import ABConfig
-    from plugin.abtest.offline import collect_runs
-    from plugin.abtest.runner import resolve_arms
+    from distilrank.plugin import api
+    from distilrank.plugin.abtest.config import ABConfig
+    from distilrank.plugin.abtest.offline import collect_runs
+    from distilrank.plugin.abtest.runner import resolve_arms
 
     sv = cfg.serve
     key = {"format": RUNS_FORMAT, "index": cfg.index.name, "bm25_fields": list(cfg.index.bm25_fields), "field": cfg.document.index_field,
@@ -242,8 +242,8 @@ def _fold_runs(t, cfg: RankingRunConfig, fold: int, queries: list[str], exports:
 
 def _esci_gain_judgments(j):
     """The same judgments with grades replaced by their ESCI gains (E 1.0, S 0.1, C 0.01, I 0), for linear-gain nDCG."""
-    from distill.ranking.evaluate import esci_gain
-    from plugin.abtest.judgments import from_pairs
+    from distilrank.distill.ranking.evaluate import esci_gain
+    from distilrank.plugin.abtest.judgments import from_pairs
 
     grades = {q: {d: float(esci_gain(np.array([g]))[0]) for d, g in j[q].items()} for q in j.queries if j[q]}
     return from_pairs(grades, source=j.source, origin=f"{j.origin} (ESCI gains)", queries=list(j.queries))
@@ -265,7 +265,7 @@ def _merge_metric(results: dict, extra: dict, old: str, new: str) -> None:
 
 
 def _mean_ndcg(runs, j, queries, k: int) -> dict[str, float | None]:
-    from plugin.abtest.metrics import ndcg_at_k
+    from distilrank.plugin.abtest.metrics import ndcg_at_k
 
     out = {}
     for a in runs:
@@ -285,9 +285,9 @@ def serve_and_compare(cfg: RankingRunConfig, transport, out_dir: Path, log: Log)
     exponential gain), "ndcg_esci" (ESCI gains), "latency_ms" ({arm: {p50, p99, p50_added, p99_added}}),
     "reranked_share" ({arm: share of queries whose top k differs from bm25's})}``.
     """
-    from plugin.abtest.judgments import load_judgments
-    from plugin.abtest.offline import evaluate_runs
-    from plugin.abtest.report import write_report
+    from distilrank.plugin.abtest.judgments import load_judgments
+    from distilrank.plugin.abtest.offline import evaluate_runs
+    from distilrank.plugin.abtest.report import write_report
 
     sv = cfg.serve
     out_dir = Path(out_dir)
@@ -326,7 +326,7 @@ def _serve_folds(cfg: RankingRunConfig, transport, folds: list[tuple[int, Path]]
     Returns the runs of all folds merged per arm (``{arm: {query: run}}``), the test queries in fold order
     (each query in exactly one fold's test set, asserted) and one info dict per fold.
     """
-    from distill.data.catalogue import read_catalogue
+    from distilrank.distill.data.catalogue import read_catalogue
 
     k = cfg.eval.k
     catalogue = read_catalogue(cfg.catalogue.path, id_field=cfg.catalogue.id_field, limit=cfg.catalogue.limit)

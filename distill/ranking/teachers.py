@@ -4,7 +4,7 @@ Three kinds (``RankingTeacher.kind``):
 
 * ``cross-encoder``: a MiniLM cross-encoder fine-tuned on the training queries' judgments
   (grade / 3 as the BCE target) plus weak negatives (label 0); scores are logits.  Scoring is
-  resumable and chunked (:func:`distill.teacher.scoring.score_transfer_set`).
+  resumable and chunked (:func:`distilrank.distill.teacher.scoring.score_transfer_set`).
 * ``bi-encoder``: zero-shot cosine of mean-pooled MiniLM embeddings (no training, so the same
   scores serve every fold); embeddings of every distinct string are computed once and cached.
 * ``bm25``: the index's own BM25 score of the pair (the first-pass signal a stacker may use).
@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.atomic import write_json, write_npy
-from distill.config import resolve_base_model
-from distill.data.pairs import Pairs
-from distill.ranking.config import RankingTeacher
-from distill.teacher.biencoder import BiEncoder, paired_dot
-from distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
-from distill.teacher.scoring import load_logits, score_transfer_set
+from distilrank.distill.atomic import write_json, write_npy
+from distilrank.distill.config import resolve_base_model
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.ranking.config import RankingTeacher
+from distilrank.distill.teacher.biencoder import BiEncoder, paired_dot
+from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+from distilrank.distill.teacher.scoring import load_logits, score_transfer_set
 
 
 def train_cross_encoder(tc: RankingTeacher, train: Pairs, out_dir: Path, *, progress: bool | None = None) -> Path:

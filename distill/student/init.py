@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.progress import progress_bar
-from distill.student.model import EMBEDDING_INIT_STD
-from distill.student.tokenizer import SPECIAL_TOKENS
+from distilrank.distill.progress import progress_bar
+from distilrank.distill.student.model import EMBEDDING_INIT_STD
+from distilrank.distill.student.tokenizer import SPECIAL_TOKENS
 
 
 
@@ -34,7 +34,7 @@ from distill.student.tokenizer import SPECIAL_TOKENS
 def teacher_word_features(teacher_dir: str | Path, words: Sequence[str], *, batch_size: int = 512,
                           progress: bool | None = None) -> np.ndarray:
     """Pooled teacher output for each word alone, float32 ``[len(words), hidden]``."""
-    from distill.teacher.model import load_teacher
+    from distilrank.distill.teacher.model import load_teacher
 
     teacher = load_teacher(teacher_dir, device="cpu", max_length=16)
     base = teacher.model.base_model

@@ -56,7 +56,7 @@ class StudentModel(nn.Module):
     """``forward(input_ids, attention_mask, token_type_ids) -> logits [B, 1] float32``.
 
     Inputs are int64 ``[B, S]`` as produced by the student ``tokenizer.json``
-    (see :mod:`distill.student.tokenizer`).
+    (see :mod:`distilrank.distill.student.tokenizer`).
     """
 
     def __init__(self, config: StudentConfig):

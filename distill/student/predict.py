@@ -1,12 +1,12 @@
-"""Student logits for encoded pairs (shared by training's validation and :class:`distill.student.store.Student`)."""
+"""Student logits for encoded pairs (shared by training's validation and :class:`distilrank.distill.student.store.Student`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from distill.student.model import StudentModel
-from distill.student.tokenizer import EncodedPairs
+from distilrank.distill.student.model import StudentModel
+from distilrank.distill.student.tokenizer import EncodedPairs
 
 
 def batch_tensors(enc: EncodedPairs, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -3,8 +3,8 @@
 Memory is one block of rows (``block_rows``, default ``batch_size * bucket_batches``, the same window the
 in-memory path buckets by length) plus the model, whatever the number of pairs.  Order: each epoch visits
 the blocks of rows ``[0, N - n_val)`` in a random order, and inside a block the rows in length-bucketed,
-shuffled batches (:mod:`distill.data.batching`).  So the transfer set itself should be in random order
-(:func:`distill.data.transfer.write_transfer_set` keeps the order it is given).  The validation rows are the
+shuffled batches (:mod:`distilrank.distill.data.batching`).  So the transfer set itself should be in random order
+(:func:`distilrank.distill.data.transfer.write_transfer_set` keeps the order it is given).  The validation rows are the
 last ``n_val = int(N * val_fraction)`` rows (none under 50 rows).
 """
 
@@ -17,18 +17,18 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from distill.data.batching import shuffled_bucketed_batches
-from distill.data.token_ids import TokenIds, tokenizer_digest
-from distill.student.model import StudentConfig, StudentModel
-from distill.student.predict import batch_tensors, predict_encoded
-from distill.student.train import StudentTrainConfig, StudentTrainResult, _build_model, _fit, _run_settings, _validate_targets
+from distilrank.distill.data.batching import shuffled_bucketed_batches
+from distilrank.distill.data.token_ids import TokenIds, tokenizer_digest
+from distilrank.distill.student.model import StudentConfig, StudentModel
+from distilrank.distill.student.predict import batch_tensors, predict_encoded
+from distilrank.distill.student.train import StudentTrainConfig, StudentTrainResult, _build_model, _fit, _run_settings, _validate_targets
 
 TargetRange = Callable[[int, int], np.ndarray]  # (start, stop) -> float32 targets of rows [start, stop)
 
 
 class ParquetColumn:
     """Rows ``[start, stop)`` of one numeric column of a Parquet file whose rows are in row-id order
-    (the accepted ``logits.parquet`` of :mod:`distill.teacher.ray_scoring`); reads only the row groups needed."""
+    (the accepted ``logits.parquet`` of :mod:`distilrank.distill.teacher.ray_scoring`); reads only the row groups needed."""
 
     def __init__(self, path: str | Path, column: str = "logit"):
         import pyarrow.parquet as pq
@@ -56,7 +56,7 @@ def mapped_targets(read: TargetRange, transform: Callable[[np.ndarray], np.ndarr
 
 
 class StreamedRows:
-    """Row source of the student's epoch loop (:class:`distill.student.train.TrainRows`) reading blocks from disk."""
+    """Row source of the student's epoch loop (:class:`distilrank.distill.student.train.TrainRows`) reading blocks from disk."""
 
     def __init__(self, ids: TokenIds, targets: TargetRange, config: StudentTrainConfig, block_rows: int | None = None):
         self.ids, self.targets, self.config = ids, targets, config
@@ -113,7 +113,7 @@ def train_student_streamed(
     init_embeddings: np.ndarray | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> StudentTrainResult:
-    """:func:`distill.student.train.train_student` on token ids on disk (:func:`distill.data.token_ids.build_token_ids`)
+    """:func:`distilrank.distill.student.train.train_student` on token ids on disk (:func:`distilrank.distill.data.token_ids.build_token_ids`)
     and ``targets(start, stop)`` (e.g. :class:`ParquetColumn` of teacher logits through :func:`mapped_targets`).
 
     Same outputs in ``out_dir`` and the same resumable ``state.pt``; ``tokenizer`` must be the one the ids

@@ -29,8 +29,8 @@ import numpy as np
 from tokenizers import AddedToken, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
 
-from distill.atomic import atomic_path
-from distill.config import StudentSection
+from distilrank.distill.atomic import atomic_path
+from distilrank.distill.config import StudentSection
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK]

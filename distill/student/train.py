@@ -1,7 +1,7 @@
 """Train the student on (soft) targets, fast on a CPU.
 
 Contract: with ``loss = "bce"`` (default) ``targets`` are probabilities in
-``[0, 1]`` (soft targets ``sigmoid(z / T)`` from :mod:`distill.targets`, or gold
+``[0, 1]`` (soft targets ``sigmoid(z / T)`` from :mod:`distilrank.distill.targets`, or gold
 binary labels for the baseline) and the loss is binary cross-entropy with
 logits; with ``loss = "mse"`` ``targets`` are teacher *logits* and the loss is
 the mean squared error between student and teacher logits (Tang et al. 2019,
@@ -26,15 +26,15 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from distill.atomic import atomic_open, atomic_path, write_json
-from distill.data.batching import shuffled_bucketed_batches
-from distill.data.pairs import Pairs
-from distill.progress import bar_disabled
-from distill.student.model import StudentConfig, StudentModel
-from distill.student.optim import RowSparseAdam
-from distill.student.predict import batch_tensors, predict_encoded
-from distill.student.store import save_student
-from distill.student.tokenizer import EncodedPairs, encode_pairs
+from distilrank.distill.atomic import atomic_open, atomic_path, write_json
+from distilrank.distill.data.batching import shuffled_bucketed_batches
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.progress import bar_disabled
+from distilrank.distill.student.model import StudentConfig, StudentModel
+from distilrank.distill.student.optim import RowSparseAdam
+from distilrank.distill.student.predict import batch_tensors, predict_encoded
+from distilrank.distill.student.store import save_student
+from distilrank.distill.student.tokenizer import EncodedPairs, encode_pairs
 
 
 @dataclass
@@ -98,7 +98,7 @@ def _validate_targets(targets: np.ndarray, loss: str, where: str) -> None:
     if loss not in ("bce", "mse"):
         raise ValueError(f"loss must be 'bce' or 'mse', got {loss!r}")
     if loss == "bce" and not np.all((targets >= 0) & (targets <= 1)):
-        raise ValueError(f"targets for {where} must be probabilities in [0, 1] for loss='bce' (use distill.targets.soft_targets on logits)")
+        raise ValueError(f"targets for {where} must be probabilities in [0, 1] for loss='bce' (use distilrank.distill.targets.soft_targets on logits)")
     if not np.all(np.isfinite(targets)):
         raise ValueError(f"targets for {where} contain non-finite values")
 
@@ -130,7 +130,7 @@ class InMemoryRows:
 
 
 class TrainRows(Protocol):
-    """What the epoch loop needs from a row source (:class:`InMemoryRows`, :class:`distill.student.stream.StreamedRows`)."""
+    """What the epoch loop needs from a row source (:class:`InMemoryRows`, :class:`distilrank.distill.student.stream.StreamedRows`)."""
 
     n_rows: int
     n_train: int
@@ -279,9 +279,9 @@ def train_student(
     state after the last finished epoch), ``train_log.jsonl`` and ``result.json``.
     With ``resume`` and a ``state.pt`` present, training continues after the
     last finished epoch.  ``init_embeddings`` ``[V', D]`` (``V' <= vocab_size``) replaces the random
-    start of the first ``V'`` embedding rows (the unigram rows; see :mod:`distill.student.init`).
+    start of the first ``V'`` embedding rows (the unigram rows; see :mod:`distilrank.distill.student.init`).
     ``on_epoch(record)`` receives each epoch's ``train_log.jsonl`` record (for a line per epoch off a terminal).
-    For transfer sets larger than memory see :func:`distill.student.stream.train_student_streamed`.
+    For transfer sets larger than memory see :func:`distilrank.distill.student.stream.train_student_streamed`.
     """
     config = config or StudentTrainConfig()
     out = Path(out_dir)

@@ -8,7 +8,7 @@ fine-tuned cross-encoder (it never saw the judged queries).
 
 Score scale: :meth:`BiEncoder.score` returns the cosine in ``[-1, 1]`` times
 ``scale`` (default 1), as float32 ``[N]``; it is not a calibrated logit, so use
-it through the stacker (:func:`distill.targets.fit_stacker`), which learns the
+it through the stacker (:func:`distilrank.distill.targets.fit_stacker`), which learns the
 affine map to a relevance logit on held-out judged queries.
 """
 
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from distill.data.pairs import Pairs
-from distill.errors import ConfigError
-from distill.progress import progress_bar
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import ConfigError
+from distilrank.distill.progress import progress_bar
 
 
 class BiEncoder:
@@ -40,7 +40,7 @@ class BiEncoder:
         path = Path(path)
         if not (path / "config.json").exists():
             raise ConfigError(path, "bi-encoder", "not a checkpoint directory (no config.json)")
-        from distill.teacher.model import pick_device
+        from distilrank.distill.teacher.model import pick_device
 
         self.path = str(path)
         self.max_length = max_length

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from distill.atomic import atomic_path, write_json
-from distill.errors import DistilRankError
+from distilrank.distill.atomic import atomic_path, write_json
+from distilrank.distill.errors import DistilRankError
 
 STATE_FILE = "training_state.pt"
 
@@ -41,7 +41,7 @@ def recover_model_dir(path: str | Path) -> None:
 
 def save_model_dir(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | Path, meta: dict) -> None:
     """Replace the checkpoint directory ``path`` with ``model`` + ``tokenizer`` + ``meta`` (as ``distilrank_teacher.json``)."""
-    from distill.teacher.model import TEACHER_META
+    from distilrank.distill.teacher.model import TEACHER_META
 
     path = Path(path)
     recover_model_dir(path)

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from distill.data.batching import bucketed_batches, shuffled_bucketed_batches
-from distill.data.pairs import Pairs
-from distill.errors import DistilRankError
+from distilrank.distill.data.batching import bucketed_batches, shuffled_bucketed_batches
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import DistilRankError
 
 
 @dataclass
@@ -50,7 +50,7 @@ def tokenize_pairs(
 
     ``single_text=None`` decides from the table (``pairs.single_text``); pass it
     explicitly when encoding a subset of a larger table.  (The student's padded
-    ``tokenizers`` ids come from :func:`distill.student.tokenizer.encode_pairs`.)
+    ``tokenizers`` ids come from :func:`distilrank.distill.student.tokenizer.encode_pairs`.)
     """
     if tokenizer.pad_token_id is None:
         raise DistilRankError(f"tokenizer {tokenizer.name_or_path!r} has no pad token; teachers need one to batch rows")

@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
-from distill.errors import ConfigError
+from distilrank.distill.errors import ConfigError
 
 ENGINES = ("local", "ray")
 

@@ -1,9 +1,9 @@
-"""One entry point for teacher scoring on either engine (:class:`~distill.teacher.engine_config.EngineConfig`).
+"""One entry point for teacher scoring on either engine (:class:`~distilrank.distill.teacher.engine_config.EngineConfig`).
 
-``local``: :func:`distill.teacher.scoring.score_transfer_set` in this process (a transfer set is read into
-memory first: the default for small sets).  ``ray``: :func:`distill.teacher.ray_scoring.score_transfer_set_ray`
+``local``: :func:`distilrank.distill.teacher.scoring.score_transfer_set` in this process (a transfer set is read into
+memory first: the default for small sets).  ``ray``: :func:`distilrank.distill.teacher.ray_scoring.score_transfer_set_ray`
 (a pair table is first written as a transfer set in ``out_dir/transfer-set``).  Both write ``logits.npy`` and
-``meta.json`` in ``out_dir`` (read with :func:`distill.teacher.scoring.load_logits`) and return a report with
+``meta.json`` in ``out_dir`` (read with :func:`distilrank.distill.teacher.scoring.load_logits`) and return a report with
 ``rows_scored``, ``rows_per_second`` and ``complete``.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from distill.config import TeacherConfig
-from distill.data.pairs import Pairs
-from distill.data.transfer import TransferSet, transfer_set_from_pairs
-from distill.teacher.engine_config import EngineConfig
+from distilrank.distill.config import TeacherConfig
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.transfer import TransferSet, transfer_set_from_pairs
+from distilrank.distill.teacher.engine_config import EngineConfig
 
 
 def score_with_engine(engine: EngineConfig, teacher_path: str | Path, source: Pairs | TransferSet, out_dir: str | Path, *,
@@ -25,13 +25,13 @@ def score_with_engine(engine: EngineConfig, teacher_path: str | Path, source: Pa
     """Score every row of ``source`` with the teacher at ``teacher_path`` into ``out_dir`` on ``engine``."""
     engine.check()
     if engine.engine == "local":
-        from distill.teacher.scoring import score_transfer_set
+        from distilrank.distill.teacher.scoring import score_transfer_set
 
         pairs = source.to_pairs() if isinstance(source, TransferSet) else source
         rep = score_transfer_set(teacher_path, pairs, out_dir, batch_size=batch_size, max_length=max_length, device=device,
                                  precision=precision, progress=progress)
         return {"engine": "local", **rep}
-    from distill.teacher.ray_scoring import score_transfer_set_ray
+    from distilrank.distill.teacher.ray_scoring import score_transfer_set_ray
 
     ts = source if isinstance(source, TransferSet) else transfer_set_from_pairs(source, Path(out_dir) / "transfer-set")
     return score_transfer_set_ray(teacher_path, ts, out_dir, engine, batch_size=batch_size, max_length=max_length, device=device,

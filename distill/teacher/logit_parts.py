@@ -1,12 +1,12 @@
 """Teacher logits keyed by row id, in Parquet part files; checked (count and row ids) before they are accepted.
 
-Layout of a scores directory written by an engine that scores rows in any order (:mod:`distill.teacher.ray_scoring`)::
+Layout of a scores directory written by an engine that scores rows in any order (:mod:`distilrank.distill.teacher.ray_scoring`)::
 
     parts/meta.json          fingerprint (data digest, teacher digest, max_length) and n_rows of the job
     parts/part-*.parquet     row_id int64, logit float32: rows scored so far (each file written atomically)
     logits.parquet           row_id 0..N-1 in order, logit: the accepted result (row groups of 65,536 rows)
     logits.npy, meta.json    the same logits float32 [N] and fingerprint, as the single-process engine writes
-                             them (so :func:`distill.teacher.scoring.load_logits` reads either engine's output)
+                             them (so :func:`distilrank.distill.teacher.scoring.load_logits` reads either engine's output)
 
 A killed job leaves complete part files only; a re-run scores the rows no part holds.  Accepting refuses a
 row id outside ``0..N-1``, a row scored twice and a missing row, naming how many and the first few.
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.atomic import atomic_path, write_json, write_npy
-from distill.errors import DistilRankError
+from distilrank.distill.atomic import atomic_path, write_json, write_npy
+from distilrank.distill.errors import DistilRankError
 
 PARTS = "parts"
 ACCEPTED_ROW_GROUP = 65_536

@@ -4,7 +4,7 @@ Score scale: raw logits (float32, one per pair) from a one-logit
 ``AutoModelForSequenceClassification`` head; ``sigmoid(logit)`` is the
 teacher's relevance probability.  Single-text tables (every query ``""``)
 are encoded as the text alone, others as ``tokenizer(query, text)``
-(see :mod:`distill.teacher.encoding`).
+(see :mod:`distilrank.distill.teacher.encoding`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from distill.data.pairs import Pairs
-from distill.errors import ConfigError
-from distill.progress import progress_bar
-from distill.teacher.encoding import collate, inference_batches, tokenize_batch, tokenize_pairs
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import ConfigError
+from distilrank.distill.progress import progress_bar
+from distilrank.distill.teacher.encoding import collate, inference_batches, tokenize_batch, tokenize_pairs
 
 hf_logging.set_verbosity_error()  # the 'newly initialized head' notice is expected for teachers
 hf_logging.disable_progress_bar()

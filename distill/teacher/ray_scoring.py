@@ -2,12 +2,12 @@
 
 ``ray.data.read_parquet`` reads the shards, ``map_batches`` with :class:`TeacherScorer` (a callable class:
 each actor loads the teacher once) scores them ``chunk_rows`` at a time, and the driver writes the logits
-keyed by row id to Parquet part files (:mod:`distill.teacher.logit_parts`).  Resumable: a killed driver
+keyed by row id to Parquet part files (:mod:`distilrank.distill.teacher.logit_parts`).  Resumable: a killed driver
 loses at most the rows it had not yet written; a lost worker is restarted by Ray and its batch retried; a
 re-run scores only the rows no part holds.  Before the logits are accepted every row id must be there
 exactly once.  With no address a local Ray instance is started (``num_cpus`` enough for the workers, a
 small object store); with one, the same job runs on that cluster.  Logits are raw teacher logits (float32),
-the same as :func:`distill.teacher.scoring.score_transfer_set` gives for the same rows.
+the same as :func:`distilrank.distill.teacher.scoring.score_transfer_set` gives for the same rows.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.config import TeacherConfig
-from distill.data.pairs import Pairs
-from distill.data.transfer import QUERY, ROW_ID, TEXT, TransferSet
-from distill.teacher.engine_config import EngineConfig
-from distill.teacher.logit_parts import PartWriter, accept_parts, is_accepted, open_parts, scored_mask
-from distill.teacher.scoring import teacher_digest
+from distilrank.distill.config import TeacherConfig
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.transfer import QUERY, ROW_ID, TEXT, TransferSet
+from distilrank.distill.teacher.engine_config import EngineConfig
+from distilrank.distill.teacher.logit_parts import PartWriter, accept_parts, is_accepted, open_parts, scored_mask
+from distilrank.distill.teacher.scoring import teacher_digest
 
 
 class TeacherScorer:
@@ -34,7 +34,7 @@ class TeacherScorer:
                  device: str = "auto", precision: str = "auto", threads: int = 1):
         import torch
 
-        from distill.teacher.model import load_teacher
+        from distilrank.distill.teacher.model import load_teacher
 
         torch.set_num_threads(max(1, threads))
         self.teacher = load_teacher(teacher_path, device=device, max_length=max_length, precision=precision)

@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from distill.atomic import write_json, write_npy
-from distill.config import TeacherConfig
-from distill.data.pairs import Pairs
-from distill.errors import DistilRankError
-from distill.progress import bar_disabled
+from distilrank.distill.atomic import write_json, write_npy
+from distilrank.distill.config import TeacherConfig
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.progress import bar_disabled
 
 CHUNK_DTYPE = np.dtype([("index", "<i8"), ("logit", "<f4")])
 _SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)$")
@@ -145,7 +145,7 @@ def _score_chunks(teacher_path: str | Path, pairs: Pairs, sdir: Path, rows: np.n
                   single_text: bool, *, batch_size: int, max_length: int, device: str, precision: str, desc: str,
                   progress: bool | None) -> int:
     """Score chunks ``missing`` of a shard's ``rows``, writing each chunk file atomically; returns the rows scored."""
-    from distill.teacher.model import load_teacher
+    from distilrank.distill.teacher.model import load_teacher
 
     teacher = load_teacher(teacher_path, device=device, max_length=max_length, precision=precision)
     todo = sum(min(chunk_size, len(rows) - k * chunk_size) for k in missing)

@@ -3,7 +3,7 @@
 * ``build_tiny_cross_encoder`` makes a tiny ONNX TEXT_SIMILARITY model in the layout ML Commons
   expects (flat zip: one ``*.onnx`` + ``tokenizer.json``) whose score is easy to predict:
   ``logit = overlap(query, doc) + sum(bonus[w] for w in doc) / (len(doc) + 1)``.
-The tests talk to ML Commons through distilrank's own client (:mod:`plugin.ml_api`, ``Node.t`` in conftest.py).
+The tests talk to ML Commons through distilrank's own client (:mod:`distilrank.plugin.ml_api`, ``Node.t`` in conftest.py).
 """
 from __future__ import annotations
 

@@ -11,6 +11,6 @@ One job per module:
 * :mod:`.offline` -- run every query through every arm via an injected ``search_fn``.
 * :mod:`.report` -- ``report.json`` (strict JSON) + self-contained ``report.html``.
 
-Nothing is imported here eagerly, so ``plugin.abtest.router`` stays importable
+Nothing is imported here eagerly, so ``distilrank.plugin.abtest.router`` stays importable
 without numpy.
 """

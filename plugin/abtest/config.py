@@ -2,7 +2,7 @@
 
 Example (``configs/ab-icecat.toml``)::
 
-    [opensearch]                       # connection, as in plugin.connection (optional; env vars also work)
+    [opensearch]                       # connection, as in distilrank.plugin.connection (optional; env vars also work)
     url = "http://127.0.0.1:9200"
 
     [experiment]
@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distill.errors import ConfigError
+from distilrank.distill.errors import ConfigError
 
 PLACEHOLDER = "{{query}}"
 
@@ -71,7 +71,7 @@ class ArmConfig:
         text = json.dumps(self.query).replace(PLACEHOLDER, json.dumps(query_text)[1:-1])
         body: dict = {"size": k, "query": json.loads(text)}
         if self.rescore:
-            from plugin.rescore import rescore_clause
+            from distilrank.plugin.rescore import rescore_clause
 
             r = self.rescore
             body["rescore"] = rescore_clause(query_text, model=r["model"], fields=list(r["fields"]),
@@ -128,8 +128,8 @@ def _resolve(base: Path, value: str | None) -> str | None:
 
 def _check_rescore(path: Path, where: str, arm: dict) -> None:
     """A rescorer arm: ``rescore = {model, fields, [window_size, score_mode, query_weight, model_weight, text_source]}``."""
-    from distill.errors import DistilRankError
-    from plugin.rescore import rescore_clause
+    from distilrank.distill.errors import DistilRankError
+    from distilrank.plugin.rescore import rescore_clause
 
     r = arm["rescore"]
     if arm.get("pipeline") or arm.get("alias"):
@@ -151,7 +151,7 @@ def _check_rescore(path: Path, where: str, arm: dict) -> None:
 
 def load_ab_config(path: str | Path) -> ABConfig:
     """Read and validate an A/B config; raises :class:`ConfigError` naming the file and field."""
-    from distill.config import read_toml
+    from distilrank.distill.config import read_toml
 
     path = Path(path)
     raw = read_toml(path)

@@ -20,8 +20,8 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from distill.errors import DistilRankError
-from plugin.abtest.stats import sign_test, wilson_ci
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.abtest.stats import sign_test, wilson_ci
 
 A, B, TIE = "A", "B", "tie"
 SHARED = "shared"  # team of a doc both rankings put at the same rank in their common prefix

@@ -48,12 +48,12 @@ from typing import Any
 
 import numpy as np
 
-from distill.errors import DistilRankError
-from distill.evaluation.metrics import bootstrap_ci
-from plugin.abtest.interleaving import ClickModel, interleave_query, summarize
-from plugin.abtest.judgments import Judgments, from_pairs, model_source
-from plugin.abtest.metrics import METRICS, metric_name, query_metrics
-from plugin.abtest.stats import holm, latency_summary, paired_summary
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.evaluation.metrics import bootstrap_ci
+from distilrank.plugin.abtest.interleaving import ClickModel, interleave_query, summarize
+from distilrank.plugin.abtest.judgments import Judgments, from_pairs, model_source
+from distilrank.plugin.abtest.metrics import METRICS, metric_name, query_metrics
+from distilrank.plugin.abtest.stats import holm, latency_summary, paired_summary
 
 SCHEMA = "distilrank.abtest/1"
 SearchFn = Callable[[str, str, int], tuple[Sequence[str], float]]
@@ -84,7 +84,7 @@ def _arm_name(arm: Any) -> str:
 def collect_runs(queries: Sequence[str], arms: Sequence[Any], search_fn: SearchFn, k: int = 10) -> Runs:
     """Run every query through every arm (query-major order); keep the top ``k`` ids and the latency.
 
-    ``arms``: names (or objects with ``.name``, e.g. :class:`plugin.abtest.router.Arm`), unique.
+    ``arms``: names (or objects with ``.name``, e.g. :class:`distilrank.plugin.abtest.router.Arm`), unique.
     A ``search_fn`` error, or a result that is not ``(sequence of ids, latency ms >= 0)``, raises
     :class:`DistilRankError` naming the arm and the query.
     """

@@ -1,4 +1,4 @@
-"""Write an A/B results dict (schema of :mod:`plugin.abtest.offline`) as ``report.json`` + ``report.html``.
+"""Write an A/B results dict (schema of :mod:`distilrank.plugin.abtest.offline`) as ``report.json`` + ``report.html``.
 
 ``report.json`` is strict JSON (non-finite numbers become ``null``; it is
 dumped with ``allow_nan=False``).  ``report.html`` is self-contained: a summary
@@ -10,7 +10,7 @@ primary metric, latency distributions per arm, win/loss/tie counts.  Every
 text from the results is HTML-escaped.  Optional keys a caller may add to the results: ``notes`` (more
 lines for the notes list) and ``latency_vs_baseline`` (``{arm: {p50_ms, p99_ms, p50_added_ms, p99_added_ms, ...}}``,
 rendered as a "Latency added vs baseline" table).  Both files go through
-:mod:`distill.atomic`; ``report.json`` is written last.
+:mod:`distilrank.distill.atomic`; ``report.json`` is written last.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from distill.atomic import atomic_open
-from distill.errors import DistilRankError
-from distill.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, table_html
-from plugin.abtest.offline import SCHEMA
+from distilrank.distill.atomic import atomic_open
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, table_html
+from distilrank.plugin.abtest.offline import SCHEMA
 
 REQUIRED = ("schema", "k", "metrics", "judgment_source", "baseline", "arm_names", "arms", "comparisons",
             "interleaving", "queries_without_judgments", "settings")
@@ -229,7 +229,7 @@ def render_html(results: dict, figures: dict[str, bytes], *, title: str) -> str:
     notes += [str(n) for n in results.get("notes") or []]
     inter = (f"<h2>Interleaving</h2>{table_html(interleaving_rows(results))}" if results["interleaving"] else "")
     lat = results.get("latency_vs_baseline")
-    if lat:  # optional (e.g. distill.ranking.serve): what each arm adds to the baseline's latency
+    if lat:  # optional (e.g. distilrank.distill.ranking.serve): what each arm adds to the baseline's latency
         inter = (f"<h2>Latency added vs baseline {e(results['baseline'])}</h2>{table_html(latency_rows(results))}") + inter
     return html_page(title, f"<h1>{e(title)}</h1>"
                      f"<p><b>Judgment source:</b> {e(str(results['judgment_source']))}</p>"

@@ -3,11 +3,11 @@
 Each arm is a query template plus an optional search pipeline (or a distilrank alias, i.e. its pipeline), or a
 ``distilrank`` rescore (the rescorer plugin; its model an alias or a model id, resolved here to check it). For an
 arm whose pipeline has a ``rerank`` processor the body gets ``ext.rerank.query_context.query_text`` and is checked
-with :func:`plugin.pipelines.check_search_body`. Arms without a pipeline are searched with
+with :func:`distilrank.plugin.pipelines.check_search_body`. Arms without a pipeline are searched with
 ``search_pipeline=_none``, so an index default pipeline does not leak into the baseline. Latency is the client-side
 wall time of each search in milliseconds (what a caller waits for, processors included).
 
-The results dict is :mod:`plugin.abtest.offline`'s, plus ``experiment`` (name, index, config path, judgment file)
+The results dict is :mod:`distilrank.plugin.abtest.offline`'s, plus ``experiment`` (name, index, config path, judgment file)
 and ``arms_config``: per arm the pipeline, and for a distilrank rerank pipeline the model id and rerank settings
 *as evaluated* (what ``distilrank ab promote`` promotes).
 """
@@ -19,19 +19,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill.errors import DistilRankError
-from plugin import index_api, ml_api
-from plugin.abtest.config import ABConfig
-from plugin.abtest.judgments import Judgments, from_pairs, load_judgments, load_queryset
-from plugin.abtest.offline import collect_runs, evaluate_runs, pool, teacher_judge
-from plugin.abtest.report import write_report
-from plugin.pipelines import check_search_body, read_pipeline_spec
-from plugin.transport import Transport
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin import index_api, ml_api
+from distilrank.plugin.abtest.config import ABConfig
+from distilrank.plugin.abtest.judgments import Judgments, from_pairs, load_judgments, load_queryset
+from distilrank.plugin.abtest.offline import collect_runs, evaluate_runs, pool, teacher_judge
+from distilrank.plugin.abtest.report import write_report
+from distilrank.plugin.pipelines import check_search_body, read_pipeline_spec
+from distilrank.plugin.transport import Transport
 
 
 def resolve_arms(t: Transport, cfg: ABConfig) -> dict[str, dict]:
     """Per arm: ``{"pipeline", "rerank", "model_id", "spec"}``; fails on a pipeline or alias that does not exist."""
-    from plugin import aliases, registry_store
+    from distilrank.plugin import aliases, registry_store
 
     out = {}
     for arm in cfg.arms:
@@ -41,7 +41,7 @@ def resolve_arms(t: Transport, cfg: ABConfig) -> dict[str, dict]:
             pipeline = record["pipeline"] if record else aliases.pipeline_name(arm.alias)
         info: dict[str, Any] = {"pipeline": pipeline, "alias": arm.alias, "rerank": False, "model_id": None, "spec": None}
         if arm.rescore:
-            from plugin import rescore
+            from distilrank.plugin import rescore
 
             model = arm.rescore["model"]
             record = registry_store.get_alias(t, model)
@@ -67,7 +67,7 @@ def resolve_arms(t: Transport, cfg: ABConfig) -> dict[str, dict]:
 
 
 def make_search_fn(t: Transport, cfg: ABConfig, arms: dict[str, dict]) -> Callable[[str, str, int], tuple[list[str], float]]:
-    """``search_fn(arm, query, k) -> (doc ids best first, wall ms)`` for :func:`plugin.abtest.offline.collect_runs`."""
+    """``search_fn(arm, query, k) -> (doc ids best first, wall ms)`` for :func:`distilrank.plugin.abtest.offline.collect_runs`."""
     by_name = {a.name: a for a in cfg.arms}
 
     def search_fn(arm: str, query: str, k: int) -> tuple[list[str], float]:
@@ -104,7 +104,7 @@ def _teacher_score_fn(cfg: ABConfig) -> Callable[[list[tuple[str, str]]], list[f
     tj = cfg.teacher_judge
     assert tj is not None
     if tj.zip:
-        from plugin.local_scoring import LocalScorer
+        from distilrank.plugin.local_scoring import LocalScorer
 
         scorer = LocalScorer(tj.zip)
 
@@ -112,8 +112,8 @@ def _teacher_score_fn(cfg: ABConfig) -> Callable[[list[tuple[str, str]]], list[f
             return [float(scorer.score(q, [d])[0]) for q, d in pairs]
 
         return score
-    from distill.data.pairs import Pairs
-    from distill.teacher.model import load_teacher
+    from distilrank.distill.data.pairs import Pairs
+    from distilrank.distill.teacher.model import load_teacher
 
     teacher = load_teacher(tj.checkpoint)
     return lambda pairs: [float(x) for x in teacher.score(Pairs([q for q, _ in pairs], [d for _, d in pairs]))]
@@ -187,7 +187,7 @@ def promote_winner(t: Transport, report: str | Path, alias: str, *, arm: str | N
     """Point ``alias`` at the model of the winning arm of ``report`` (see :func:`choose_winner`)."""
     import json
 
-    from plugin import api
+    from distilrank.plugin import api
 
     results = json.loads(Path(report).read_text(encoding="utf-8"))
     name, reason = choose_winner(results, arm)

@@ -1,9 +1,9 @@
 """``distilrank export``: student directory -> model.onnx + tokenizer.json + ML Commons zip + model card.
 
-Steps: export the graph (:mod:`plugin.export.onnx_graph`), write the serving
-``tokenizer.json`` (:mod:`plugin.export.serving_tokenizer`), run the parity
-check (:mod:`plugin.export.parity`; the export fails if it does not pass),
-zip and hash (:mod:`plugin.export.model_zip`), time ONNX Runtime one pair per
+Steps: export the graph (:mod:`distilrank.plugin.export.onnx_graph`), write the serving
+``tokenizer.json`` (:mod:`distilrank.plugin.export.serving_tokenizer`), run the parity
+check (:mod:`distilrank.plugin.export.parity`; the export fails if it does not pass),
+zip and hash (:mod:`distilrank.plugin.export.model_zip`), time ONNX Runtime one pair per
 call, and write the model card.
 """
 
@@ -14,22 +14,22 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from distill.data.pairs import Pairs
-from distill.data.readers import read_pairs
-from distill.errors import DistilRankError
-from distill.student.store import load_student
-from plugin.export.model_card import write_model_card
-from plugin.export.model_zip import build_model_zip
-from plugin.export.onnx_graph import export_onnx
-from plugin.export.parity import ParityReport, check_parity
-from plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
-from plugin.export.serving_tokenizer import write_serving_tokenizer
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.data.readers import read_pairs
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.student.store import load_student
+from distilrank.plugin.export.model_card import write_model_card
+from distilrank.plugin.export.model_zip import build_model_zip
+from distilrank.plugin.export.onnx_graph import export_onnx
+from distilrank.plugin.export.parity import ParityReport, check_parity
+from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
+from distilrank.plugin.export.serving_tokenizer import write_serving_tokenizer
 
 
 def default_parity_pairs() -> Pairs:
     """The bundled parity sample: 400 SST-2 dev sentences, 400 Icecat (query, title) pairs and edge cases
     (empty, very long, non-ASCII, CJK, emoji, control characters, literal special tokens)."""
-    with resources.as_file(resources.files("plugin.export") / "parity_sample.jsonl") as path:
+    with resources.as_file(resources.files("distilrank.plugin.export") / "parity_sample.jsonl") as path:
         return read_pairs(path, label_field=None)
 
 
@@ -73,7 +73,7 @@ def export_student(
     """Export ``student_dir`` into ``out_dir``; raises :class:`DistilRankError` if parity fails (nothing is zipped then).
 
     With ``quantize``, an int8 graph is also made and shipped instead of the fp32 one only if it passes the
-    quality gate on the labeled ``quality_pairs`` (see :mod:`plugin.export.quantize`).
+    quality gate on the labeled ``quality_pairs`` (see :mod:`distilrank.plugin.export.quantize`).
     """
     if quantize and (quality_pairs is None or quality_pairs.labels is None):
         raise DistilRankError("int8 quantization needs labeled quality data (--quality-data with labels)")
@@ -85,7 +85,7 @@ def export_student(
     tok_path = write_serving_tokenizer(Path(student_dir) / "tokenizer.json", out / "tokenizer.json", max_length=max_length)
     pairs = parity_pairs if parity_pairs is not None else default_parity_pairs()
     if max_length:  # the student's own featurisation must truncate like the shipped json
-        from distill.student.tokenizer import load_tokenizer
+        from distilrank.distill.student.tokenizer import load_tokenizer
 
         student.tokenizer = load_tokenizer(tok_path)
     parity = check_parity(student, onnx_path, tok_path, pairs, tolerance=tolerance)
@@ -95,7 +95,7 @@ def export_student(
     quantization = None
     shipped = onnx_path
     if quantize:
-        from plugin.export.quantize import quantization_decision, quantize_int8
+        from distilrank.plugin.export.quantize import quantization_decision, quantize_int8
 
         int8_dir = out / "int8"
         int8_dir.mkdir(exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distill.atomic import atomic_open, write_json
+from distilrank.distill.atomic import atomic_open, write_json
 
 
 def _metric_text(value: object) -> str:

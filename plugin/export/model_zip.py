@@ -10,9 +10,9 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from distill.atomic import atomic_path
-from distill.errors import DistilRankError
-from plugin.serving_contract import sha256_file
+from distilrank.distill.atomic import atomic_path
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.serving_contract import sha256_file
 
 FORBIDDEN_SUFFIXES = (".jar", ".class", ".so", ".dylib", ".dll")
 

@@ -1,5 +1,5 @@
 """Write the student as an ONNX graph with exactly the interface ML Commons feeds (the contract, and its check, are
-in the torch-free :mod:`plugin.serving_contract`; every export is validated against it)."""
+in the torch-free :mod:`distilrank.plugin.serving_contract`; every export is validated against it)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 import onnx
 import torch
 
-from distill.atomic import atomic_path
-from distill.errors import DistilRankError
-from distill.student.model import StudentModel
+from distilrank.distill.atomic import atomic_path
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.student.model import StudentModel
 
-from plugin.serving_contract import INPUT_NAMES, MAX_IR_VERSION, MAX_OPSET, OUTPUT_NAME, describe_interface, interface_problems
+from distilrank.plugin.serving_contract import INPUT_NAMES, MAX_IR_VERSION, MAX_OPSET, OUTPUT_NAME, describe_interface, interface_problems
 
 
 def export_onnx(model: StudentModel, path: str | Path, *, opset: int = MAX_OPSET) -> Path:

@@ -1,7 +1,7 @@
 """Numeric parity between the PyTorch student and the exported ONNX model, scored the ML Commons way.
 
 (a) PyTorch: the student on its training-time featurisation (batched, padded ids
-    from :func:`distill.student.tokenizer.encode_pairs`);
+    from :func:`distilrank.distill.student.tokenizer.encode_pairs`);
 (b) ONNX Runtime: one pair per ``session.run``, ids from the *exported*
     ``tokenizer.json`` via the ``tokenizers`` library, ``encode(query, doc)``, shape ``[1, seq]``.
 Both give raw logits; the check fails when any pair differs by more than ``tolerance``.
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tokenizers import Tokenizer
 
-from distill.data.pairs import Pairs
-from plugin.serving_contract import onnx_session, score_like_ml_commons
+from distilrank.distill.data.pairs import Pairs
+from distilrank.plugin.serving_contract import onnx_session, score_like_ml_commons
 
 if TYPE_CHECKING:
-    from distill.student.store import Student
+    from distilrank.distill.student.store import Student
 
 
 @dataclass

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from distill.data.pairs import Pairs
-from distill.errors import DistilRankError
-from distill.evaluation.metrics import accuracy
-from plugin.serving_contract import describe_interface, interface_problems, ms_per_pair_single_calls, onnx_session, score_like_ml_commons
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import DistilRankError
+from distilrank.distill.evaluation.metrics import accuracy
+from distilrank.plugin.serving_contract import describe_interface, interface_problems, ms_per_pair_single_calls, onnx_session, score_like_ml_commons
 
 
 def quantize_int8(fp32_path: str | Path, out_path: str | Path) -> Path:

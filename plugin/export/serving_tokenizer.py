@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from distill.atomic import atomic_open
-from distill.errors import DistilRankError
+from distilrank.distill.atomic import atomic_open
+from distilrank.distill.errors import DistilRankError
 
 # Components this project emits and that tokenizers 0.19 / 0.20 parse (checked in tests/test_export.py).
 SUPPORTED = {

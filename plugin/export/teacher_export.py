@@ -1,18 +1,18 @@
 """``distilrank export --teacher``: a fine-tuned BERT cross-encoder -> ML Commons ``TEXT_SIMILARITY`` package.
 
-The teacher checkpoint (a ``save_pretrained`` directory from :mod:`distill.teacher.finetune`: model, fast
+The teacher checkpoint (a ``save_pretrained`` directory from :mod:`distilrank.distill.teacher.finetune`: model, fast
 tokenizer, ``distilrank_teacher.json``) becomes, in ``out_dir``::
 
     model.onnx        opset 17, inputs input_ids / attention_mask / token_type_ids (int64 [batch, sequence],
                       both axes dynamic), output logits float32 [batch, 1] (the raw logit, no sigmoid)
     tokenizer.json    the checkpoint's own fast tokenizer, padding off, truncation longest-first at the
                       length the teacher was fine-tuned with (``distilrank_teacher.json``'s max_length, else 128)
-    <name>.zip        flat zip of the two (plugin.export.model_zip), with its sha256
+    <name>.zip        flat zip of the two (distilrank.plugin.export.model_zip), with its sha256
     model-card.json   interface, tokenizer, zip hash, parity, latency, where the teacher came from
 
 so the same teacher that scored the transfer set can rerank on the cluster (a ceiling for the student, and the
 "teacher" arm of an A/B test).  The export fails before anything is zipped when PyTorch (the padded, batched
-scorer of :class:`distill.teacher.model.Teacher`) and ONNX Runtime (one pair per call, ids from the exported
+scorer of :class:`distilrank.distill.teacher.model.Teacher`) and ONNX Runtime (one pair per call, ids from the exported
 tokenizer.json, the ML Commons way) disagree by more than ``tolerance`` on any parity pair.
 """
 
@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distill.atomic import write_json
-from distill.data.pairs import Pairs
-from distill.errors import DistilRankError
-from plugin.export.model_zip import build_model_zip
-from plugin.export.onnx_graph import export_module_onnx
-from plugin.export.parity import check_parity
-from plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
-from plugin.export.serving_tokenizer import write_serving_tokenizer
+from distilrank.distill.atomic import write_json
+from distilrank.distill.data.pairs import Pairs
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.export.model_zip import build_model_zip
+from distilrank.plugin.export.onnx_graph import export_module_onnx
+from distilrank.plugin.export.parity import check_parity
+from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
+from distilrank.plugin.export.serving_tokenizer import write_serving_tokenizer
 
 DEFAULT_MAX_LENGTH = 128
 
@@ -44,7 +44,7 @@ def default_teacher_parity_pairs(n_real: int = 40) -> Pairs:
     cases (empty, very long, non-ASCII, CJK, emoji, control characters, literal special tokens)."""
     from importlib import resources
 
-    rows = [json.loads(line) for line in (resources.files("plugin.export") / "parity_sample.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in (resources.files("distilrank.plugin.export") / "parity_sample.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
     keep = [r for r in rows if r.get("source") == "icecat" and r.get("query")][:n_real] + [r for r in rows if r.get("source") == "edge"]
     return Pairs([r["query"] for r in keep], [r["text"] for r in keep], source="bundled parity sample (Icecat + edge cases)")
@@ -62,7 +62,7 @@ class _Logits(torch.nn.Module):
 
 
 def _teacher_meta(checkpoint: Path) -> dict:
-    from distill.teacher.model import TEACHER_META
+    from distilrank.distill.teacher.model import TEACHER_META
 
     meta = checkpoint / TEACHER_META
     return json.loads(meta.read_text(encoding="utf-8")) if meta.exists() else {}
@@ -140,7 +140,7 @@ def export_cross_encoder_teacher(
     """
     from tokenizers import Tokenizer
 
-    from distill.teacher.model import load_teacher
+    from distilrank.distill.teacher.model import load_teacher
 
     ckpt = Path(checkpoint_dir)
     _check_checkpoint_files(ckpt)
@@ -179,7 +179,7 @@ def export_cross_encoder_teacher(
 
 
 class _PairScorer:
-    """What :func:`plugin.export.parity.check_parity` calls: ``score(pairs)``, here the teacher's padded batches,
+    """What :func:`distilrank.plugin.export.parity.check_parity` calls: ``score(pairs)``, here the teacher's padded batches,
     always encoding (query, document) pairs (ML Commons does, even for an empty query)."""
 
     def __init__(self, teacher) -> None:

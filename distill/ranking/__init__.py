@@ -1,0 +1,1 @@
+"""distilrank.distill.ranking: the product-search experiment (catalogue pools, teachers, folds, live serving)."""
