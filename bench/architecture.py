@@ -8,7 +8,8 @@ Run: .venv/bin/python bench/architecture.py [--max-lines 80]
 * the longest functions (lines from ``def`` to the last line of the body), the ones over ``--max-lines`` flagged;
 * the third-party top-level packages that importing the serving modules loads (in a fresh interpreter).
 
-Exit status 0; the numbers are the point (a package ``__init__`` importing its own submodules is not a cycle).
+Exit status 1 when there is a cycle, a function over ``--max-lines`` or torch/transformers among the serving
+imports (``tests/test_packaging.py`` runs it); a package ``__init__`` importing its own submodules is not a cycle.
 """
 
 from __future__ import annotations
@@ -120,12 +121,13 @@ def main() -> int:
     for c in found:
         print("  " + " <-> ".join(c))
     print(f"longest functions (flag: > {args.max_lines} lines):")
-    for n, where in longest_functions(mods):
+    longest = longest_functions(mods)
+    for n, where in longest:
         print(f"  {n:4d} {'!' if n > args.max_lines else ' '} {where}")
     third = serving_imports()
     print(f"third-party packages loaded by importing {', '.join(SERVING)}: {', '.join(third)}")
     print(f"  torch: {'YES' if 'torch' in third else 'no'}, transformers: {'YES' if 'transformers' in third else 'no'}")
-    return 0
+    return int(bool(found) or longest[0][0] > args.max_lines or bool({"torch", "transformers"} & set(third)))
 
 
 if __name__ == "__main__":

@@ -124,8 +124,9 @@ def saturation(cells: list[dict]) -> int | None:
 
 def setup(url: str, depth: int, work: Path) -> tuple[str, list[str], dict]:
     """Index the catalogue (reused when complete), register + deploy the student, create the pipeline."""
-    from distilrank.plugin import api
     from rerank_latency import INDEX, build_index, catalogue, pick_queries, student_zips
+
+    from distilrank.plugin import api
 
     t = api.connect(url=url)
     products = catalogue()

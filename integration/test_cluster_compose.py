@@ -9,9 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import oscluster
+import pytest
 
 yaml = pytest.importorskip("yaml")
 

@@ -8,9 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import oscluster
+import pytest
 
 CLUSTER_DIR = Path(oscluster.__file__).resolve().parent
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
-
 import oscluster
-from distilrank.plugin import ml_api
+import pytest
 import testkit
 from conftest import REPORT
+
+from distilrank.plugin import ml_api
 
 DOCS = ["apple pie is great", "banana bread", "sweet apple, sweet pie!! awful", "zzz unknown words", "apple"]
 QUERY = "sweet apple pie"

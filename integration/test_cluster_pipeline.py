@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 import testkit
 
 DOCS = ["banana bread", "apple", "sweet apple pie is great", "apple pie", "plum cake awful", "cherry",

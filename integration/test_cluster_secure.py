@@ -5,11 +5,11 @@ import ssl
 import urllib.error
 import urllib.request
 
-import pytest
-
 import oscluster
+import pytest
 import testkit
 from conftest import deploy_tiny_model, make_client, remove_model
+
 from distilrank.plugin import ml_api
 
 

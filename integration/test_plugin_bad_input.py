@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import zipfile
 
+import icecat_student
 import onnx
 import pytest
-
-import icecat_student
 import testkit
+
 from distilrank.distill.cli import main
 from distilrank.distill.errors import DistilRankError
 from distilrank.plugin import api, ml_api

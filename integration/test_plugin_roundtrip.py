@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 
+import icecat_student
 import numpy as np
 import pytest
 
-import icecat_student
 from distilrank.distill.cli import main
 from distilrank.plugin import api, ml_api, registry_store
 from distilrank.plugin.local_scoring import LocalScorer

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import os
 
+import icecat_student
 import numpy as np
 import pytest
 
-import icecat_student
 from distilrank.plugin import api, ml_api, registry_store, rescore
 from distilrank.plugin.local_scoring import LocalScorer
 from distilrank.plugin.pipelines import rerank_search_body

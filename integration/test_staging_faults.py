@@ -17,12 +17,12 @@ import socket
 import threading
 import time
 
-import numpy as np
-import pytest
-
 import icecat_student
+import numpy as np
 import oscluster
+import pytest
 from conftest import REPORT
+
 from distilrank.plugin import api, ml_api
 from distilrank.plugin.local_scoring import LocalScorer
 from distilrank.plugin.pipelines import rerank_search_body

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 import icecat_student
+import pytest
 from conftest import REPORT
+
 from distilrank.distill.errors import DistilRankError
 from distilrank.plugin import api, ml_api
 from distilrank.plugin.local_scoring import LocalScorer

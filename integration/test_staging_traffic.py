@@ -16,11 +16,11 @@ import threading
 import time
 from pathlib import Path
 
+import icecat_student
 import numpy as np
 import pytest
-
-import icecat_student
 from conftest import REPORT
+
 from distilrank.plugin import api, registry_store
 from distilrank.plugin.local_scoring import LocalScorer
 from distilrank.plugin.pipelines import rerank_search_body

@@ -10,8 +10,8 @@ from pathlib import Path
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from distilrank.distill.cli_support import emit, read_source_arg
     from distilrank.distill.api import export_student
+    from distilrank.distill.cli_support import emit, read_source_arg
 
     if args.teacher:
         cmd_export_teacher(args)

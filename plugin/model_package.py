@@ -17,8 +17,8 @@ from pathlib import Path
 
 from distilrank.distill.errors import DistilRankError
 from distilrank.plugin.export.model_zip import validate_model_zip
-from distilrank.plugin.serving_contract import describe_interface, interface_problems, sha256_file
 from distilrank.plugin.ml_api import MAX_CHUNK_BYTES
+from distilrank.plugin.serving_contract import describe_interface, interface_problems, sha256_file
 
 
 class PackageError(DistilRankError):

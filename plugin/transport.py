@@ -114,8 +114,14 @@ class Transport:
             self.requests.append(record)
             return {} if dry_response is None else dry_response
         self.requests.append(record)
-        from opensearchpy.exceptions import (AuthenticationException, AuthorizationException, ConnectionError,
-                                             ConnectionTimeout, SSLError, TransportError)
+        from opensearchpy.exceptions import (
+            AuthenticationException,
+            AuthorizationException,
+            ConnectionError,
+            ConnectionTimeout,
+            SSLError,
+            TransportError,
+        )
 
         attempt = 0
         while True:

@@ -13,9 +13,9 @@ import math
 from pathlib import Path
 
 from distilrank.distill.atomic import atomic_open, write_json
-from distilrank.distill.reporting import html_page, table_html, table_md
 from distilrank.distill.ranking.config import RankingRunConfig
 from distilrank.distill.ranking.evaluate import compare, paired, recovery
+from distilrank.distill.reporting import html_page, table_html, table_md
 
 SETTINGS = {"judged": "Rank the judged products", "rerank": "Rerank BM25's top {depth} from the whole catalogue"}
 STUDENT, TEACHER, BASELINE = "student distilled", "teacher stacked", "BM25"

@@ -29,7 +29,6 @@ from distilrank.distill.student.model import EMBEDDING_INIT_STD
 from distilrank.distill.student.tokenizer import SPECIAL_TOKENS
 
 
-
 @torch.inference_mode()
 def teacher_word_features(teacher_dir: str | Path, words: Sequence[str], *, batch_size: int = 512,
                           progress: bool | None = None) -> np.ndarray:

@@ -22,8 +22,8 @@ from distilrank.plugin.export.model_card import write_model_card
 from distilrank.plugin.export.model_zip import build_model_zip
 from distilrank.plugin.export.onnx_graph import export_onnx
 from distilrank.plugin.export.parity import ParityReport, check_parity
-from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
 from distilrank.plugin.export.serving_tokenizer import write_serving_tokenizer
+from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
 
 
 def default_parity_pairs() -> Pairs:

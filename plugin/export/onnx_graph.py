@@ -12,7 +12,6 @@ import torch
 from distilrank.distill.atomic import atomic_path
 from distilrank.distill.errors import DistilRankError
 from distilrank.distill.student.model import StudentModel
-
 from distilrank.plugin.serving_contract import INPUT_NAMES, MAX_IR_VERSION, MAX_OPSET, OUTPUT_NAME, describe_interface, interface_problems
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from distilrank.distill.atomic import atomic_open
 from distilrank.distill.errors import DistilRankError
 
-# Components this project emits and that tokenizers 0.19 / 0.20 parse (checked in tests/test_export.py).
+# Components this project emits and that tokenizers 0.19 / 0.20 parse (checked in tests/plugin/export/test_export.py).
 SUPPORTED = {
     "normalizer": {"BertNormalizer", "Sequence", "Lowercase", "NFKC", "NFD", "StripAccents", None},
     "pre_tokenizer": {"BertPreTokenizer", "Whitespace", "WhitespaceSplit", "Sequence", "Punctuation", None},

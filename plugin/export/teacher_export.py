@@ -33,8 +33,8 @@ from distilrank.distill.errors import DistilRankError
 from distilrank.plugin.export.model_zip import build_model_zip
 from distilrank.plugin.export.onnx_graph import export_module_onnx
 from distilrank.plugin.export.parity import check_parity
-from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
 from distilrank.plugin.export.serving_tokenizer import write_serving_tokenizer
+from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
 
 DEFAULT_MAX_LENGTH = 128
 

@@ -8,8 +8,9 @@ import pytest
 
 from distilrank.distill.errors import ConfigError
 from distilrank.distill.ranking.config import load_ranking_config
+from tests.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 SAMPLE = ROOT / "tests" / "data" / "esci-sample"
 
 BASE = f"""

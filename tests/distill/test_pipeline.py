@@ -4,15 +4,13 @@ import json
 import re
 
 import numpy as np
-
 import pytest
 
 from distilrank.distill.config import load_config
 from distilrank.distill.data.readers import write_pairs
 from distilrank.distill.errors import ConfigError
 from distilrank.distill.pipeline import run_pipeline
-
-from .conftest import sentiment_pairs
+from tests.conftest import sentiment_pairs
 
 CONFIG = """
 out_dir = "out"

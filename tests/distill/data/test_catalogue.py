@@ -17,8 +17,9 @@ from distilrank.distill.data.catalogue import (
 )
 from distilrank.distill.errors import ConfigError, DataError
 from distilrank.plugin.abtest.judgments import load_judgments
+from tests.paths import TESTS_DATA
 
-SAMPLE = Path(__file__).parent / "data" / "esci-sample"
+SAMPLE = TESTS_DATA / "esci-sample"
 
 PRODUCTS = [
     {"asin": "A1", "title": "Red cotton socks", "brand": "Acme", "color": "Red", "bullet_points": "Soft\nWarm", "category": ["Clothing", "Socks"]},

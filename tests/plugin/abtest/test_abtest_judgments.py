@@ -1,7 +1,6 @@
 """Loading judged query sets: vendored Icecat / ESCI samples, generic CSV/TSV/JSON/JSONL, bad-input errors."""
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -14,9 +13,10 @@ from distilrank.plugin.abtest.judgments import (
     load_queryset,
     model_source,
 )
+from tests.paths import SHARED_DATA, TESTS_DATA
 
-DATA = Path(__file__).parent / "data" / "abtest"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = TESTS_DATA / "abtest"
+SHARED = SHARED_DATA
 
 
 def test_icecat_sample_csv():

@@ -29,7 +29,6 @@ from distilrank.distill.evaluation.metrics import (
 )
 from distilrank.distill.evaluation.report import format_summary, json_clean, write_report
 
-
 # --- independent reference implementations ----------------------------------------------------
 
 def brute_auc(s, y):

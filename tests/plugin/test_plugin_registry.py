@@ -22,6 +22,7 @@ from distilrank.plugin import aliases, api, ml_api, registry_store
 from distilrank.plugin.connection import load_connection
 from distilrank.plugin.pipelines import RerankSpec, read_pipeline_spec, rerank_pipeline_body
 from distilrank.plugin.transport import Transport, dry_id
+from tests.paths import REPO_ROOT
 
 
 class Store(BaseHTTPRequestHandler):
@@ -372,9 +373,8 @@ def test_layering_rest_paths_in_the_rest_modules_dry_runs_in_the_transport():
     core; ``distilrank.plugin.rescorer_api``: the distilrank rescorer) spell REST paths or call ``Transport.request``; only
     ``distilrank.plugin.transport`` reads ``dry_run``. Every module under ``plugin/`` is checked."""
     import re
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "plugin"
+    root = REPO_ROOT / "plugin"
     paths: dict[str, list] = {}
     dry = []
     for f in sorted(root.rglob("*.py")):

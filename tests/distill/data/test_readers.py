@@ -18,8 +18,9 @@ from distilrank.distill.data.readers import (
     write_pairs,
 )
 from distilrank.distill.errors import DataError
+from tests.paths import TESTS_DATA
 
-DATA = Path(__file__).parent / "data"
+DATA = TESTS_DATA
 FORMATS = [".jsonl", ".csv", ".tsv", ".parquet"]
 
 

@@ -20,10 +20,10 @@ from distilrank.distill.teacher.engine_config import EngineConfig
 from distilrank.distill.teacher.logit_parts import PARTS, accept_parts
 from distilrank.distill.teacher.scoring import load_logits, score_transfer_set, teacher_digest
 from tests.conftest import sentiment_pairs
+from tests.paths import REPO_ROOT
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as the scorer actors (1 thread each): the same float sums
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_a_killed_driver_resumes_and_ends_with_the_uninterrupted_logits(teacher,
     pairs = _pairs(900)
     ts = transfer_set_from_pairs(pairs, tmp_path / "ts", rows_per_shard=300)
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(teacher), str(ts.path), str(out)], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240

@@ -18,10 +18,10 @@ from distilrank.distill.teacher.encoding import tokenize_batch, tokenize_pairs
 from distilrank.distill.teacher.finetune import TeacherTrainConfig, evaluate_teacher, finetune_teacher, label_scale, teacher_targets
 from distilrank.distill.teacher.model import load_teacher
 from distilrank.distill.teacher.scoring import merge_chunks, merge_shards, parse_shard, score_transfer_set
+from tests.conftest import sentiment_pairs
+from tests.paths import REPO_ROOT
 
-from .conftest import sentiment_pairs
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -15,8 +15,7 @@ from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.data.readers import write_pairs
 from distilrank.distill.errors import DistilRankError
 from distilrank.distill.targets import Stacker
-
-from .conftest import sentiment_pairs
+from tests.conftest import sentiment_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,7 +1,6 @@
 """run_comparison end to end with a deterministic injected search_fn; pooling and teacher judgments."""
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -10,8 +9,9 @@ from distilrank.plugin.abtest.judgments import from_pairs, load_judgments
 from distilrank.plugin.abtest.metrics import NO_JUDGMENTS, query_metrics
 from distilrank.plugin.abtest.offline import SCHEMA, collect_runs, evaluate_runs, pool, run_comparison, teacher_judge
 from distilrank.plugin.abtest.stats import holm, latency_summary
+from tests.paths import TESTS_DATA
 
-DATA = Path(__file__).parent / "data" / "abtest"
+DATA = TESTS_DATA / "abtest"
 
 
 def _h(*parts):

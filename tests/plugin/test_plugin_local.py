@@ -23,8 +23,7 @@ from distilrank.plugin.ml_api import MAX_CHUNK_BYTES
 from distilrank.plugin.model_package import PackageError, check_chunk_size, inspect_model_zip
 from distilrank.plugin.pipelines import RerankSpec, check_search_body, read_pipeline_spec, rerank_pipeline_body, rerank_search_body
 from distilrank.plugin.register import register_meta_body
-
-from .conftest import sentiment_pairs
+from tests.conftest import sentiment_pairs
 
 
 @pytest.fixture(scope="module")

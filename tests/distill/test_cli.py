@@ -7,8 +7,7 @@ import sys
 
 from distilrank.distill.cli import main
 from distilrank.distill.data.readers import write_pairs
-
-from .conftest import sentiment_pairs
+from tests.conftest import sentiment_pairs
 
 
 def run_json(capsys, *argv):

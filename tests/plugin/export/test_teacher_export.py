@@ -16,11 +16,12 @@ from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.errors import DistilRankError
 from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 from distilrank.distill.teacher.model import load_teacher
-from distilrank.plugin.serving_contract import INPUT_NAMES, interface_problems, onnx_session, score_like_ml_commons
 from distilrank.plugin.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
 from distilrank.plugin.model_package import inspect_model_zip
+from distilrank.plugin.serving_contract import INPUT_NAMES, interface_problems, onnx_session, score_like_ml_commons
+from tests.paths import TESTS_DIR
 
-COMPAT_SCRIPT = Path(__file__).parent / "compat" / "score_with_runtime.py"
+COMPAT_SCRIPT = TESTS_DIR / "compat" / "score_with_runtime.py"
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

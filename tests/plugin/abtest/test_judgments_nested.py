@@ -7,9 +7,10 @@ import pytest
 
 from distilrank.distill.errors import DataError
 from distilrank.plugin.abtest.judgments import load_judgments
+from tests.paths import SHARED_DATA, TESTS_DATA
 
-SAMPLE = Path(__file__).parent / "data" / "esci-sample"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "esci-shopping"
+SAMPLE = TESTS_DATA / "esci-sample"
+SHARED = SHARED_DATA / "esci-shopping"
 SRW_RATING = {3: "100.000", 2: "10.000", 1: "1.000", 0: "0.000"}
 QUERIES = ["dremel cleaning tool", "jura grinder", "apple earbuds"]
 

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from distilrank.distill import cli
 from distilrank.distill.cli_support import settings_from_args
-from distilrank.distill.config import (AugmentConfig, DataConfig, DataSource, DistillConfig, RunConfig, StudentSection, TeacherConfig,
-                            load_config, read_toml)
+from distilrank.distill.config import (
+    AugmentConfig,
+    DataConfig,
+    DataSource,
+    DistillConfig,
+    RunConfig,
+    StudentSection,
+    TeacherConfig,
+    load_config,
+    read_toml,
+)
 from distilrank.distill.errors import ConfigError
+from tests.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def _subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
@@ -129,12 +138,12 @@ def test_zero_is_not_none(tmp_path):
 
 
 def test_readme_flag_reference_is_the_parser():
-    from distilrank.distill.cli_support import flag_reference
+    from distilrank.distill.cli_reference import flag_reference
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     block = text.split("<!-- flag-reference:start -->\n```\n", 1)[1].split("```\n<!-- flag-reference:end -->", 1)[0]
     assert block.strip() == flag_reference(cli.build_parser()).strip(), \
-        "README's flag list is stale: paste the output of `python -m distilrank.distill.cli_support` between the flag-reference markers"
+        "README's flag list is stale: paste the output of `python -m distilrank.distill.cli_reference` between the flag-reference markers"
 
 
 def test_function_defaults_are_the_section_defaults():

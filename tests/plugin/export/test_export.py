@@ -21,12 +21,12 @@ from distilrank.distill.student.train import StudentTrainConfig, train_student
 from distilrank.plugin.export import export_student
 from distilrank.plugin.export.exporter import default_parity_pairs
 from distilrank.plugin.export.model_zip import build_model_zip, validate_model_zip
-from distilrank.plugin.serving_contract import describe_interface, interface_problems
 from distilrank.plugin.export.parity import check_parity
+from distilrank.plugin.serving_contract import describe_interface, interface_problems
+from tests.conftest import sentiment_pairs
+from tests.paths import TESTS_DIR
 
-from .conftest import sentiment_pairs
-
-COMPAT_SCRIPT = Path(__file__).parent / "compat" / "score_with_runtime.py"
+COMPAT_SCRIPT = TESTS_DIR / "compat" / "score_with_runtime.py"
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,15 @@ import sys
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import pytest
 
 from distilrank.distill.errors import DistilRankError
 from distilrank.plugin.abtest.router import Arm, Experiment, search_with_assignment
+from tests.paths import REPO_ROOT
 
 N = 100_000
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 
 
 def exp(*weights, salt="s1", name="rerank"):
