@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import threading
@@ -146,8 +147,11 @@ def stage_build(rows: int, work: Path) -> dict:
     t0 = time.perf_counter()
     ts = write_transfer_set(esci_pairs(rows), work / f"ts-{rows}")
     t1 = time.perf_counter()
-    ids = build_token_ids(ts, tok, work / "token-ids")
+    cache = work / "token-ids-build"  # measured from scratch each time (training reuses work / "token-ids")
+    shutil.rmtree(cache, ignore_errors=True)
+    ids = build_token_ids(ts, tok, cache)
     t2 = time.perf_counter()
+    shutil.rmtree(cache, ignore_errors=True)
     return {"rows": rows, "seconds_transfer_set": t1 - t0, "seconds_token_ids": t2 - t1, "rows_per_s": rows / (t2 - t0),
             "tokens": ids.meta["n_tokens"], "peak_rss_mb": _peak_rss_mb()}
 
@@ -175,8 +179,6 @@ def stage_score(rows: int, work: Path, workers: int, engine: str) -> dict:
         torch.set_num_threads(workers)
     rep = score_with_engine(EngineConfig(engine=engine, workers=workers), teacher, ts, out, batch_size=128, max_length=64, device="cpu")
     tree = sampler.stop()
-    import shutil
-
     shutil.rmtree(out, ignore_errors=True)
     return {"rows": rows, "engine": engine, "workers": workers, "rows_per_s": rep["rows_per_second"], "seconds": rep.get("seconds"),
             "peak_rss_mb": _peak_rss_mb(), "peak_tree_rss_mb": tree}
@@ -235,11 +237,13 @@ def _heavy(pid: int, add: bool) -> None:
         pass
 
 
-def run_child(args: list[str]) -> dict:
+def run_child(args: list[str], work: Path) -> dict:
+    """One measurement in a fresh interpreter (its own peak RSS), on the same ``--work`` directory as the driver."""
     import tempfile
 
     with tempfile.NamedTemporaryFile(suffix=".json") as res:
-        proc = subprocess.Popen([sys.executable, __file__, "--child-out", res.name, "--child", *args], stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, __file__, "--work", str(work), "--child-out", res.name, "--child", *args],
+                                stdout=subprocess.DEVNULL)
         _heavy(proc.pid, True)
         try:
             proc.wait()
@@ -303,17 +307,17 @@ def _measure(args: argparse.Namespace, work: Path) -> dict:
     c, stages = args.compare_rows, set(args.stages.split(","))
     report: dict = {"cpus": os.cpu_count(), "load_average_start": os.getloadavg(), "build_sizes": _sizes(args.build)}
     if "build" in stages:
-        report["build"] = [run_child(["build", str(n)]) for n in sorted(set(_sizes(args.build)) | {c} | set(_sizes(args.score)))]
+        report["build"] = [run_child(["build", str(n)], work) for n in sorted(set(_sizes(args.build)) | {c} | set(_sizes(args.score)))]
     if "engines" in stages:
-        report["engines"] = [run_child(["score", str(c), "1", "local"]), run_child(["score", str(c), "1", "ray"]),
-                             run_child(["score", str(c), "2", "ray"])]
+        report["engines"] = [run_child(["score", str(c), "1", "local"], work), run_child(["score", str(c), "1", "ray"], work),
+                             run_child(["score", str(c), "2", "ray"], work)]
     if "score" in stages:
-        report["score"] = [run_child(["score", str(n), "2", "ray"]) for n in _sizes(args.score)]
+        report["score"] = [run_child(["score", str(n), "2", "ray"], work) for n in _sizes(args.score)]
     if "student" in stages:
-        report["train_in_memory"] = run_child(["train", str(c), "memory"])
-        report["train_streamed_same_rows"] = run_child(["train", str(c), "stream"])
+        report["train_in_memory"] = run_child(["train", str(c), "memory"], work)
+        report["train_streamed_same_rows"] = run_child(["train", str(c), "stream"], work)
     if "train" in stages:
-        report["train"] = [run_child(["train", str(n), "stream"]) for n in _sizes(args.train)]
+        report["train"] = [run_child(["train", str(n), "stream"], work) for n in _sizes(args.train)]
     report["load_average_end"] = os.getloadavg()
     return report
 
