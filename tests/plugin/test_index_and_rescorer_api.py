@@ -23,6 +23,7 @@ from distilrank.plugin import index_api, rescore, rescorer_api
 from distilrank.plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
 from distilrank.plugin.connection import load_connection
 from distilrank.plugin.transport import Transport
+from tests.plugin.json_http import reply_json
 
 
 class Cluster(BaseHTTPRequestHandler):
@@ -31,13 +32,8 @@ class Cluster(BaseHTTPRequestHandler):
     plugins: list[str] = ["distilrank"]
     seen: list[tuple[str, str, object]] = []
 
-    def _reply(self, status: int, body: object) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def _reply(self, status: int, body: object = None) -> None:
+        reply_json(self, status, body)
 
     def _handle(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()

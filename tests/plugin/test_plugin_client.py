@@ -15,6 +15,7 @@ import pytest
 from distilrank.distill.errors import ConfigError, DistilRankError
 from distilrank.plugin.connection import load_connection
 from distilrank.plugin.transport import ClusterError, Transport
+from tests.plugin.json_http import reply_json
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -27,12 +28,7 @@ class Scripted(BaseHTTPRequestHandler):
             self.rfile.read(length)
         type(self).seen.append((self.command, self.path))
         status, body = type(self).script.pop(0) if type(self).script else (200, {"ok": True})
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        reply_json(self, status, body)
 
     do_GET = do_POST = do_PUT = do_DELETE = _answer
 

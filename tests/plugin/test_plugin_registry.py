@@ -23,6 +23,7 @@ from distilrank.plugin.connection import load_connection
 from distilrank.plugin.pipelines import RerankSpec, read_pipeline_spec, rerank_pipeline_body
 from distilrank.plugin.transport import Transport, dry_id
 from tests.paths import REPO_ROOT
+from tests.plugin.json_http import reply_json
 
 
 class Store(BaseHTTPRequestHandler):
@@ -40,12 +41,7 @@ class Store(BaseHTTPRequestHandler):
     seen: list[tuple[str, str, dict, object]] = []
 
     def _reply(self, status: int, body: object = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        reply_json(self, status, body)
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
