@@ -86,13 +86,17 @@ def _deploy_fix(task: dict) -> str | None:
     return None
 
 
-def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, log: Callable[[str], None] = lambda m: None) -> Deployment:
-    """Deploy ``model_id`` on every eligible node and wait (at most ``wait`` s) until it is DEPLOYED."""
+def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, force: bool = False,
+                 log: Callable[[str], None] = lambda m: None) -> Deployment:
+    """Deploy ``model_id`` on every eligible node and wait (at most ``wait`` s) until it is DEPLOYED.
+
+    A model whose document says DEPLOYED is left as it is unless ``force`` (a state that may be stale, e.g. right
+    after a node restart: :mod:`distilrank.plugin.ensure`)."""
     t0 = time.monotonic()
     model = ml_api.get_model(t, model_id)
     if model is None:
         raise ClusterError(f"model {model_id} does not exist", status=404, fix="list the models with 'distilrank plugin list'")
-    if model.get("model_state") == "DEPLOYED":
+    if model.get("model_state") == "DEPLOYED" and not force:
         return Deployment(model_id, "DEPLOYED", True, nodes=model.get("planning_worker_nodes", []))
     resp = ml_api.deploy(t, model_id)
     task_id = resp.get("task_id")
@@ -101,12 +105,47 @@ def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, log: Calla
         wait_task(t, task_id, wait)
     if not t.live(f"wait for {model_id} to be DEPLOYED"):
         return Deployment(model_id, "not deployed (dry run)", False, task_id)
-    # The deploy task can report COMPLETED a moment before the model document says DEPLOYED (measured on
-    # ML Commons 3.6 under load): poll the model itself for what is left of ``wait``.
-    model = wait_model_state(t, model_id, ("DEPLOYED",), max(10.0, wait - (time.monotonic() - t0)),
-                             fail_states=("DEPLOY_FAILED", "UNDEPLOYED"),
-                             fix="the deploy task completed but the model is not DEPLOYED: check the ML Commons logs")
+    model = wait_deployed_document(t, model_id, max(10.0, wait - (time.monotonic() - t0)), task_id=task_id, log=log)
     return Deployment(model_id, "DEPLOYED", False, task_id, model.get("planning_worker_nodes", []), time.monotonic() - t0)
+
+
+def wait_deployed_document(t: Transport, model_id: str, timeout: float, *, task_id: str | None = None, poll: float = 0.5,
+                           log: Callable[[str], None] = lambda m: None) -> dict:
+    """After a COMPLETED deploy task, poll the model document until it says ``DEPLOYED`` (at most ``timeout`` s).
+
+    The document lags the nodes and can be overwritten after the task completed: the task can complete a moment
+    before the document says DEPLOYED (measured on ML Commons 3.6 under load), and in CI, right after a node restart,
+    the document said ``DEPLOY_FAILED`` 0.13 s after the deploy had written DEPLOYED with one worker node (a late
+    failure of the deploy's node request, or ML Commons' sync-up job racing the deploy; its next run, every 10 s by
+    default, writes DEPLOYED again for a model a node holds). So ``DEPLOY_FAILED`` or ``UNDEPLOYED`` is a failure only
+    when no node holds the model in memory (the profile API); while one does, the wait goes on. Raises
+    :class:`ClusterError` (with the task's errors when ``task_id`` is given) on a real failure or after ``timeout`` s;
+    a dry run returns at once.
+    """
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        model = wait_model_state(t, model_id, ("DEPLOYED", "DEPLOY_FAILED", "UNDEPLOYED"),
+                                 max(0.0, deadline - time.monotonic()), poll=poll,
+                                 fix="the deploy task completed but the model is not DEPLOYED yet: raise --wait")
+        state = model.get("model_state")
+        if state == "DEPLOYED" or not t.live(f"wait for {model_id} to be DEPLOYED"):
+            return model
+        on_nodes = ml_api.model_states_on_nodes(t, model_id)
+        if "DEPLOYED" not in on_nodes.values():
+            task = _node_errors(ml_api.get_task(t, task_id)) if task_id else "no task"
+            raise ClusterError(f"model {model_id} ended {state} although its deploy task completed; the nodes report "
+                               f"{on_nodes or 'no copy of it'}; task {task_id}: {task}; model: {json.dumps(model)[:1000]}",
+                               fix="deploy it again (distilrank plugin deploy), and check the ML Commons logs if it fails again")
+        if time.monotonic() > deadline:
+            raise ClusterError(f"model {model_id} is loaded on {sorted(on_nodes)} but its document still says {state} "
+                               f"after {timeout:g} s", fix="ML Commons' sync-up job corrects it; check that "
+                               "plugins.ml_commons.sync_up_job_interval_in_seconds is not 0, or raise --wait")
+        if not told:
+            log(f"model {model_id}: its document says {state} but node(s) {sorted(on_nodes)} hold it; waiting for "
+                "ML Commons' sync-up job to correct the document")
+            told = True
+        time.sleep(poll)
 
 
 def default_smoke_pairs(n: int = 24) -> list[tuple[str, list[str]]]:

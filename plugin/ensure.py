@@ -20,9 +20,8 @@ from pathlib import Path
 
 from distilrank.distill.errors import DistilRankError
 from distilrank.plugin import index_api, ml_api, registry_store
-from distilrank.plugin.deploy import deploy_model, smoke_test, wait_task
+from distilrank.plugin.deploy import deploy_model, smoke_test
 from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec, rerank_search_body
-from distilrank.plugin.register import wait_model_state
 from distilrank.plugin.transport import ClusterError, Transport
 
 SERVING = ("DEPLOYED",)
@@ -79,18 +78,6 @@ def _predict_ok(t: Transport, model_id: str) -> tuple[bool, str]:
     return True, f"_predict: {len(scores)} finite scores"
 
 
-def _redeploy(t: Transport, model_id: str, wait: float, log: Callable[[str], None]) -> None:
-    """Deploy even if the model document says DEPLOYED (a stale state after a restart)."""
-    model = ml_api.get_model(t, model_id) or {}
-    if model.get("model_state") != "DEPLOYED":
-        deploy_model(t, model_id, wait=wait, log=log)
-        return
-    resp = ml_api.deploy(t, model_id)
-    if resp.get("task_id") and resp.get("status") != "COMPLETED":
-        wait_task(t, resp["task_id"], wait)
-    wait_model_state(t, model_id, ("DEPLOYED",), wait, fail_states=("DEPLOY_FAILED",))
-
-
 def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None, index: str | None = None,
                  wait: float = 300.0, tolerance: float = 1e-4, log: Callable[[str], None] = lambda m: None) -> dict:
     """Make ``alias`` serve: pipeline present, its model deployed and answering; returns what was done.
@@ -119,7 +106,7 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
     ok, detail = _predict_ok(t, model_id)
     if not ok:
         log(f"alias {alias}: model {model_id} ({state_before}) does not answer ({detail}); deploying it")
-        _redeploy(t, model_id, wait, log)
+        deploy_model(t, model_id, wait=wait, force=True, log=log)  # even if the document says DEPLOYED
         actions.append(f"deployed {model_id} (was {state_before})")
         ok, detail = _predict_ok(t, model_id)
         if not ok:

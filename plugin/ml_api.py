@@ -81,6 +81,15 @@ def get_task(t: Transport, task_id: str) -> dict:
     return t.request("GET", f"{ML}/tasks/{task_id}", dry_response={"state": "COMPLETED", "task_id": task_id})
 
 
+def model_states_on_nodes(t: Transport, model_id: str) -> dict[str, str]:
+    """``{node_id: model_state}`` as each node reports the model in its own memory (``GET _plugins/_ml/profile/models``),
+    empty when no node holds it. Unlike the model document, this is not written by ML Commons' sync-up job."""
+    resp = t.request("GET", f"{ML}/profile/models/{model_id}", ok_statuses=(404,), dry_response={"nodes": {}})
+    nodes = resp.get("nodes") or {}
+    return {node: str(((prof.get("models") or {}).get(model_id) or {}).get("model_state"))
+            for node, prof in nodes.items() if model_id in (prof.get("models") or {})}
+
+
 def undeploy(t: Transport, model_id: str) -> dict:
     """``_undeploy`` on every node."""
     return t.request("POST", f"{ML}/models/{model_id}/_undeploy", idempotent=True)
