@@ -225,9 +225,11 @@ def test_sigkill_during_chunked_upload(node, nt, students):
     node.start(keep_data=True)
     before = _states(t, s.sha256)
     assert before and all(st in ("REGISTERING", "REGISTER_FAILED") for _, st in before), before
-    res = api.register(t, s.zip, group=GROUP, deploy=True, chunk_size=2_000, progress=False, rescorer=False)
+    notes: list[str] = []  # e.g. the model document lagging a completed deploy (plugin.deploy.wait_deployed_document)
+    res = api.register(t, s.zip, group=GROUP, deploy=True, chunk_size=2_000, progress=False, rescorer=False, log=notes.append)
     FAULTS["kill_during_upload"] = {"chunks_sent_before_kill": uploaded(), "chunks": total, "left_behind": before,
-                                    "cleaned_up": res["cleaned_up"], "recovery_s": round(time.monotonic() - t0, 1)}
+                                    "cleaned_up": res["cleaned_up"], "recovery_s": round(time.monotonic() - t0, 1),
+                                    "notes": notes}
     assert res["reused"] is False and set(res["cleaned_up"]) == {mid for mid, _ in before}
     assert _states(t, s.sha256) == [(res["model_id"], "DEPLOYED")]
     assert _chunks_of(t, [mid for mid, _ in before]) == 0
@@ -251,9 +253,11 @@ def test_sigkill_during_deploy(node, nt, students):
     t0 = time.monotonic()
     node.start(keep_data=True)
     before = _states(t, s.sha256)
-    res = api.register(t, s.zip, group=GROUP, deploy=True, progress=False, rescorer=False)
+    notes: list[str] = []
+    res = api.register(t, s.zip, group=GROUP, deploy=True, progress=False, rescorer=False, log=notes.append)
     FAULTS["kill_during_deploy"] = {"state_at_kill": killed_in, "state_after_restart": before,
-                                    "registered_again": res["model_id"] != mid, "recovery_s": round(time.monotonic() - t0, 1)}
+                                    "registered_again": res["model_id"] != mid, "recovery_s": round(time.monotonic() - t0, 1),
+                                    "notes": notes}
     # either the same version redeployed, or (ML Commons' local copy cut short: "model content changed") that version
     # deleted and the zip registered again: in both cases exactly one model with the hash, deployed, no leftover chunks
     assert res["model_id"] == mid or res["cleaned_up"] == [mid]
