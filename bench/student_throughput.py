@@ -6,7 +6,9 @@ Workloads (real text from ../shared/data, falling back to the bundled sample):
   * sst2       single-text SST-2 sentences (query empty), as in the BERT2DNN experiment;
   * icecat     (query, product title) pairs: Icecat titles with a two-word query
                taken from another product of the same supplier (long titles, ~30 tokens).
-Training throughput = one full epoch of train_student (BCE, lazy Adam) over the rows.
+Training throughput = one full epoch of train_student (BCE, lazy Adam) over the rows, side by side with the
+streamed path on the same rows, tokenizer and targets (a Parquet transfer set and token ids on disk,
+distilrank.distill.student.stream.train_student_streamed); both time the training loop only.
 Scoring latency = best of 5 runs, 100 pairs as one batch and as 100 single-pair calls, for the
 student (PyTorch) and the MiniLM-L6 cross-encoder teacher shape (PyTorch), in the same process.
 """
@@ -23,8 +25,11 @@ import torch
 
 from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.data.readers import read_icecat_products, read_pairs
+from distilrank.distill.data.token_ids import build_token_ids
+from distilrank.distill.data.transfer import transfer_set_from_pairs
 from distilrank.distill.student.model import StudentConfig
 from distilrank.distill.student.store import load_student
+from distilrank.distill.student.stream import train_student_streamed
 from distilrank.distill.student.tokenizer import build_student_tokenizer
 from distilrank.distill.student.train import StudentTrainConfig, train_student
 from distilrank.distill.timing import best_of_seconds
@@ -81,10 +86,14 @@ def main() -> None:
     for name, pairs in workloads.items():
         tok = build_student_tokenizer(pairs.queries + pairs.texts, min_count=1)
         targets = np.clip(pairs.labels, 0, 1) if pairs.labels is not None else np.full(len(pairs), 0.5, np.float32)
+        model_config, train_config = StudentConfig(vocab_size=tok.get_vocab_size()), StudentTrainConfig(epochs=1, val_fraction=0.0)
         with tempfile.TemporaryDirectory() as d:
-            res = train_student(pairs, targets, tok, d, model_config=StudentConfig(vocab_size=tok.get_vocab_size()),
-                                config=StudentTrainConfig(epochs=1, val_fraction=0.0), progress=False)
+            res = train_student(pairs, targets, tok, d, model_config=model_config, config=train_config, progress=False)
             student = load_student(d)
+        with tempfile.TemporaryDirectory() as d:
+            ids = build_token_ids(transfer_set_from_pairs(pairs, Path(d) / "transfer"), tok, Path(d) / "ids")
+            streamed = train_student_streamed(ids, lambda a, b: targets[a:b], tok, Path(d) / "student", model_config=model_config,
+                                              config=train_config, progress=False)
         sample = pairs.select(np.arange(100))
         singles = [sample.select([i]) for i in range(100)]
         student_batch = best_ms(lambda: student.score(sample))
@@ -102,6 +111,7 @@ def main() -> None:
         teacher_single = best_ms(lambda: [teacher_score(s) for s in singles], repeats=2)
         report[name] = {
             "student_train_pairs_per_s": res.pairs_per_second,
+            "student_train_streamed_pairs_per_s": streamed.pairs_per_second,
             "mean_tokens_per_pair": float(np.mean([len(e.ids) for e in tok.encode_batch(list(zip(sample.queries, sample.texts)))])),
             "student_ms_per_100_batch": student_batch, "student_ms_per_100_single_calls": student_single,
             "teacher_minilm_l6_ms_per_100_batch": teacher_batch, "teacher_minilm_l6_ms_per_100_single_calls": teacher_single,
@@ -115,6 +125,8 @@ def main() -> None:
         r = report[name]
         print(f"\n[{name}] ~{r['mean_tokens_per_pair']:.0f} tokens/pair")
         print(f"  student training      {r['student_train_pairs_per_s']:>10,.0f} pairs/s  (target >= 20,000)")
+        print(f"  streamed from disk    {r['student_train_streamed_pairs_per_s']:>10,.0f} pairs/s  "
+              f"(x{r['student_train_streamed_pairs_per_s'] / r['student_train_pairs_per_s']:.2f} of in-memory, same rows)")
         print(f"  100 pairs, one batch  student {r['student_ms_per_100_batch']:8.2f} ms   MiniLM-L6 teacher {r['teacher_minilm_l6_ms_per_100_batch']:9.1f} ms   ratio {r['speedup_batch']:6.0f}x")
         print(f"  100 single-pair calls student {r['student_ms_per_100_single_calls']:8.2f} ms   MiniLM-L6 teacher {r['teacher_minilm_l6_ms_per_100_single_calls']:9.1f} ms   ratio {r['speedup_single_calls']:6.0f}x")
 
