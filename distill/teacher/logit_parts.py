@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import atomic_path, write_json, write_npy
+from distilrank.distill.atomic import atomic_path, write_json
 from distilrank.distill.errors import DistilRankError
 
 PARTS = "parts"
@@ -95,23 +96,20 @@ def _part_files(parts: Path) -> list[Path]:
     return sorted(p for p in parts.glob("part-*.parquet"))
 
 
-def _read_parts(parts: Path) -> tuple[np.ndarray, np.ndarray]:
+def _iter_parts(parts: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(row ids int64, logits float32)`` of each part file, one file at a time (memory: one part)."""
     import pyarrow.parquet as pq
 
-    ids, logits = [np.empty(0, np.int64)], [np.empty(0, np.float32)]
     for f in _part_files(parts):
         t = pq.read_table(f, columns=["row_id", "logit"])
-        ids.append(t.column("row_id").to_numpy())
-        logits.append(t.column("logit").to_numpy())
-    return np.concatenate(ids), np.concatenate(logits)
+        yield t.column("row_id").to_numpy(), t.column("logit").to_numpy()
 
 
 def scored_mask(parts: Path, n_rows: int) -> np.ndarray:
     """bool ``[n_rows]``: rows some part file holds (what a resumed job need not score again)."""
     done = np.zeros(n_rows, dtype=bool)
-    ids, _ = _read_parts(parts)
-    ids = ids[(ids >= 0) & (ids < n_rows)]
-    done[ids] = True
+    for ids, _ in _iter_parts(parts):
+        done[ids[(ids >= 0) & (ids < n_rows)]] = True
     return done
 
 
@@ -121,28 +119,44 @@ def _first(rows: np.ndarray) -> str:
 
 def accept_parts(out_dir: str | Path, fingerprint: dict, n_rows: int, extra_meta: dict | None = None) -> np.ndarray:
     """Check the parts (every row id in ``0..n_rows-1`` exactly once), then write ``logits.parquet``,
-    ``logits.npy`` and ``meta.json``; returns the logits float32 ``[n_rows]`` in row order."""
+    ``logits.npy`` and ``meta.json``; returns the logits float32 ``[n_rows]`` in row order, memory-mapped.
+
+    Out of core: the parts are read one at a time into the memory-mapped ``logits.npy`` being written, with a
+    bool ``[n_rows]`` of rows seen; ``logits.parquet`` is then written a row group at a time from it. Memory:
+    one part file plus 1 byte per row (plus the pages of the mapped file the kernel keeps). On a refusal
+    nothing is written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     out = Path(out_dir)
     parts = out / PARTS
-    ids, z = _read_parts(parts)
-    bad = ids[(ids < 0) | (ids >= n_rows)]
-    if len(bad):
-        raise DistilRankError(f"{parts}: {len(bad)} row ids outside 0..{n_rows - 1} (first: {_first(bad)})")
-    counts = np.bincount(ids, minlength=n_rows)
-    if (counts > 1).any():
-        twice = np.flatnonzero(counts > 1)
-        raise DistilRankError(f"{parts}: {len(twice)} rows scored more than once (rows {_first(twice)}); delete {parts} and re-score")
-    if (counts == 0).any():
-        missing = np.flatnonzero(counts == 0)
-        raise DistilRankError(f"{parts}: scores incomplete, {len(missing)} of {n_rows} rows missing (rows {_first(missing)}); "
-                              f"run the same command again to score them")
-    logits = np.empty(n_rows, dtype=np.float32)
-    logits[ids] = z
-    with atomic_path(out / "logits.parquet") as tmp:
-        pq.write_table(pa.table({"row_id": np.arange(n_rows, dtype=np.int64), "logit": logits}), tmp, row_group_size=ACCEPTED_ROW_GROUP)
-    write_npy(out / "logits.npy", logits)
+    seen = np.zeros(n_rows, dtype=bool)
+    twice: list[np.ndarray] = []
+    with atomic_path(out / "logits.npy") as npy_tmp:
+        logits = np.lib.format.open_memmap(npy_tmp, mode="w+", dtype=np.float32, shape=(n_rows,))
+        for ids, z in _iter_parts(parts):
+            bad = ids[(ids < 0) | (ids >= n_rows)]
+            if len(bad):
+                raise DistilRankError(f"{parts}: {len(bad)} row ids outside 0..{n_rows - 1} (first: {_first(bad)})")
+            unique, counts = np.unique(ids, return_counts=True)
+            twice += [unique[counts > 1], unique[seen[unique]]]
+            seen[unique] = True
+            logits[ids] = z
+        twice_rows = np.unique(np.concatenate([np.empty(0, np.int64), *twice]))
+        if len(twice_rows):
+            raise DistilRankError(f"{parts}: {len(twice_rows)} rows scored more than once (rows {_first(twice_rows)}); "
+                                  f"delete {parts} and re-score")
+        if not seen.all():
+            missing = np.flatnonzero(~seen)
+            raise DistilRankError(f"{parts}: scores incomplete, {len(missing)} of {n_rows} rows missing (rows {_first(missing)}); "
+                                  f"run the same command again to score them")
+        logits.flush()
+        schema = pa.schema([("row_id", pa.int64()), ("logit", pa.float32())])
+        with atomic_path(out / "logits.parquet") as pq_tmp, pq.ParquetWriter(str(pq_tmp), schema) as writer:
+            for start in range(0, n_rows, ACCEPTED_ROW_GROUP):
+                stop = min(n_rows, start + ACCEPTED_ROW_GROUP)
+                writer.write_table(pa.table({"row_id": np.arange(start, stop, dtype=np.int64), "logit": np.asarray(logits[start:stop])},
+                                            schema=schema), row_group_size=ACCEPTED_ROW_GROUP)
+        del logits
     write_json(out / "meta.json", {"fingerprint": fingerprint, "n_rows": n_rows, **(extra_meta or {})})
-    return logits
+    return np.load(out / "logits.npy", mmap_mode="r")
