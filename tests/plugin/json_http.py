@@ -1,9 +1,16 @@
-"""The JSON reply the small in-process HTTP servers of the plugin tests send (OpenSearch's response shape)."""
+"""The small in-process HTTP servers of the plugin tests: started on a free local port, and the JSON reply they send
+(OpenSearch's response shape)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from http.server import BaseHTTPRequestHandler
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from distilrank.plugin.connection import load_connection
+from distilrank.plugin.transport import Transport
 
 
 def reply_json(handler: BaseHTTPRequestHandler, status: int, body: object = None) -> None:
@@ -14,3 +21,21 @@ def reply_json(handler: BaseHTTPRequestHandler, status: int, body: object = None
     handler.send_header("Content-Length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)
+
+
+@contextlib.contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1 at a free port in a daemon thread; yields the base URL, shuts down on exit."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+
+
+@contextlib.contextmanager
+def transport_to(handler: type[BaseHTTPRequestHandler]) -> Iterator[Transport]:
+    """A :class:`Transport` without retries to ``handler`` served by :func:`serving`."""
+    with serving(handler) as url:
+        yield Transport(load_connection(env={}, url=url, retries=0))

@@ -1,23 +1,21 @@
 """``deploy_model`` against a local HTTP server that answers ML Commons' REST calls in a scripted order (a real
 socket and the real opensearch-py client).
 
-The case scripted here cannot be produced on demand on a real node: ML Commons' sync-up job writing
-``DEPLOY_FAILED`` over a deploy that has just completed (it gathered the nodes' models before the deploy ended and
-read the model document after it; seen in CI right after a node restart, and repaired by its next run). The deploy
+The case scripted here cannot be produced on demand on a real node: ML Commons writing ``DEPLOY_FAILED`` over a
+deploy that has just completed while a node holds the model (seen in CI right after a node restart, and once in this
+project's integration run; ML Commons' sync-up job writes DEPLOYED again on its next run). The deploy
 flows on a real node are in integration/ (test_plugin_roundtrip.py, test_staging_faults.py).
 """
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from distilrank.plugin.connection import load_connection
 from distilrank.plugin.deploy import deploy_model
-from distilrank.plugin.transport import ClusterError, Transport
-from tests.plugin.json_http import reply_json
+from distilrank.plugin.transport import ClusterError
+from tests.plugin.json_http import reply_json, transport_to
 
 MODEL = "/_plugins/_ml/models/m1"
 PROFILE = "/_plugins/_ml/profile/models/m1"
@@ -50,10 +48,8 @@ class Scripted(BaseHTTPRequestHandler):
 @pytest.fixture()
 def t():
     Scripted.script, Scripted.unexpected = [], []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield Transport(load_connection(env={}, url=f"http://127.0.0.1:{httpd.server_address[1]}", retries=0))
-    httpd.shutdown()
+    with transport_to(Scripted) as t:
+        yield t
     assert Scripted.unexpected == [] and Scripted.script == []
 
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -21,9 +20,8 @@ from distilrank.distill.data.catalogue import Catalogue, DocumentText
 from distilrank.distill.errors import DistilRankError
 from distilrank.plugin import index_api, rescore, rescorer_api
 from distilrank.plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
-from distilrank.plugin.connection import load_connection
 from distilrank.plugin.transport import Transport
-from tests.plugin.json_http import reply_json
+from tests.plugin.json_http import reply_json, transport_to
 
 
 class Cluster(BaseHTTPRequestHandler):
@@ -131,10 +129,8 @@ class Cluster(BaseHTTPRequestHandler):
 @pytest.fixture()
 def t():
     Cluster.indices, Cluster.uploads, Cluster.plugins, Cluster.seen = {}, {}, ["distilrank", "distilrank"], []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Cluster)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield Transport(load_connection(env={}, url=f"http://127.0.0.1:{httpd.server_address[1]}", retries=0))
-    httpd.shutdown()
+    with transport_to(Cluster) as t:
+        yield t
 
 
 def _zip(tmp_path, n: int = 2500):

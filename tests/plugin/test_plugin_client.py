@@ -7,15 +7,14 @@ with scripted statuses (a real socket, no mocks); everything against a real Open
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from distilrank.distill.errors import ConfigError, DistilRankError
 from distilrank.plugin.connection import load_connection
 from distilrank.plugin.transport import ClusterError, Transport
-from tests.plugin.json_http import reply_json
+from tests.plugin.json_http import reply_json, serving
 
 
 class Scripted(BaseHTTPRequestHandler):
@@ -39,11 +38,8 @@ class Scripted(BaseHTTPRequestHandler):
 @pytest.fixture()
 def server():
     Scripted.script, Scripted.seen = [], []
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(Scripted) as url:
+        yield url
 
 
 def transport(url: str, **kw) -> tuple[Transport, list[float]]:

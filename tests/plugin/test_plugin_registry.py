@@ -11,19 +11,17 @@ integration/test_plugin_roundtrip.py; the pure parts (``references_in``, ``remov
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from distilrank.distill.errors import DistilRankError
 from distilrank.plugin import aliases, api, ml_api, registry_store
-from distilrank.plugin.connection import load_connection
 from distilrank.plugin.pipelines import RerankSpec, read_pipeline_spec, rerank_pipeline_body
 from distilrank.plugin.transport import Transport, dry_id
 from tests.paths import REPO_ROOT
-from tests.plugin.json_http import reply_json
+from tests.plugin.json_http import reply_json, transport_to
 
 
 class Store(BaseHTTPRequestHandler):
@@ -140,10 +138,8 @@ def t():
                     for m in ("m1", "m2", "m3")}
     Store.models["cold"] = {"model_state": "REGISTERED", "name": "cold"}
     Store.groups = {"g1": {"name": "distilrank"}}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Store)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield Transport(load_connection(env={}, url=f"http://127.0.0.1:{httpd.server_address[1]}", retries=0))
-    httpd.shutdown()
+    with transport_to(Store) as t:
+        yield t
 
 
 # --- registry_store -----------------------------------------------------------
