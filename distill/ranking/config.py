@@ -92,21 +92,35 @@ class RankingTeacher:
     seed: int = 0
 
 
+TARGET_STACKS = ("stack-equal", "stack")
+RECIPE_LOSSES = ("listwise", "bce")
+
+
 @dataclass
 class RankingDistill:
-    """Soft targets: ``sigmoid(combined teacher logit / temperature)``; ``combine`` is ``stack`` or a teacher name.
+    """How students are distilled and which recipe ships (see :mod:`distilrank.distill.ranking.students`).
 
-    ``scale_curve`` trains extra students on the first N scored pairs (whole queries) to show
-    whether more transfer data still helps.  ``gold_student`` adds the baseline trained on the
-    judgments (plus the cross-encoder's weak negatives) alone.
+    The candidate recipes are every combination of ``targets`` (a teacher name; ``stack-equal``: all teachers
+    z-scored within each query's pool, equal weights; ``stack``: the same with non-negative weights fitted on the fold's
+    judged training queries), ``losses`` (``listwise`` | ``bce``) and ``match_features``.  With more than one candidate,
+    each is trained on the first ``choice_pairs`` transfer pairs (whole queries) and scored by nested choice on the
+    training queries (``inner_folds``: the BM25 blend is fitted on the other inner folds); the best (ties: the simpler)
+    is trained on the whole transfer set.  ``temperature`` divides the within-pool z-scored target.
+    ``scale_curve`` adds the chosen recipe at smaller sizes; ``seeds`` retrains it at full size with other seeds (the
+    spread); ``gold_student`` adds the baseline trained on the judgments alone; ``final_student`` the recipe chosen on
+    every judged query, with its blend, to ship (``out_dir/final``).
     """
 
+    targets: list[str] = field(default_factory=lambda: ["stack-equal"])
+    losses: list[str] = field(default_factory=lambda: ["listwise"])
+    match_features: list[bool] = field(default_factory=lambda: [True])
     temperature: float = 1.0
-    combine: str = "stack"
-    stacker_l2: float = 1e-4
+    choice_pairs: int | None = None
+    inner_folds: int = 4
     scale_curve: list[int] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
     gold_student: bool = True
-    final_student: bool = True  # also train the shipped student on every judged query (out_dir/final)
+    final_student: bool = True
 
 
 @dataclass
@@ -189,13 +203,23 @@ def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRun
     for i, t in enumerate(cfg.teachers):
         if t.kind not in TEACHER_KINDS:
             raise ConfigError(path, f"teachers[{i}].kind", f"must be one of {TEACHER_KINDS}, got {t.kind!r}")
-    if cfg.distill.combine != "stack" and cfg.distill.combine not in names:
-        raise ConfigError(path, "distill.combine", f"must be 'stack' or a teacher name {names}, got {cfg.distill.combine!r}")
+    d = cfg.distill
+    for i, target in enumerate(d.targets):
+        if target not in TARGET_STACKS and target not in names:
+            raise ConfigError(path, f"distill.targets[{i}]", f"must be one of {TARGET_STACKS} or a teacher name {names}, got {target!r}")
+    for i, loss in enumerate(d.losses):
+        if loss not in RECIPE_LOSSES:
+            raise ConfigError(path, f"distill.losses[{i}]", f"must be one of {RECIPE_LOSSES}, got {loss!r}")
+    for name in ("targets", "losses", "match_features"):
+        if not getattr(d, name):
+            raise ConfigError(path, f"distill.{name}", "needs at least one candidate")
+    if d.inner_folds < 2:
+        raise ConfigError(path, "distill.inner_folds", f"must be >= 2, got {d.inner_folds}")
     if not cfg.distill.temperature > 0:
         raise ConfigError(path, "distill.temperature", f"must be > 0, got {cfg.distill.temperature}")
     check_optional_counts(path, {"catalogue.limit": cfg.catalogue.limit, "judgments.limit_queries": j.limit_queries,
                                  "transfer.max_queries": cfg.transfer.max_queries,
-                                 "transfer.scored_pairs": cfg.transfer.scored_pairs,
+                                 "transfer.scored_pairs": cfg.transfer.scored_pairs, "distill.choice_pairs": cfg.distill.choice_pairs,
                                  **{f"teachers[{i}].num_layers": t.num_layers for i, t in enumerate(cfg.teachers)}})
     for name in ("bm25_k", "random_per_query"):
         if getattr(cfg.transfer, name) < 0:

@@ -1,8 +1,9 @@
 """Pool per-query results over folds and write the ranking report (Markdown + self-contained HTML + JSON).
 
-The headline a relevance engineer reads first: BM25 / teacher / student nDCG@10 (ESCI gains)
-in both settings, the student's paired gain over BM25 with its p-value and CI, the recovery
-(student / teacher) and the share of the teacher's gain over BM25 that the student keeps.
+The report opens with the answer a relevance engineer needs: does BM25 + student, blended as the rescorer serves it,
+beat BM25, by how much and how sure (paired permutation p, bootstrap 95% CI over queries), and how much of the
+teacher's gain the student keeps.  Then nDCG@10 per system and setting as a chart with CIs, the tables, the per-query
+differences to BM25, the scale curve, the seed spread and every recipe tried with its inner-fold score.
 """
 
 from __future__ import annotations
@@ -12,13 +13,21 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from distilrank.distill.atomic import atomic_open, write_json
 from distilrank.distill.ranking.config import RankingRunConfig
-from distilrank.distill.ranking.evaluate import compare, paired, recovery
-from distilrank.distill.reporting import html_page, table_html, table_md
+from distilrank.distill.ranking.evaluate import compare, paired
+from distilrank.distill.reporting import agg_pyplot, figure_png, figures_html, html_page, table_html, table_md
 
-SETTINGS = {"judged": "Rank the judged products", "rerank": "Rerank BM25's top {depth} from the whole catalogue"}
-STUDENT, TEACHER, BASELINE = "student distilled", "teacher stacked", "BM25"
+SETTINGS = {"judged": "Rank the judged products",
+            "rerank": "Rerank BM25's top {depth} from the whole catalogue (unjudged = not relevant)",
+            "condensed": "Rerank BM25's top {depth} with unjudged products removed (condensed lists)"}
+SHIPPED, TEACHER_BLEND, STUDENT, TEACHER, BASELINE, GOLD = ("student + BM25", "teacher stacked + BM25", "student", "teacher stacked",
+                                                           "BM25", "gold-only student")
+COLUMNS = {"system": "system", "queries": "queries", "ndcg_esci": "nDCG@10 (ESCI gains)", "ndcg_graded": "nDCG@10 (2^g-1)",
+           "mrr": "MRR@10 (Exact)", "unjudged": "unjudged share of top 10", "delta_ndcg_esci": "- BM25", "ci_low": "CI low",
+           "ci_high": "CI high", "p_value": "p", "wins": "wins", "losses": "losses", "ties": "ties"}
 
 
 def pooled(fold_results: list[dict], setting: str) -> dict[str, dict[str, dict[str, float]]]:
@@ -33,116 +42,194 @@ def pooled(fold_results: list[dict], setting: str) -> dict[str, dict[str, dict[s
     return out
 
 
-def pairwise(per_system: dict[str, dict[str, dict[str, float]]], *, seed: int = 0) -> list[dict]:
-    """The comparisons the method's claims rest on, each paired over queries on nDCG (ESCI gains): distilled vs
-    gold-only student, stacked teacher vs each single teacher, distilled student vs stacked teacher."""
-    checks = [(STUDENT, "student gold-only")] + [(TEACHER, s) for s in per_system if s.startswith("teacher ") and s != TEACHER]
-    checks += [(STUDENT, TEACHER)] + [(STUDENT, s) for s in per_system if s.startswith("student distilled (")]
-    return [{"a": a, "b": b, **paired(per_system[a], per_system[b], seed=seed)} for a, b in checks
-            if a in per_system and b in per_system]
+def gain_kept(per_system: dict, *, resamples: int = 10_000, seed: int = 0) -> dict:
+    """``(student blend - BM25) / (teacher blend - BM25)`` over queries with a paired bootstrap 95% CI (``nan`` when the
+    teacher blend does not beat BM25 on average)."""
+    if not all(s in per_system for s in (SHIPPED, TEACHER_BLEND, BASELINE)):
+        return {}
+    qs = sorted(per_system[BASELINE])
+    base = np.array([per_system[BASELINE][q]["ndcg_esci"] for q in qs])
+    a = np.array([per_system[SHIPPED][q]["ndcg_esci"] for q in qs]) - base
+    b = np.array([per_system[TEACHER_BLEND][q]["ndcg_esci"] for q in qs]) - base
+    ratio = float(a.mean() / b.mean()) if b.mean() > 0 else float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(qs), size=(resamples, len(qs)))
+    ma, mb = a[idx].mean(axis=1), b[idx].mean(axis=1)
+    boot = np.where(mb > 0, ma / np.where(mb > 0, mb, 1.0), np.nan)
+    lo, hi = np.nanpercentile(boot, [2.5, 97.5]) if np.isfinite(boot).any() else (float("nan"), float("nan"))
+    return {"gain_kept": ratio, "ci_low": float(lo), "ci_high": float(hi), "student_blend_minus_bm25": float(a.mean()),
+            "teacher_blend_minus_bm25": float(b.mean())}
 
 
-def summarize(cfg: RankingRunConfig, protocol: str, fold_results: list[dict], final: dict, data, *, seconds: float) -> dict:
-    """The run summary: comparison tables per setting, recovery, headline lines."""
-    tables, headline = {}, [f"protocol: {protocol}"]
-    recov, pairs = {}, {}
+def pairwise(per_system: dict, *, seed: int = 0) -> list[dict]:
+    """The comparisons the claims rest on, paired over queries on nDCG (ESCI gains)."""
+    checks = [(SHIPPED, TEACHER_BLEND), (STUDENT, GOLD), (SHIPPED, GOLD + " + BM25"), (STUDENT, TEACHER)]
+    checks += [(TEACHER, s) for s in per_system if s.startswith("teacher ") and s not in (TEACHER, TEACHER_BLEND)]
+    return [{"a": a, "b": b, **paired(per_system[a], per_system[b], seed=seed)} for a, b in checks if a in per_system and b in per_system]
+
+
+def _verdict(row: dict) -> str:
+    if row["p_value"] is not None and row["p_value"] < 0.05:
+        return "beats BM25" if row["delta_ndcg_esci"] > 0 else "is WORSE than BM25"
+    return "is not significantly different from BM25"
+
+
+def _headline(tables: dict, kept: dict, k: int) -> list[str]:
+    lines = []
+    for setting in ("judged", "rerank"):
+        by = {r["system"]: r for r in tables[setting]}
+        if SHIPPED not in by:
+            continue
+        s, b = by[SHIPPED], by[BASELINE]
+        t = by.get(TEACHER_BLEND, {})
+        lines.append(f"{setting}: BM25 + student {_verdict(s)}: nDCG@{k} (ESCI gains) {s['ndcg_esci']:.4f} vs BM25 {b['ndcg_esci']:.4f}, "
+                     f"{s['delta_ndcg_esci']:+.4f} (95% CI {s['ci_low']:+.4f}..{s['ci_high']:+.4f}, p = {s['p_value']:.3f}); "
+                     f"teacher + BM25 {t.get('ndcg_esci', float('nan')):.4f}; student alone {by[STUDENT]['ndcg_esci']:.4f}")
+        g = kept.get(setting, {})
+        if g:
+            kept_txt = "n/a (the teacher blend does not beat BM25)" if not math.isfinite(g["gain_kept"]) else (
+                f"{100 * g['gain_kept']:.0f}% (95% CI {100 * g['ci_low']:.0f}..{100 * g['ci_high']:.0f}%)")
+            lines.append(f"{setting}: gain over BM25 kept by the student blend: {kept_txt}")
+    return lines
+
+
+def _variants(fold_results: list[dict], final: dict | None, out_dir: Path) -> list[dict]:
+    rows = []
+    dirs = [(f"fold {i}", out_dir / "folds" / f"fold-{i}") for i in range(len(fold_results))] + ([("final", out_dir / "final")] if final else [])
+    for name, d in dirs:
+        path = d / "choice.json"
+        if path.exists():
+            choice = json.loads(path.read_text())
+            for v in choice["variants"]:
+                rows.append({"choice on": name, "recipe": _recipe_label(v["recipe"]), "inner-fold nDCG@10 (blend)": v.get("inner_score"),
+                             "student alone": v.get("student_alone"), "chosen": v["recipe"] == choice["chosen"]})
+    return rows
+
+
+def _recipe_label(r: dict) -> str:
+    return f"{r['target']} / {r['loss']} / {'match features' if r['match_features'] else 'n-grams only'} / T={r['temperature']:g}"
+
+
+def summarize(cfg: RankingRunConfig, protocol: str, fold_results: list[dict], final: dict | None, data, *, seconds: float) -> dict:
+    """The run summary: per setting the comparison table vs BM25, pairwise checks and gain kept; headline lines."""
+    tables, pairs, kept, per_query = {}, {}, {}, {}
     for setting in SETTINGS:
         per_system = pooled(fold_results, setting)
-        rows = compare(per_system, BASELINE, seed=cfg.seed)
-        tables[setting] = rows
+        tables[setting] = compare(per_system, BASELINE, seed=cfg.seed)
         pairs[setting] = pairwise(per_system, seed=cfg.seed)
-        by = {r["system"]: r for r in rows}
-        if STUDENT in by and TEACHER in by:
-            rec = recovery(by[STUDENT]["ndcg_esci"], by[TEACHER]["ndcg_esci"], by[BASELINE]["ndcg_esci"])
-            recov[setting] = rec
-            s = by[STUDENT]
-            kept = (f"gain kept {100 * rec['gain_kept']:.0f}%" if math.isfinite(rec["gain_kept"])
-                    else "gain kept n/a (the teacher does not beat BM25)")
-            headline.append(
-                f"{setting}: nDCG@{cfg.eval.k} (ESCI gains) BM25 {by[BASELINE]['ndcg_esci']:.4f}, teacher (stacked) "
-                f"{by[TEACHER]['ndcg_esci']:.4f}, student {s['ndcg_esci']:.4f}; student - BM25 {s['delta_ndcg_esci']:+.4f} "
-                f"(95% CI {s['ci_low']:+.4f}..{s['ci_high']:+.4f}, p = {s['p_value']:.3f}); recovery {100 * rec['recovery']:.1f}%, {kept}")
+        kept[setting] = gain_kept(per_system, seed=cfg.seed)
+        if SHIPPED in per_system:
+            per_query[setting] = sorted(({"query": q, "BM25": per_system[BASELINE][q]["ndcg_esci"], "BM25 + student": m["ndcg_esci"],
+                                          "delta": m["ndcg_esci"] - per_system[BASELINE][q]["ndcg_esci"]}
+                                         for q, m in per_system[SHIPPED].items()), key=lambda r: r["delta"])
+    seeds = {}
+    for setting in ("judged", "rerank"):
+        vals = [r["ndcg_esci"] for r in tables[setting] if r["system"] == SHIPPED or r["system"].startswith(SHIPPED + " (seed")]
+        if len(vals) > 1:
+            seeds[setting] = {"runs": len(vals), "mean": float(np.mean(vals)), "min": float(min(vals)), "max": float(max(vals)),
+                              "std": float(np.std(vals, ddof=1))}
+    headline = [f"protocol: {protocol}", *_headline(tables, kept, cfg.eval.k)]
     return {"config": cfg.source, "protocol": protocol, "k": cfg.eval.k, "rerank_depth": cfg.eval.rerank_depth,
-            "data": {"products": len(data.catalogue), "judged_queries": len(data.queries), "transfer_pairs": len(data.transfer),
+            "data": {"products": len(data.catalogue), "judged_queries": len(data.queries), "transfer_pairs": len(data.tables["transfer"]),
                      "transfer_queries": len(data.transfer_pool), "document": {"fields": data.doc.fields, "max_chars": data.doc.max_chars,
                                                                               "index_field": data.doc.index_field},
                      "index": data.index_info},
-            "tables": tables, "pairwise": pairs, "recovery": recov, "headline": headline,
-            "stackers": [fr["stacker"] for fr in fold_results], "final": final, "seconds": seconds}
+            "tables": tables, "pairwise": pairs, "gain_kept": kept, "per_query": per_query, "seed_spread": seeds,
+            "variants": _variants(fold_results, final, Path(cfg.out_dir)), "headline": headline,
+            "folds": [{k: fr[k] for k in ("recipe", "blend", "stacker", "student")} for fr in fold_results], "final": final,
+            "seconds": seconds}
 
 
 def _rows_for_table(rows: list[dict]) -> list[dict]:
-    keep = ("system", "queries", "ndcg_esci", "ndcg_graded", "mrr", "unjudged", "delta_ndcg_esci", "ci_low", "ci_high", "p_value",
-            "wins", "losses", "ties")
-    return [{k: r[k] for k in keep if k in r} for r in rows]
+    return [{COLUMNS[k]: r[k] for k in COLUMNS if k in r} for r in rows]
 
 
-def _share(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.0f}% of queries"
+def _chart(summary: dict) -> bytes:
+    """nDCG@10 (ESCI gains) per system with 95% CIs (BM25's value + the paired CI of the difference), one panel per setting."""
+    plt = agg_pyplot()
+    fig, axes = plt.subplots(1, len(SETTINGS), figsize=(5 * len(SETTINGS), 0.45 * len(summary["tables"]["rerank"]) + 1.5), sharey=True)
+    for ax, setting in zip(axes, SETTINGS):
+        rows = [r for r in summary["tables"][setting] if "pairs)" not in r["system"] and "(seed" not in r["system"]][::-1]
+        base = next(r["ndcg_esci"] for r in rows if r["system"] == BASELINE)
+        y = np.arange(len(rows))
+        vals = [r["ndcg_esci"] for r in rows]
+        lo = [r["ndcg_esci"] - (base + r["ci_low"]) if r.get("ci_low") is not None else 0 for r in rows]
+        hi = [(base + r["ci_high"]) - r["ndcg_esci"] if r.get("ci_high") is not None else 0 for r in rows]
+        colours = ["#2a7" if r["system"] == SHIPPED else "#888" if r["system"] == BASELINE else "#59c" for r in rows]
+        ax.barh(y, vals, xerr=[lo, hi], color=colours, capsize=3)
+        ax.axvline(base, color="#444", lw=0.8, ls="--")
+        ax.set_yticks(y, [r["system"] for r in rows])
+        ax.set_xlim(max(0.0, min(vals) - 0.1), min(1.0, max(vals) + 0.08))
+        ax.set_title(setting)
+        ax.set_xlabel("nDCG@10 (ESCI gains)")
+    fig.tight_layout()
+    return figure_png(fig)
 
 
-def serve_section(serve: dict, report_dir: Path) -> tuple[str, list[dict], list[str], str]:
-    """Title, table rows (one per arm), summary lines and the relative link to the A/B report.html of
-    :func:`distilrank.distill.ranking.serve.serve_and_compare`'s summary."""
-    import os
-
-    k = serve.get("k", 10)
-    lat, base = serve.get("latency_ms", {}), serve.get("latency_ms", {}).get("bm25", {})
+def _scale_rows(summary: dict) -> list[dict]:
     rows = []
-    for arm in serve.get("arms", []):
-        la = lat.get(arm, {})
-        rows.append({"arm": arm, f"nDCG@{k} (2^g-1)": serve.get("ndcg", {}).get(arm), f"nDCG@{k} (ESCI gains)": serve.get("ndcg_esci", {}).get(arm),
-                     "p50 ms": la.get("p50"), "p99 ms": la.get("p99"),
-                     "p50 added vs bm25 ms": None if arm == "bm25" else la.get("p50_added"),
-                     "p99 added vs bm25 ms": None if arm == "bm25" else la.get("p99_added"),
-                     "top k differs from bm25": _share(serve.get("reranked_share", {}).get(arm))})
-    lines = [f"{serve.get('queries')} judged queries over {serve.get('folds')} folds, each searched on the node by the models of the fold "
-             f"that held it out: bm25 (first pass), student (BM25 top {serve.get('depth')} reranked by the fold's distilled student), "
-             f"teacher (the same, reranked by its cross-encoder teacher).",
-             f"Latency: client-side wall time per search (bm25 p50 {base.get('p50', float('nan')):.1f} ms, "
-             f"p99 {base.get('p99', float('nan')):.1f} ms); 'added' is the arm's percentile minus bm25's."]
-    for c in serve.get("comparisons", []):
-        if c.get("metric", "").startswith("ndcg_esci") and c.get("delta_mean") is not None:
-            ci = c.get("ci95") or [float("nan"), float("nan")]
-            p = "n/a" if c.get("p_holm") is None else f"{c['p_holm']:.3f}"
-            lines.append(f"{c['arm']} - bm25 on {c['metric']}: {c['delta_mean']:+.4f} (95% CI {ci[0]:+.4f}..{ci[1]:+.4f}, "
-                         f"Holm p = {p}; {c['wins']} wins / {c['losses']} losses / {c['ties']} ties)")
-    link = os.path.relpath(serve["report"]["html"], report_dir)
-    return "In the cluster (A/B on the real node)", rows, lines, link
+    for setting in ("judged", "rerank"):
+        for r in summary["tables"][setting]:
+            if r["system"].startswith(SHIPPED + " (") and "pairs)" in r["system"] or r["system"] == SHIPPED:
+                size = summary["data"]["transfer_pairs"] if r["system"] == SHIPPED else int(r["system"].split("(")[1].split()[0])
+                rows.append({"setting": setting, "transfer pairs": size, "nDCG@10 (ESCI gains)": r["ndcg_esci"],
+                             "- BM25": r.get("delta_ndcg_esci"), "p": r.get("p_value")})
+    return sorted(rows, key=lambda r: (r["setting"], r["transfer pairs"]))
+
+
+def _sections(summary: dict) -> list[tuple[str, list[str], list[dict]]]:
+    """``(title, text lines, table rows)`` of the report, in order."""
+    depth = summary["rerank_depth"]
+    out = [("The answer", summary["headline"], [])]
+    for setting, title in SETTINGS.items():
+        out.append((title.format(depth=depth), [], _rows_for_table(summary["tables"][setting])))
+        prs = summary["pairwise"].get(setting)
+        if prs:
+            out.append((f"Paired checks ({setting}), a - b", [], [{k: v for k, v in p.items() if k != "queries"} for p in prs]))
+    pq = summary["per_query"].get("rerank")
+    if pq:
+        out.append((f"Per query: BM25 + student - BM25 (rerank top {depth}), worst first", [], pq))
+    if (scale := _scale_rows(summary)):
+        out.append(("Scale curve: the chosen recipe on more transfer pairs (BM25 + student)", [], scale))
+    if summary["seed_spread"]:
+        out.append(("Seed spread of the shipped recipe (BM25 + student)", [], [{"setting": s, **v} for s, v in summary["seed_spread"].items()]))
+    if summary["variants"]:
+        out.append(("Recipes tried (nested inner-fold nDCG@10 of the BM25 blend on the training queries)", [], summary["variants"]))
+    notes = ["nDCG@10 with ESCI gains (E 1.0, S 0.1, C 0.01, I 0); '2^g-1' uses grades 3/2/1/0; MRR: first Exact product.",
+             "'- BM25', CI and p: paired over queries (sign-flip permutation test, bootstrap 95% CI); each query is scored by "
+             "models and blends fitted without it.",
+             "X + BM25: the rescorer's blend, query_weight * norm(BM25) + model_weight * norm(model) within each query's list, "
+             "weights and normalisation fitted on the fold's training queries.",
+             "Judged setting: a judged product BM25 does not match has BM25 score 0."]
+    out.append(("Notes", notes, []))
+    return out
 
 
 def write_ranking_report(summary: dict, out_dir: str | Path) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and ``eval.json`` into ``out_dir``; returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    md = [f"# distilrank ranking run: {Path(summary['config']).name}", "", *[f"- {h}" for h in summary["headline"]], ""]
-    body = [f"<h1>distilrank ranking run: {html.escape(Path(summary['config']).name)}</h1>",
-            "<ul>" + "".join(f"<li>{html.escape(h)}</li>" for h in summary["headline"]) + "</ul>"]
-    for setting, title in SETTINGS.items():
-        title = title.format(depth=summary["rerank_depth"])
-        rows = _rows_for_table(summary["tables"][setting])
-        md += [f"## {title}", "", table_md(rows), ""]
-        body += [f"<h2>{html.escape(title)}</h2>", table_html(rows)]
-        prs = summary.get("pairwise", {}).get(setting)
-        if prs:
-            md += [f"Paired comparisons ({title.lower()}), a - b:", "", table_md(prs), ""]
-            body += [f"<p>Paired comparisons ({html.escape(title.lower())}), a - b:</p>", table_html(prs)]
-    serve = summary.get("serve")
-    if serve:
-        title, rows, lines, link = serve_section(serve, out)
-        md += [f"## {title}", "", *[f"- {x}" for x in lines], "", table_md(rows), "", f"Full A/B report: [{link}]({link})", ""]
-        body += [f"<h2>{html.escape(title)}</h2>", "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>",
-                 table_html(rows), f"<p>Full A/B report: <a href='{html.escape(link, quote=True)}'>{html.escape(link)}</a></p>"]
-    notes = ["nDCG@k with ESCI gains (E 1.0, S 0.1, C 0.01, I 0) and with graded gains (2^g - 1, g = 3/2/1/0); MRR: first Exact.",
-             "delta, CI and p: paired over queries against BM25 (sign-flip permutation test, bootstrap 95% CI).",
-             "In the rerank setting unjudged products count as not relevant; 'unjudged' is their share of the top k."]
-    md += ["## Notes", "", *[f"- {n}" for n in notes], "", "## Data", "", f"```\n{json.dumps(summary['data'], indent=2)}\n```"]
-    body += ["<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>",
-             f"<h2>Data</h2><pre>{html.escape(json.dumps(summary['data'], indent=2))}</pre>"]
+    name = Path(summary["config"]).name
+    md, body = [f"# distilrank product search: {name}", ""], [f"<h1>distilrank product search: {html.escape(name)}</h1>"]
+    for i, (title, lines, rows) in enumerate(_sections(summary)):
+        md += [f"## {title}", "", *[f"- {x}" for x in lines], *([table_md(rows)] if rows else []), ""]
+        body += [f"<h2>{html.escape(title)}</h2>"]
+        if lines:
+            body.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>")
+        if i == 0:
+            try:
+                body.append(figures_html({"ndcg": _chart(summary)}, {"ndcg": "nDCG@10 (ESCI gains) per system; bars: 95% CI of the "
+                                                                             "paired difference to BM25 (dashed)"}))
+            except ImportError:  # matplotlib is the [report] extra
+                pass
+        if rows:
+            body.append(table_html(rows))
+    md += ["## Data", "", f"```\n{json.dumps(summary['data'], indent=2)}\n```"]
+    body.append(f"<h2>Data</h2><pre>{html.escape(json.dumps(summary['data'], indent=2))}</pre>")
     paths = {"md": out / "report.md", "html": out / "report.html", "json": out / "eval.json"}
     with atomic_open(paths["md"]) as fh:
         fh.write("\n".join(md) + "\n")
     with atomic_open(paths["html"]) as fh:
-        fh.write(html_page(f"distilrank ranking run: {Path(summary['config']).name}", "".join(body)))
-    write_json(paths["json"], {"tables": summary["tables"], "recovery": summary["recovery"], "headline": summary["headline"]})
+        fh.write(html_page(f"distilrank product search: {name}", "".join(body)))
+    write_json(paths["json"], {k: summary[k] for k in ("tables", "gain_kept", "headline", "seed_spread", "variants", "pairwise")})
     return paths

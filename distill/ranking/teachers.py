@@ -15,7 +15,6 @@ kinds are on different scales and are only combined through the stacker.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from distilrank.distill.atomic import write_json, write_npy
 from distilrank.distill.config import resolve_base_model
 from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.ranking.config import RankingTeacher
-from distilrank.distill.teacher.biencoder import BiEncoder, paired_dot
+from distilrank.distill.teacher.biencoder import BiEncoder
+from distilrank.distill.teacher.embedding_store import EmbeddingStore
 from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 from distilrank.distill.teacher.scoring import load_logits, score_transfer_set
 
@@ -39,38 +39,11 @@ def train_cross_encoder(tc: RankingTeacher, train: Pairs, out_dir: Path, *, prog
     return out_dir / "best"
 
 
-class EmbeddingCache:
-    """Bi-encoder embeddings of distinct strings, kept in memory and on disk (``cache_dir/<sha>.npy``)."""
-
-    def __init__(self, encoder: BiEncoder, cache_dir: Path) -> None:
-        self.encoder = encoder
-        self.dir = cache_dir
-        self._rows: dict[str, np.ndarray] = {}
-
-    def vectors(self, texts: list[str], progress: bool | None = None) -> np.ndarray:
-        """Unit embeddings float32 ``[len(texts), dim]``; strings not seen before are embedded once."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._rows]
-        if missing:
-            key = hashlib.sha256("\x1e".join(missing).encode("utf-8", "surrogatepass")).hexdigest()[:20]
-            path = self.dir / f"{key}.npy"
-            if path.exists():
-                emb = np.load(path)
-            else:
-                emb = self.encoder.encode(missing, progress=progress)
-                write_npy(path, emb)
-            self._rows.update(zip(missing, emb))
-        return np.stack([self._rows[t] for t in texts]) if texts else np.zeros((0, self.encoder.dim), np.float32)
-
-    def cosine(self, pairs: Pairs, progress: bool | None = None) -> np.ndarray:
-        """``cos(query, text)`` float32 ``[N]``."""
-        uq = list(dict.fromkeys(pairs.queries))
-        ut = list(dict.fromkeys(pairs.texts))
-        eq, et = self.vectors(uq, progress), self.vectors(ut, progress)
-        qi = {q: i for i, q in enumerate(uq)}
-        ti = {t: i for i, t in enumerate(ut)}
-        a = np.fromiter((qi[q] for q in pairs.queries), np.int64, len(pairs))
-        b = np.fromiter((ti[t] for t in pairs.texts), np.int64, len(pairs))
-        return paired_dot(eq, a, et, b)
+def embedding_store(tc: RankingTeacher, out_dir: Path) -> EmbeddingStore:
+    """The resumable embedding store of bi-encoder teacher ``tc`` under ``out_dir/embeddings/<name>``."""
+    path = resolve_base_model(tc.base)
+    return EmbeddingStore(out_dir / "embeddings" / tc.name, lambda: BiEncoder(path, max_length=tc.max_length),
+                          identity={"model": str(path), "max_length": tc.max_length})
 
 
 BM25Fn = Callable[[dict[str, list[str]]], dict[str, dict[str, float]]]
@@ -86,7 +59,7 @@ def bm25_of_pairs(pairs: Pairs, bm25: BM25Fn) -> np.ndarray:
     return np.array([scores[q][d] for q, d in zip(pairs.queries, ids)], dtype=np.float32)
 
 
-def score_pairs(tc: RankingTeacher, pairs: Pairs, out_dir: Path, *, checkpoint: Path | None, embeddings: EmbeddingCache | None,
+def score_pairs(tc: RankingTeacher, pairs: Pairs, out_dir: Path, *, checkpoint: Path | None, embeddings: EmbeddingStore | None,
                 bm25: BM25Fn | None, progress: bool | None = None) -> np.ndarray:
     """Teacher ``tc``'s scores for ``pairs`` (float32 ``[N]``), cached as ``out_dir/logits.npy``."""
     done = out_dir / "logits.npy"
@@ -99,7 +72,7 @@ def score_pairs(tc: RankingTeacher, pairs: Pairs, out_dir: Path, *, checkpoint: 
         return z
     if tc.kind == "bi-encoder":
         assert embeddings is not None
-        z = embeddings.cosine(pairs, progress)
+        z = embeddings.pair_cosine(pairs, progress=progress)
     else:
         assert bm25 is not None
         z = bm25_of_pairs(pairs, bm25)

@@ -14,8 +14,17 @@ feeds, so the same module exports to ONNX unchanged:
 * one embedding table of ``vocab_size + bigram_buckets`` rows, dim ``embedding_dim``;
 * per segment (query = type 0, title = type 1) the ``sqrtn`` combiner:
   ``sum(embeddings) / sqrt(number of n-grams)``;
-* features ``[q, t]`` (+ ``[q * t, |q - t|]`` when ``interactions``) -> MLP
+* features ``[q, t]`` (+ ``[q * t, |q - t|]`` when ``interactions``, + the
+  ``MATCH_FEATURES`` lexical-match features when ``match_features``) -> MLP
   ``hidden`` with ReLU -> ``Linear(.., 1)``.
+
+Match features (``match_features = True``) tell the MLP what a bag of n-grams
+cannot: whether the query's words occur in the title at all.  Over word ids
+``>= N_SPECIAL`` (``[UNK]`` never matches), per pair: the share of query words
+found in the title, the share of query bigrams found as title bigrams, whether
+every query word was found, whether the query has a bigram, and
+``1 / sqrt(query words)``.  They are computed from the same three inputs, so
+the ONNX graph and both serving paths are unchanged in interface.
 
 Score scale: the output is a raw logit (no sigmoid); ``sigmoid(logit)`` estimates
 the teacher's temperature-softened relevance probability.
@@ -29,6 +38,8 @@ import torch
 from torch import nn
 
 BIGRAM_HASH_MULTIPLIER = 1_000_003
+N_SPECIAL = 5  # [PAD] [UNK] [CLS] [SEP] [MASK]: ids below this are never words
+MATCH_FEATURES = ("query_word_share", "query_bigram_share", "all_words_found", "has_bigram", "inv_sqrt_query_words")
 EMBEDDING_INIT_STD = 0.05  # embedding rows start as N(0, EMBEDDING_INIT_STD^2)
 
 
@@ -43,13 +54,14 @@ class StudentConfig:
     interactions: bool = False
     dropout: float = 0.0
     trigrams: bool = False
+    match_features: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @property
     def n_features(self) -> int:
-        return self.embedding_dim * (4 if self.interactions else 2)
+        return self.embedding_dim * (4 if self.interactions else 2) + (len(MATCH_FEATURES) if self.match_features else 0)
 
 
 class StudentModel(nn.Module):
@@ -108,22 +120,48 @@ class StudentModel(nn.Module):
         ids, weights = self.ngrams(input_ids, attention_mask, token_type_ids)
         return torch.bmm(weights, self.embedding(ids))
 
-    def head(self, bags: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, 1]`` from bags ``[B, 2, D]``."""
-        return self.mlp(self.features(bags))
+    def head(self, bags: torch.Tensor, match: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[B, 1]`` from bags ``[B, 2, D]`` (and ``match`` ``[B, len(MATCH_FEATURES)]`` when configured)."""
+        return self.mlp(self.features(bags, match))
 
-    def features(self, bags: torch.Tensor) -> torch.Tensor:
-        """MLP input ``[B, F]`` from bags ``[B, 2, D]``."""
+    def features(self, bags: torch.Tensor, match: torch.Tensor | None = None) -> torch.Tensor:
+        """MLP input ``[B, F]`` from bags ``[B, 2, D]`` and the optional match features."""
         q, t = bags[:, 0], bags[:, 1]
         parts = [q, t]
         if self.config.interactions:
             parts += [q * t, torch.abs(q - t)]
+        if self.config.match_features:
+            if match is None:
+                raise ValueError("this student has match_features: pass match (StudentModel.match)")
+            parts.append(match)
         return torch.cat(parts, dim=1)
+
+    def match(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor | None:
+        """Lexical-match features float32 ``[B, len(MATCH_FEATURES)]`` (module doc), or ``None`` when not configured."""
+        if not self.config.match_features:
+            return None
+        word = (attention_mask > 0) & (input_ids >= N_SPECIAL)
+        in_q = word & (token_type_ids == 0)
+        in_t = word & (token_type_ids == 1)
+        same = input_ids.unsqueeze(2) == input_ids.unsqueeze(1)  # [B, S, S]
+        found = (same & in_t.unsqueeze(1)).any(dim=2) & in_q
+        n_q = in_q.to(torch.float32).sum(dim=1)
+        word_share = found.to(torch.float32).sum(dim=1) / n_q.clamp(min=1.0)
+        pair = input_ids[:, :-1] * BIGRAM_HASH_MULTIPLIER + input_ids[:, 1:]
+        bi_q = in_q[:, :-1] & in_q[:, 1:]
+        bi_t = in_t[:, :-1] & in_t[:, 1:]
+        bi_found = ((pair.unsqueeze(2) == pair.unsqueeze(1)) & bi_t.unsqueeze(1)).any(dim=2) & bi_q
+        n_bi = bi_q.to(torch.float32).sum(dim=1)
+        bigram_share = bi_found.to(torch.float32).sum(dim=1) / n_bi.clamp(min=1.0)
+        all_found = ((word_share >= 1.0) & (n_q > 0)).to(torch.float32)
+        has_bigram = (n_bi > 0).to(torch.float32)
+        inv_len = torch.rsqrt(n_q.clamp(min=1.0))
+        return torch.stack([word_share, bigram_share, all_found, has_bigram, inv_len], dim=1)
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
     ) -> torch.Tensor:
-        return self.head(self.bags(input_ids, attention_mask, token_type_ids))
+        return self.head(self.bags(input_ids, attention_mask, token_type_ids), self.match(input_ids, attention_mask, token_type_ids))
 
     def dense_parameters(self) -> list[nn.Parameter]:
         """Parameters with dense gradients (everything but the embedding table)."""

@@ -5,7 +5,12 @@ Contract: with ``loss = "bce"`` (default) ``targets`` are probabilities in
 binary labels for the baseline) and the loss is binary cross-entropy with
 logits; with ``loss = "mse"`` ``targets`` are teacher *logits* and the loss is
 the mean squared error between student and teacher logits (Tang et al. 2019,
-"logit regression").  Each epoch ends with
+"logit regression"); with ``loss = "listwise"`` ``targets`` are teacher scores
+already divided by the temperature, rows are grouped by query (``groups``), each
+batch holds whole queries and the loss is the cross-entropy between the
+teacher's and the student's softmax over each query's rows (ListNet-style
+ranking distillation: only the order inside a query is learned, the logit's
+offset per query is free).  Each epoch ends with
 a validation loss on a held-out slice of the training rows, a checkpoint of the
 full training state (``state.pt``, for ``resume``) and the best weights so far
 (``student.pt``).
@@ -51,7 +56,7 @@ class StudentTrainConfig:
     threads: int | None = None
     bucket_batches: int = 50
     lr_decay: float = 0.5  # multiply both learning rates by this after each epoch
-    loss: str = "bce"  # bce on probability targets | mse on logit targets (see the module doc)
+    loss: str = "bce"  # bce on probability targets | mse on logit targets | listwise on grouped scores (module doc)
 
 
 @dataclass
@@ -67,9 +72,33 @@ class StudentTrainResult:
     history: list[dict] = field(default_factory=list)
 
 
+LOSSES = ("bce", "mse", "listwise")
+
+
+def _group_logsumexp(x: torch.Tensor, group: torch.Tensor, n: int) -> torch.Tensor:
+    """``logsumexp`` of ``x`` within each of ``n`` groups; float ``[n]``."""
+    m = torch.full((n,), -torch.inf, dtype=x.dtype).scatter_reduce(0, group, x.detach(), "amax", include_self=True)
+    return m + torch.log(torch.zeros(n, dtype=x.dtype).index_add(0, group, torch.exp(x - m[group])))
+
+
+def listwise_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over queries of ``-sum_d softmax(teacher)_d * log softmax(student)_d``.
+
+    ``logits`` float ``[R]``; ``target`` float ``[R, 2]``: column 0 the teacher score (already over ``T``), column 1
+    the row's query index inside the batch (0 .. n-1)."""
+    group = target[:, 1].long()
+    n = int(group.max()) + 1
+    t = target[:, 0]
+    p = torch.exp(t - _group_logsumexp(t, group, n)[group])
+    logp = logits - _group_logsumexp(logits, group, n)[group]
+    return -(p * logp).sum() / n
+
+
 def _loss(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "mse":
         return F.mse_loss(logits, target)
+    if kind == "listwise":
+        return listwise_loss(logits, target)
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
@@ -80,7 +109,7 @@ def _train_step(
     ids, weights = model.ngrams(*batch)
     rows, inverse = torch.unique(ids, return_inverse=True)
     row_emb = model.embedding.weight.detach().index_select(0, rows).requires_grad_()
-    logits = model.head(torch.bmm(weights, F.embedding(inverse, row_emb))).squeeze(1)
+    logits = model.head(torch.bmm(weights, F.embedding(inverse, row_emb)), model.match(*batch)).squeeze(1)
     loss = _loss(logits, target, loss_kind)
     dense_opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -95,8 +124,8 @@ def _eval_loss(logits: np.ndarray, targets: np.ndarray, kind: str) -> float:
 
 def _validate_targets(targets: np.ndarray, loss: str, where: str) -> None:
     """ValueError naming ``where`` when ``targets`` do not fit the ``loss`` contract (see the module doc)."""
-    if loss not in ("bce", "mse"):
-        raise ValueError(f"loss must be 'bce' or 'mse', got {loss!r}")
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     if loss == "bce" and not np.all((targets >= 0) & (targets <= 1)):
         raise ValueError(f"targets for {where} must be probabilities in [0, 1] for loss='bce' (use distilrank.distill.targets.soft_targets on logits)")
     if not np.all(np.isfinite(targets)):
@@ -127,6 +156,52 @@ class InMemoryRows:
     def validation(self, model: StudentModel) -> tuple[np.ndarray, np.ndarray]:
         """Student logits and targets of the validation rows."""
         return predict_encoded(model, self.enc, self.val_idx), self.targets[self.val_idx]
+
+
+class GroupedRows:
+    """Training rows grouped by query for the listwise loss: a random ``val_fraction`` of the *queries* (none under 50
+    queries) is the validation slice; each epoch visits the other queries in a shuffled order, whole queries per batch
+    (about ``batch_size`` rows).  Targets of a batch are ``[R, 2]``: the teacher score and the query index in the batch."""
+
+    def __init__(self, enc: EncodedPairs, targets: np.ndarray, groups: np.ndarray, config: StudentTrainConfig,
+                 rng: np.random.Generator):
+        self.enc, self.targets, self.config = enc, targets, config
+        order = np.argsort(groups, kind="stable")
+        cuts = np.flatnonzero(np.diff(groups[order])) + 1
+        members = np.split(order, cuts)
+        perm = rng.permutation(len(members))
+        n_val = int(len(members) * config.val_fraction) if len(members) >= 50 else 0
+        self.val_groups = [members[i] for i in perm[:n_val]]
+        self.train_groups = [members[i] for i in perm[n_val:]]
+        self.n_rows = len(enc)
+        self.n_val = sum(map(len, self.val_groups))
+        self.n_train = self.n_rows - self.n_val
+
+    def _packed(self, groups: list[np.ndarray]) -> tuple[np.ndarray, torch.Tensor]:
+        sel = np.concatenate(groups)
+        gid = np.concatenate([np.full(len(g), i, np.float32) for i, g in enumerate(groups)])
+        return sel, torch.from_numpy(np.stack([self.targets[sel], gid], axis=1))
+
+    def n_batches(self) -> int:
+        return -(-self.n_train // self.config.batch_size)
+
+    def batches(self, rng: np.random.Generator) -> Iterator[tuple[tuple[torch.Tensor, ...], torch.Tensor]]:
+        batch: list[np.ndarray] = []
+        rows = 0
+        for i in rng.permutation(len(self.train_groups)):
+            batch.append(self.train_groups[i])
+            rows += len(self.train_groups[i])
+            if rows >= self.config.batch_size:
+                sel, target = self._packed(batch)
+                yield batch_tensors(self.enc, sel), target
+                batch, rows = [], 0
+        if batch:
+            sel, target = self._packed(batch)
+            yield batch_tensors(self.enc, sel), target
+
+    def validation(self, model: StudentModel) -> tuple[np.ndarray, np.ndarray]:
+        sel, target = self._packed(self.val_groups)
+        return predict_encoded(model, self.enc, sel), target.numpy()
 
 
 class TrainRows(Protocol):
@@ -271,6 +346,7 @@ def train_student(
     metadata: dict | None = None,
     init_embeddings: np.ndarray | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    groups: np.ndarray | None = None,
 ) -> StudentTrainResult:
     """Train a student on ``pairs`` with probability ``targets`` ``[N]`` and save it to ``out_dir``.
 
@@ -281,6 +357,7 @@ def train_student(
     last finished epoch.  ``init_embeddings`` ``[V', D]`` (``V' <= vocab_size``) replaces the random
     start of the first ``V'`` embedding rows (the unigram rows; see :mod:`distilrank.distill.student.init`).
     ``on_epoch(record)`` receives each epoch's ``train_log.jsonl`` record (for a line per epoch off a terminal).
+    ``groups`` int ``[N]`` (the query of each row) is required by, and only used with, ``loss = "listwise"``.
     For transfer sets larger than memory see :func:`distilrank.distill.student.stream.train_student_streamed`.
     """
     config = config or StudentTrainConfig()
@@ -298,6 +375,12 @@ def train_student(
     rng = np.random.default_rng(config.seed)
     model_config = model_config or StudentConfig(vocab_size=tokenizer.get_vocab_size())
     model = _build_model(model_config, init_embeddings)
-    rows = InMemoryRows(encode_pairs(tokenizer, pairs.queries, pairs.texts), targets, config, rng)
+    enc = encode_pairs(tokenizer, pairs.queries, pairs.texts)
+    if config.loss == "listwise":
+        if groups is None or len(groups) != len(pairs):
+            raise ValueError(f"loss='listwise' needs groups (the query index of each of the {len(pairs)} rows of {pairs.source})")
+        rows: TrainRows = GroupedRows(enc, targets, np.asarray(groups), config, rng)
+    else:
+        rows = InMemoryRows(enc, targets, config, rng)
     return _fit(rows, model, tokenizer, out, config, rng=rng, run_settings=_run_settings(model_config, config, len(pairs)),
                 resume=resume, progress=progress, metadata=metadata, on_epoch=on_epoch)

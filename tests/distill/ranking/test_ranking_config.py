@@ -44,14 +44,18 @@ def test_demo_config_loads():
 def test_minimal_config_defaults(tmp_path):
     cfg = _load(tmp_path)
     assert cfg.out_dir == str((tmp_path / "out").resolve())
-    assert cfg.document.fields == ["title"] and cfg.eval.rerank_depth == 100 and cfg.distill.combine == "stack"
+    assert cfg.document.fields == ["title"] and cfg.eval.rerank_depth == 100
+    assert cfg.distill.targets == ["stack-equal"] and cfg.distill.losses == ["listwise"] and cfg.distill.match_features == [True]
 
 
 @pytest.mark.parametrize("extra, field", [
     ('[[teachers]]\nname = "x"\nkind = "cross-enc"\n', "teachers[1].kind"),
     ('[[teachers]]\nname = "bi"\nkind = "bm25"\n', "teachers"),
     ('[judgments.x]\n', "judgments.x"),
-    ('[distill]\ncombine = "nobody"\n', "distill.combine"),
+    ('[distill]\ntargets = ["nobody"]\n', "distill.targets[0]"),
+    ('[distill]\nlosses = ["hinge"]\n', "distill.losses[0]"),
+    ('[distill]\nmatch_features = []\n', "distill.match_features"),
+    ('[distill]\ninner_folds = 1\n', "distill.inner_folds"),
     ('[distill]\ntemperature = 0\n', "distill.temperature"),
     ('[document]\nfields = []\n', "fields"),
     ('[transfer.more]\n', "transfer.more"),
@@ -96,7 +100,7 @@ def test_bad_folds_and_missing_file(tmp_path):
 
 
 def test_resuming_with_another_data_recipe_is_refused(tmp_path):
-    from distilrank.distill.ranking.pipeline import _check_recipe
+    from distilrank.distill.ranking.data import check_recipe as _check_recipe
 
     cfg = _load(tmp_path)
     recipe = tmp_path / "out" / "pools" / "recipe.json"

@@ -174,3 +174,73 @@ def test_mse_loss_regresses_teacher_logits(tmp_path):
     assert np.mean((z > 0) == (data.labels > 0.5)) > 0.9 and np.abs(z).max() > 1.5  # logits, not probabilities
     with pytest.raises(ValueError, match="loss must be"):
         train_student(data, logits, tok, tmp_path / "x", config=StudentTrainConfig(loss="hinge"))
+
+
+def test_listwise_loss_is_the_cross_entropy_of_the_two_softmaxes_per_query():
+    from distilrank.distill.student.train import listwise_loss
+
+    logits = torch.tensor([0.5, -1.0, 2.0, 0.0, 3.0])
+    teacher = torch.tensor([1.0, 0.0, 2.0, -1.0, 1.0])
+    group = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0])
+    got = listwise_loss(logits, torch.stack([teacher, group], dim=1))
+    expected = 0.0
+    for rows in ([0, 1, 2], [3, 4]):
+        p = torch.softmax(teacher[rows], 0)
+        expected += -(p * torch.log_softmax(logits[rows], 0)).sum()
+    torch.testing.assert_close(got, expected / 2)
+    # a per-query offset of the student's logits changes nothing
+    torch.testing.assert_close(listwise_loss(logits + torch.tensor([5.0, 5, 5, -3, -3]), torch.stack([teacher, group], 1)), got)
+
+
+def _ranking_task(n_queries=150, seed=0):
+    rng = np.random.default_rng(seed)
+    colours, items = ["red", "blue", "green", "black"], ["shoes", "socks", "mug", "lamp"]
+    queries, titles, scores, groups = [], [], [], []
+    for g in range(n_queries):
+        c, i = rng.choice(colours), rng.choice(items)
+        for _ in range(8):
+            c2, i2 = rng.choice(colours), rng.choice(items)
+            queries.append(f"{c} {i}")
+            titles.append(f"{c2} cotton {i2}")
+            scores.append(2.0 * (i2 == i) + 1.0 * (c2 == c))
+            groups.append(g)
+    return Pairs(queries, titles, None), np.array(scores, np.float32), np.array(groups)
+
+
+@pytest.mark.parametrize("match_features", [False, True])
+def test_listwise_student_learns_the_order_inside_queries(tmp_path, match_features):
+    from distilrank.distill.student.train import GroupedRows
+
+    data, scores, groups = _ranking_task()
+    tok = build_student_tokenizer(data.queries + data.texts, min_count=1)
+    cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[32], interactions=True,
+                        match_features=match_features)
+    train_cfg = StudentTrainConfig(epochs=6, batch_size=64, lr=3e-3, embedding_lr=3e-2, lr_decay=1.0, loss="listwise", val_fraction=0.1)
+    res = train_student(data, scores, tok, tmp_path / "s", model_config=cfg, config=train_cfg, groups=groups, progress=False)
+    assert res.history[-1]["val_loss"] < res.history[0]["val_loss"]
+    test, t_scores, t_groups = _ranking_task(60, seed=1)
+    z = load_student(tmp_path / "s").score(test)
+    agree = [np.corrcoef(z[t_groups == g], t_scores[t_groups == g])[0, 1] for g in range(60) if np.std(t_scores[t_groups == g]) > 0]
+    assert np.nanmean(agree) > 0.7
+    # batches hold whole queries; validation queries are never trained on
+    rows = GroupedRows(encode_pairs(tok, data.queries, data.texts), scores, groups, train_cfg, np.random.default_rng(0))
+    val = {int(groups[i]) for g in rows.val_groups for i in g}
+    for _, target in rows.batches(np.random.default_rng(1)):
+        local = target[:, 1].long()
+        assert torch.equal(torch.unique(local), torch.arange(int(local.max()) + 1))
+    trained = {int(groups[i]) for g in rows.train_groups for i in g}
+    assert val and not val & trained
+    with pytest.raises(ValueError, match="needs groups"):
+        train_student(data, scores, tok, tmp_path / "x", model_config=cfg, config=train_cfg, progress=False)
+
+
+def test_match_features_by_hand(tok):
+    model = StudentModel(StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=101, hidden=[8], match_features=True))
+    enc = encode_pairs(tok, ["red running shoes", "unseenword mug", ""], ["blue running shoes", "unseenword", "red socks"])
+    m = model.match(*[torch.from_numpy(a) for a in enc.batch(np.arange(3))])
+    # red running shoes | blue running shoes: 2 of 3 words, 1 of 2 bigrams ("running shoes")
+    torch.testing.assert_close(m[0], torch.tensor([2 / 3, 0.5, 0.0, 1.0, 3 ** -0.5]))
+    # [UNK] is not a word (never matches, not counted): the query is "mug" alone, not in the title
+    torch.testing.assert_close(m[1], torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0]))
+    torch.testing.assert_close(m[2], torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0]))  # empty query
+    assert model(*[torch.from_numpy(a) for a in enc.batch(np.arange(3))]).shape == (3, 1)

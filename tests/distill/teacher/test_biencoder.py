@@ -5,8 +5,8 @@ import pytest
 
 from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.errors import ConfigError
-from distilrank.distill.ranking.teachers import EmbeddingCache
 from distilrank.distill.teacher.biencoder import BiEncoder, cosine_scores
+from distilrank.distill.teacher.embedding_store import EmbeddingStore
 
 TEXTS = ["red cotton socks", "a lamp", "blue wool socks very nice", "mug", "the red mug is not blue", "good shoes"]
 
@@ -79,35 +79,42 @@ def test_not_a_checkpoint_directory(tmp_path):
     assert str(tmp_path) in str(e.value) and "config.json" in str(e.value)
 
 
-def test_embedding_cache_equals_score_and_reuses_the_disk_cache(encoder, tiny_bert, tmp_path):
+def _store(directory, encoder, part_size=2, identity=None):
+    return EmbeddingStore(directory, lambda: encoder, identity=identity or {"model": "tiny", "max_length": 32}, part_size=part_size)
+
+
+def test_embedding_store_equals_score_and_resumes_from_its_parts(encoder, tiny_bert, tmp_path):
     pairs = _pairs()
     encoder.calls.clear()
-    cache = EmbeddingCache(encoder, tmp_path / "emb")
-    z = cache.cosine(pairs)
+    store = _store(tmp_path / "emb", encoder)
+    z = store.pair_cosine(pairs)
     assert z.dtype == np.float32
     np.testing.assert_allclose(z, encoder.score(pairs), atol=1e-6)
-    files = sorted((tmp_path / "emb").glob("*.npy"))
-    assert len(files) == 2  # distinct queries, distinct texts
-    assert all(np.load(f).shape[1] == 32 for f in files)
+    parts = sorted((tmp_path / "emb").glob("part-*.npy"))
+    assert len(parts) == 4 and len(store) == 6  # 3 distinct queries, then 3 distinct texts, 2 strings per part
     n_calls = len(encoder.calls)
-
-    # the same strings again from memory: no new embedding
-    np.testing.assert_array_equal(cache.cosine(pairs), z)
+    np.testing.assert_array_equal(store.pair_cosine(pairs), z)  # from memory: no new embedding
     assert len(encoder.calls) == n_calls
 
-    # a fresh cache over the same directory loads the .npy files instead of encoding
-    fresh_encoder = CountingBiEncoder(tiny_bert, max_length=32, batch_size=2, device="cpu")
-    again = EmbeddingCache(fresh_encoder, tmp_path / "emb")
-    np.testing.assert_array_equal(again.cosine(pairs), z)
-    assert fresh_encoder.calls == []
-    assert sorted((tmp_path / "emb").glob("*.npy")) == files
+    # a fresh store over the same directory reads the parts and never builds its encoder
+    built = []
+    again = EmbeddingStore(tmp_path / "emb", lambda: built.append(1), identity={"model": "tiny", "max_length": 32})
+    np.testing.assert_array_equal(again.pair_cosine(pairs), z)
+    assert built == []
 
-    # new strings are embedded (only those) and cached in a new file
+    # an interrupted part (vectors written, string list not yet) is ignored and embedded again
+    fresh = CountingBiEncoder(tiny_bert, max_length=32, batch_size=2, device="cpu")
+    (tmp_path / "emb" / "part-00003.json").unlink()  # the part holding "a lamp"
+    resumed = _store(tmp_path / "emb", fresh)
+    assert len(resumed) == 5
     more = Pairs(["red socks", "new query"], ["a lamp", "good shoes"], None)
-    got = again.cosine(more)
-    assert fresh_encoder.calls == [["new query"], ["good shoes"]]
+    got = resumed.pair_cosine(more)
+    assert sorted(s for call in fresh.calls for s in call) == ["a lamp", "good shoes", "new query"]
     np.testing.assert_allclose(got, encoder.score(more), atol=1e-5)
-    assert len(list((tmp_path / "emb").glob("*.npy"))) == 4
-    vec = again.vectors(["mug", "red socks", "mug"])
-    assert vec.shape == (3, 32) and np.array_equal(vec[0], vec[2])
-    assert again.vectors([]).shape == (0, 32)
+
+
+def test_embedding_store_refuses_another_model(encoder, tmp_path):
+    _store(tmp_path / "emb", encoder).ensure(["a lamp"])
+    with pytest.raises(ConfigError) as e:
+        _store(tmp_path / "emb", encoder, identity={"model": "other", "max_length": 32})
+    assert "meta.json" in str(e.value) and "other" in str(e.value)
