@@ -78,10 +78,9 @@ bench: install
 	$(BIN)/python bench/onnx_latency.py
 
 # rerank latency inside a real OpenSearch node (started from the integration cache if none is running): the distilrank
-# rescorer vs ML Commons rerank (student, MiniLM-L6 shape), side by side; jobs in /work/scratch/heavy.pids are paused
-# (at most ~5 min, always resumed) only while the timed searches run
+# rescorer vs ML Commons rerank (student, MiniLM-L6 shape), side by side, with the machine's load average beside them
 bench-rerank: install
-	bench/run_paused.sh
+	$(BIN)/python bench/rerank_latency.py
 
 # size of a fresh full install and of a fresh serving-only install, side by side (throwaway venvs; pip cache reused)
 install-sizes:

@@ -1,7 +1,7 @@
 """Concurrent search load on a real OpenSearch node: the rerank pipeline (depth 100) vs BM25 alone.
 
 Run: .venv/bin/python bench/load.py [--duration 15] [--clients 1,4,16,64] [--depth 100] [--url URL]
-(or ``BENCH_SCRIPT=bench/load.py bench/run_paused.sh`` to pause the jobs in /work/scratch/heavy.pids while it runs).
+(the machine's load average is recorded beside the numbers; nothing else on the machine is paused or signalled).
 
 Setup (not timed): the real Icecat catalogue (19,406 product titles, BM25 on ``title``) indexed on 127.0.0.1, the
 default-architecture distilrank student (random weights: latency does not depend on them, see
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -157,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth", type=int, default=100, help="hits reranked per search")
     ap.add_argument("--timeout", type=float, default=30.0, help="client read timeout per search, seconds")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "load.json"), help="JSON results")
-    ap.add_argument("--measure-marker", help="file that exists while the timed searches run (bench/run_paused.sh)")
     args = ap.parse_args(argv)
     from rerank_latency import node_url
 
@@ -167,24 +167,19 @@ def main(argv: list[str] | None = None) -> int:
         index, queries, info = setup(url, args.depth, Path(work))
     print(f"[load] {info['products']:,} products, student {info['model_id']} ({info['zip_bytes']:,} bytes), depth {args.depth}, "
           f"{len(queries)} queries, {args.duration:g} s per cell", file=sys.stderr)
-    marker = Path(args.measure_marker) if args.measure_marker else None
     cells: list[dict] = []
-    try:
-        if marker:
-            marker.touch()
-        for mode in ("bm25", "rerank"):
-            for n in counts:
-                cell = run_cell(url, index, queries, mode, n, args.duration, args.timeout)
-                print(f"[load] {json.dumps(cell)}", file=sys.stderr)
-                cells.append(cell)
-                if any(k.startswith("HTTP 429") for k in cell["errors"]):
-                    cells.append(run_cell(url, index, queries, mode, n, args.duration, args.timeout, retries=3))
-                    print(f"[load] with retries: {json.dumps(cells[-1])}", file=sys.stderr)
-    finally:
-        if marker:
-            marker.unlink(missing_ok=True)
+    load_before = list(os.getloadavg())
+    for mode in ("bm25", "rerank"):
+        for n in counts:
+            cell = run_cell(url, index, queries, mode, n, args.duration, args.timeout)
+            print(f"[load] {json.dumps(cell)}", file=sys.stderr)
+            cells.append(cell)
+            if any(k.startswith("HTTP 429") for k in cell["errors"]):
+                cells.append(run_cell(url, index, queries, mode, n, args.duration, args.timeout, retries=3))
+                print(f"[load] with retries: {json.dumps(cells[-1])}", file=sys.stderr)
     sat = {m: saturation([c for c in cells if c["mode"] == m and c["retries"] == 0]) for m in ("bm25", "rerank")}
-    result = {"url": url, "depth": args.depth, "duration_s": args.duration, **info, "cells": cells, "saturation_clients": sat}
+    result = {"url": url, "depth": args.depth, "duration_s": args.duration, **info, "cells": cells, "saturation_clients": sat,
+              "load_average_before": load_before, "load_average_after": list(os.getloadavg())}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

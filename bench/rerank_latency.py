@@ -30,8 +30,8 @@ Also measured for the rescorer: reading the text from ``_source`` vs from a stor
 ``title_stored``, same text, depth 100); the cold start (the first rescored search after the model changed:
 its copy is deleted from the rescorer, which evicts it, and uploaded again; median of 3) against the warm
 search; the node's resident memory (``/proc/<pid>/status`` VmRSS) and heap before and after the rescorer loads
-the model. ``--measure-marker FILE`` creates FILE while the timed searches run (and removes it after), so a
-wrapper can pause other CPU-heavy jobs only for that part.
+the model. The machine's load average (1, 5, 15 min) before and after the
+timed searches is recorded beside the numbers: the bench never pauses or signals processes it did not start.
 """
 
 from __future__ import annotations
@@ -219,7 +219,6 @@ def main() -> None:
     ap.add_argument("--depths", default="10,50,100")
     ap.add_argument("--url")
     ap.add_argument("--int8", action="store_true", help="also the int8 student through ML Commons rerank")
-    ap.add_argument("--measure-marker", help="file that exists while the timed searches run")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "rerank_latency.json"))
     args = ap.parse_args()
     depths = [int(d) for d in args.depths.split(",")]
@@ -282,10 +281,8 @@ def main() -> None:
     timed(client, rescore_body(queries[0], 100), None)
     first_ms = 1000 * (time.perf_counter() - t0)
     memory["after_first_load"] = node_memory(client, url)
-    marker = Path(args.measure_marker) if args.measure_marker else None
+    results["load_average_before"] = list(os.getloadavg())
     try:
-        if marker:
-            marker.write_text(str(os.getpid()))
         for d in depths:
             base_body = {"size": d, "query": {"match": {"title": queries[0]}}}
             for q in queries[:10]:  # warm-up: JIT, caches, model sessions
@@ -344,8 +341,7 @@ def main() -> None:
             loads.append(next(m["load_ms"] for m in rescore.stats(t)["models"] if m["model_id"] == student_id))
         memory["after_reload"] = node_memory(client, url)
     finally:
-        if marker and marker.exists():
-            marker.unlink()
+        results["load_average_after"] = list(os.getloadavg())
     student_zip_copy.unlink()
     stats = next(m for m in rescore.stats(t)["models"] if m["model_id"] == student_id)
     results["cold_start"] = {"first_search_ever_ms": first_ms, "first_search_after_change_ms": colds,

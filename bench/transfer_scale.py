@@ -37,7 +37,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 ESCI = ROOT.parent / "shared" / "data" / "esci-shopping"
-HEAVY_PIDS = Path("/work/scratch/heavy.pids")
 sys.path.insert(0, str(ROOT))
 
 
@@ -228,15 +227,6 @@ def stage_train(rows: int, work: Path, in_memory: bool) -> dict:
 
 # --- driver ----------------------------------------------------------------------
 
-def _heavy(pid: int, add: bool) -> None:
-    try:
-        lines = HEAVY_PIDS.read_text().split() if HEAVY_PIDS.exists() else []
-        lines = [p for p in lines if p != str(pid)] + ([str(pid)] if add else [])
-        HEAVY_PIDS.write_text("".join(p + "\n" for p in lines))
-    except OSError:
-        pass
-
-
 def run_child(args: list[str], work: Path) -> dict:
     """One measurement in a fresh interpreter (its own peak RSS), on the same ``--work`` directory as the driver."""
     import tempfile
@@ -244,11 +234,7 @@ def run_child(args: list[str], work: Path) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json") as res:
         proc = subprocess.Popen([sys.executable, __file__, "--work", str(work), "--child-out", res.name, "--child", *args],
                                 stdout=subprocess.DEVNULL)
-        _heavy(proc.pid, True)
-        try:
-            proc.wait()
-        finally:
-            _heavy(proc.pid, False)
+        proc.wait()
         if proc.returncode != 0:
             raise SystemExit(f"child {args} failed with status {proc.returncode}")
         result = json.loads(Path(res.name).read_text())
@@ -294,11 +280,8 @@ def main() -> None:
               "train": lambda: stage_train(int(rows), work, rest[0] == "memory")}[stage]
         Path(args.child_out).write_text(json.dumps(fn()))
         return
-    _heavy(os.getpid(), True)
-    try:
-        report = _measure(args, work)
-    finally:
-        _heavy(os.getpid(), False)
+    report = _measure(args, work)
+    report["load_average_after"] = list(os.getloadavg())
     (work / "report.json").write_text(json.dumps(report, indent=2))
     _print(report, args.json)
 

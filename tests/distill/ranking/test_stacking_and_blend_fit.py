@@ -94,8 +94,8 @@ def test_inner_cv_never_fits_on_the_queries_it_scores():
             seen.append(q)
             return dict.__getitem__(self, q)
 
-    from distilrank.distill.ranking import blend_fit
     from distilrank.distill.data.folds import query_folds
+    from distilrank.distill.ranking import blend_fit
 
     folds = query_folds(queries, 4, seed=0)
     for fold in folds:
