@@ -46,8 +46,9 @@ class ExportedStudent:
 
 
 def build_icecat_student(work: Path, *, seed: int = 0, name: str = "icecat-student", epochs: int = 2,
-                         hidden: tuple[int, ...] = (64, 32)) -> ExportedStudent:
-    """Train and export a small student; different ``seed`` values give different models (and zips)."""
+                         hidden: tuple[int, ...] = (64, 32), blend=None) -> ExportedStudent:
+    """Train and export a small student; different ``seed`` values give different models (and zips). ``blend``
+    (``BlendSettings``) goes into the model card, so ``register`` stores it with the model for the rescorer."""
     from distilrank.distill.student.model import StudentConfig
     from distilrank.distill.student.tokenizer import build_student_tokenizer
     from distilrank.distill.student.train import StudentTrainConfig, train_student
@@ -61,7 +62,7 @@ def build_icecat_student(work: Path, *, seed: int = 0, name: str = "icecat-stude
     train_student(pairs, pairs.labels, tok, student_dir, model_config=cfg,
                   config=StudentTrainConfig(epochs=epochs, batch_size=128, seed=seed), progress=False)
     res = export_student(student_dir, work / f"{name}-export", name=name,
-                         metrics={"student": {"accuracy": 0.0}, "note": "integration-test student"})
+                         metrics={"student": {"accuracy": 0.0}, "note": "integration-test student"}, blend=blend)
     return ExportedStudent(Path(res.zip), res.sha256, Path(res.out_dir), student_dir)
 
 

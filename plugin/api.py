@@ -50,7 +50,8 @@ def register(t: Transport, zip_path: str | Path, *, group: str = "distilrank", n
     """Zip -> (preflight) -> registered model [-> deployed + smoke-tested [-> alias promoted]]. Idempotent.
 
     When the cluster has the ``distilrank`` rescorer plugin (and ``rescorer``), the same zip is also uploaded to it
-    under the ML Commons model id (``out["rescorer"]``), so ``"rescore": {"distilrank": {"model": ...}}`` can use it.
+    under the ML Commons model id (``out["rescorer"]``), so ``"rescore": {"distilrank": {"model": ...}}`` can use it,
+    with the model card's ``blend`` settings (if any) stored beside it for the rescorer.
 
     Everything about the zip (layout, ONNX inputs, tokenizer, ``expected_sha256``, ``chunk_size``) and, with
     ``promote_alias`` and ``index``, the index fields, is checked before the first write request.
@@ -74,7 +75,7 @@ def register(t: Transport, zip_path: str | Path, *, group: str = "distilrank", n
         from distilrank.plugin import rescore
 
         if rescore.rescorer_installed(t):
-            out["rescorer"] = rescore.upload_model(t, reg.model_id, pkg.path, sha256=pkg.sha256, log=log)
+            out["rescorer"] = rescore.upload_model(t, reg.model_id, pkg.path, sha256=pkg.sha256, log=log, blend=pkg.blend)
     if deploy or promote_alias:
         reg, dep = _deploy_or_reregister(t, pkg, reg, group=group, name=name, chunk_size=chunk_size, wait=wait, log=log)
         out.update(asdict(reg))

@@ -116,7 +116,7 @@ def cmd_rescore_body(args: argparse.Namespace) -> None:
     query = json.loads(args.query) if args.query else None
     body = rescore_search_body(args.query_text, model=args.model, fields=fields, window_size=args.window_size, size=args.size,
                                query=query, score_mode=args.score_mode, query_weight=args.query_weight,
-                               model_weight=args.model_weight, text_source=args.text_source)
+                               model_weight=args.model_weight, text_source=args.text_source, normalization=args.normalization)
     if args.index:
         from distilrank.plugin.pipelines import check_fields
 
@@ -406,10 +406,13 @@ def _add_alias_commands(add) -> None:
     p.add_argument("--fields", help="document field(s) the student reads, comma-separated (default title)")
     p.add_argument("--window-size", type=int, default=100, help="hits rescored per shard (default 100)")
     p.add_argument("--size", type=int, default=10, help="hits returned (default 10)")
-    p.add_argument("--score-mode", choices=["replace", "blend"], default="replace",
-                   help="replace: _score = logit; blend: query_weight * first pass + model_weight * logit")
-    p.add_argument("--query-weight", type=float, help="blend: weight of the first-pass score (default: the rescorer's)")
-    p.add_argument("--model-weight", type=float, help="blend: weight of the student's logit (default: the rescorer's)")
+    p.add_argument("--score-mode", choices=["replace", "blend"],
+                   help="replace: _score = logit; blend: query_weight * norm(first pass) + model_weight * norm(logit) "
+                        "(default: blend when the model has stored blend settings, else replace)")
+    p.add_argument("--query-weight", type=float, help="blend: weight of the first-pass score (default: the model's stored one, else 1)")
+    p.add_argument("--model-weight", type=float, help="blend: weight of the student's logit (default: the model's stored one, else 1)")
+    p.add_argument("--normalization", choices=["none", "min_max", "z_score"],
+                   help="blend: per-shard-window normalisation of both signals (default: the model's stored one, else none)")
     p.add_argument("--text-source", choices=["auto", "_source", "stored"], help="where the rescorer reads the fields (default: auto)")
     p.add_argument("--query", help="first-stage query as JSON (default: match/multi_match of --query-text on --fields)")
     p.add_argument("--index", help="check that the index maps the fields (needs the cluster)")

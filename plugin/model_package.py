@@ -3,7 +3,8 @@
 :func:`inspect_model_zip` raises :class:`PackageError` (naming the zip and the member) for every problem ML
 Commons would otherwise report late and opaquely ("model content changed", "Input mismatch", a deploy that
 fails on one node): a missing ``tokenizer.json``, two ``.onnx`` files, input names or dtypes ML Commons does
-not feed, a ``tokenizer.json`` that does not parse, a hash that differs from the one the user expects.
+not feed, a ``tokenizer.json`` that does not parse, a hash that differs from the one the user expects, a model
+card whose ``blend`` settings the rescorer would refuse.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.blend import BlendSettings
 from distilrank.plugin.export.model_zip import validate_model_zip
 from distilrank.plugin.ml_api import MAX_CHUNK_BYTES
 from distilrank.plugin.serving_contract import describe_interface, interface_problems, sha256_file
@@ -28,7 +30,8 @@ class PackageError(DistilRankError):
 @dataclass
 class ModelPackage:
     """A validated model zip. ``sha256`` is the lowercase hex digest of the whole file (ML Commons'
-    ``model_content_hash_value``); ``card`` the exported ``model-card.json`` found beside the zip, if any."""
+    ``model_content_hash_value``); ``card`` the exported ``model-card.json`` found beside the zip, if any; ``blend``
+    the card's rescorer blend settings (``card["blend"]``), which ``register`` stores with the model."""
 
     path: Path
     sha256: str
@@ -38,6 +41,7 @@ class ModelPackage:
     tokenizer_max_length: int | None
     card: dict = field(default_factory=dict)
     card_path: Path | None = None
+    blend: BlendSettings | None = None
 
     def chunks(self, chunk_size: int) -> Iterator[tuple[int, bytes]]:
         """``(index, bytes)`` of consecutive chunks of at most ``chunk_size`` bytes."""
@@ -118,4 +122,19 @@ def inspect_model_zip(zip_path: str | Path, *, expected_sha256: str | None = Non
         if card_sha and card_sha != sha:
             card, card_path = {}, None  # a card for another build of the zip: ignore it rather than mislabel
     trunc = spec.get("truncation") or {}
-    return ModelPackage(path, sha, path.stat().st_size, onnx_member, interface, trunc.get("max_length"), card, card_path)
+    return ModelPackage(path, sha, path.stat().st_size, onnx_member, interface, trunc.get("max_length"), card, card_path,
+                        card_blend(card, card_path))
+
+
+def card_blend(card: dict, card_path: Path | None = None) -> BlendSettings | None:
+    """The model card's ``blend`` entry as :class:`BlendSettings` (``None`` when absent); :class:`PackageError` naming
+    the card when the rescorer would refuse it."""
+    raw = card.get("blend")
+    if raw is None:
+        return None
+    try:
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected an object {{query_weight, model_weight, normalization}}, got {raw!r}")
+        return BlendSettings.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise PackageError(f"{card_path or 'model card'}: bad blend settings: {exc}") from None

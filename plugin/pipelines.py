@@ -8,7 +8,9 @@ Pipeline (neural-search ``rerank`` with ``ml_opensearch``, between search-pipeli
 so a request with ``size = S`` reranks the top ``depth`` first-stage hits when ``S`` is the pipeline's page
 size, and ``S * sample_factor`` hits in general. ``_score`` of the returned hits is the model's raw logit; the
 first-stage score is not kept (neural-search's ``ml_opensearch`` rerank has no blending option, and a logit and a
-BM25 score live on unrelated scales, so no blending is offered).
+BM25 score live on unrelated scales, so no blending is offered). This path cannot blend: the blend settings stored
+with a model (model card ``blend``) and ``normalization`` apply only to the ``distilrank`` rescorer
+(:mod:`distilrank.plugin.rescore`, ``score_mode: blend``), never to these pipelines.
 
 Hazards measured on OpenSearch 3.6.0 + neural-search 3.6.0.0, and how the helpers guard against them:
 
@@ -65,7 +67,8 @@ class RerankSpec:
 
 
 def rerank_pipeline_body(spec: RerankSpec) -> dict:
-    """The ``PUT _search/pipeline/<name>`` body for ``spec``."""
+    """The ``PUT _search/pipeline/<name>`` body for ``spec``: ``_score`` = the logit only (the ML Commons rerank
+    cannot blend; the model's stored blend settings are ignored here, see the module docstring)."""
     if not spec.document_fields:
         raise DistilRankError("document_fields must name at least one field of the index (e.g. title)")
     tag = TAG + json.dumps(asdict(spec), sort_keys=True)

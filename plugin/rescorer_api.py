@@ -15,15 +15,21 @@ BASE = "/_plugins/distilrank"
 
 
 def model_record(t: Transport, model_id: str) -> dict | None:
-    """``GET _plugins/distilrank/models/<id>``: the upload record (``sha256``, ``size``, ``complete``, ...) or ``None``."""
+    """``GET _plugins/distilrank/models/<id>``: the upload record (``sha256``, ``size``, ``complete``, ``blend`` when
+    stored, ...) or ``None``."""
     resp = t.request("GET", f"{BASE}/models/{model_id}", ok_statuses=(404,))
     return None if resp.get("status") == 404 else resp
 
 
-def upload_chunk(t: Transport, model_id: str, index: int, data: bytes, *, sha256: str, size: int, total_chunks: int) -> dict:
+def upload_chunk(t: Transport, model_id: str, index: int, data: bytes, *, sha256: str, size: int, total_chunks: int,
+                 blend: dict | None = None) -> dict:
     """``POST _plugins/distilrank/models/<id>/_upload_chunk/<index>`` (0-based) of a zip of ``size`` bytes whose
-    SHA-256 is ``sha256``; the answer to the last chunk says ``complete`` once the node has checked the hash."""
-    body = {"sha256": sha256, "size": size, "total_chunks": total_chunks, "data": base64.b64encode(data).decode("ascii")}
+    SHA-256 is ``sha256``; the answer to the last chunk says ``complete`` once the node has checked the hash.
+    ``blend`` (``BlendSettings.to_dict()``): the model's blend settings, which the last chunk stores in the upload
+    record (field ``blend``) for the rescorer to use when a search does not set them."""
+    body: dict = {"sha256": sha256, "size": size, "total_chunks": total_chunks, "data": base64.b64encode(data).decode("ascii")}
+    if blend is not None:
+        body["blend"] = blend
     return t.request("POST", f"{BASE}/models/{model_id}/_upload_chunk/{index}", body,
                      dry_response={"model_id": model_id, "complete": index + 1 == total_chunks})
 

@@ -18,7 +18,8 @@ from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.data.readers import read_pairs
 from distilrank.distill.errors import DistilRankError
 from distilrank.distill.student.store import load_student
-from distilrank.plugin.export.model_card import write_model_card
+from distilrank.plugin.blend import BlendSettings
+from distilrank.plugin.export.model_card import blend_entry, write_model_card
 from distilrank.plugin.export.model_zip import build_model_zip
 from distilrank.plugin.export.onnx_graph import export_onnx
 from distilrank.plugin.export.parity import ParityReport, check_parity
@@ -69,14 +70,18 @@ def export_student(
     metrics: dict | None = None,
     quantize: bool = False,
     quality_pairs: Pairs | None = None,
+    blend: BlendSettings | dict | None = None,
 ) -> ExportResult:
     """Export ``student_dir`` into ``out_dir``; raises :class:`DistilRankError` if parity fails (nothing is zipped then).
 
     With ``quantize``, an int8 graph is also made and shipped instead of the fp32 one only if it passes the
-    quality gate on the labeled ``quality_pairs`` (see :mod:`distilrank.plugin.export.quantize`).
+    quality gate on the labeled ``quality_pairs`` (see :mod:`distilrank.plugin.export.quantize`). ``blend``
+    (checked before anything is written) goes into the model card as ``blend``; ``distilrank plugin register``
+    stores it with the model for the rescorer (:mod:`distilrank.plugin.blend`).
     """
     if quantize and (quality_pairs is None or quality_pairs.labels is None):
         raise DistilRankError("int8 quantization needs labeled quality data (--quality-data with labels)")
+    blend_card = blend_entry(blend)
     student = load_student(student_dir)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -124,6 +129,8 @@ def export_student(
         "precision": "int8" if shipped != onnx_path else "fp32",
         "quantization": quantization,
     }
+    if blend_card is not None:
+        card["blend"] = blend_card
     card_json, card_md = write_model_card(card, out)
     return ExportResult(str(out), str(onnx_path), str(tok_path), str(zip_path), sha, zip_path.stat().st_size, parity,
                         interface, latency, str(card_json), str(card_md), card["precision"], quantization)

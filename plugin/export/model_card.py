@@ -5,6 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 from distilrank.distill.atomic import atomic_open, write_json
+from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.blend import BlendSettings
+
+
+def blend_entry(blend: BlendSettings | dict | None) -> dict | None:
+    """The card's optional ``blend`` entry (:meth:`BlendSettings.to_dict`) from settings or their dict, validated;
+    ``None`` stays ``None``. ``distilrank plugin register`` stores it with the model in the rescorer's upload record,
+    and the rescorer blends with it when a search does not set the values itself."""
+    if blend is None:
+        return None
+    if isinstance(blend, dict):
+        try:
+            blend = BlendSettings.from_dict(blend)
+        except (TypeError, ValueError) as exc:
+            raise DistilRankError(f"bad blend settings {blend!r}: {exc}") from None
+    if not isinstance(blend, BlendSettings):
+        raise DistilRankError(f"blend must be BlendSettings or a dict, got {type(blend).__name__}")
+    return blend.to_dict()
 
 
 def _metric_text(value: object) -> str:
@@ -65,6 +83,11 @@ def write_model_card(card: dict, out_dir: str | Path) -> tuple[Path, Path]:
         f"* shipped precision: {card.get('precision', 'fp32')}",
         "",
     ]
+    if card.get("blend"):
+        b = card["blend"]
+        lines += ["## Rescorer blend (stored with the model by `distilrank plugin register`)", "",
+                  f"* `{b['query_weight']} * {b['normalization']}(first pass) + {b['model_weight']} * {b['normalization']}(logit)` "
+                  "per shard window; a search body's `score_mode`, `query_weight`, `model_weight`, `normalization` override it", ""]
     q = card.get("quantization")
     if q:
         lines += ["## int8 quantization gate", "",

@@ -30,6 +30,8 @@ import torch
 from distilrank.distill.atomic import write_json
 from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.errors import DistilRankError
+from distilrank.plugin.blend import BlendSettings
+from distilrank.plugin.export.model_card import blend_entry
 from distilrank.plugin.export.model_zip import build_model_zip
 from distilrank.plugin.export.onnx_graph import export_module_onnx
 from distilrank.plugin.export.parity import check_parity
@@ -130,10 +132,12 @@ def export_cross_encoder_teacher(
     max_length: int | None = None,
     parity_pairs: Pairs | None = None,
     tolerance: float = 1e-4,
+    blend: BlendSettings | dict | None = None,
 ) -> dict:
     """Export the cross-encoder in ``checkpoint_dir`` into ``out_dir``; raises :class:`DistilRankError` if parity
     fails (nothing is zipped then).  ``max_length`` overrides the truncation length of the checkpoint's
     ``distilrank_teacher.json`` (default 128).  ``parity_pairs`` default: :func:`default_teacher_parity_pairs`.
+    ``blend``: the rescorer blend settings written into the model card (as :func:`export_student` does).
 
     Returns ``{"out_dir", "onnx", "tokenizer", "zip", "sha256", "zip_bytes", "max_length", "parity", "interface",
     "latency", "card_json"}`` (JSON-serialisable).
@@ -142,6 +146,7 @@ def export_cross_encoder_teacher(
 
     from distilrank.distill.teacher.model import load_teacher
 
+    blend_card = blend_entry(blend)
     ckpt = Path(checkpoint_dir)
     _check_checkpoint_files(ckpt)
     meta = _teacher_meta(ckpt)
@@ -172,6 +177,8 @@ def export_cross_encoder_teacher(
     latency = {"onnx_ms_per_pair_single_call": per_pair, "onnx_ms_per_100_single_calls": 100 * per_pair, "threads": 1,
                "includes_tokenization": True}
     card = _teacher_card(name, ckpt, config, meta, tok_path, zip_path, sha, interface, parity, latency, length)
+    if blend_card is not None:
+        card["blend"] = blend_card
     write_json(out / "model-card.json", card)
     return {"out_dir": str(out), "onnx": str(onnx_path), "tokenizer": str(tok_path), "zip": str(zip_path), "sha256": sha,
             "zip_bytes": zip_path.stat().st_size, "max_length": length, "parity": asdict(parity), "interface": interface,

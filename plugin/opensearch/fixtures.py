@@ -12,6 +12,9 @@ Run: .venv/bin/python plugin/opensearch/fixtures.py OUT_DIR   (from the reposito
 * ``student.zip`` (a default-architecture student with random weights, exported by ``distilrank export``'s code
   path) + ``student.scores.jsonl``: ``LocalScorer`` logits (one pair per ONNX Runtime call, as ML Commons runs it)
   for 400 real (query, title) pairs, which the Java ONNX Runtime path must match in one batch.
+* ``blend.cases.jsonl`` (written at every run, numpy only): windows of float32 first-pass scores and logits (1 to
+  1,000 hits, ties, zero variance) with ``plugin/blend.py``'s combined float32 scores and rescored order for each
+  normalisation, which the Java blend must equal bit for bit.
 """
 from __future__ import annotations
 
@@ -76,7 +79,42 @@ def write_cases(out: Path, name: str, tok, pairs: list[tuple[str, str]]) -> None
             fh.write(json.dumps({"q": q, "d": d, "ids": enc.ids, "types": enc.type_ids}, ensure_ascii=False) + "\n")
 
 
+def write_blend_cases(out: Path) -> int:
+    """``blend.cases.jsonl``: ``{"first", "logits", "window", "query_weight", "model_weight", "normalization",
+    "combined", "order"}`` per case (float32 values written as the doubles they are); returns the number of cases."""
+    import numpy as np
+
+    from distilrank.plugin.blend import NORMALIZATIONS, BlendSettings, blend_window, rescored_order
+
+    rng = np.random.default_rng(7)
+    windows = []
+    for n in (1, 2, 3, 7, 8, 9, 16, 17, 100, 128, 129, 130, 257, 1000):
+        first = np.sort(rng.gamma(2.0, 3.0, n).astype(np.float32))[::-1]
+        first[n // 3: n // 3 + min(3, n // 3)] = first[n // 3]  # first-pass ties
+        logits = (rng.standard_normal(n) * 2.5 + 0.3).astype(np.float32)
+        windows.append((first, logits, max(1, n - n // 4)))
+    windows.append((np.full(6, 4.25, np.float32), np.array([1, -2, 1, 0.5, 1, 3], np.float32), 6))  # zero range of s
+    windows.append((np.array([9, 8, 8, 7, 6], np.float32), np.full(5, 0.75, np.float32), 4))  # zero range of z
+    windows.append((np.array([5, 5, 5, 4], np.float32), np.array([2, 2, 2, 2], np.float32), 4))  # everything tied
+    weights = ((1.0, 1.0), (0.3, 2.0), (0.0, 1.0), (1.7, -0.45))
+    out.mkdir(parents=True, exist_ok=True)
+    n_cases = 0
+    with open(out / "blend.cases.jsonl", "w", encoding="utf-8") as fh:
+        for first, logits, window in windows:
+            for norm in NORMALIZATIONS:
+                for qw, mw in weights:
+                    settings = BlendSettings(qw, mw, norm)
+                    w = min(window, len(first))
+                    fh.write(json.dumps({"first": [float(x) for x in first], "logits": [float(x) for x in logits[:w]],
+                                         "window": window, "query_weight": qw, "model_weight": mw, "normalization": norm,
+                                         "combined": [float(x) for x in blend_window(first[:w], logits[:w], settings)],
+                                         "order": rescored_order(first, logits, window, settings).tolist()}) + "\n")
+                    n_cases += 1
+    return n_cases
+
+
 def main(out: Path) -> int:
+    print(f"wrote {write_blend_cases(out)} blend cases to {out}", file=sys.stderr)
     stamp = hashlib.sha256(Path(__file__).read_bytes() + VENDORED.read_bytes()).hexdigest()
     if (out / ".stamp").is_file() and (out / ".stamp").read_text() == stamp:
         print(f"fixtures in {out} are up to date", file=sys.stderr)

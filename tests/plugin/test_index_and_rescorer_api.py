@@ -19,6 +19,7 @@ import pytest
 from distilrank.distill.data.catalogue import Catalogue, DocumentText
 from distilrank.distill.errors import DistilRankError
 from distilrank.plugin import index_api, rescore, rescorer_api
+from distilrank.plugin.blend import BlendSettings
 from distilrank.plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
 from distilrank.plugin.transport import Transport
 from tests.plugin.json_http import reply_json, transport_to
@@ -109,7 +110,9 @@ class Cluster(BaseHTTPRequestHandler):
         model_id = parts[1]
         if method == "GET":
             u = ups.get(model_id)
-            return (200, {k: u[k] for k in ("sha256", "size", "complete")}) if u else (404, {"error": "no such model"})
+            if not u:
+                return 404, {"error": "no such model"}
+            return 200, {k: u[k] for k in ("sha256", "size", "complete", "blend") if u.get(k) is not None}
         if method == "DELETE":
             return (200, {"deleted": model_id}) if ups.pop(model_id, None) else (404, {"error": "no such model"})
         u = ups.setdefault(model_id, {"chunks": {}, "complete": False})
@@ -118,6 +121,7 @@ class Cluster(BaseHTTPRequestHandler):
         if len(u["chunks"]) == u["total"]:
             data = b"".join(u["chunks"][i] for i in range(u["total"]))
             u["complete"] = len(data) == u["size"] and hashlib.sha256(data).hexdigest() == u["sha256"]
+            u["blend"] = body.get("blend")  # the node writes the record (blend included) from the last chunk
         return 200, {"model_id": model_id, "complete": u["complete"]}
 
     do_GET = do_PUT = do_POST = do_DELETE = _handle
@@ -154,6 +158,23 @@ def test_upload_sends_chunks_the_node_reassembles_and_is_idempotent(t, tmp_path)
     assert [m["model_id"] for m in rescore.stats(t)["models"]] == ["m1"]
     rescore.delete_model(t, "m1")
     assert rescore.model_record(t, "m1") is None
+
+
+def test_blend_settings_are_stored_with_the_model_and_a_change_uploads_again(t, tmp_path):
+    z = _zip(tmp_path)
+    settings = BlendSettings(0.3, 2.0, "z_score")
+    out = rescore.upload_model(t, "m1", z, chunk_size=1000, blend=settings)
+    assert out["blend"] == settings.to_dict() and not out["reused"]
+    posts = [b for m, _, b in Cluster.seen if m == "POST"]
+    assert len(posts) == 3 and all(b["blend"] == settings.to_dict() for b in posts)
+    assert BlendSettings.from_dict(rescore.model_record(t, "m1")["blend"]) == settings
+    assert rescore.upload_model(t, "m1", z, chunk_size=1000, blend=BlendSettings(0.3, 2.0, "z_score"))["reused"] is True
+    other = rescore.upload_model(t, "m1", z, chunk_size=1000, blend=BlendSettings(0.3, 2.0, "min_max"))
+    assert not other["reused"] and rescore.model_record(t, "m1")["blend"]["normalization"] == "min_max"
+    cleared = rescore.upload_model(t, "m1", z, chunk_size=1000)  # no settings any more: the record loses them
+    assert not cleared["reused"] and cleared["blend"] is None and "blend" not in rescore.model_record(t, "m1")
+    assert all("blend" not in b for m, _, b in Cluster.seen[-3:] if m == "POST")
+    assert rescore.upload_model(t, "m1", z, chunk_size=1000)["reused"] is True
 
 
 def test_an_upload_the_node_does_not_complete_is_an_error(t, tmp_path):

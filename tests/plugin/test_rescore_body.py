@@ -8,20 +8,36 @@ import pytest
 from distilrank.distill.cli import main
 from distilrank.distill.errors import DistilRankError
 from distilrank.plugin.pipelines import check_search_body, rerank_search_body
-from distilrank.plugin.rescore import check_rescore_body, rescore_search_body
+from distilrank.plugin.rescore import check_rescore_body, check_rescore_clause, rescore_clause, rescore_search_body
 
 
 def test_rescore_body_is_the_documented_request():
     body = rescore_search_body("wireless mouse", model="prod", fields=["title"], window_size=100, size=10)
-    assert body == {"size": 10, "query": {"match": {"title": "wireless mouse"}},
+    assert body == {"size": 10, "query": {"match": {"title": "wireless mouse"}},  # score_mode etc. left to the model's settings
                     "rescore": {"window_size": 100, "distilrank": {"model": "prod", "query_text": "wireless mouse",
-                                                                   "fields": ["title"], "score_mode": "replace"}}}
+                                                                   "fields": ["title"]}}}
     blend = rescore_search_body("x", model="m1", fields=["title", "brand"], score_mode="blend", query_weight=0.5, model_weight=2,
                                 text_source="stored", query={"match_all": {}})
     assert blend["query"] == {"match_all": {}}
     assert blend["rescore"]["distilrank"] == {"model": "m1", "query_text": "x", "fields": ["title", "brand"], "score_mode": "blend",
                                               "query_weight": 0.5, "model_weight": 2.0, "text_source": "stored"}
     assert rescore_search_body("x", model="m", fields=["a", "b"])["query"] == {"multi_match": {"query": "x", "fields": ["a", "b"]}}
+
+
+def test_normalization_in_the_clause():
+    clause = rescore_clause("q", model="prod", fields=["title"], score_mode="blend", normalization="z_score", query_weight=0.3)
+    assert clause["distilrank"] == {"model": "prod", "query_text": "q", "fields": ["title"], "score_mode": "blend",
+                                    "query_weight": 0.3, "normalization": "z_score"}
+    only = rescore_search_body("q", model="prod", fields=["title"], normalization="min_max")["rescore"]["distilrank"]
+    assert only == {"model": "prod", "query_text": "q", "fields": ["title"], "normalization": "min_max"}
+    assert "score_mode" in rescore_clause("q", model="prod", fields=["title"], score_mode="replace")["distilrank"]
+    for bad in ("minmax", "L2", ""):
+        with pytest.raises(DistilRankError, match="normalization must be one of \\('none', 'min_max', 'z_score'\\)"):
+            rescore_clause("q", model="prod", fields=["title"], normalization=bad)
+    with pytest.raises(DistilRankError, match="query_weight must be a finite number"):
+        rescore_clause("q", model="prod", fields=["title"], query_weight=float("inf"))
+    with pytest.raises(DistilRankError, match="model_weight must be a finite number"):
+        check_rescore_clause({"window_size": 10, "distilrank": {"model": "m", "query_text": "q", "fields": ["t"], "model_weight": "2"}})
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -67,11 +83,11 @@ def test_inline_rerank_pipeline_in_the_body():
 
 def test_cli_rescore_body(capsys):
     assert main(["--json", "plugin", "rescore-body", "--query-text", "hp toner", "--model", "staging", "--fields", "title,brand",
-                 "--window-size", "50", "--size", "5", "--score-mode", "blend", "--model-weight", "3"]) == 0
+                 "--window-size", "50", "--size", "5", "--score-mode", "blend", "--model-weight", "3", "--normalization", "min_max"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["size"] == 5 and body["rescore"]["window_size"] == 50
     assert body["rescore"]["distilrank"] == {"model": "staging", "query_text": "hp toner", "fields": ["title", "brand"],
-                                             "score_mode": "blend", "model_weight": 3.0}
+                                             "score_mode": "blend", "model_weight": 3.0, "normalization": "min_max"}
     assert main(["plugin", "rescore-body", "--query-text", "x", "--window-size", "5"]) == 2
     assert "larger than window_size 5" in capsys.readouterr().err
 

@@ -133,6 +133,21 @@ def test_truncation_matches_serving_length(student_dir, tmp_path):
     assert res.parity.passed
 
 
+def test_blend_settings_go_into_the_model_card(student_dir, tmp_path):
+    from distilrank.plugin.blend import BlendSettings
+    from distilrank.plugin.model_package import inspect_model_zip
+
+    with pytest.raises(DistilRankError, match="bad blend settings"):
+        export_student(student_dir, tmp_path / "bad", blend={"normalization": "softmax"})
+    assert not (tmp_path / "bad").exists(), "refused before anything is written"
+    res = export_student(student_dir, tmp_path / "ok", name="toy-blend", parity_pairs=sentiment_pairs(20),
+                         blend=BlendSettings(0.3, 2.0, "z_score"))
+    card = json.loads(Path(res.card_json).read_text())
+    assert card["blend"] == {"query_weight": 0.3, "model_weight": 2.0, "normalization": "z_score"}
+    assert "0.3 * z_score(first pass) + 2.0 * z_score(logit)" in Path(res.card_markdown).read_text()
+    assert inspect_model_zip(res.zip).blend == BlendSettings(0.3, 2.0, "z_score")
+
+
 def test_export_cli_json(student_dir, tmp_path, capsys):
     assert main(["export", "--student", str(student_dir), "--out", str(tmp_path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -206,3 +221,28 @@ def test_trigram_student_exports_with_parity(tmp_path):
                   progress=False)
     res = export_student(tmp_path / "s", tmp_path / "export", name="trigram-student")
     assert res.parity.passed and res.parity.max_abs_diff < 1e-4 and not interface_problems(describe_interface(res.onnx))
+
+
+@pytest.mark.skipif(not _compat_pythons(), reason="set DISTILRANK_COMPAT_PYTHONS (make test does) to interpreters with the cluster's tokenizers/onnxruntime")
+def test_match_feature_student_exports_with_parity_on_every_runtime(tmp_path):
+    """The lexical-match features are computed inside the graph: same interface, parity here and on ML Commons' runtime."""
+    sample = default_parity_pairs()
+    train = Pairs.concat([sentiment_pairs(200), sample.with_labels(np.full(len(sample), 0.5, np.float32))])
+    tok = build_student_tokenizer(train.queries + train.texts, min_count=1, max_length=64)
+    cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[16], interactions=True,
+                        match_features=True)
+    train_student(train, train.labels, tok, tmp_path / "s", model_config=cfg, config=StudentTrainConfig(epochs=1, batch_size=64),
+                  progress=False)
+    res = export_student(tmp_path / "s", tmp_path / "export", name="match-student")
+    assert res.parity.passed and res.parity.max_abs_diff < 1e-4 and not interface_problems(describe_interface(res.onnx))
+    sample.to_jsonl(tmp_path / "pairs.jsonl")
+    reference = load_student(tmp_path / "s").score(sample)
+    checked = 0
+    for python in _compat_pythons():
+        run = subprocess.run([python, str(COMPAT_SCRIPT), res.onnx, res.tokenizer, str(tmp_path / "pairs.jsonl")],
+                             capture_output=True, text=True, check=True)
+        got = json.loads(run.stdout)
+        if got["scores"] is not None:
+            assert np.max(np.abs(np.array(got["scores"]) - reference)) < 1e-4
+            checked += 1
+    assert checked >= 1

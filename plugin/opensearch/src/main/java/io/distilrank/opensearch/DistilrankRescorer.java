@@ -1,5 +1,6 @@
 package io.distilrank.opensearch;
 
+import org.apache.lucene.index.IndexReader;
 import org.apache.lucene.search.Explanation;
 import org.apache.lucene.search.IndexSearcher;
 import org.apache.lucene.search.ScoreDoc;
@@ -11,25 +12,21 @@ import org.opensearch.search.rescore.Rescorer;
 
 import java.io.IOException;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 
 /**
  * Scores the first {@code window_size} hits of a shard with the student in one batched ONNX Runtime call and
- * re-sorts them. Scores: {@code replace} = the student's logit; {@code blend} =
- * {@code query_weight * first_pass + model_weight * logit}. Hits beyond the window keep their first-pass order
- * below the window (score = lowest window score - 1 in {@code replace}, {@code query_weight * first_pass} in
- * {@code blend}).
+ * re-sorts them ({@link Blend}: what {@code plugin/blend.py} computes offline). Scores: {@code replace} = the
+ * student's logit; {@code blend} = {@code query_weight * norm(first_pass) + model_weight * norm(logit)}, {@code norm}
+ * the request's {@code normalization} over this shard's window. Ties in the window keep first-pass order; hits
+ * beyond the window keep their first-pass order strictly below the window's lowest score ({@link Blend#belowWindow}).
+ * The window is kept (in the context and, for the fetch phase of a several-shard search, in {@link ModelCache}) so
+ * that {@code explain} states the normalised values this search used.
  */
 final class DistilrankRescorer implements Rescorer {
     static final DistilrankRescorer INSTANCE = new DistilrankRescorer();
-
-    private static final Comparator<ScoreDoc> BY_SCORE = (a, b) -> {
-        int c = Float.compare(b.score, a.score);
-        return c != 0 ? c : Integer.compare(a.doc, b.doc);
-    };
 
     /** The per-shard parameters of one rescore. */
     static final class Context extends RescoreContext {
@@ -39,12 +36,13 @@ final class DistilrankRescorer implements Rescorer {
         final String queryText;
         final List<String> fields;
         final boolean stored;
-        final boolean replace;
-        final float queryWeight;
-        final float modelWeight;
+        final BlendParams blend;
+        final String shard;
+        /** The window this context rescored (the fetch phase of a one-shard search explains with the same context). */
+        Blend.Window window;
 
         Context(int windowSize, ModelCache cache, String modelId, String sha256, String queryText, List<String> fields, boolean stored,
-                boolean replace, float queryWeight, float modelWeight) {
+                BlendParams blend, String shard) {
             super(windowSize, INSTANCE);
             this.cache = cache;
             this.modelId = modelId;
@@ -52,9 +50,8 @@ final class DistilrankRescorer implements Rescorer {
             this.queryText = queryText;
             this.fields = fields;
             this.stored = stored;
-            this.replace = replace;
-            this.queryWeight = queryWeight;
-            this.modelWeight = modelWeight;
+            this.blend = blend;
+            this.shard = shard;
         }
 
         float[] logits(IndexSearcher searcher, int[] docs) throws IOException {
@@ -73,9 +70,63 @@ final class DistilrankRescorer implements Rescorer {
             }
         }
 
-        float combine(float firstPass, float logit) {
-            return replace ? logit : queryWeight * firstPass + modelWeight * logit;
+        /** Where {@link ModelCache} keeps this shard's window: shard, reader, model, query, blend and the window's documents. */
+        String windowKey(IndexSearcher searcher, int[] docs) {
+            int[] sorted = docs.clone();
+            Arrays.sort(sorted);
+            IndexReader.CacheHelper helper = searcher.getIndexReader().getReaderCacheHelper();
+            String reader = helper == null ? "-" : Integer.toHexString(System.identityHashCode(helper.getKey()));
+            return String.join("|", shard, reader, modelId, sha256, queryText, fields.toString(), blend.toString(),
+                Integer.toString(getWindowSize()), Integer.toString(sorted.length), Integer.toHexString(Arrays.hashCode(sorted)));
         }
+
+        /** The window that holds {@code doc}: this context's, else the one the node kept for this search; or {@code null}. */
+        Blend.Window windowOf(int doc, IndexSearcher searcher) {
+            if (window != null && window.indexOf(doc) >= 0) {
+                return window;
+            }
+            Set<Integer> rescored = getRescoredDocs();
+            if (rescored == null) {
+                return null;
+            }
+            int[] docs = rescored.stream().mapToInt(Integer::intValue).toArray();
+            Blend.Window kept = cache.window(windowKey(searcher, docs));
+            if (kept == null || kept.indexOf(doc) < 0) {
+                return null;
+            }
+            int[] a = kept.docs().clone();
+            Arrays.sort(a);
+            Arrays.sort(docs);
+            return Arrays.equals(a, docs) ? kept : null;
+        }
+    }
+
+    /** The window's blend under {@code p}: {@code replace} is weights 0 and 1 without normalisation (the logit). */
+    static Blend.Window blend(int[] docs, float[] firstPass, float[] logits, BlendParams p) {
+        return p.replace() ? Blend.window(docs, firstPass, logits, 0.0, 1.0, "none")
+            : Blend.window(docs, firstPass, logits, p.queryWeight(), p.modelWeight(), p.normalization());
+    }
+
+    /**
+     * {@code in} (first-pass order) rescored: its first {@code w.docs().length} hits sorted by the window's combined
+     * score (ties in first-pass order), then the rest in first-pass order with scores strictly below the window's.
+     */
+    static ScoreDoc[] rescored(ScoreDoc[] in, Blend.Window w) {
+        float[] combined = w.combined();
+        int n = combined.length;
+        int[] order = Blend.order(combined);
+        ScoreDoc[] out = new ScoreDoc[in.length];
+        float lowest = Float.POSITIVE_INFINITY;
+        for (int k = 0; k < n; k++) {
+            int i = order[k];
+            out[k] = new ScoreDoc(in[i].doc, combined[i], in[i].shardIndex);
+            lowest = Math.min(lowest, combined[i]);
+        }
+        float[] below = Blend.belowWindow(lowest, in.length - n);
+        for (int j = 0; j < below.length; j++) {
+            out[n + j] = new ScoreDoc(in[n + j].doc, below[j], in[n + j].shardIndex);
+        }
+        return out;
     }
 
     @Override
@@ -87,29 +138,18 @@ final class DistilrankRescorer implements Rescorer {
         ScoreDoc[] in = topDocs.scoreDocs;
         int n = Math.min(ctx.getWindowSize(), in.length);
         int[] docs = new int[n];
+        float[] firstPass = new float[n];
         Set<Integer> rescored = new HashSet<>();
         for (int i = 0; i < n; i++) {
             docs[i] = in[i].doc;
+            firstPass[i] = in[i].score;
             rescored.add(in[i].doc);
         }
         ctx.setRescoredDocs(rescored);
-        float[] logits = ctx.logits(searcher, docs);
-        ScoreDoc[] window = new ScoreDoc[n];
-        float lowest = Float.POSITIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            window[i] = new ScoreDoc(in[i].doc, ctx.combine(in[i].score, logits[i]), in[i].shardIndex);
-            lowest = Math.min(lowest, window[i].score);
-        }
-        Arrays.sort(window, BY_SCORE);
-        ScoreDoc[] out = Arrays.copyOf(window, in.length);
-        for (int i = n; i < in.length; i++) {
-            float score = ctx.replace ? lowest - 1f : ctx.queryWeight * in[i].score;
-            out[i] = new ScoreDoc(in[i].doc, score, in[i].shardIndex);
-        }
-        if (!ctx.replace && in.length > n) {
-            Arrays.sort(out, BY_SCORE);
-        }
-        return new TopDocs(topDocs.totalHits, out);
+        Blend.Window w = blend(docs, firstPass, ctx.logits(searcher, docs), ctx.blend);
+        ctx.window = w;
+        ctx.cache.rememberWindow(ctx.windowKey(searcher, docs), w);
+        return new TopDocs(topDocs.totalHits, rescored(in, w));
     }
 
     @Override
@@ -119,13 +159,57 @@ final class DistilrankRescorer implements Rescorer {
         if (!ctx.isRescored(topLevelDocId)) {
             return sourceExplanation;
         }
-        float logit = ctx.logits(searcher, new int[] {topLevelDocId})[0];
-        Explanation model = Explanation.match(logit, "distilrank logit of model [" + ctx.modelId + "] on " + ctx.fields);
-        if (ctx.replace) {
+        Blend.Window w = ctx.windowOf(topLevelDocId, searcher);
+        int i = w == null ? -1 : w.indexOf(topLevelDocId);
+        if (i >= 0 && sourceExplanation != null && !near(sourceExplanation.getValue().floatValue(), w.firstPass()[i])) {
+            i = -1; // a window of another first-pass query with the same documents: not this search's
+        }
+        if (i < 0) {
+            return withoutWindow(topLevelDocId, searcher, ctx, sourceExplanation);
+        }
+        Explanation model = Explanation.match(w.logits()[i], "distilrank logit of model [" + ctx.modelId + "] on " + ctx.fields);
+        if (ctx.blend.replace()) {
+            return Explanation.match(w.combined()[i], "distilrank replace: the model's logit (query_weight, model_weight and "
+                + "normalization apply to score_mode blend only)", model);
+        }
+        Explanation first = sourceExplanation == null ? Explanation.noMatch("no first pass") : sourceExplanation;
+        String norm = w.normalization();
+        return Explanation.match(w.combined()[i], "distilrank blend: " + w.queryWeight() + " * " + norm + "(first pass) + " + w.modelWeight()
+                + " * " + norm + "(logit), normalization [" + norm + "] over this shard's window of " + w.docs().length + " hits",
+            Explanation.match(w.firstNorm()[i], describe("first pass", norm, w.firstPass()[i], w.firstStats()), first),
+            Explanation.match(w.logitNorm()[i], describe("logit", norm, w.logits()[i], w.logitStats()), model));
+    }
+
+    private static boolean near(float a, float b) {
+        return Math.abs(a - b) <= 1e-5f * Math.max(1f, Math.abs(b));
+    }
+
+    /** {@code norm(signal)} with the window statistics it used. */
+    static String describe(String signal, String normalization, float x, Blend.Stats st) {
+        return switch (normalization) {
+            case "min_max" -> st.max() > st.min()
+                ? "min_max(" + signal + ") = (x - min) / (max - min), x = " + x + ", min = " + st.min() + ", max = " + st.max()
+                : "min_max(" + signal + ") = 0: the window's range is 0 (x = " + x + ")";
+            case "z_score" -> st.std() > 0
+                ? "z_score(" + signal + ") = (x - mean) / std, x = " + x + ", mean = " + st.mean() + ", std = " + st.std()
+                : "z_score(" + signal + ") = 0: the window's standard deviation is 0 (x = " + x + ")";
+            default -> signal + " (normalization none)";
+        };
+    }
+
+    /** The explanation when this search's window is no longer kept on the node (evicted): the logit scored alone. */
+    private static Explanation withoutWindow(int doc, IndexSearcher searcher, Context ctx, Explanation source) throws IOException {
+        float logit = ctx.logits(searcher, new int[] {doc})[0];
+        Explanation model = Explanation.match(logit, "distilrank logit of model [" + ctx.modelId + "] on " + ctx.fields + ", scored alone");
+        if (ctx.blend.replace()) {
             return Explanation.match(logit, "distilrank replace: the model's logit", model);
         }
-        float first = sourceExplanation == null ? 0f : sourceExplanation.getValue().floatValue();
-        return Explanation.match(ctx.combine(first, logit), "distilrank blend: " + ctx.queryWeight + " * first pass + " + ctx.modelWeight
-            + " * logit", sourceExplanation == null ? Explanation.noMatch("no first pass") : sourceExplanation, model);
+        if (!ctx.blend.normalization().equals("none") || source == null) {
+            return Explanation.match(logit, "distilrank blend with normalization [" + ctx.blend.normalization() + "]: the window of this "
+                + "search is no longer kept on this node, so the normalised values cannot be given; the logit alone", model);
+        }
+        float first = source.getValue().floatValue();
+        return Explanation.match((float) (ctx.blend.queryWeight() * first + ctx.blend.modelWeight() * logit), "distilrank blend: "
+            + ctx.blend.queryWeight() + " * first pass + " + ctx.blend.modelWeight() + " * logit (normalization none)", source, model);
     }
 }

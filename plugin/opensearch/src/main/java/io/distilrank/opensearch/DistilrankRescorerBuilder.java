@@ -22,12 +22,15 @@ import java.util.function.Supplier;
 
 /**
  * {@code "rescore": {"window_size": 100, "distilrank": {"model": "prod", "query_text": "...", "fields": ["title"],
- * "score_mode": "replace", "query_weight": 1.0, "model_weight": 1.0, "text_source": "auto"}}}.
+ * "score_mode": "blend", "query_weight": 1.0, "model_weight": 1.0, "normalization": "min_max", "text_source": "auto"}}}.
  *
- * <p>Rewrite (async, no blocking): on the coordinating node {@code model} is resolved once per search to a model id
- * and SHA-256 ({@link ModelStore#resolve}); on every node that runs the rescore the model is then loaded into the
- * node's {@link ModelCache} if it is not there yet. The shard context checks that each field is mapped and picks
- * where the text is read from ({@code auto}: stored fields when every field is stored, else {@code _source}).
+ * <p>Rewrite (async, no blocking): on the coordinating node {@code model} is resolved once per search to a model id,
+ * its SHA-256 and the {@code blend} settings stored with it ({@link ModelStore#resolve}); the body's
+ * {@code score_mode}, {@code query_weight}, {@code model_weight} and {@code normalization} override the stored ones
+ * field by field ({@link BlendParams#resolve}), and the resolved values travel to the shards. On every node that
+ * runs the rescore the model is then loaded into the node's {@link ModelCache} if it is not there yet. The shard
+ * context checks that each field is mapped and picks where the text is read from ({@code auto}: stored fields when
+ * every field is stored, else {@code _source}).
  * Every problem is a 4xx error with a message naming it.
  */
 public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankRescorerBuilder> {
@@ -38,19 +41,22 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
     private static final ParseField SCORE_MODE = new ParseField("score_mode");
     private static final ParseField QUERY_WEIGHT = new ParseField("query_weight");
     private static final ParseField MODEL_WEIGHT = new ParseField("model_weight");
+    private static final ParseField NORMALIZATION = new ParseField("normalization");
     private static final ParseField TEXT_SOURCE = new ParseField("text_source");
+
+    /** The coordinator's resolution: the model and the blend the shards use. */
+    private record Resolution(ModelStore.Resolved model, BlendParams blend) {}
 
     private final ModelCache cache;
     private String model;
     private String queryText;
     private List<String> fields = new ArrayList<>();
-    private String scoreMode = "replace";
-    private float queryWeight = 1f;
-    private float modelWeight = 1f;
+    private BlendParams given = BlendParams.NONE_GIVEN;
+    private BlendParams resolved;
     private String textSource = "auto";
     private String modelId;
     private String sha256;
-    private Supplier<ModelStore.Resolved> pending;
+    private Supplier<Resolution> pending;
     private boolean loadRequested;
 
     public DistilrankRescorerBuilder(ModelCache cache) {
@@ -63,12 +69,13 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         model = in.readString();
         queryText = in.readString();
         fields = in.readStringList();
-        scoreMode = in.readString();
-        queryWeight = in.readFloat();
-        modelWeight = in.readFloat();
+        given = new BlendParams(in.readOptionalString(), in.readOptionalDouble(), in.readOptionalDouble(), in.readOptionalString());
         textSource = in.readString();
         modelId = in.readOptionalString();
         sha256 = in.readOptionalString();
+        if (in.readBoolean()) {
+            resolved = new BlendParams(in.readString(), in.readDouble(), in.readDouble(), in.readString());
+        }
     }
 
     @Override
@@ -76,12 +83,20 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         out.writeString(model);
         out.writeString(queryText);
         out.writeStringCollection(fields);
-        out.writeString(scoreMode);
-        out.writeFloat(queryWeight);
-        out.writeFloat(modelWeight);
+        out.writeOptionalString(given.scoreMode());
+        out.writeOptionalDouble(given.queryWeight());
+        out.writeOptionalDouble(given.modelWeight());
+        out.writeOptionalString(given.normalization());
         out.writeString(textSource);
         out.writeOptionalString(modelId);
         out.writeOptionalString(sha256);
+        out.writeBoolean(resolved != null);
+        if (resolved != null) {
+            out.writeString(resolved.scoreMode());
+            out.writeDouble(resolved.queryWeight());
+            out.writeDouble(resolved.modelWeight());
+            out.writeString(resolved.normalization());
+        }
     }
 
     /** Refuses a window below 1 (core would fail with a 500 on a negative array size). */
@@ -101,6 +116,10 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
     /** Parses the object after {@code "distilrank":} and validates it (400 on any mistake). */
     public static DistilrankRescorerBuilder fromXContent(XContentParser parser, ModelCache cache) throws IOException {
         DistilrankRescorerBuilder b = new DistilrankRescorerBuilder(cache);
+        String scoreMode = null;
+        Double queryWeight = null;
+        Double modelWeight = null;
+        String normalization = null;
         String field = null;
         XContentParser.Token token;
         while ((token = parser.nextToken()) != XContentParser.Token.END_OBJECT) {
@@ -118,16 +137,18 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
                 } else if (FIELDS.match(field, parser.getDeprecationHandler())) {
                     b.fields.add(parser.text());
                 } else if (SCORE_MODE.match(field, parser.getDeprecationHandler())) {
-                    b.scoreMode = parser.text().toLowerCase(Locale.ROOT);
+                    scoreMode = parser.text().toLowerCase(Locale.ROOT);
                 } else if (QUERY_WEIGHT.match(field, parser.getDeprecationHandler())) {
-                    b.queryWeight = parser.floatValue();
+                    queryWeight = parser.doubleValue();
                 } else if (MODEL_WEIGHT.match(field, parser.getDeprecationHandler())) {
-                    b.modelWeight = parser.floatValue();
+                    modelWeight = parser.doubleValue();
+                } else if (NORMALIZATION.match(field, parser.getDeprecationHandler())) {
+                    normalization = parser.text();
                 } else if (TEXT_SOURCE.match(field, parser.getDeprecationHandler())) {
                     b.textSource = parser.text();
                 } else {
                     throw new ParsingException(parser.getTokenLocation(), "[distilrank] unknown field [" + field + "] (known: model, query_text, "
-                        + "fields, score_mode, query_weight, model_weight, text_source)");
+                        + "fields, score_mode, query_weight, model_weight, normalization, text_source)");
                 }
             } else {
                 throw new ParsingException(parser.getTokenLocation(), "[distilrank] unexpected " + token + " for field [" + field + "]");
@@ -142,8 +163,10 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         if (b.fields.isEmpty()) {
             throw new ParsingException(parser.getTokenLocation(), "[distilrank] fields is required: the document fields the student was trained on, e.g. [\"title\"]");
         }
-        if (!b.scoreMode.equals("replace") && !b.scoreMode.equals("blend")) {
-            throw new ParsingException(parser.getTokenLocation(), "[distilrank] score_mode must be replace or blend, got [" + b.scoreMode + "]");
+        try {
+            b.given = new BlendParams(scoreMode, queryWeight, modelWeight, normalization);
+        } catch (IllegalArgumentException e) {
+            throw new ParsingException(parser.getTokenLocation(), "[distilrank] " + e.getMessage());
         }
         if (!List.of("auto", "_source", "stored").contains(b.textSource)) {
             throw new ParsingException(parser.getTokenLocation(), "[distilrank] text_source must be auto, _source or stored, got [" + b.textSource + "]");
@@ -157,10 +180,17 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         builder.field(MODEL.getPreferredName(), model);
         builder.field(QUERY_TEXT.getPreferredName(), queryText);
         builder.field(FIELDS.getPreferredName(), fields);
-        builder.field(SCORE_MODE.getPreferredName(), scoreMode);
-        if (scoreMode.equals("blend")) {
-            builder.field(QUERY_WEIGHT.getPreferredName(), queryWeight);
-            builder.field(MODEL_WEIGHT.getPreferredName(), modelWeight);
+        if (given.scoreMode() != null) {
+            builder.field(SCORE_MODE.getPreferredName(), given.scoreMode());
+        }
+        if (given.queryWeight() != null) {
+            builder.field(QUERY_WEIGHT.getPreferredName(), given.queryWeight());
+        }
+        if (given.modelWeight() != null) {
+            builder.field(MODEL_WEIGHT.getPreferredName(), given.modelWeight());
+        }
+        if (given.normalization() != null) {
+            builder.field(NORMALIZATION.getPreferredName(), given.normalization());
         }
         builder.field(TEXT_SOURCE.getPreferredName(), textSource);
         builder.endObject();
@@ -172,12 +202,20 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         b.model = model;
         b.queryText = queryText;
         b.fields = fields;
-        b.scoreMode = scoreMode;
-        b.queryWeight = queryWeight;
-        b.modelWeight = modelWeight;
+        b.given = given;
+        b.resolved = resolved;
         b.textSource = textSource;
         b.modelId = modelId;
         b.sha256 = sha256;
+        return b;
+    }
+
+    /** A copy resolved to {@code modelId} and the blend the shards use (what the coordinator's rewrite makes). */
+    DistilrankRescorerBuilder resolvedTo(String modelId, String sha256, BlendParams blend) {
+        DistilrankRescorerBuilder b = copy();
+        b.modelId = modelId;
+        b.sha256 = sha256;
+        b.resolved = blend;
         return b;
     }
 
@@ -185,19 +223,24 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
     public DistilrankRescorerBuilder rewrite(QueryRewriteContext ctx) throws IOException {
         if (modelId == null) {
             if (pending != null) {
-                ModelStore.Resolved r = pending.get();
+                Resolution r = pending.get();
                 if (r == null) {
                     return this;
                 }
-                DistilrankRescorerBuilder b = copy();
-                b.modelId = r.modelId();
-                b.sha256 = r.sha256();
-                return b;
+                return resolvedTo(r.model().modelId(), r.model().sha256(), r.blend());
             }
-            SetOnce<ModelStore.Resolved> holder = new SetOnce<>();
-            ctx.registerAsyncAction((client, listener) -> ModelStore.resolve(client, model, cache, org.opensearch.core.action.ActionListener.wrap(
+            SetOnce<Resolution> holder = new SetOnce<>();
+            ctx.registerAsyncAction((client, listener) -> ModelStore.resolve(client, model, org.opensearch.core.action.ActionListener.wrap(
                 r -> {
-                    holder.set(r);
+                    BlendParams blend;
+                    try {
+                        blend = given.resolve(BlendParams.fromStored(r.blend()));
+                    } catch (IllegalArgumentException e) {
+                        listener.onFailure(ModelStore.badRequest("[distilrank] model [" + r.modelId() + "]: the blend settings stored with it "
+                            + "are invalid: " + e.getMessage() + " (upload it again with valid settings)"));
+                        return;
+                    }
+                    holder.set(new Resolution(r, blend));
                     listener.onResponse(null);
                 }, listener::onFailure)));
             DistilrankRescorerBuilder b = copy();
@@ -216,7 +259,7 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
 
     @Override
     protected RescoreContext innerBuildContext(int windowSize, QueryShardContext context) throws IOException {
-        if (modelId == null) {
+        if (modelId == null || resolved == null) {
             throw ModelStore.badRequest("[distilrank] model [" + model + "] was not resolved (the request was not rewritten)");
         }
         boolean allStored = true;
@@ -241,8 +284,8 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         if (!cache.isLoaded(modelId, sha256)) {
             throw ModelStore.badRequest("[distilrank] model [" + modelId + "] is not loaded on this node");
         }
-        return new DistilrankRescorer.Context(windowSize, cache, modelId, sha256, queryText, List.copyOf(fields), stored,
-            scoreMode.equals("replace"), queryWeight, modelWeight);
+        String shard = context.index().getUUID() + "/" + context.getShardId();
+        return new DistilrankRescorer.Context(windowSize, cache, modelId, sha256, queryText, List.copyOf(fields), stored, resolved, shard);
     }
 
     @Override
@@ -251,14 +294,14 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
             return false;
         }
         DistilrankRescorerBuilder b = (DistilrankRescorerBuilder) o;
-        return model.equals(b.model) && queryText.equals(b.queryText) && fields.equals(b.fields) && scoreMode.equals(b.scoreMode)
-            && queryWeight == b.queryWeight && modelWeight == b.modelWeight && textSource.equals(b.textSource)
+        return model.equals(b.model) && queryText.equals(b.queryText) && fields.equals(b.fields) && given.equals(b.given)
+            && Objects.equals(resolved, b.resolved) && textSource.equals(b.textSource)
             && Objects.equals(modelId, b.modelId) && Objects.equals(sha256, b.sha256);
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(super.hashCode(), model, queryText, fields, scoreMode, queryWeight, modelWeight, textSource, modelId, sha256);
+        return Objects.hash(super.hashCode(), model, queryText, fields, given, resolved, textSource, modelId, sha256);
     }
 
     String model() {
@@ -273,7 +316,18 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         return fields;
     }
 
+    /** The body's {@code score_mode}, or {@code null} when it did not give one. */
     String scoreMode() {
-        return scoreMode;
+        return given.scoreMode();
+    }
+
+    /** What the body gave ({@code null} fields: not given). */
+    BlendParams given() {
+        return given;
+    }
+
+    /** The values the shards use, set by the coordinator's rewrite ({@code null} before). */
+    BlendParams resolved() {
+        return resolved;
     }
 }

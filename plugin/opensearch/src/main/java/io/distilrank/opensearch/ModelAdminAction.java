@@ -34,7 +34,9 @@ import java.util.Map;
  * {@code cluster:admin/distilrank/model}: upload a model zip chunk by chunk, read its upload record, delete it.
  * A transport action (not a bare REST handler) so that the security plugin authorizes callers by this action name;
  * the action itself writes the plugin's system index {@code .distilrank-models} with the node's stashed context.
- * The last chunk completes the upload only if the reassembled zip's SHA-256 and size equal the declared ones.
+ * The last chunk completes the upload only if the reassembled zip's SHA-256 and size equal the declared ones; its
+ * optional {@code blend} settings ({@link BlendParams#fromStored}) are stored in the upload record, and the rescorer
+ * uses them for searches that do not set them in the body.
  */
 public final class ModelAdminAction extends ActionType<ModelAdminAction.Response> {
     public static final String NAME = "cluster:admin/distilrank/model";
@@ -53,8 +55,15 @@ public final class ModelAdminAction extends ActionType<ModelAdminAction.Response
         final int totalChunks;
         final long size;
         final byte[] data;
+        final Map<String, Object> blend;
 
         public Request(String op, String modelId, String sha256, int chunk, int totalChunks, long size, byte[] data) {
+            this(op, modelId, sha256, chunk, totalChunks, size, data, null);
+        }
+
+        /** {@code blend}: the model's blend settings, stored in the record by the last chunk ({@code null}: none). */
+        public Request(String op, String modelId, String sha256, int chunk, int totalChunks, long size, byte[] data,
+                       Map<String, Object> blend) {
             this.op = op;
             this.modelId = modelId;
             this.sha256 = sha256;
@@ -62,6 +71,7 @@ public final class ModelAdminAction extends ActionType<ModelAdminAction.Response
             this.totalChunks = totalChunks;
             this.size = size;
             this.data = data;
+            this.blend = blend;
         }
 
         public Request(StreamInput in) throws IOException {
@@ -73,6 +83,7 @@ public final class ModelAdminAction extends ActionType<ModelAdminAction.Response
             totalChunks = in.readVInt();
             size = in.readVLong();
             data = in.readByteArray();
+            blend = in.readBoolean() ? in.readMap() : null;
         }
 
         @Override
@@ -85,6 +96,10 @@ public final class ModelAdminAction extends ActionType<ModelAdminAction.Response
             out.writeVInt(totalChunks);
             out.writeVLong(size);
             out.writeByteArray(data);
+            out.writeBoolean(blend != null);
+            if (blend != null) {
+                out.writeMap(blend);
+            }
         }
 
         @Override
@@ -98,6 +113,12 @@ public final class ModelAdminAction extends ActionType<ModelAdminAction.Response
                 || chunk >= totalChunks || size < 1)) {
                 e = e == null ? new ActionRequestValidationException() : e;
                 e.addValidationError("upload needs sha256 (64 lowercase hex), total_chunks >= 1, 0 <= chunk < total_chunks and size >= 1");
+            }
+            try {
+                BlendParams.fromStored(blend);
+            } catch (IllegalArgumentException bad) {
+                e = e == null ? new ActionRequestValidationException() : e;
+                e.addValidationError("blend: " + bad.getMessage());
             }
             return e;
         }
@@ -204,12 +225,13 @@ public final class ModelAdminAction extends ActionType<ModelAdminAction.Response
                 record.put("total_chunks", req.totalChunks);
                 record.put("complete", true);
                 record.put("uploaded_at", Instant.now().toString());
+                if (req.blend != null) {
+                    record.put("blend", req.blend);
+                }
                 IndexRequest index = new IndexRequest(ModelStore.MODELS_INDEX).id(req.modelId).source(record)
                     .setRefreshPolicy(WriteRequest.RefreshPolicy.IMMEDIATE);
-                ModelStore.<org.opensearch.action.index.IndexResponse>asSystem(client, ActionListener.wrap(r -> {
-                    cache.rememberSha(req.modelId, actual);
-                    listener.onResponse(new Response(record));
-                }, listener::onFailure), l -> client.index(index, l));
+                ModelStore.<org.opensearch.action.index.IndexResponse>asSystem(client, ActionListener.wrap(
+                    r -> listener.onResponse(new Response(record)), listener::onFailure), l -> client.index(index, l));
             }, listener::onFailure));
         }
 

@@ -9,7 +9,6 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The models loaded on this node, keyed by model id (at most {@code maxModels}, least recently loaded evicted
@@ -18,23 +17,36 @@ import java.util.concurrent.ConcurrentHashMap;
  * the new model id, which loads on first use (the cold start). Thread-safe.
  */
 public final class ModelCache {
+    static final int MAX_WINDOWS = 64;
     private final int maxModels;
     private final int threads;
     private final Map<String, StudentModel> models = new LinkedHashMap<>();
     private final Map<String, List<ActionListener<StudentModel>>> loading = new LinkedHashMap<>();
-    private final Map<String, String> shas = new ConcurrentHashMap<>();
+    /** The last rescored windows of this node (for {@code explain}, which runs in the fetch phase), least recently used evicted. */
+    private final Map<String, Blend.Window> windows = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, Blend.Window> eldest) {
+            return size() > MAX_WINDOWS;
+        }
+    };
 
     public ModelCache(int maxModels, int threads) {
         this.maxModels = maxModels;
         this.threads = threads;
     }
 
-    String knownSha(String modelId) {
-        return shas.get(modelId);
+    /** Keeps a rescored window under {@code key} (see {@link DistilrankRescorer.Context#windowKey}) for {@code explain}. */
+    void rememberWindow(String key, Blend.Window window) {
+        synchronized (windows) {
+            windows.put(key, window);
+        }
     }
 
-    void rememberSha(String modelId, String sha) {
-        shas.put(modelId, sha);
+    /** The window kept under {@code key}, or {@code null} (never kept, or evicted by {@link #MAX_WINDOWS} later ones). */
+    Blend.Window window(String key) {
+        synchronized (windows) {
+            return windows.get(key);
+        }
     }
 
     /** The loaded model with a reference taken (release it), or {@code null} when it is not loaded with that hash. */
@@ -125,7 +137,6 @@ public final class ModelCache {
         StudentModel m;
         synchronized (this) {
             m = models.remove(modelId);
-            shas.remove(modelId);
         }
         if (m != null) {
             m.release();

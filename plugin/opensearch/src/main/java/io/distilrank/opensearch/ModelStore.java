@@ -24,7 +24,7 @@ import java.util.function.Consumer;
  *   <li>{@code distilrank-registry}, document {@code alias-<name>}: the alias records that
  *       {@code distilrank plugin promote/rollback} keep ({@code model_id} = the ML Commons model id);</li>
  *   <li>{@code .distilrank-models} (this plugin's system index): document {@code <model_id>} = the upload record
- *       ({@code sha256}, {@code size}, {@code total_chunks}, {@code complete}) and documents
+ *       ({@code sha256}, {@code size}, {@code total_chunks}, {@code complete}, optional {@code blend} settings) and documents
  *       {@code <model_id>#<n>} = base64 chunks of the zip, written by {@link ModelAdminAction}.</li>
  * </ul>
  */
@@ -32,8 +32,8 @@ public final class ModelStore {
     public static final String REGISTRY_INDEX = "distilrank-registry";
     public static final String MODELS_INDEX = ".distilrank-models";
 
-    /** A model reference after alias resolution. */
-    public record Resolved(String modelId, String sha256, String alias) {}
+    /** A model reference after alias resolution, with the {@code blend} settings of its upload record ({@code null}: none). */
+    public record Resolved(String modelId, String sha256, String alias, Map<String, Object> blend) {}
 
     private ModelStore() {}
 
@@ -55,19 +55,16 @@ public final class ModelStore {
     }
 
     /**
-     * Resolves {@code model} (an alias name or a model id) to the uploaded model it denotes. Fails with a 400 naming
-     * what is missing: no such alias or model, or an alias pointing at a model never uploaded to the rescorer.
+     * Resolves {@code model} (an alias name or a model id) to the uploaded model it denotes, reading its upload record
+     * every time (so a re-upload that changes the stored {@code blend} settings applies to the next search). Fails with
+     * a 400 naming what is missing: no such alias or model, or an alias pointing at a model never uploaded to the
+     * rescorer.
      */
-    public static void resolve(Client client, String model, ModelCache cache, ActionListener<Resolved> listener) {
+    public static void resolve(Client client, String model, ActionListener<Resolved> listener) {
         asSystem(client, ActionListener.<GetResponse>wrap(aliasDoc -> {
             Object target = aliasDoc.isExists() ? aliasDoc.getSourceAsMap().get("model_id") : null;
             String modelId = target == null ? model : target.toString();
             String alias = target == null ? null : model;
-            String known = cache.knownSha(modelId);
-            if (known != null) {
-                listener.onResponse(new Resolved(modelId, known, alias));
-                return;
-            }
             readRecord(client, modelId, ActionListener.wrap(record -> {
                 if (record == null || !Boolean.TRUE.equals(record.get("complete"))) {
                     String why = alias != null
@@ -77,9 +74,7 @@ public final class ModelStore {
                     listener.onFailure(badRequest(why + " (distilrank plugin register ZIP uploads the zip to ML Commons and to the rescorer)"));
                     return;
                 }
-                String sha = String.valueOf(record.get("sha256"));
-                cache.rememberSha(modelId, sha);
-                listener.onResponse(new Resolved(modelId, sha, alias));
+                listener.onResponse(resolved(modelId, alias, record));
             }, listener::onFailure));
         }, e -> {
             if (e instanceof IndexNotFoundException) {
@@ -89,13 +84,22 @@ public final class ModelStore {
                         listener.onFailure(badRequest("unknown model or alias [" + model + "]: no alias records exist and no model with "
                             + "that id was uploaded to the distilrank rescorer"));
                     } else {
-                        listener.onResponse(new Resolved(model, String.valueOf(record.get("sha256")), null));
+                        listener.onResponse(resolved(model, null, record));
                     }
                 }, listener::onFailure));
             } else {
                 listener.onFailure(e);
             }
         }), l -> client.get(new GetRequest(REGISTRY_INDEX, "alias-" + model), l));
+    }
+
+    @SuppressWarnings("unchecked")
+    static Resolved resolved(String modelId, String alias, Map<String, Object> record) {
+        Object blend = record.get("blend");
+        if (blend != null && !(blend instanceof Map)) {
+            throw badRequest("model [" + modelId + "]: the blend settings of its upload record are not an object: " + blend);
+        }
+        return new Resolved(modelId, String.valueOf(record.get("sha256")), alias, (Map<String, Object>) blend);
     }
 
     /** The upload record of {@code modelId}, or {@code null} when there is none (or no models index). */

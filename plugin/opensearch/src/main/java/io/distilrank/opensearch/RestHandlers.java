@@ -19,7 +19,9 @@ import java.util.Map;
  * REST endpoints of the plugin:
  * <ul>
  *   <li>{@code POST _plugins/distilrank/models/{model_id}/_upload_chunk/{chunk}} with
- *       {@code {"sha256", "size", "total_chunks", "data": base64}} (what {@code distilrank plugin register} sends);</li>
+ *       {@code {"sha256", "size", "total_chunks", "data": base64}} and optionally {@code "blend": {"query_weight",
+ *       "model_weight", "normalization"}} (what {@code distilrank plugin register} sends; the last chunk's {@code blend}
+ *       is stored in the upload record);</li>
  *   <li>{@code GET _plugins/distilrank/models/{model_id}}: the upload record; {@code DELETE} the same path removes it;</li>
  *   <li>{@code GET _plugins/distilrank/_stats}: the models loaded on the node that answers, and its JVM heap.</li>
  * </ul>
@@ -57,8 +59,14 @@ final class RestHandlers {
                 if (sha == null || size == null || total == null || data == null) {
                     throw new IllegalArgumentException("upload_chunk body needs sha256, size, total_chunks and data (base64)");
                 }
+                Object blend = body.get("blend");
+                if (blend != null && !(blend instanceof Map)) {
+                    throw new IllegalArgumentException("upload_chunk: blend must be an object {query_weight, model_weight, normalization}");
+                }
+                @SuppressWarnings("unchecked")
+                Map<String, Object> blendMap = (Map<String, Object>) blend;
                 req = new ModelAdminAction.Request("upload", modelId, sha.toString(), chunk, ((Number) total).intValue(),
-                    ((Number) size).longValue(), Base64.getDecoder().decode(data.toString()));
+                    ((Number) size).longValue(), Base64.getDecoder().decode(data.toString()), blendMap);
             } else {
                 req = new ModelAdminAction.Request(request.method() == RestRequest.Method.GET ? "get" : "delete", modelId, null, 0, 0, 0,
                     new byte[0]);

@@ -10,8 +10,11 @@ import org.opensearch.core.xcontent.NamedXContentRegistry;
 import org.opensearch.core.xcontent.XContentParser;
 
 import java.util.List;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -42,6 +45,34 @@ class RescorerBuilderParseTest {
         DistilrankRescorerBuilder back = new DistilrankRescorerBuilder(in, CACHE);
         assertEquals(b, back);
         assertEquals(100, back.windowSize());
+        assertEquals(new BlendParams("blend", 0.5, 2.0, null), b.given());
+    }
+
+    private static DistilrankRescorerBuilder roundTrip(DistilrankRescorerBuilder b) throws Exception {
+        BytesStreamOutput out = new BytesStreamOutput();
+        b.writeTo(out);
+        return new DistilrankRescorerBuilder(out.bytes().streamInput(), CACHE);
+    }
+
+    @Test
+    void normalizationIsParsedAndTravelsWithTheResolvedBlend() throws Exception {
+        DistilrankRescorerBuilder b = parse("{\"model\": \"prod\", \"query_text\": \"q\", \"fields\": [\"title\"], "
+            + "\"normalization\": \"z_score\", \"query_weight\": 0.3}");
+        assertEquals(new BlendParams(null, 0.3, null, "z_score"), b.given());
+        assertNull(b.scoreMode(), "score_mode not given: the node resolves it from the model's stored settings");
+        assertNull(b.resolved());
+        DistilrankRescorerBuilder back = roundTrip(b);
+        assertEquals(b, back);
+        assertNull(back.resolved());
+        BlendParams stored = BlendParams.fromStored(Map.of("query_weight", 2.0, "model_weight", 0.25, "normalization", "min_max"));
+        DistilrankRescorerBuilder resolved = b.resolvedTo("m-1", "ab".repeat(32), b.given().resolve(stored));
+        assertEquals(new BlendParams("blend", 0.3, 0.25, "z_score"), resolved.resolved());
+        DistilrankRescorerBuilder again = roundTrip(resolved);
+        assertEquals(resolved, again);
+        assertEquals(new BlendParams("blend", 0.3, 0.25, "z_score"), again.resolved());
+        assertNotEquals(b, resolved);
+        String json = resolved.toString().replaceAll("\\s", "");
+        assertTrue(json.contains("\"normalization\":\"z_score\"") && !json.contains("score_mode"), json);
     }
 
     @Test
@@ -58,6 +89,10 @@ class RescorerBuilderParseTest {
             {"{\"model\": \"prod\", \"query_text\": \"q\", \"fields\": [\"t\"], \"score_mode\": \"max\"}", "score_mode must be replace or blend"},
             {"{\"model\": \"prod\", \"query_text\": \"q\", \"fields\": [\"t\"], \"text_source\": \"docvalues\"}", "text_source must be"},
             {"{\"model\": \"prod\", \"query_text\": \"q\", \"fields\": [\"t\"], \"depth\": 3}", "unknown field [depth]"},
+            {"{\"model\": \"prod\", \"query_text\": \"q\", \"fields\": [\"t\"], \"normalization\": \"minmax\"}",
+                "normalization must be one of none, min_max, z_score, got [minmax]"},
+            {"{\"model\": \"prod\", \"query_text\": \"q\", \"fields\": [\"t\"], \"normalization\": \"L2\", \"score_mode\": \"blend\"}",
+                "normalization must be one of"},
         };
         for (String[] c : cases) {
             ParsingException e = assertThrows(ParsingException.class, () -> parse(c[0]), c[0]);
