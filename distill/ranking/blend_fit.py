@@ -19,7 +19,7 @@ from distilrank.distill.data.folds import query_folds
 from distilrank.distill.ranking.evaluate import rerank_setting
 from distilrank.plugin.blend import BlendSettings, blend_window
 
-BLEND_GRID = tuple(round(a, 2) for a in np.linspace(0.0, 1.0, 21))
+BLEND_GRID = tuple(round(float(a), 2) for a in np.linspace(0.0, 1.0, 21))
 BLEND_NORMALIZATIONS = ("min_max", "z_score")
 
 PerQuery = Mapping[str, np.ndarray]

@@ -275,6 +275,20 @@ def _link(link: Path, target: Path) -> None:
 # --- the run ------------------------------------------------------------------------------------------------------
 
 
+def export_shipped(final: dict, out: Path, log: Log) -> str:
+    """The shipped student as an ML Commons / rescorer zip (parity-checked) whose model card carries the fitted blend,
+    so ``distilrank plugin register`` stores the blend with the model; returns the zip's path."""
+    from distilrank.plugin.export import export_student
+
+    zips = sorted(out.glob("*.zip"))
+    if zips:
+        return str(zips[0])
+    res = export_student(final["student"], out, name="distilrank-esci-student", blend=final["blend"])
+    log(f"final: exported {res.zip} (parity max |torch - onnx| {res.parity.max_abs_diff:.1e}); blend {final['blend']}")
+    return str(res.zip)
+
+
+
 def run_ranking(cfg: RankingRunConfig, transport, *, progress: bool | None = None, log: Log = print) -> dict:
     """Run every stage of a ranking config; return the summary also written to ``out_dir/run.json``."""
     from distilrank.distill.ranking.report import summarize, write_ranking_report
@@ -304,7 +318,8 @@ def run_ranking(cfg: RankingRunConfig, transport, *, progress: bool | None = Non
     if cfg.distill.final_student:  # what ships: recipe, stacker and blend chosen on every judged query
         final = run_fold(data, trainer, shared, QueryFold(len(folds), tuple(data.queries), ()), out / "final", evaluate=False,
                          progress=progress, log=log)
-        write_json(out / "final" / "ship.json", {"student": final["student"], "blend": final["blend"], "recipe": final["recipe"]})
+        final["export"] = export_shipped(final, out / "final" / "export", log)
+        write_json(out / "final" / "ship.json", final)
     summary_serve = None
     if cfg.serve.enabled:
         from distilrank.distill.ranking.serve import serve_and_compare

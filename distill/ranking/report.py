@@ -205,8 +205,30 @@ def _sections(summary: dict) -> list[tuple[str, list[str], list[dict]]]:
     return out
 
 
+def results_record(summary: dict) -> dict:
+    """The machine-readable summary committed as ``bench/results/esci.json``: protocol, commit, machine, and per setting
+    every system's mean nDCG@10 (ESCI gains) with its paired difference to BM25, 95% CI and p."""
+    import os
+    import platform
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    keep = ("system", "queries", "ndcg_esci", "ndcg_graded", "mrr", "unjudged", "delta_ndcg_esci", "ci_low", "ci_high", "p_value")
+    return {"config": Path(summary["config"]).name, "protocol": summary["protocol"], "metric": "nDCG@10, ESCI gains (E 1, S 0.1, C 0.01, I 0)",
+            "commit": commit, "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+            "seconds": summary.get("seconds"), "data": summary["data"], "headline": summary["headline"],
+            "settings": {s: [{k: r[k] for k in keep if k in r} for r in rows] for s, rows in summary["tables"].items()},
+            "gain_kept": summary["gain_kept"], "pairwise": summary["pairwise"], "seed_spread": summary["seed_spread"],
+            "variants": summary["variants"], "folds": summary["folds"], "final": summary.get("final")}
+
+
 def write_ranking_report(summary: dict, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``report.md``, ``report.html`` and ``eval.json`` into ``out_dir``; returns their paths."""
+    """Write ``report.md``, ``report.html``, ``eval.json`` and ``results.json`` (:func:`results_record`) into ``out_dir``;
+    returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = Path(summary["config"]).name
@@ -232,4 +254,6 @@ def write_ranking_report(summary: dict, out_dir: str | Path) -> dict[str, Path]:
     with atomic_open(paths["html"]) as fh:
         fh.write(html_page(f"distilrank product search: {name}", "".join(body)))
     write_json(paths["json"], {k: summary[k] for k in ("tables", "gain_kept", "headline", "seed_spread", "variants", "pairwise")})
+    paths["results"] = out / "results.json"
+    write_json(paths["results"], results_record(summary))
     return paths
