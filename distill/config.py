@@ -272,6 +272,8 @@ def load_config(path: str | Path) -> RunConfig:
         if e not in known:
             raise ConfigError(path, "distill.experiments", f"unknown experiment {e!r} (known: {sorted(known)})")
     check_counts(path, cfg)
+    if cfg.student.loss == "listwise":
+        raise ConfigError(path, "student.loss", "listwise needs rows grouped by query: only ranking runs (task = \"ranking\") use it")
     if any(n < 1 for n in cfg.distill.scale_curve):
         raise ConfigError(path, "distill.scale_curve", f"sizes must be >= 1, got {cfg.distill.scale_curve}")
     return cfg

@@ -176,6 +176,9 @@ def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRun
     path = Path(path)
     raw = dict(read_toml(path) if raw is None else raw)
     raw.pop("opensearch", None)
+    for key, where in (("loss", "losses"), ("match_features", "match_features")):
+        if key in raw.get("student", {}):
+            raise ConfigError(path, f"student.{key}", f"a ranking run chooses it among [distill] {where} (the candidates): set it there")
     cfg: RankingRunConfig = _build(RankingRunConfig, raw, str(path), "")
     cfg.source = str(path)
     base = path.resolve().parent
@@ -213,6 +216,8 @@ def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRun
     for name in ("targets", "losses", "match_features"):
         if not getattr(d, name):
             raise ConfigError(path, f"distill.{name}", "needs at least one candidate")
+    if cfg.student.init != "random":
+        raise ConfigError(path, "student.init", "ranking runs start the student's embeddings at random (init = \"random\")")
     if d.inner_folds < 2:
         raise ConfigError(path, "distill.inner_folds", f"must be >= 2, got {d.inner_folds}")
     if not cfg.distill.temperature > 0:

@@ -177,6 +177,40 @@ def _scale_rows(summary: dict) -> list[dict]:
     return sorted(rows, key=lambda r: (r["setting"], r["transfer pairs"]))
 
 
+def _share(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}% of queries"
+
+
+def serve_section(serve: dict, report_dir: Path) -> tuple[str, list[dict], list[str], str]:
+    """Title, table rows (one per arm), summary lines and the relative link to the A/B report.html of
+    :func:`distilrank.distill.ranking.serve.serve_and_compare`'s summary."""
+    import os
+
+    k = serve.get("k", 10)
+    lat, base = serve.get("latency_ms", {}), serve.get("latency_ms", {}).get("bm25", {})
+    rows = []
+    for arm in serve.get("arms", []):
+        la = lat.get(arm, {})
+        rows.append({"arm": arm, f"nDCG@{k} (2^g-1)": serve.get("ndcg", {}).get(arm), f"nDCG@{k} (ESCI gains)": serve.get("ndcg_esci", {}).get(arm),
+                     "p50 ms": la.get("p50"), "p99 ms": la.get("p99"),
+                     "p50 added vs bm25 ms": None if arm == "bm25" else la.get("p50_added"),
+                     "p99 added vs bm25 ms": None if arm == "bm25" else la.get("p99_added"),
+                     "top k differs from bm25": _share(serve.get("reranked_share", {}).get(arm))})
+    lines = [f"{serve.get('queries')} judged queries over {serve.get('folds')} folds, each searched on the node by the models of the fold "
+             f"that held it out: bm25 (first pass), student (BM25 top {serve.get('depth')} reranked by the fold's distilled student), "
+             f"teacher (the same, reranked by its cross-encoder teacher).",
+             f"Latency: client-side wall time per search (bm25 p50 {base.get('p50', float('nan')):.1f} ms, "
+             f"p99 {base.get('p99', float('nan')):.1f} ms); 'added' is the arm's percentile minus bm25's."]
+    for c in serve.get("comparisons", []):
+        if c.get("metric", "").startswith("ndcg_esci") and c.get("delta_mean") is not None:
+            ci = c.get("ci95") or [float("nan"), float("nan")]
+            p = "n/a" if c.get("p_holm") is None else f"{c['p_holm']:.3f}"
+            lines.append(f"{c['arm']} - bm25 on {c['metric']}: {c['delta_mean']:+.4f} (95% CI {ci[0]:+.4f}..{ci[1]:+.4f}, "
+                         f"Holm p = {p}; {c['wins']} wins / {c['losses']} losses / {c['ties']} ties)")
+    link = os.path.relpath(serve["report"]["html"], report_dir)
+    return "In the cluster (A/B on the real node)", rows, lines, link
+
+
 def _sections(summary: dict) -> list[tuple[str, list[str], list[dict]]]:
     """``(title, text lines, table rows)`` of the report, in order."""
     depth = summary["rerank_depth"]
@@ -195,6 +229,9 @@ def _sections(summary: dict) -> list[tuple[str, list[str], list[dict]]]:
         out.append(("Seed spread of the shipped recipe (BM25 + student)", [], [{"setting": s, **v} for s, v in summary["seed_spread"].items()]))
     if summary["variants"]:
         out.append(("Recipes tried (nested inner-fold nDCG@10 of the BM25 blend on the training queries)", [], summary["variants"]))
+    if summary.get("serve"):
+        title, rows, lines, link = serve_section(summary["serve"], Path(summary["report_dir"]))
+        out.append((title, [*lines, f"Full A/B report: {link}"], rows))
     notes = ["nDCG@10 with ESCI gains (E 1.0, S 0.1, C 0.01, I 0); '2^g-1' uses grades 3/2/1/0; MRR: first Exact product.",
              "'- BM25', CI and p: paired over queries (sign-flip permutation test, bootstrap 95% CI); each query is scored by "
              "models and blends fitted without it.",
@@ -231,6 +268,7 @@ def write_ranking_report(summary: dict, out_dir: str | Path) -> dict[str, Path]:
     returns their paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    summary = {**summary, "report_dir": str(out)}
     name = Path(summary["config"]).name
     md, body = [f"# distilrank product search: {name}", ""], [f"<h1>distilrank product search: {html.escape(name)}</h1>"]
     for i, (title, lines, rows) in enumerate(_sections(summary)):

@@ -130,7 +130,10 @@ def test_zero_is_not_none(tmp_path):
         with pytest.raises(ConfigError, match=where.replace(".", r"\.") + ".*omit the field for none"):
             load_config(tmp_path / "c.toml")
     (tmp_path / "c.toml").write_text(base + '[student]\nloss = "l1"\n')
-    with pytest.raises(ConfigError, match=r"student\.loss.*must be one of \['bce', 'mse'\]"):
+    with pytest.raises(ConfigError, match=r"student\.loss.*must be one of \['bce', 'mse', 'listwise'\]"):
+        load_config(tmp_path / "c.toml")
+    (tmp_path / "c.toml").write_text(base + '[student]\nloss = "listwise"\n')
+    with pytest.raises(ConfigError, match=r"student\.loss.*only ranking runs"):
         load_config(tmp_path / "c.toml")
     (tmp_path / "c.toml").write_text(base)
     cfg = load_config(tmp_path / "c.toml")

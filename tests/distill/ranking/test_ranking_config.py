@@ -111,3 +111,14 @@ def test_resuming_with_another_data_recipe_is_refused(tmp_path):
     cfg.transfer.bm25_k = 7
     with pytest.raises(ConfigError, match=r"'transfer'.*another out_dir"):
         _check_recipe(cfg, recipe)
+
+
+@pytest.mark.parametrize("extra, field", [
+    ('[student]\nloss = "bce"\n', "student.loss"),
+    ('[student]\nmatch_features = true\n', "student.match_features"),
+    ('[student]\ninit = "teacher"\n', "student.init"),
+])
+def test_student_settings_a_ranking_run_chooses_elsewhere_are_refused(tmp_path, extra, field):
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, extra)
+    assert f"'{field}'" in str(e.value)
