@@ -220,7 +220,8 @@ def train_student(pairs: Pairs, targets: np.ndarray, out_dir: PathLike, settings
     """Train a student on ``pairs`` with ``targets`` ``[N]`` (probabilities for ``loss = "bce"``, logits for
     ``"mse"``), save it to ``out_dir`` (weights, tokenizer, config, ``result.json``; resumable from ``state.pt``)
     and return it loaded.  ``tokenizer``: a tokenizer or its ``tokenizer.json`` (default: built from ``pairs``).
-    ``loss = "listwise"`` takes teacher scores over ``T`` as ``targets`` and ``groups`` int ``[N]``, each row's query."""
+    ``loss = "listwise"`` takes teacher scores over ``T`` as ``targets`` and ``groups`` int ``[N]``, each row's query
+    (default: rows with the same query string form one group)."""
     from distilrank.distill.student.store import load_student
     from distilrank.distill.student.tokenizer import load_tokenizer
     from distilrank.distill.student.train import train_student as fit
@@ -231,6 +232,10 @@ def train_student(pairs: Pairs, targets: np.ndarray, out_dir: PathLike, settings
     elif isinstance(tokenizer, (str, Path)):
         tokenizer = load_tokenizer(tokenizer)
     model_cfg, train_cfg = student_configs(s, tokenizer.get_vocab_size(), seed=seed)
+    if s.loss == "listwise" and groups is None:
+        from distilrank.distill.ranking.stacking import group_index
+
+        groups = group_index(pairs.queries)
     fit(pairs, targets, tokenizer, out_dir, model_config=model_cfg, config=train_cfg, resume=resume, progress=progress,
         metadata=metadata, init_embeddings=init_embeddings, on_epoch=on_epoch, groups=groups)
     return load_student(out_dir)

@@ -152,8 +152,8 @@ def cmd_targets_stack(args: argparse.Namespace) -> None:
 
 
 def _student_targets(args: argparse.Namespace, pairs, section: StudentSection) -> np.ndarray:
-    """Targets ``[N]`` of ``student train``: gold labels (0/1), the combined teacher logit (``loss = mse``) or
-    ``sigmoid(z / T)`` of it."""
+    """Targets ``[N]`` of ``student train``: gold labels (0/1), the combined teacher logit (``loss = mse``), that logit
+    over ``T`` (``loss = listwise``: rows are grouped by their query) or ``sigmoid(z / T)`` of it."""
     from distilrank.distill.api import combine_teachers, load_teacher_scores, soft_targets
     from distilrank.distill.evaluation.metrics import positives
     from distilrank.distill.targets import Stacker
@@ -164,6 +164,8 @@ def _student_targets(args: argparse.Namespace, pairs, section: StudentSection) -
         raise DistilRankError("student train: give --scores DIR [DIR ...] (teacher logits) or --gold")
     z = load_teacher_scores(args.scores, len(pairs))
     stacker = Stacker(**json.loads(Path(args.stacker).read_text())) if args.stacker else None
+    if section.loss == "listwise":
+        return (combine_teachers(z, stacker) / np.float32(args.temperature)).astype(np.float32)
     return combine_teachers(z, stacker) if section.loss == "mse" else soft_targets(z, stacker, args.temperature)
 
 

@@ -44,6 +44,10 @@ def test_stage_by_stage_cli(tmp_path, tiny_bert, capsys):
                        "--embedding-dim", "16", "--hidden", "32,16", "--bigram-buckets", "1009", "--epochs", "6",
                        "--batch-size", "32", "--lr", "3e-3", "--embedding-lr", "3e-2")
     assert student["epochs_run"] == 6
+    listwise = run_json(capsys, "student", "train", "--data", str(tmp_path / "aug.jsonl"), "--scores", str(tmp_path / "scores" / "aug"),
+                        "--loss", "listwise", "--match-features", "--out", str(tmp_path / "listwise"), "--embedding-dim", "8",
+                        "--hidden", "8", "--bigram-buckets", "1009", "--epochs", "1", "--batch-size", "32")
+    assert listwise["epochs_run"] == 1  # rows grouped by their query string
     ev = run_json(capsys, "eval", "--student", str(tmp_path / "student"), "--data", str(tmp_path / "dev.csv"),
                   "--teacher-scores", str(tmp_path / "scores" / "dev"), "--out", str(tmp_path / "eval"))
     assert ev["result"]["student"]["accuracy"] > 0.85
