@@ -245,10 +245,6 @@ def run_fold(data: RankingData, trainer: StudentTrainer, shared: Scores, fold: Q
             sc = trainer.scores(trainer.student(recipe, scores, stacker, fdir, pairs=size, seed=cfg.seed))
             b, _ = _blend(data, sc["rerank"], fold.train)
             systems[f"student + BM25 ({len(trainer.rows(size))} pairs)"] = eval_system(data, test, sc["judged"], sc["rerank"], b)
-    for seed in cfg.distill.seeds:
-        sc = trainer.scores(trainer.student(recipe, scores, stacker, fdir, pairs=None, seed=seed))
-        b, _ = _blend(data, sc["rerank"], fold.train)
-        systems[f"student + BM25 (seed {seed})"] = eval_system(data, test, sc["judged"], sc["rerank"], b)
     if cfg.distill.gold_student:
         gdir = train_gold(data.judged_and_negatives(fold.train), trainer.tokenizer, cfg.student, fdir / "students" / "gold-only",
                           seed=cfg.seed, progress=progress, log=log)
@@ -260,6 +256,36 @@ def run_fold(data: RankingData, trainer: StudentTrainer, shared: Scores, fold: Q
     result["eval"] = {setting: {name: per[setting] for name, per in systems.items()} for setting in ("judged", "rerank", "condensed")}
     write_json(fdir / "eval.json", result["eval"])
     return result
+
+
+def seed_spread(data: RankingData, trainer: StudentTrainer, shared: Scores, folds: list[QueryFold], recipe: Recipe,
+                log: Log) -> dict:
+    """The shipped recipe retrained at full size with the run's seed and each of ``distill.seeds``; for every seed, BM25 +
+    student evaluated by the same folds (blend fitted on each fold's training queries).  ``{setting: {"per_seed",
+    "mean", "std", "min", "max"}}``; empty when the recipe depends on the folds (one student per fold and seed)."""
+    cfg = data.cfg
+    if _fold_dependent(data, recipe.target):
+        log(f"seed spread: skipped, recipe {recipe.slug} is trained per fold")
+        return {}
+    per_seed: dict[str, list[dict]] = {"judged": [], "rerank": []}
+    for seed in [cfg.seed, *cfg.distill.seeds]:
+        sc = trainer.scores(trainer.student(recipe, shared, equal_stack(list(shared["judged"])), trainer.out, pairs=None, seed=seed))
+        pooled: dict[str, dict[str, float]] = {"judged": {}, "rerank": {}}
+        for fold in folds:
+            b, _ = _blend(data, sc["rerank"], fold.train)
+            res = eval_system(data, fold.test, sc["judged"], sc["rerank"], b)
+            for setting in pooled:
+                pooled[setting].update({q: m["ndcg_esci"] for q, m in res[setting].items()})
+        for setting, per_q in pooled.items():
+            per_seed[setting].append({"seed": seed, "ndcg_esci": float(np.mean(list(per_q.values())))})
+        log(f"seed spread: seed {seed}: BM25 + student nDCG@{cfg.eval.k} judged {per_seed['judged'][-1]['ndcg_esci']:.4f}, "
+            f"rerank {per_seed['rerank'][-1]['ndcg_esci']:.4f}")
+    out = {}
+    for setting, rows in per_seed.items():
+        v = np.array([r["ndcg_esci"] for r in rows])
+        out[setting] = {"recipe": recipe.slug, "per_seed": rows, "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                        "min": float(v.min()), "max": float(v.max())}
+    return out
 
 
 def _link(link: Path, target: Path) -> None:
@@ -320,12 +346,13 @@ def run_ranking(cfg: RankingRunConfig, transport, *, progress: bool | None = Non
                          progress=progress, log=log)
         final["export"] = export_shipped(final, out / "final" / "export", log)
         write_json(out / "final" / "ship.json", final)
+    seeds = seed_spread(data, trainer, shared, folds, Recipe(**final["recipe"]), log) if final and cfg.distill.seeds else {}
     summary_serve = None
     if cfg.serve.enabled:
         from distilrank.distill.ranking.serve import serve_and_compare
 
         summary_serve = serve_and_compare(cfg, transport, out, log)
-    summary = summarize(cfg, protocol, fold_results, final, data, seconds=time.perf_counter() - t_run)
+    summary = summarize(cfg, protocol, fold_results, final, data, seconds=time.perf_counter() - t_run, seeds=seeds)
     if summary_serve is not None:
         summary["serve"] = summary_serve
     paths = write_ranking_report(summary, out / "report")

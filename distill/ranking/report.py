@@ -110,8 +110,10 @@ def _recipe_label(r: dict) -> str:
     return f"{r['target']} / {r['loss']} / {'match features' if r['match_features'] else 'n-grams only'} / T={r['temperature']:g}"
 
 
-def summarize(cfg: RankingRunConfig, protocol: str, fold_results: list[dict], final: dict | None, data, *, seconds: float) -> dict:
-    """The run summary: per setting the comparison table vs BM25, pairwise checks and gain kept; headline lines."""
+def summarize(cfg: RankingRunConfig, protocol: str, fold_results: list[dict], final: dict | None, data, *, seconds: float,
+              seeds: dict | None = None) -> dict:
+    """The run summary: per setting the comparison table vs BM25, pairwise checks and gain kept; headline lines;
+    ``seeds`` is :func:`distilrank.distill.ranking.pipeline.seed_spread`'s result."""
     tables, pairs, kept, per_query = {}, {}, {}, {}
     for setting in SETTINGS:
         per_system = pooled(fold_results, setting)
@@ -122,19 +124,13 @@ def summarize(cfg: RankingRunConfig, protocol: str, fold_results: list[dict], fi
             per_query[setting] = sorted(({"query": q, "BM25": per_system[BASELINE][q]["ndcg_esci"], "BM25 + student": m["ndcg_esci"],
                                           "delta": m["ndcg_esci"] - per_system[BASELINE][q]["ndcg_esci"]}
                                          for q, m in per_system[SHIPPED].items()), key=lambda r: r["delta"])
-    seeds = {}
-    for setting in ("judged", "rerank"):
-        vals = [r["ndcg_esci"] for r in tables[setting] if r["system"] == SHIPPED or r["system"].startswith(SHIPPED + " (seed")]
-        if len(vals) > 1:
-            seeds[setting] = {"runs": len(vals), "mean": float(np.mean(vals)), "min": float(min(vals)), "max": float(max(vals)),
-                              "std": float(np.std(vals, ddof=1))}
     headline = [f"protocol: {protocol}", *_headline(tables, kept, cfg.eval.k)]
     return {"config": cfg.source, "protocol": protocol, "k": cfg.eval.k, "rerank_depth": cfg.eval.rerank_depth,
             "data": {"products": len(data.catalogue), "judged_queries": len(data.queries), "transfer_pairs": len(data.tables["transfer"]),
                      "transfer_queries": len(data.transfer_pool), "document": {"fields": data.doc.fields, "max_chars": data.doc.max_chars,
                                                                               "index_field": data.doc.index_field},
                      "index": data.index_info},
-            "tables": tables, "pairwise": pairs, "gain_kept": kept, "per_query": per_query, "seed_spread": seeds,
+            "tables": tables, "pairwise": pairs, "gain_kept": kept, "per_query": per_query, "seed_spread": seeds or {},
             "variants": _variants(fold_results, final, Path(cfg.out_dir)), "headline": headline,
             "folds": [{k: fr[k] for k in ("recipe", "blend", "stacker", "student")} for fr in fold_results], "final": final,
             "seconds": seconds}
@@ -149,7 +145,7 @@ def _chart(summary: dict) -> bytes:
     plt = agg_pyplot()
     fig, axes = plt.subplots(1, len(SETTINGS), figsize=(5 * len(SETTINGS), 0.45 * len(summary["tables"]["rerank"]) + 1.5), sharey=True)
     for ax, setting in zip(axes, SETTINGS):
-        rows = [r for r in summary["tables"][setting] if "pairs)" not in r["system"] and "(seed" not in r["system"]][::-1]
+        rows = [r for r in summary["tables"][setting] if "pairs)" not in r["system"]][::-1]
         base = next(r["ndcg_esci"] for r in rows if r["system"] == BASELINE)
         y = np.arange(len(rows))
         vals = [r["ndcg_esci"] for r in rows]
@@ -226,7 +222,10 @@ def _sections(summary: dict) -> list[tuple[str, list[str], list[dict]]]:
     if (scale := _scale_rows(summary)):
         out.append(("Scale curve: the chosen recipe on more transfer pairs (BM25 + student)", [], scale))
     if summary["seed_spread"]:
-        out.append(("Seed spread of the shipped recipe (BM25 + student)", [], [{"setting": s, **v} for s, v in summary["seed_spread"].items()]))
+        out.append(("Seed spread of the shipped recipe retrained at full size (BM25 + student, same folds)", [],
+                    [{"setting": s, "recipe": v["recipe"], "seeds": ", ".join(str(r["seed"]) for r in v["per_seed"]),
+                      "nDCG@10 per seed": ", ".join(f"{r['ndcg_esci']:.4f}" for r in v["per_seed"]), "mean": v["mean"], "std": v["std"],
+                      "min": v["min"], "max": v["max"]} for s, v in summary["seed_spread"].items()]))
     if summary["variants"]:
         out.append(("Recipes tried (nested inner-fold nDCG@10 of the BM25 blend on the training queries)", [], summary["variants"]))
     if summary.get("serve"):

@@ -40,6 +40,7 @@ losses = ["listwise", "bce"]
 match_features = [true]
 inner_folds = 2
 scale_curve = [100]
+seeds = [1]
 [student]
 vocab_size = 3000
 bigram_buckets = 1009
@@ -104,11 +105,14 @@ def test_folds_fit_only_on_training_queries_and_pool_into_the_report(data, monke
         systems = set(results[-1]["eval"]["rerank"])
         assert {"BM25", "student", "student + BM25", "teacher stacked + BM25", "gold-only student"} <= systems
         assert all(set(per_q) == set(fold.test) for per_q in results[-1]["eval"]["judged"].values())
-    summary = summarize(data.cfg, "3 folds", results, None, data, seconds=1.0)
+    recipe = pipeline.Recipe(**results[0]["recipe"])
+    seeds = pipeline.seed_spread(data, trainer, shared, query_folds(data.queries, 3, seed=0), recipe, log=lambda m: None)
+    assert [r["seed"] for r in seeds["rerank"]["per_seed"]] == [0, 1] and seeds["rerank"]["min"] <= seeds["rerank"]["mean"]
+    summary = summarize(data.cfg, "3 folds", results, None, data, seconds=1.0, seeds=seeds)
     by = {r["system"]: r for r in summary["tables"]["rerank"]}
     assert by["BM25"]["queries"] == len(data.queries) and "p_value" in by["student + BM25"]
     assert summary["headline"][1].startswith("judged: BM25 + student")
     paths = write_ranking_report(summary, out / "report")
     rec = json.loads(paths["results"].read_text())
     assert set(rec["settings"]) == {"judged", "rerank", "condensed"} and rec["machine"]["cpus"]
-    assert "BM25 + student" in paths["md"].read_text()
+    assert "BM25 + student" in paths["md"].read_text() and "Seed spread" in paths["md"].read_text()
