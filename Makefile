@@ -46,7 +46,7 @@ demo: install
 demo-sst2: install
 	$(BIN)/distilrank run configs/demo-sst2.toml
 
-# the full product-search experiment on ../shared/data/esci-shopping (about an hour on 2 cores)
+# the full product-search experiment on ../shared/data/esci-shopping (about 100 min on 2 CPU cores, resumable)
 esci: install teachers
 	integration/cluster/start --tier 2 >/dev/null
 	$(BIN)/distilrank run configs/esci.toml
