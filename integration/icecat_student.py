@@ -66,13 +66,13 @@ def build_icecat_student(work: Path, *, seed: int = 0, name: str = "icecat-stude
     return ExportedStudent(Path(res.zip), res.sha256, Path(res.out_dir), student_dir)
 
 
-def index_products(client, index: str, extra: list[dict] | None = None) -> int:
-    """(Re)create ``index`` (1 shard, title/supplier/short_description) with the vendored products (+ ``extra``
-    documents, each with an ``id``); returns how many documents it holds."""
+def index_products(client, index: str, extra: list[dict] | None = None, *, shards: int = 1) -> int:
+    """(Re)create ``index`` (``shards`` primaries, title/supplier/short_description) with the vendored products (+
+    ``extra`` documents, each with an ``id``); returns how many documents it holds."""
     if client.indices.exists(index=index):
         client.indices.delete(index=index)
     client.indices.create(index=index, body={
-        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+        "settings": {"number_of_shards": shards, "number_of_replicas": 0},
         "mappings": {"properties": {"title": {"type": "text"}, "supplier": {"type": "keyword"},
                                     "short_description": {"type": "text"}}}})
     lines = []

@@ -49,17 +49,9 @@ def index(cluster):
 
 @pytest.fixture(scope="module")
 def sharded(cluster):
-    c = cluster.client
-    if c.indices.exists(index=SHARDED):
-        c.indices.delete(index=SHARDED)
-    c.indices.create(index=SHARDED, body={"settings": {"number_of_shards": 3, "number_of_replicas": 0},
-                                          "mappings": {"properties": {"title": {"type": "text"}}}})
-    lines = []
-    for p in icecat_student.products():
-        lines += [json.dumps({"index": {"_index": SHARDED, "_id": p["id"]}}), json.dumps({"title": p["title"]})]
-    assert not c.bulk(body="\n".join(lines) + "\n", params={"refresh": "true"})["errors"]
+    icecat_student.index_products(cluster.client, SHARDED, shards=3)
     yield SHARDED
-    c.indices.delete(index=SHARDED)
+    cluster.client.indices.delete(index=SHARDED)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,14 +55,17 @@ class RankingData:
     negatives: Pool
     embeddings: dict[str, EmbeddingStore]
     index_info: dict
+    _groups: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def doc(self) -> DocumentText:
         return self.cfg.document
 
     def groups(self, split: str) -> np.ndarray:
-        """int64 ``[N]``: each row's query index in ``tables[split]``."""
-        return group_index(self.tables[split].queries)
+        """int64 ``[N]``: each row's query index in ``tables[split]`` (computed once per split)."""
+        if split not in self._groups:
+            self._groups[split] = group_index(self.tables[split].queries)
+        return self._groups[split]
 
     def rows_of(self, split: str, queries) -> np.ndarray:
         """Row indices of ``tables[split]`` whose query is in ``queries`` (row order kept)."""
@@ -146,6 +149,7 @@ def embedding_stores(cfg: RankingRunConfig) -> dict[str, EmbeddingStore]:
 
 def load_ranking_data(cfg: RankingRunConfig, transport, log: Log = print, *, progress: bool | None = None) -> RankingData:
     """Build (first call) or read (later calls) everything the module doc lists; returns the loaded :class:`RankingData`."""
+    from distilrank.distill.ranking.teachers import bm25_of_pairs
     from distilrank.plugin.abtest.judgments import load_judgments
     from distilrank.plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
 
@@ -170,11 +174,9 @@ def load_ranking_data(cfg: RankingRunConfig, transport, log: Log = print, *, pro
     transfer_pool, transfer_bm25 = read_pool(transfer_path)
     check_disjoint(list(transfer_pool), queries)
     judged = judged_pairs(grades, catalogue, cfg.document, queries=queries, origin=cfg.judgments.path)
-    by_q = bm25_scores(transport, index, {q: [d for qq, d in zip(judged.queries, judged.extra["doc_id"]) if qq == q] for q in queries},
-                       fields=fields)
     tables = {"judged": judged, "rerank": id_pairs({q: judged_pool[q] for q in queries}, catalogue, cfg.document, source="rerank pools"),
               "transfer": id_pairs(transfer_pool, catalogue, cfg.document, source=str(transfer_path))}
-    bm25 = {"judged": np.array([by_q[q][d] for q, d in zip(judged.queries, judged.extra["doc_id"])], np.float32),
+    bm25 = {"judged": bm25_of_pairs(judged, lambda wanted: bm25_scores(transport, index, wanted, fields=fields)),
             "rerank": np.concatenate([np.asarray(judged_bm25[q], np.float32) for q in queries]) if queries else np.zeros(0, np.float32),
             "transfer": np.concatenate([np.asarray(transfer_bm25[q], np.float32) for q in transfer_pool])}
     negatives = weak_negatives(judged_pool, grades, catalogue, n_bm25=_neg(cfg, "bm25_negatives"),

@@ -59,7 +59,7 @@ def shared_teacher_scores(data: RankingData, out: Path, *, progress: bool | None
                 scores[split][tc.name] = data.bm25[split]
             elif tc.kind == "bi-encoder":
                 scores[split][tc.name] = score_pairs(tc, data.tables[split], out / "scores" / tc.name / split, checkpoint=None,
-                                                     embeddings=data.embeddings[tc.name], bm25=None, progress=progress)
+                                                     embeddings=data.embeddings[tc.name], progress=progress)
     return scores
 
 
@@ -75,7 +75,7 @@ def fold_teacher_scores(data: RankingData, shared: Scores, ce_queries, fdir: Pat
         ckpt = train_cross_encoder(tc, data.judged_and_negatives(ce_queries), fdir / "teachers" / tc.name, progress=progress)
         for split in SPLITS:
             scores[split][tc.name] = score_pairs(tc, data.tables[split], fdir / "scores" / tc.name / split, checkpoint=ckpt,
-                                                 embeddings=None, bm25=None, progress=progress)
+                                                 embeddings=None, progress=progress)
         log(f"{fdir.name}: teacher {tc.name} trained on {len(ce_queries)} queries and scored ({time.perf_counter() - t0:.0f}s)")
     return scores
 
@@ -107,7 +107,7 @@ class StudentTrainer:
         transfer = data.tables["transfer"]
         texts = list(dict.fromkeys(transfer.queries)) + data.catalogue.texts(data.doc)
         self.tokenizer = student_tokenizer(texts, data.cfg.student, path=out / "students" / "tokenizer.json")
-        self.groups = data.groups("transfer")
+        self.groups = data.groups("transfer")  # cached by RankingData
 
     def rows(self, pairs: int | None) -> np.ndarray:
         return subset_rows(self.groups, pairs, seed=self.data.cfg.seed + 7)
@@ -119,9 +119,7 @@ class StudentTrainer:
         home = fdir if _fold_dependent(self.data, recipe.target) else self.out
         signal = _signal(self.data, recipe.target, scores, stacker, "transfer")[rows]
         sub = self.data.tables["transfer"].select(rows)
-        from distilrank.distill.ranking.stacking import group_index
-
-        return train_recipe(recipe, sub, signal, group_index(sub.queries), self.tokenizer, self.data.cfg.student,
+        return train_recipe(recipe, sub, signal, self.groups[rows], self.tokenizer, self.data.cfg.student,
                             home / "students" / name, seed=seed, progress=self.progress, log=self.log,
                             metadata={"teachers": [t.name for t in self.data.cfg.teachers], "config": self.data.cfg.source})
 

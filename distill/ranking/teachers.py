@@ -60,8 +60,9 @@ def bm25_of_pairs(pairs: Pairs, bm25: BM25Fn) -> np.ndarray:
 
 
 def score_pairs(tc: RankingTeacher, pairs: Pairs, out_dir: Path, *, checkpoint: Path | None, embeddings: EmbeddingStore | None,
-                bm25: BM25Fn | None, progress: bool | None = None) -> np.ndarray:
-    """Teacher ``tc``'s scores for ``pairs`` (float32 ``[N]``), cached as ``out_dir/logits.npy``."""
+                progress: bool | None = None) -> np.ndarray:
+    """Scores of the cross-encoder or bi-encoder teacher ``tc`` for ``pairs`` (float32 ``[N]``), cached as
+    ``out_dir/logits.npy`` (a ``bm25`` teacher's scores are the first pass's: :attr:`RankingData.bm25`)."""
     done = out_dir / "logits.npy"
     if tc.kind == "cross-encoder":
         assert checkpoint is not None
@@ -70,12 +71,9 @@ def score_pairs(tc: RankingTeacher, pairs: Pairs, out_dir: Path, *, checkpoint: 
         return load_logits(out_dir)
     if done.exists() and len(z := np.load(done)) == len(pairs):
         return z
-    if tc.kind == "bi-encoder":
-        assert embeddings is not None
-        z = embeddings.pair_cosine(pairs, progress=progress)
-    else:
-        assert bm25 is not None
-        z = bm25_of_pairs(pairs, bm25)
+    if tc.kind != "bi-encoder" or embeddings is None:
+        raise ValueError(f"teacher {tc.name!r}: score_pairs scores cross-encoders and bi-encoders (with their embeddings), not {tc.kind!r}")
+    z = embeddings.pair_cosine(pairs, progress=progress)
     write_npy(done, z)
     write_json(out_dir / "meta.json", {"teacher": tc.name, "kind": tc.kind, "rows": len(pairs)})
     return z
