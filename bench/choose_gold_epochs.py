@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from distilrank.distill.config import load_config
-from distilrank.distill.evaluation.metrics import accuracy, positives
 from distilrank.distill.pipeline import Variant, prepare_data, student_tokenizer, variant_configs
 from distilrank.distill.student.store import load_student
 from distilrank.distill.student.train import train_student
+from distilrank.metrics import accuracy, positives
 
 
 def main(config: str, epochs: str) -> int:

@@ -67,7 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     from rerank_latency import local_ms_batch, node_url
 
-    from distilrank.distill.data.catalogue import DocumentText, read_catalogue
+    from distilrank.catalogue import DocumentText, read_catalogue
     from distilrank.plugin import api
     from distilrank.plugin.catalogue_index import index_catalogue
 

@@ -28,12 +28,12 @@ import onnxruntime as ort
 import torch
 from tokenizers import Tokenizer
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.data.readers import read_icecat_products
+from distilrank.distill.export.onnx_graph import export_onnx
 from distilrank.distill.student.model import StudentConfig, StudentModel
 from distilrank.distill.student.tokenizer import build_student_tokenizer
-from distilrank.distill.timing import best_of_seconds
-from distilrank.plugin.export.onnx_graph import export_onnx
+from distilrank.pairs import Pairs
+from distilrank.readers import read_icecat_products
+from distilrank.timing import best_of_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = {"BERT-Base (12L-768)": (12, 768, 12, 3072), "MiniLM-L6 (6L-384)": (6, 384, 12, 1536), "TinyBERT-4 (4L-312)": (4, 312, 12, 1200)}
@@ -117,7 +117,7 @@ def main() -> None:
         student_tok.save(str(d / "tokenizer.json"))
         model = StudentModel(StudentConfig(vocab_size=student_tok.get_vocab_size()))
         export_onnx(model, d / "student.onnx")
-        from distilrank.plugin.export.quantize import quantize_int8
+        from distilrank.distill.export.quantize import quantize_int8
 
         quantize_int8(d / "student.onnx", d / "student-int8.onnx")
         student_tok_file = Tokenizer.from_file(str(d / "tokenizer.json"))

@@ -55,7 +55,7 @@ INDEX = "distilrank-bench-icecat"
 
 
 def catalogue() -> list[dict]:
-    from distilrank.distill.data.readers import read_icecat_products
+    from distilrank.readers import read_icecat_products
 
     return [p for p in read_icecat_products(ROOT.parent / "shared" / "data" / "icecat") if p.get("title")]
 
@@ -64,18 +64,18 @@ def student_zips(titles: list[str], work: Path) -> tuple[Path, Path]:
     """(fp32 zip, int8 zip) of the default-architecture student."""
     import torch
 
+    from distilrank.distill.export import export_student
     from distilrank.distill.student.model import StudentConfig, StudentModel
     from distilrank.distill.student.store import save_student
     from distilrank.distill.student.tokenizer import build_student_tokenizer
-    from distilrank.plugin.export import export_student
 
     tok = build_student_tokenizer(titles, min_count=1, max_length=128)
     torch.manual_seed(0)
     model = StudentModel(StudentConfig(vocab_size=tok.get_vocab_size())).eval()
     save_student(model, tok, work / "student", metadata={"variant": "bench (random weights)"})
     res = export_student(work / "student", work / "student-export", name="bench-student")
-    from distilrank.plugin.export.model_zip import build_model_zip
-    from distilrank.plugin.export.quantize import quantize_int8
+    from distilrank.plugin.model_zip import build_model_zip
+    from distilrank.distill.export.quantize import quantize_int8
 
     (work / "student-int8").mkdir()
     int8 = quantize_int8(res.onnx, work / "student-int8" / "model.onnx")
@@ -89,7 +89,7 @@ def minilm_zip(work: Path) -> Path:
     from onnx_latency import export_cross_encoder
     from tokenizers import Tokenizer
 
-    from distilrank.plugin.export.model_zip import build_model_zip
+    from distilrank.plugin.model_zip import build_model_zip
 
     onnx_path = work / "minilm" / "model.onnx"
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,8 +108,8 @@ def minilm_zip(work: Path) -> Path:
 def local_ms_per_pair(zip_path: Path, titles: list[str], query: str = "hp laptop", repeats: int = 5) -> float:
     """Best-of-``repeats`` ms per pair for the same zip in local ONNX Runtime, one pair per call as ML Commons
     does it (1 thread, tokenization included): what the model itself costs, without the cluster."""
-    from distilrank.distill.timing import best_of_seconds
     from distilrank.plugin.local_scoring import LocalScorer
+    from distilrank.timing import best_of_seconds
 
     scorer = LocalScorer(zip_path)
     return 1000 * best_of_seconds(lambda: scorer.score(query, titles), repeats, warmup=1) / len(titles)
@@ -118,8 +118,8 @@ def local_ms_per_pair(zip_path: Path, titles: list[str], query: str = "hp laptop
 def local_ms_batch(zip_path: Path, titles: list[str], query: str = "hp laptop", repeats: int = 20) -> float:
     """Best-of-``repeats`` ms for one ONNX Runtime run over all ``titles`` as one padded batch (1 thread,
     tokenization included): what the rescorer does per shard window, without the cluster."""
-    from distilrank.distill.timing import best_of_seconds
     from distilrank.plugin.local_scoring import LocalScorer
+    from distilrank.timing import best_of_seconds
 
     scorer = LocalScorer(zip_path)
 
@@ -383,7 +383,7 @@ def main() -> None:
           + f"; the student over a window of 100 in one batched run: {models['student']['local_onnxruntime_ms_per_window_of_100']:.2f} ms")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from distilrank.distill.atomic import write_json
+    from distilrank.atomic import write_json
 
     write_json(out, results)
     print(f"\nwritten {out}")

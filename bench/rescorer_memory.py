@@ -32,12 +32,12 @@ def main() -> None:
     import torch
     from rerank_latency import INDEX, build_index, catalogue, node_memory, node_url
 
-    from distilrank.distill.atomic import write_json
+    from distilrank.atomic import write_json
+    from distilrank.distill.export import export_student
     from distilrank.distill.student.model import StudentConfig, StudentModel
     from distilrank.distill.student.store import save_student
     from distilrank.distill.student.tokenizer import build_student_tokenizer
     from distilrank.plugin import api, rescore
-    from distilrank.plugin.export import export_student
 
     url = node_url(args)
     t = api.connect(url=url, timeout=300)

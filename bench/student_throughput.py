@@ -23,8 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.data.readers import read_icecat_products, read_pairs
 from distilrank.distill.data.token_ids import build_token_ids
 from distilrank.distill.data.transfer import transfer_set_from_pairs
 from distilrank.distill.student.model import StudentConfig
@@ -32,7 +30,9 @@ from distilrank.distill.student.store import load_student
 from distilrank.distill.student.stream import train_student_streamed
 from distilrank.distill.student.tokenizer import build_student_tokenizer
 from distilrank.distill.student.train import StudentTrainConfig, train_student
-from distilrank.distill.timing import best_of_seconds
+from distilrank.pairs import Pairs
+from distilrank.readers import read_icecat_products, read_pairs
+from distilrank.timing import best_of_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"

@@ -50,7 +50,7 @@ def esci_text() -> tuple[list[str], list[str]]:
 
 def esci_pairs(n: int, batch: int = 100_000, seed: int = 0):
     """``n`` (query, title) pairs, ``batch`` at a time (distill Pairs)."""
-    from distilrank.distill.data.pairs import Pairs
+    from distilrank.pairs import Pairs
 
     queries, titles = esci_text()
     rng = np.random.default_rng(seed)

@@ -16,17 +16,19 @@ from distilrank import __version__ as __version__  # one version, from the packa
 
 _EXPORTS = {
     **{name: "distilrank.distill.api" for name in (
-        "read_source", "build_transfer_set", "TransferSet", "train_teacher", "score_with_teachers", "TeacherScores",
+        "build_transfer_set", "TransferSet", "train_teacher", "score_with_teachers", "TeacherScores",
         "load_teacher_scores", "combine_teachers", "soft_targets", "student_tokenizer", "train_student", "training_report",
         "evaluate_student", "export_student")},
     **{name: "distilrank.distill.config" for name in (
-        "RunConfig", "DataSource", "DataConfig", "AugmentConfig", "TeacherConfig", "DistillConfig", "StudentSection",
+        "RunConfig", "DataConfig", "AugmentConfig", "TeacherConfig", "DistillConfig", "StudentSection",
         "load_config")},
     "run_pipeline": "distilrank.distill.pipeline",
     "run_ranking": "distilrank.distill.ranking.pipeline",
     "RankingRunConfig": "distilrank.distill.ranking.config",
     "load_ranking_config": "distilrank.distill.ranking.config",
-    "Pairs": "distilrank.distill.data.pairs",
+    "Pairs": "distilrank.pairs",
+    "read_source": "distilrank.sources",
+    "DataSource": "distilrank.sources",
     "Student": "distilrank.distill.student.store",
     "load_student": "distilrank.distill.student.store",
 }

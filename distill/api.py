@@ -7,7 +7,7 @@
                                                                              -> evaluate_student -> export_student
 
 Settings are the config dataclasses of :mod:`distilrank.distill.config` (the TOML sections and the CLI flags are their
-fields): :class:`~distilrank.distill.config.DataSource`, :class:`~distilrank.distill.config.AugmentConfig`,
+fields): :class:`~distilrank.sources.DataSource`, :class:`~distilrank.distill.config.AugmentConfig`,
 :class:`~distilrank.distill.config.TeacherConfig`, :class:`~distilrank.distill.config.StudentSection`.  Scores are raw teacher logits
 (float32, one per row); targets are probabilities in ``[0, 1]`` (``loss = "bce"``) or logits (``"mse"``).
 Every stage writes its outputs atomically and resumes from them (see each function).  Heavy imports (torch,
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from distilrank.distill.config import AugmentConfig, DataSource, DistillConfig, StudentSection, TeacherConfig, resolve_base_model
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DistilRankError
+from distilrank.distill.config import AugmentConfig, DistillConfig, StudentSection, TeacherConfig, resolve_base_model
+from distilrank.errors import DistilRankError
+from distilrank.pairs import Pairs
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -42,19 +42,6 @@ PathLike = str | Path
 
 
 # --- data ---------------------------------------------------------------------
-
-
-def read_source(source: DataSource | PathLike, *, require_labels: bool = False, **fields: Any) -> Pairs:
-    """The rows of one data source: a :class:`DataSource`, or a path with ``DataSource`` fields as keywords
-    (``read_source("dev.tsv", query_field="", text_field="sentence")``).  Amazon-review directories are split
-    into sentences unless ``sentences=False``.  Raises :class:`~distilrank.distill.errors.DataError` naming the file and line."""
-    from distilrank.distill.data.readers import read_amazon_reviews, read_pairs
-
-    src = source if isinstance(source, DataSource) else DataSource(path=str(source), **fields)
-    if src.format == "amazon-reviews" or (src.format == "auto" and Path(src.path).is_dir()):
-        return read_amazon_reviews(src.path, sentences=src.sentences, limit=src.limit)
-    return read_pairs(src.path, query_field=src.query_field or None, text_field=src.text_field,
-                      label_field=src.label_field or None, format=src.format, require_labels=require_labels, limit=src.limit)
 
 
 @dataclass
@@ -293,9 +280,9 @@ def _logits_of(student: Student | PathLike | np.ndarray, data: Pairs) -> np.ndar
 
 def export_student(student_dir: PathLike, out_dir: PathLike, **options: Any) -> Any:
     """ONNX graph + ``tokenizer.json`` + ML Commons zip + model card of a student directory, after a parity check
-    against PyTorch (:func:`distilrank.plugin.export.export_student`; ``options``: name, parity_pairs, tolerance, max_length,
+    against PyTorch (:func:`distilrank.distill.export.export_student`; ``options``: name, parity_pairs, tolerance, max_length,
     metrics, quantize, quality_pairs).  Returns its ``ExportResult``."""
-    from distilrank.plugin.export import export_student as export
+    from distilrank.distill.export import export_student as export
 
     return export(student_dir, out_dir, **options)
 

@@ -31,9 +31,9 @@ from __future__ import annotations
 import numpy as np
 
 from distilrank.distill.config import AugmentConfig
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import ConfigError
-from distilrank.distill.progress import progress_bar
+from distilrank.errors import ConfigError
+from distilrank.pairs import Pairs
+from distilrank.progress import progress_bar
 
 
 def _check(n_per_example: int, p_mask: float, p_swap: float, p_ngram: float, ngram_range: tuple[int, int],

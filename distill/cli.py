@@ -1,7 +1,7 @@
 """``distilrank``: one command line whose subcommands mirror the Python API.
 
 Each subcommand reads its inputs and makes one call of the stage API (:mod:`distilrank.distill.api`); its settings flags are
-generated from the config dataclasses (:mod:`distilrank.distill.config`, via :func:`distilrank.distill.cli_support.add_settings`), and it
+generated from the config dataclasses (:mod:`distilrank.distill.config`, via :func:`distilrank.cli_support.add_settings`), and it
 dispatches through ``set_defaults(func=...)``.  Every subcommand prints a short human report, or with ``--json`` a single JSON
 object on stdout (logs go to stderr).  Errors in user input exit with status 2
 and a message naming the file, line or field.
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.cli_support import add_data_args, add_settings, emit, log_for, read_source_arg, settings_from_args
+from distilrank.cli_support import add_data_args, add_settings, emit, log_for, read_source_arg, settings_from_args
 from distilrank.distill.config import AugmentConfig, DistillConfig, StudentSection, TeacherConfig
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 
 #: ``[student]`` fields without a ``student train`` flag, and why
 STUDENT_TRAIN_EXCLUDED = {"init": "init = teacher needs the teacher's word vectors: distilrank run computes them"}
@@ -31,8 +31,9 @@ from distilrank.distill.teacher.engine_config import add_engine_args
 # --- commands -----------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from distilrank.distill.config import load_config, read_toml
+    from distilrank.distill.config import load_config
     from distilrank.distill.pipeline import run_pipeline
+    from distilrank.settings import read_toml
 
     raw = read_toml(args.config)
     if raw.get("task") == "ranking":
@@ -59,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_augment(args: argparse.Namespace) -> None:
     from distilrank.distill.api import build_transfer_set
-    from distilrank.distill.data.readers import write_pairs
+    from distilrank.readers import write_pairs
 
     pairs = read_source_arg(args, args.input)
     out = build_transfer_set([pairs], settings_from_args(args, AugmentConfig), seed=args.seed).augmented
@@ -138,8 +139,8 @@ def cmd_targets_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_targets_stack(args: argparse.Namespace) -> None:
+    from distilrank.atomic import write_json
     from distilrank.distill.api import load_teacher_scores
-    from distilrank.distill.atomic import write_json
     from distilrank.distill.targets import average_logits, binary_nll, fit_stacker
 
     held = read_source_arg(args, args.data, require_labels=True)
@@ -155,8 +156,8 @@ def _student_targets(args: argparse.Namespace, pairs, section: StudentSection) -
     """Targets ``[N]`` of ``student train``: gold labels (0/1), the combined teacher logit (``loss = mse``), that logit
     over ``T`` (``loss = listwise``: rows are grouped by their query) or ``sigmoid(z / T)`` of it."""
     from distilrank.distill.api import combine_teachers, load_teacher_scores, soft_targets
-    from distilrank.distill.evaluation.metrics import positives
     from distilrank.distill.targets import Stacker
+    from distilrank.metrics import positives
 
     if args.gold:
         return positives(pairs.labels).astype(np.float32)
@@ -196,14 +197,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 # --- parser -------------------------------------------------------------------
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``distilrank`` parser: every subcommand sets ``func`` (argparse's ``set_defaults``), the command it runs."""
-    from distilrank.plugin.cli import add_commands  # export, plugin, ab: the serving half's command groups (a broken import fails loudly)
-
-    parser = argparse.ArgumentParser(prog="distilrank", description="Distil BERT cross-encoders into tiny n-gram students and serve them in OpenSearch.")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout (also accepted after the subcommand)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _accept_json_everywhere(sub)
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register the training half's subcommands (``run``, ``augment``, ``transfer-set``, ``teacher``, ``targets``,
+    ``student``, ``eval``, ``export``) on the ``distilrank`` parser (:func:`distilrank.cli.build_parser`)."""
     p = sub.add_parser("run", help="run the whole pipeline from a TOML config")
     p.add_argument("config", help="pipeline TOML config (see configs/*.toml); task = \"ranking\" runs the product-search pipeline")
     p.add_argument("--out-dir", help="override out_dir of the config")
@@ -224,8 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_teacher_commands(sub)
     _add_targets_commands(sub)
     _add_student_commands(sub)
-    add_commands(sub)
-    return parser
+    _add_export_command(sub)
 
 
 def _add_teacher_commands(sub: argparse._SubParsersAction) -> None:
@@ -310,58 +305,81 @@ def _add_student_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_eval)
 
 
-def _accept_json_everywhere(sub: argparse._SubParsersAction) -> None:
-    """Make every (nested) subcommand accept ``--json`` after its name too."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object on stdout")
-    original = sub.add_parser
+# --- export -------------------------------------------------------------------
 
-    def add_parser(name: str, **kwargs):
-        kwargs["parents"] = [*kwargs.get("parents", []), common]
-        parser = original(name, **kwargs)
-        real_add_subparsers = parser.add_subparsers
+def cmd_export(args: argparse.Namespace) -> None:
+    from distilrank.cli_support import emit, read_source_arg
+    from distilrank.distill.api import export_student
 
-        def add_subparsers(**kw):
-            nested = real_add_subparsers(**kw)
-            _accept_json_everywhere(nested)
-            return nested
+    if args.teacher:
+        cmd_export_teacher(args)
+        return
+    metrics = None
+    if args.metrics:
+        data = json.loads(Path(args.metrics).read_text())
+        result = data.get("result", data.get("main", data))
+        metrics = {"student": result.get("student"), "teacher": result.get("teacher"), "recovery": result.get("recovery")}
+    pairs = read_source_arg(args, args.parity_data) if args.parity_data else None
+    quality = None
+    if args.quality_data:
+        from distilrank.sources import read_source
 
-        parser.add_subparsers = add_subparsers  # type: ignore[method-assign]
-        return parser
-
-    sub.add_parser = add_parser  # type: ignore[method-assign]
-
-
-ID_FLAGS = ("--model-id",)
-
-
-def _glue_ids(argv: list[str]) -> list[str]:
-    """``--model-id X`` -> ``--model-id=X``: ML Commons ids are base64url and may start with ``-``, which argparse
-    would otherwise read as a flag ("expected one argument")."""
-    out: list[str] = []
-    it = iter(argv)
-    for a in it:
-        if a in ID_FLAGS:
-            nxt = next(it, None)
-            out.append(a if nxt is None else f"{a}={nxt}")
-        else:
-            out.append(a)
-    return out
+        quality = read_source(args.quality_data, query_field=args.quality_query_field, text_field=args.quality_text_field,
+                              label_field=args.quality_label_field, require_labels=True)
+    res = export_student(args.student, args.out, name=args.name, parity_pairs=pairs, tolerance=args.tolerance,
+                         max_length=args.max_length, metrics=metrics, quantize=args.quantize == "int8", quality_pairs=quality)
+    human = (f"exported {res.zip} ({res.zip_bytes:,} bytes, sha256 {res.sha256})\n"
+             f"parity: max |torch - onnx| = {res.parity.max_abs_diff:.2e} over {res.parity.n_pairs} pairs (tolerance {res.parity.tolerance:g})\n"
+             f"onnx runtime, 1 thread, one pair per call: {res.latency['onnx_ms_per_pair_single_call']:.3f} ms/pair\n"
+             f"model card: {res.card_markdown}")
+    if res.quantization:
+        q = res.quantization
+        human += (f"\nint8: accuracy {q['int8_accuracy']:.2f}% vs fp32 {q['fp32_accuracy']:.2f}%, {q['speedup']:.2f}x faster per call "
+                  f"-> shipped {res.precision}")
+    emit(args, asdict(res), human)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(_glue_ids(sys.argv[1:] if argv is None else list(argv)))
-    try:
-        args.func(args)
-    except DistilRankError as exc:
-        print(f"distilrank: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("distilrank: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
-    return 0
+def cmd_export_teacher(args: argparse.Namespace) -> None:
+    """``distilrank export --teacher DIR``: :func:`distilrank.distill.export.teacher_export.export_cross_encoder_teacher`."""
+    from distilrank.cli_support import emit, read_source_arg
+    from distilrank.distill.export.teacher_export import export_cross_encoder_teacher
+    from distilrank.errors import DistilRankError
+
+    student_only = [flag for flag, given in (("--metrics", args.metrics), ("--quantize int8", args.quantize != "none"),
+                                             ("--quality-data", args.quality_data)) if given]
+    if student_only:
+        raise DistilRankError(f"export --teacher: {', '.join(student_only)} only apply to a student export")
+    pairs = read_source_arg(args, args.parity_data) if args.parity_data else None
+    res = export_cross_encoder_teacher(args.teacher, args.out, name=args.name, max_length=args.max_length,
+                                       parity_pairs=pairs, tolerance=args.tolerance)
+    human = (f"exported teacher {res['zip']} ({res['zip_bytes']:,} bytes, sha256 {res['sha256']})\n"
+             f"parity: max |torch - onnx| = {res['parity']['max_abs_diff']:.2e} over {res['parity']['n_pairs']} pairs "
+             f"(tolerance {res['parity']['tolerance']:g}); truncation {res['max_length']} tokens\n"
+             f"onnx runtime, 1 thread, one pair per call: {res['latency']['onnx_ms_per_pair_single_call']:.3f} ms/pair\n"
+             f"model card: {res['card_json']}")
+    emit(args, res, human)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _add_export_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a student (or, with --teacher, a cross-encoder teacher) to ONNX + tokenizer.json + "
+                                      "ML Commons zip + model card, with a parity check")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--student", help="student directory (from 'student train' or 'run')")
+    what.add_argument("--teacher", help="fine-tuned cross-encoder checkpoint directory (a teacher's best/ from 'teacher train' "
+                                        "or 'run'): exported as a TEXT_SIMILARITY model too")
+    p.add_argument("--out", required=True, help="output directory (model.onnx, tokenizer.json, NAME.zip, model-card.json)")
+    p.add_argument("--name", help="model name (default: the student directory name; for --teacher the teacher's name)")
+    p.add_argument("--parity-data", help="pairs to check parity on (default: bundled SST-2 + Icecat + edge cases; "
+                                         "for --teacher 40 Icecat (query, title) pairs + the edge cases)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest |PyTorch - ONNX Runtime| logit difference accepted")
+    p.add_argument("--max-length", type=int, help="override the tokenizer's truncation length (default: the student's; "
+                                                   "--teacher: the length it was fine-tuned with, else 128)")
+    p.add_argument("--metrics", help="eval.json or run.json whose metrics go into the model card (student only)")
+    p.add_argument("--quantize", choices=["none", "int8"], default="none",
+                   help="also build an int8 graph; shipped only if it loses < 0.2 accuracy points on --quality-data and is faster")
+    p.add_argument("--quality-data", help="labeled pairs for the int8 quality gate (e.g. the dev set)")
+    p.add_argument("--quality-query-field", default="query", help="query column of --quality-data")
+    p.add_argument("--quality-text-field", default="text", help="text column of --quality-data")
+    p.add_argument("--quality-label-field", default="label", help="label column of --quality-data")
+    add_data_args(p, prefix="", labels=False)
+    p.set_defaults(func=cmd_export)

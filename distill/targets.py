@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from distilrank.distill.evaluation.metrics import binary_nll, expected_calibration_error, sigmoid
+from distilrank.metrics import binary_nll, expected_calibration_error, sigmoid
 
 
 def soft_targets(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -34,7 +34,7 @@ def temperature_sweep(logits: np.ndarray, labels: np.ndarray, temperatures: Sequ
 
     Each row: ``{"temperature", "nll", "ece", "mean_confidence", "target_entropy"}``;
     ``target_entropy`` (bits) shows how much softer the targets become.  ``nll`` and ``ece`` are
-    :func:`distilrank.distill.evaluation.metrics.binary_nll` and ``expected_calibration_error`` of ``logits / T``
+    :func:`distilrank.metrics.binary_nll` and ``expected_calibration_error`` of ``logits / T``
     (the one sigmoid / NLL / ECE over logits of the project).
     Accuracy does not depend on ``T``; the student's dev accuracy per ``T`` is
     measured by training one student per value (see :mod:`distilrank.distill.pipeline`).

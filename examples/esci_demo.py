@@ -27,7 +27,7 @@ GRADE = {3.0: "E", 2.0: "S", 1.0: "C", 0.0: "I"}
 
 
 def _export(fold: Path, blend: dict) -> Path:
-    from distilrank.plugin.export import export_student
+    from distilrank.distill.export import export_student
 
     zips = sorted((fold / "export").glob("*.zip"))
     if zips and json.loads((fold / "export" / "model-card.json").read_text()).get("blend") == blend:
@@ -41,8 +41,8 @@ def main() -> int:
     from distilrank.distill.ranking.config import load_ranking_config
     from distilrank.distill.ranking.evaluate import rerank_setting
     from distilrank.distill.ranking.pipeline import run_ranking
+    from distilrank.judgments import load_judgments
     from distilrank.plugin import api
-    from distilrank.plugin.abtest.judgments import load_judgments
     from distilrank.plugin.catalogue_index import bm25_query
     from distilrank.plugin.connection import load_connection
     from distilrank.plugin.rescore import rescore_search_body

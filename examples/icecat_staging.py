@@ -36,7 +36,7 @@ def log(msg: str) -> None:
 
 
 def make_pairs(products: list[dict], n: int, seed: int, labeled: bool):
-    from distilrank.distill.data.pairs import Pairs
+    from distilrank.pairs import Pairs
 
     rng = np.random.default_rng(seed)
     by_supplier: dict[str, list[int]] = {}
@@ -66,7 +66,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from distilrank.distill.data.readers import read_icecat_products, write_pairs
+    from distilrank.readers import read_icecat_products, write_pairs
 
     products = [p for p in read_icecat_products(ROOT.parent / "shared" / "data" / "icecat") if p.get("title")]
     data = out / "data"
@@ -74,7 +74,7 @@ def main() -> None:
         write_pairs(make_pairs(products, 6000, 1, True), data / "train.jsonl")
         write_pairs(make_pairs(products, 1000, 2, True), data / "dev.jsonl")
         write_pairs(make_pairs(products, 40000, 3, False), data / "transfer.jsonl")
-    from distilrank.distill.data.readers import read_pairs
+    from distilrank.readers import read_pairs
 
     train = read_pairs(data / "train.jsonl", query_field="query", text_field="text", label_field="label")
     dev = read_pairs(data / "dev.jsonl", query_field="query", text_field="text", label_field="label")
@@ -107,13 +107,13 @@ def main() -> None:
         train_student(transfer, soft_targets(logits, 2.0), tok, student_dir,
                       model_config=StudentConfig(vocab_size=tok.get_vocab_size(), hidden=[256, 64], interactions=True),
                       config=StudentTrainConfig(epochs=4), metadata={"teachers": ["minilm-l6 (icecat synthetic)"], "temperature": 2.0})
-    from distilrank.plugin.export import export_student
+    from distilrank.distill.export import export_student
 
     export_dir = out / "export"
     zip_path = export_dir / "icecat-student.zip"
     if not zip_path.exists():
-        from distilrank.distill.evaluation.metrics import accuracy
         from distilrank.distill.student.store import load_student
+        from distilrank.metrics import accuracy
 
         acc = accuracy(load_student(student_dir).score(dev), dev.labels)
         export_student(student_dir, export_dir, name="icecat-student",
@@ -138,12 +138,13 @@ def main() -> None:
                        document_fields=["title"], depth=50, size=10, log=log)
     log(f"model {reg['model_id']} ({'reused' if reg['reused'] else 'registered'}), staging -> distilrank-staging")
 
+    from distilrank.distill.teacher.model import checkpoint_scorer
     from distilrank.plugin.abtest.config import load_ab_config
     from distilrank.plugin.abtest.runner import run_ab
 
     cfg = load_ab_config(ROOT / "configs" / "ab-icecat.toml")
     cfg.out = str(out / "ab")
-    results = run_ab(t, cfg, log=log)
+    results = run_ab(t, cfg, log=log, checkpoint_scorer=checkpoint_scorer)
     comp = next(x for x in results["comparisons"] if x["metric"] == results["primary_metric"])
     print(json.dumps({"report": results["report"], "primary": comp["metric"], "baseline": comp["mean_baseline"],
                       "student": comp["mean_arm"], "delta": comp["delta_mean"], "ci95": comp["ci95"], "p_holm": comp["p_holm"],

@@ -22,7 +22,7 @@ def products() -> list[dict]:
 
 
 def training_pairs(items: list[dict], seed: int = 0):
-    from distilrank.distill.data.pairs import Pairs
+    from distilrank.pairs import Pairs
 
     rng = np.random.default_rng(seed)
     queries, texts, labels = [], [], []
@@ -49,10 +49,10 @@ def build_icecat_student(work: Path, *, seed: int = 0, name: str = "icecat-stude
                          hidden: tuple[int, ...] = (64, 32), blend=None) -> ExportedStudent:
     """Train and export a small student; different ``seed`` values give different models (and zips). ``blend``
     (``BlendSettings``) goes into the model card, so ``register`` stores it with the model for the rescorer."""
+    from distilrank.distill.export import export_student
     from distilrank.distill.student.model import StudentConfig
     from distilrank.distill.student.tokenizer import build_student_tokenizer
     from distilrank.distill.student.train import StudentTrainConfig, train_student
-    from distilrank.plugin.export import export_student
 
     items = products()
     pairs = training_pairs(items, seed)

@@ -15,7 +15,7 @@ from pathlib import Path
 import icecat_student
 import pytest
 
-from distilrank.distill.cli import main
+from distilrank.cli import main
 from distilrank.plugin import api, ml_api, registry_store
 from distilrank.plugin.abtest.router import Arm, Experiment, search_with_assignment
 from distilrank.plugin.local_scoring import LocalScorer

@@ -14,8 +14,8 @@ import onnx
 import pytest
 import testkit
 
-from distilrank.distill.cli import main
-from distilrank.distill.errors import DistilRankError
+from distilrank.cli import main
+from distilrank.errors import DistilRankError
 from distilrank.plugin import api, ml_api
 from distilrank.plugin.deploy import SmokeTestError, deploy_model, smoke_test
 from distilrank.plugin.model_package import inspect_model_zip

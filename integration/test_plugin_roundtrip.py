@@ -13,7 +13,7 @@ import icecat_student
 import numpy as np
 import pytest
 
-from distilrank.distill.cli import main
+from distilrank.cli import main
 from distilrank.plugin import api, ml_api, registry_store
 from distilrank.plugin.local_scoring import LocalScorer
 from distilrank.plugin.pipelines import rerank_search_body

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from distilrank.distill.data.catalogue import DocumentText, read_catalogue
-from distilrank.distill.errors import DistilRankError
+from distilrank.catalogue import DocumentText, read_catalogue
+from distilrank.errors import DistilRankError
 from distilrank.plugin import api, ml_api, registry_store
 from distilrank.plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
 

@@ -177,7 +177,7 @@ def test_restart_with_a_promoted_student(node, nt, students):
     import io
     import json
 
-    from distilrank.distill.cli import main
+    from distilrank.cli import main
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

@@ -22,7 +22,7 @@ import secrets
 import pytest
 from conftest import REPORT
 
-from distilrank.distill.cli import main
+from distilrank.cli import main
 from distilrank.plugin import api, ml_api
 from distilrank.plugin.transport import ClusterError
 

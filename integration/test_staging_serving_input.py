@@ -11,7 +11,7 @@ import icecat_student
 import pytest
 from conftest import REPORT
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin import api, ml_api
 from distilrank.plugin.local_scoring import LocalScorer
 from distilrank.plugin.pipelines import check_search_body, rerank_search_body
@@ -82,7 +82,7 @@ def test_array_and_number_fields(t, served):
 
 
 def test_deleted_model_still_referenced(t, served, capsys):
-    from distilrank.distill.cli import main
+    from distilrank.cli import main
 
     _, model_id = served
     api.delete(t, model_id, force=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin import ml_api, registry_store
 from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
 from distilrank.plugin.transport import Transport

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin import aliases as aliases_mod
 from distilrank.plugin import ml_api, registry_store
 from distilrank.plugin.connection import load_connection

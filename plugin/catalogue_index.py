@@ -4,7 +4,7 @@ The REST calls are :mod:`distilrank.plugin.index_api`'s; this module decides wha
 
 The index holds every catalogue field as ``text`` (so BM25 can search them),
 the product id as ``keyword``, and the combined model text
-(:class:`distilrank.distill.data.catalogue.DocumentText`, field ``index_field``) that the
+(:class:`distilrank.catalogue.DocumentText`, field ``index_field``) that the
 rerank pipeline's ``document_fields`` reads, so the student scores exactly the
 text it was trained on.
 
@@ -17,8 +17,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from distilrank.distill.data.catalogue import Catalogue, DocumentText, field_text
-from distilrank.distill.errors import DistilRankError
+from distilrank.catalogue import Catalogue, DocumentText, field_text
+from distilrank.errors import DistilRankError
 from distilrank.plugin import index_api
 from distilrank.plugin.transport import Transport
 

@@ -5,61 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
-
-
-def cmd_export(args: argparse.Namespace) -> None:
-    from distilrank.distill.api import export_student
-    from distilrank.distill.cli_support import emit, read_source_arg
-
-    if args.teacher:
-        cmd_export_teacher(args)
-        return
-    metrics = None
-    if args.metrics:
-        data = json.loads(Path(args.metrics).read_text())
-        result = data.get("result", data.get("main", data))
-        metrics = {"student": result.get("student"), "teacher": result.get("teacher"), "recovery": result.get("recovery")}
-    pairs = read_source_arg(args, args.parity_data) if args.parity_data else None
-    quality = None
-    if args.quality_data:
-        from distilrank.distill.api import read_source
-
-        quality = read_source(args.quality_data, query_field=args.quality_query_field, text_field=args.quality_text_field,
-                              label_field=args.quality_label_field, require_labels=True)
-    res = export_student(args.student, args.out, name=args.name, parity_pairs=pairs, tolerance=args.tolerance,
-                         max_length=args.max_length, metrics=metrics, quantize=args.quantize == "int8", quality_pairs=quality)
-    human = (f"exported {res.zip} ({res.zip_bytes:,} bytes, sha256 {res.sha256})\n"
-             f"parity: max |torch - onnx| = {res.parity.max_abs_diff:.2e} over {res.parity.n_pairs} pairs (tolerance {res.parity.tolerance:g})\n"
-             f"onnx runtime, 1 thread, one pair per call: {res.latency['onnx_ms_per_pair_single_call']:.3f} ms/pair\n"
-             f"model card: {res.card_markdown}")
-    if res.quantization:
-        q = res.quantization
-        human += (f"\nint8: accuracy {q['int8_accuracy']:.2f}% vs fp32 {q['fp32_accuracy']:.2f}%, {q['speedup']:.2f}x faster per call "
-                  f"-> shipped {res.precision}")
-    emit(args, asdict(res), human)
-
-
-def cmd_export_teacher(args: argparse.Namespace) -> None:
-    """``distilrank export --teacher DIR``: :func:`distilrank.plugin.export.teacher_export.export_cross_encoder_teacher`."""
-    from distilrank.distill.cli_support import emit, read_source_arg
-    from distilrank.distill.errors import DistilRankError
-    from distilrank.plugin.export.teacher_export import export_cross_encoder_teacher
-
-    student_only = [flag for flag, given in (("--metrics", args.metrics), ("--quantize int8", args.quantize != "none"),
-                                             ("--quality-data", args.quality_data)) if given]
-    if student_only:
-        raise DistilRankError(f"export --teacher: {', '.join(student_only)} only apply to a student export")
-    pairs = read_source_arg(args, args.parity_data) if args.parity_data else None
-    res = export_cross_encoder_teacher(args.teacher, args.out, name=args.name, max_length=args.max_length,
-                                       parity_pairs=pairs, tolerance=args.tolerance)
-    human = (f"exported teacher {res['zip']} ({res['zip_bytes']:,} bytes, sha256 {res['sha256']})\n"
-             f"parity: max |torch - onnx| = {res['parity']['max_abs_diff']:.2e} over {res['parity']['n_pairs']} pairs "
-             f"(tolerance {res['parity']['tolerance']:g}); truncation {res['max_length']} tokens\n"
-             f"onnx runtime, 1 thread, one pair per call: {res['latency']['onnx_ms_per_pair_single_call']:.3f} ms/pair\n"
-             f"model card: {res['card_json']}")
-    emit(args, res, human)
 
 
 def _add_connection_args(p: argparse.ArgumentParser) -> None:
@@ -89,7 +35,7 @@ def _transport(args: argparse.Namespace):
 
 def _finish(args: argparse.Namespace, t, result: dict, human: str) -> None:
     """Print ``result`` (with ``--json``) or ``human``, plus the write requests a dry run did not send."""
-    from distilrank.distill.cli_support import emit
+    from distilrank.cli_support import emit
 
     emit(args, *t.with_planned(result, human))
 
@@ -97,7 +43,7 @@ def _finish(args: argparse.Namespace, t, result: dict, human: str) -> None:
 def _split_docs(values: list[str] | None, path: str | None) -> list[str]:
     docs = list(values or [])
     if path:
-        from distilrank.distill.errors import DataError
+        from distilrank.errors import DataError
 
         for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
             if line.strip():
@@ -109,7 +55,7 @@ def _split_docs(values: list[str] | None, path: str | None) -> list[str]:
 
 def cmd_rescore_body(args: argparse.Namespace) -> None:
     """``distilrank plugin rescore-body``: print a checked search body for the distilrank rescorer."""
-    from distilrank.distill.cli_support import emit
+    from distilrank.cli_support import emit
     from distilrank.plugin.rescore import rescore_search_body
 
     fields = [f for f in (args.fields or "title").split(",") if f]
@@ -267,7 +213,7 @@ def cmd_ab_run(args: argparse.Namespace) -> None:
         cfg.out = str(Path(args.out).resolve())
     args.connection_config = args.connection_config or str(cfg.path)
     t = _transport(args)
-    res = run_ab(t, cfg, log=_log)
+    res = run_ab(t, cfg, log=_log, checkpoint_scorer=getattr(args, "checkpoint_scorer", None))
     lines = [f"A/B {cfg.name}: {len(res['arms'][res['baseline']]['queries'])} queries, k={res['k']}, judgments: "
              f"{res['judgment_source']}"]
     for row in summary_rows(res) + comparison_rows(res):
@@ -289,8 +235,8 @@ def cmd_ab_promote(args: argparse.Namespace) -> None:
 
 
 def cmd_ab_assign(args: argparse.Namespace) -> None:
-    from distilrank.distill.cli_support import emit
-    from distilrank.distill.errors import DistilRankError
+    from distilrank.cli_support import emit
+    from distilrank.errors import DistilRankError
     from distilrank.plugin.abtest.router import Arm, Experiment
 
     arms = []
@@ -436,29 +382,5 @@ def _add_alias_commands(add) -> None:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the plugin's subcommands on the main ``distilrank`` parser."""
-    from distilrank.distill.cli_support import add_data_args
-
-    p = sub.add_parser("export", help="export a student (or, with --teacher, a cross-encoder teacher) to ONNX + tokenizer.json + "
-                                      "ML Commons zip + model card, with a parity check")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--student", help="student directory (from 'student train' or 'run')")
-    what.add_argument("--teacher", help="fine-tuned cross-encoder checkpoint directory (a teacher's best/ from 'teacher train' "
-                                        "or 'run'): exported as a TEXT_SIMILARITY model too")
-    p.add_argument("--out", required=True, help="output directory (model.onnx, tokenizer.json, NAME.zip, model-card.json)")
-    p.add_argument("--name", help="model name (default: the student directory name; for --teacher the teacher's name)")
-    p.add_argument("--parity-data", help="pairs to check parity on (default: bundled SST-2 + Icecat + edge cases; "
-                                         "for --teacher 40 Icecat (query, title) pairs + the edge cases)")
-    p.add_argument("--tolerance", type=float, default=1e-4, help="largest |PyTorch - ONNX Runtime| logit difference accepted")
-    p.add_argument("--max-length", type=int, help="override the tokenizer's truncation length (default: the student's; "
-                                                   "--teacher: the length it was fine-tuned with, else 128)")
-    p.add_argument("--metrics", help="eval.json or run.json whose metrics go into the model card (student only)")
-    p.add_argument("--quantize", choices=["none", "int8"], default="none",
-                   help="also build an int8 graph; shipped only if it loses < 0.2 accuracy points on --quality-data and is faster")
-    p.add_argument("--quality-data", help="labeled pairs for the int8 quality gate (e.g. the dev set)")
-    p.add_argument("--quality-query-field", default="query", help="query column of --quality-data")
-    p.add_argument("--quality-text-field", default="text", help="text column of --quality-data")
-    p.add_argument("--quality-label-field", default="label", help="label column of --quality-data")
-    add_data_args(p, prefix="", labels=False)
-    p.set_defaults(func=cmd_export)
     _add_plugin_commands(sub)
     _add_ab_commands(sub)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from distilrank.distill.errors import ConfigError, DistilRankError
+from distilrank.errors import ConfigError, DistilRankError
 
 ENV = {
     "url": "OPENSEARCH_URL",
@@ -128,7 +128,7 @@ def load_connection(
     known = {f.name for f in fields(ConnectionSettings)}
     values: dict[str, Any] = {}
     if config_file:
-        from distilrank.distill.config import read_toml
+        from distilrank.settings import read_toml
 
         path = Path(config_file)
         table = read_toml(path)

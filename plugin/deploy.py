@@ -151,7 +151,7 @@ def wait_deployed_document(t: Transport, model_id: str, timeout: float, *, task_
 def default_smoke_pairs(n: int = 24) -> list[tuple[str, list[str]]]:
     """Sample (query, [docs]) groups: Icecat (query, title) pairs and edge cases from the bundled parity sample."""
     rows = []
-    with resources.as_file(resources.files("distilrank.plugin.export") / "parity_sample.jsonl") as path:
+    with resources.as_file(resources.files("distilrank.plugin") / "parity_sample.jsonl") as path:
         for line in Path(path).read_text(encoding="utf-8").splitlines():
             rows.append(json.loads(line))
     icecat = [r for r in rows if r.get("source", "").startswith("icecat")][: n - 4]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin import index_api, ml_api, registry_store
 from distilrank.plugin.deploy import deploy_model, smoke_test
 from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec, rerank_search_body

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.data.pairs import Pairs
+from distilrank.pairs import Pairs
 from distilrank.plugin.serving_contract import onnx_session, score_like_ml_commons
 
 

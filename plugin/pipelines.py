@@ -39,7 +39,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin import ml_api
 from distilrank.plugin.transport import Transport
 

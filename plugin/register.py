@@ -167,7 +167,7 @@ def register_package(
     try:
         bar = None
         if progress:
-            from distilrank.distill.progress import progress_bar
+            from distilrank.progress import progress_bar
 
             bar = progress_bar(total=pkg.size, progress=True, unit="B", unit_scale=True, desc=f"upload {pkg.path.name}", leave=False)
         for index, data in pkg.chunks(chunk_size):

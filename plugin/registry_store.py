@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin import index_api
 from distilrank.plugin.transport import Transport
 

@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin import ml_api, rescorer_api
 from distilrank.plugin.blend import NORMALIZATIONS, BlendSettings
 from distilrank.plugin.rescorer_api import delete_model as delete_model  # the rescorer's REST calls, re-exported for callers

@@ -8,7 +8,7 @@
 * How ML Commons scores: one ``(query, doc)`` pair per ONNX Runtime run, ids from the zip's ``tokenizer.json``
   (:func:`score_like_ml_commons`), on a session with one intra-op thread (:func:`onnx_session`).
 
-The exporter (``distilrank.plugin.export``, which needs PyTorch) validates every export against this module; the serving side
+The exporter (``distilrank.distill.export``, which needs PyTorch) validates every export against this module; the serving side
 (``distilrank.plugin.model_package``, ``distilrank.plugin.local_scoring``, ``distilrank.plugin.deploy``) imports only this module.
 * The zip's identity: :func:`sha256_file`, the lowercase-hex SHA-256 ML Commons checks (``model_content_hash_value``),
   the one file hash of the project.
@@ -25,8 +25,8 @@ import onnx
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.timing import best_of_seconds
+from distilrank.pairs import Pairs
+from distilrank.timing import best_of_seconds
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT_NAME = "logits"

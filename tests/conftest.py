@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilrank.distill.data.pairs import Pairs
+from distilrank.pairs import Pairs
 
 DATA = Path(__file__).parent / "data"
 

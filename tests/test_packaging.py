@@ -1,4 +1,5 @@
-"""The installed layout: one ``distilrank`` namespace over the fixed folders ``distill/`` and ``plugin/``."""
+"""The installed layout: one ``distilrank`` namespace over three folders: ``core/`` (the root package),
+``distill/`` (training) and ``plugin/`` (serving)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ import distilrank
 from tests.paths import REPO_ROOT
 
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+FOLDERS = PYPROJECT["tool"]["setuptools"]["package-dir"]
+FOLDERS = {folder: package for package, folder in FOLDERS.items()}
 
 
 def _code_folders() -> set[str]:
-    """Every folder under distill/ and plugin/ that holds Python code, as its installed package name."""
+    """Every folder under core/, distill/ and plugin/ that holds Python code, as its installed package name."""
     names = set()
-    for half in ("distill", "plugin"):
-        for py in (REPO_ROOT / half).rglob("*.py"):
-            rel = py.parent.relative_to(REPO_ROOT).parts
-            if "opensearch" in rel or "__pycache__" in rel:
+    for folder, package in FOLDERS.items():
+        for py in (REPO_ROOT / folder).rglob("*.py"):
+            rel = py.parent.relative_to(REPO_ROOT / folder).parts
+            if rel[:1] == ("opensearch",) or "__pycache__" in rel:
                 continue  # the Java plugin's build helpers are not installed
-            names.add("distilrank" if rel[:2] == ("distill", "_distilrank") else ".".join(("distilrank", *rel)))
+            names.add(".".join((package, *rel)))
     return names
 
 
@@ -30,7 +33,7 @@ def test_every_code_folder_is_an_installed_package():
     assert _code_folders() == listed, "pyproject.toml [tool.setuptools] packages must list every folder with code"
     for name in listed:  # and each is a regular package (namespace packages are not picked up by the wheel)
         rel = name.split(".")[1:]
-        folder = REPO_ROOT / "distill" / "_distilrank" if not rel else REPO_ROOT.joinpath(*rel)
+        folder = REPO_ROOT.joinpath("core" if not rel else rel[0], *rel[1:])
         assert (folder / "__init__.py").exists(), f"{folder} has no __init__.py"
 
 
@@ -44,7 +47,7 @@ def test_one_version_from_package_metadata():
 def test_python_dash_m_distilrank_is_the_cli():
     out = subprocess.run([sys.executable, "-m", "distilrank", "--help"], capture_output=True, text=True, cwd="/")
     assert out.returncode == 0, out.stderr
-    from distilrank.distill.cli import build_parser
+    from distilrank.cli import build_parser
 
     listed = {line.split()[0] for line in out.stdout.splitlines() if line.startswith("    ") and line.split()}
     sub = next(a for a in build_parser()._actions if a.dest == "command")

@@ -1,5 +1,5 @@
 """Reading and writing (query, text[, label]) pairs."""
 
-from distilrank.distill.data.pairs import Pairs
+from distilrank.pairs import Pairs
 
 __all__ = ["Pairs"]

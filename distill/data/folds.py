@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 
 
 @dataclass(frozen=True)

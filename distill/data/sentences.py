@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distilrank.distill.data.pairs import Pairs
+from distilrank.pairs import Pairs
 
 _CHUNK_CHARS = 100_000  # searched texts are split into chunks of about this size (substring tests stay fast)
 

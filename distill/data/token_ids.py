@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from distilrank.distill.atomic import write_json
+from distilrank.atomic import write_json
 from distilrank.distill.data.transfer import TransferSet
 from distilrank.distill.student.tokenizer import EncodedPairs
 

@@ -6,7 +6,7 @@ Layout of a transfer-set directory::
                               row ids are 0..N-1, consecutive across the shards in shard order
     manifest.json             n_rows, shards [{file, rows, first_row}], single_text, labeled, digest
 
-``digest`` is :meth:`distilrank.distill.data.pairs.Pairs.digest` of the same rows (so the single-process scoring path
+``digest`` is :meth:`distilrank.pairs.Pairs.digest` of the same rows (so the single-process scoring path
 and the Ray path share one fingerprint).  Every shard and the manifest are written atomically, the manifest
 last: a directory without ``manifest.json`` is not a transfer set.  Memory while writing or reading is one
 batch of rows, whatever ``N`` is.
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import atomic_path, write_json
-from distilrank.distill.data.pairs import Pairs, RowDigest
-from distilrank.distill.errors import DataError
+from distilrank.atomic import atomic_path, write_json
+from distilrank.errors import DataError
+from distilrank.pairs import Pairs, RowDigest
 
 MANIFEST = "manifest.json"
 ROW_ID, QUERY, TEXT, LABEL = "row_id", "query", "text", "label"

@@ -20,7 +20,7 @@ Result schema (plain Python types; undefined metrics are ``nan``)::
     Ranking = {"ndcg@k": float, "mrr@k": float, "n_queries": int, "n_skipped": int}
 
 Binary metrics treat a label as positive when it is at least half the top
-grade (see :mod:`distilrank.distill.evaluation.metrics`).  ``ranking`` is filled when the
+grade (see :mod:`distilrank.metrics`).  ``ranking`` is filled when the
 pairs are labeled and have queries (not single-text mode); documents are
 grouped by query string and ranked by logit.
 """
@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DistilRankError
-from distilrank.distill.evaluation.metrics import (
+from distilrank.errors import DistilRankError
+from distilrank.metrics import (
     accuracy,
     agreement,
     bootstrap_ci,
@@ -44,6 +43,7 @@ from distilrank.distill.evaluation.metrics import (
     roc_auc,
     spearman,
 )
+from distilrank.pairs import Pairs
 
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0

@@ -2,7 +2,7 @@
 
 Input is the dict of :func:`distilrank.distill.evaluation.evaluate.evaluate_scores`; the
 logits and labels it was computed from are optional and only feed the plots.
-Every file goes through :mod:`distilrank.distill.atomic`, and ``eval.json`` is written
+Every file goes through :mod:`distilrank.atomic`, and ``eval.json`` is written
 last: a crash part-way leaves no half-written file, and an ``eval.json`` from an
 earlier call stays as it was.
 """
@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from distilrank.distill.atomic import atomic_open, atomic_path, write_json
-from distilrank.distill.evaluation.metrics import calibration_bins, expected_calibration_error, positives
-from distilrank.distill.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, table_html, table_md
-from distilrank.distill.reporting import fmt_number as _fmt
-from distilrank.distill.reporting import is_number as _is_num
+from distilrank.atomic import atomic_open, atomic_path, write_json
+from distilrank.metrics import calibration_bins, expected_calibration_error, positives
+from distilrank.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, table_html, table_md
+from distilrank.reporting import fmt_number as _fmt
+from distilrank.reporting import is_number as _is_num
 
 SCATTER_MAX_POINTS = 20_000  # plotted points are a seeded random subset beyond this
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distilrank.distill.config import MINILM_PACKAGE, StudentSection, _build, check_optional_counts, check_teachers, read_toml
-from distilrank.distill.data.catalogue import DocumentText
-from distilrank.distill.errors import ConfigError
+from distilrank.catalogue import DocumentText
+from distilrank.distill.config import MINILM_PACKAGE, StudentSection, check_optional_counts, check_teachers
+from distilrank.errors import ConfigError
+from distilrank.settings import build_settings, read_toml
 
 TEACHER_KINDS = ("cross-encoder", "bi-encoder", "bm25")
 
@@ -179,7 +180,7 @@ def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRun
     for key, where in (("loss", "losses"), ("match_features", "match_features")):
         if key in raw.get("student", {}):
             raise ConfigError(path, f"student.{key}", f"a ranking run chooses it among [distill] {where} (the candidates): set it there")
-    cfg: RankingRunConfig = _build(RankingRunConfig, raw, str(path), "")
+    cfg: RankingRunConfig = build_settings(RankingRunConfig, raw, str(path), "")
     cfg.source = str(path)
     base = path.resolve().parent
     cfg.out_dir = str((base / cfg.out_dir).resolve())

@@ -24,15 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import write_json
-from distilrank.distill.data.catalogue import Catalogue, DocumentText, check_fields, id_pairs, judged_pairs, read_catalogue
+from distilrank.atomic import write_json
+from distilrank.catalogue import Catalogue, DocumentText, check_fields, id_pairs, judged_pairs, read_catalogue
 from distilrank.distill.data.folds import check_disjoint
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import ConfigError
 from distilrank.distill.ranking.config import RankingRunConfig, RankingTeacher
 from distilrank.distill.ranking.pools import Pool, add_random, cap_pairs, read_pool, read_queries, weak_negatives, write_pool
 from distilrank.distill.ranking.stacking import group_index
 from distilrank.distill.teacher.embedding_store import EmbeddingStore
+from distilrank.errors import ConfigError
+from distilrank.pairs import Pairs
 
 Log = Callable[[str], None]
 
@@ -150,7 +150,7 @@ def embedding_stores(cfg: RankingRunConfig) -> dict[str, EmbeddingStore]:
 def load_ranking_data(cfg: RankingRunConfig, transport, log: Log = print, *, progress: bool | None = None) -> RankingData:
     """Build (first call) or read (later calls) everything the module doc lists; returns the loaded :class:`RankingData`."""
     from distilrank.distill.ranking.teachers import bm25_of_pairs
-    from distilrank.plugin.abtest.judgments import load_judgments
+    from distilrank.judgments import load_judgments
     from distilrank.plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue
 
     out = Path(cfg.out_dir)

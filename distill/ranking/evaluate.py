@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from distilrank.distill.evaluation.metrics import mrr_at_k as scores_mrr
-from distilrank.distill.evaluation.metrics import ndcg_at_k as scores_ndcg
-from distilrank.distill.evaluation.metrics import ndcg_of_grades
+from distilrank.metrics import mrr_at_k as scores_mrr
+from distilrank.metrics import ndcg_at_k as scores_ndcg
+from distilrank.metrics import ndcg_of_grades
 
 ESCI_GAINS = {3.0: 1.0, 2.0: 0.1, 1.0: 0.01, 0.0: 0.0}
 EXACT = 3.0

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import write_json
+from distilrank.atomic import write_json
 from distilrank.distill.data.folds import QueryFold, check_disjoint, query_folds, split_queries
 from distilrank.distill.ranking.blend_fit import fit_blend, inner_cv_blend_score
 from distilrank.distill.ranking.config import RankingRunConfig
@@ -302,7 +302,7 @@ def _link(link: Path, target: Path) -> None:
 def export_shipped(final: dict, out: Path, log: Log) -> str:
     """The shipped student as an ML Commons / rescorer zip (parity-checked) whose model card carries the fitted blend,
     so ``distilrank plugin register`` stores the blend with the model; returns the zip's path."""
-    from distilrank.plugin.export import export_student
+    from distilrank.distill.export import export_student
 
     zips = sorted(out.glob("*.zip"))
     if zips:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import atomic_open
-from distilrank.distill.data.catalogue import Catalogue
-from distilrank.distill.errors import DataError
+from distilrank.atomic import atomic_open
+from distilrank.catalogue import Catalogue
+from distilrank.errors import DataError
 
 Pool = dict[str, list[str]]
 

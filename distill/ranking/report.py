@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import atomic_open, write_json
+from distilrank.atomic import atomic_open, write_json
 from distilrank.distill.ranking.config import RankingRunConfig
 from distilrank.distill.ranking.evaluate import compare, paired
-from distilrank.distill.reporting import agg_pyplot, figure_png, figures_html, html_page, table_html, table_md
+from distilrank.reporting import agg_pyplot, figure_png, figures_html, html_page, table_html, table_md
 
 SETTINGS = {"judged": "Rank the judged products",
             "rerank": "Rerank BM25's top {depth} from the whole catalogue (unjudged = not relevant)",

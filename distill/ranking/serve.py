@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import write_json
-from distilrank.distill.errors import DistilRankError
+from distilrank.atomic import write_json
 from distilrank.distill.ranking.config import RankingRunConfig
+from distilrank.errors import DistilRankError
 
 Log = Callable[[str], None]
 ARMS = ("bm25", "student", "teacher")
@@ -100,9 +100,9 @@ def _existing_export(out: Path, fingerprint: str) -> dict | None:
 def export_fold_models(cfg: RankingRunConfig, fold: int, fdir: Path, out: Path, parity, log: Log) -> dict[str, dict]:
     """Export (or reuse) the fold's distilled student and cross-encoder teacher; ``{"student": {...}, "teacher": {...}}``
     with ``zip``, ``sha256``, ``name``, ``reused``."""
-    from distilrank.distill.data.pairs import Pairs
-    from distilrank.plugin.export.exporter import default_parity_pairs, export_student
-    from distilrank.plugin.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
+    from distilrank.distill.export.exporter import default_parity_pairs, export_student
+    from distilrank.distill.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
+    from distilrank.pairs import Pairs
 
     names = alias_names(cfg, fold)
     ce = next(t for t in cfg.teachers if t.kind == "cross-encoder")
@@ -138,7 +138,7 @@ def export_fold_models(cfg: RankingRunConfig, fold: int, fdir: Path, out: Path, 
 
 def _parity_pairs(queries: list[str], judged: dict[str, dict[str, float]], texts: dict[str, str], n: int = 48):
     """Up to ``n`` real (query, product text) pairs: the fold's test queries with their judged products, round robin."""
-    from distilrank.distill.data.pairs import Pairs
+    from distilrank.pairs import Pairs
 
     per_q = [[(q, texts[d]) for d in judged.get(q, {}) if d in texts] for q in queries]
     rows = [r for rank in range(max(map(len, per_q), default=0)) for lst in per_q if rank < len(lst) for r in [lst[rank]]][:n]
@@ -243,7 +243,7 @@ def _fold_runs(t, cfg: RankingRunConfig, fold: int, queries: list[str], exports:
 def _esci_gain_judgments(j):
     """The same judgments with grades replaced by their ESCI gains (E 1.0, S 0.1, C 0.01, I 0), for linear-gain nDCG."""
     from distilrank.distill.ranking.evaluate import esci_gain
-    from distilrank.plugin.abtest.judgments import from_pairs
+    from distilrank.judgments import from_pairs
 
     grades = {q: {d: float(esci_gain(np.array([g]))[0]) for d, g in j[q].items()} for q in j.queries if j[q]}
     return from_pairs(grades, source=j.source, origin=f"{j.origin} (ESCI gains)", queries=list(j.queries))
@@ -285,7 +285,7 @@ def serve_and_compare(cfg: RankingRunConfig, transport, out_dir: Path, log: Log)
     exponential gain), "ndcg_esci" (ESCI gains), "latency_ms" ({arm: {p50, p99, p50_added, p99_added}}),
     "reranked_share" ({arm: share of queries whose top k differs from bm25's})}``.
     """
-    from distilrank.plugin.abtest.judgments import load_judgments
+    from distilrank.judgments import load_judgments
     from distilrank.plugin.abtest.offline import evaluate_runs
     from distilrank.plugin.abtest.report import write_report
 
@@ -326,7 +326,7 @@ def _serve_folds(cfg: RankingRunConfig, transport, folds: list[tuple[int, Path]]
     Returns the runs of all folds merged per arm (``{arm: {query: run}}``), the test queries in fold order
     (each query in exactly one fold's test set, asserted) and one info dict per fold.
     """
-    from distilrank.distill.data.catalogue import read_catalogue
+    from distilrank.catalogue import read_catalogue
 
     k = cfg.eval.k
     catalogue = read_catalogue(cfg.catalogue.path, id_field=cfg.catalogue.id_field, limit=cfg.catalogue.limit)

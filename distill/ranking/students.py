@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import write_json, write_npy
-from distilrank.distill.data.pairs import Pairs
+from distilrank.atomic import write_json, write_npy
 from distilrank.distill.ranking.stacking import pool_zscore
 from distilrank.distill.targets import soft_targets
+from distilrank.pairs import Pairs
 
 Log = Callable[[str], None]
 

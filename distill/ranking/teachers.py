@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import write_json, write_npy
+from distilrank.atomic import write_json, write_npy
 from distilrank.distill.config import resolve_base_model
-from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.ranking.config import RankingTeacher
 from distilrank.distill.teacher.biencoder import BiEncoder
 from distilrank.distill.teacher.embedding_store import EmbeddingStore
 from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 from distilrank.distill.teacher.scoring import load_logits, score_transfer_set
+from distilrank.pairs import Pairs
 
 
 def train_cross_encoder(tc: RankingTeacher, train: Pairs, out_dir: Path, *, progress: bool | None = None) -> Path:

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilrank.distill.progress import progress_bar
 from distilrank.distill.student.model import EMBEDDING_INIT_STD
 from distilrank.distill.student.tokenizer import SPECIAL_TOKENS
+from distilrank.progress import progress_bar
 
 
 @torch.inference_mode()

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from distilrank.distill.atomic import atomic_path, write_json
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DistilRankError
+from distilrank.atomic import atomic_path, write_json
 from distilrank.distill.student.model import StudentConfig, StudentModel
 from distilrank.distill.student.predict import predict_encoded
 from distilrank.distill.student.tokenizer import encode_pairs, load_tokenizer
+from distilrank.errors import DistilRankError
+from distilrank.pairs import Pairs
 
 
 @dataclass

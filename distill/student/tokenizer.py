@@ -29,7 +29,7 @@ import numpy as np
 from tokenizers import AddedToken, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordLevel
 
-from distilrank.distill.atomic import atomic_path
+from distilrank.atomic import atomic_path
 from distilrank.distill.config import StudentSection
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"

@@ -31,15 +31,15 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from distilrank.distill.atomic import atomic_open, atomic_path, write_json
+from distilrank.atomic import atomic_open, atomic_path, write_json
 from distilrank.distill.data.batching import shuffled_bucketed_batches
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.progress import bar_disabled
 from distilrank.distill.student.model import StudentConfig, StudentModel
 from distilrank.distill.student.optim import RowSparseAdam
 from distilrank.distill.student.predict import batch_tensors, predict_encoded
 from distilrank.distill.student.store import save_student
 from distilrank.distill.student.tokenizer import EncodedPairs, encode_pairs
+from distilrank.pairs import Pairs
+from distilrank.progress import bar_disabled
 
 
 @dataclass

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import ConfigError
-from distilrank.distill.progress import progress_bar
+from distilrank.errors import ConfigError
+from distilrank.pairs import Pairs
+from distilrank.progress import progress_bar
 
 
 class BiEncoder:

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from distilrank.distill.atomic import atomic_path, write_json
-from distilrank.distill.errors import DistilRankError
+from distilrank.atomic import atomic_path, write_json
+from distilrank.errors import DistilRankError
 
 STATE_FILE = "training_state.pt"
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import write_json, write_npy
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import ConfigError
+from distilrank.atomic import write_json, write_npy
+from distilrank.errors import ConfigError
+from distilrank.pairs import Pairs
 
 
 class EmbeddingStore:

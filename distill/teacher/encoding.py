@@ -18,8 +18,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from distilrank.distill.data.batching import bucketed_batches, shuffled_bucketed_batches
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
+from distilrank.pairs import Pairs
 
 
 @dataclass

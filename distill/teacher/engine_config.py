@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 from dataclasses import dataclass, field
 
-from distilrank.distill.errors import ConfigError
+from distilrank.errors import ConfigError
 
 ENGINES = ("local", "ray")
 

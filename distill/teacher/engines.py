@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from distilrank.distill.config import TeacherConfig
-from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.data.transfer import TransferSet, transfer_set_from_pairs
 from distilrank.distill.teacher.engine_config import EngineConfig
+from distilrank.pairs import Pairs
 
 
 def score_with_engine(engine: EngineConfig, teacher_path: str | Path, source: Pairs | TransferSet, out_dir: str | Path, *,

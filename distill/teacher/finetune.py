@@ -35,13 +35,13 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
-from distilrank.distill.atomic import atomic_open, write_json
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import ConfigError, DataError, DistilRankError
-from distilrank.distill.progress import progress_bar
+from distilrank.atomic import atomic_open, write_json
 from distilrank.distill.teacher.checkpoint import load_training_state, recover_model_dir, save_model_dir, save_training_state
 from distilrank.distill.teacher.encoding import collate, tokenize_pairs, training_batches
 from distilrank.distill.teacher.model import PRECISIONS, Teacher, autocast_context, pick_device, resolve_precision
+from distilrank.errors import ConfigError, DataError, DistilRankError
+from distilrank.pairs import Pairs
+from distilrank.progress import progress_bar
 
 LABEL_MODES = ("auto", "binary", "graded")
 STATE_FORMAT = 1
@@ -171,7 +171,7 @@ def teacher_targets(labels: np.ndarray, mode: str, max_label: float) -> np.ndarr
 def evaluate_teacher(teacher: Teacher, dev: Pairs, batch_size: int = 128, *, label_mode: str = "auto",
                      max_label: float | None = None) -> dict:
     """Dev metrics: ``accuracy`` (logit > 0 vs target >= 0.5), ``auc``, ``loss`` (BCE on the targets), ``n``."""
-    from distilrank.distill.evaluation.metrics import roc_auc
+    from distilrank.metrics import roc_auc
 
     if dev.labels is None:
         raise DistilRankError(f"{dev.source}: the dev set needs labels")

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import atomic_path, write_json
-from distilrank.distill.errors import DistilRankError
+from distilrank.atomic import atomic_path, write_json
+from distilrank.errors import DistilRankError
 
 PARTS = "parts"
 ACCEPTED_ROW_GROUP = 65_536

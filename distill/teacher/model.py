@@ -20,10 +20,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import ConfigError
-from distilrank.distill.progress import progress_bar
 from distilrank.distill.teacher.encoding import collate, inference_batches, tokenize_batch, tokenize_pairs
+from distilrank.errors import ConfigError
+from distilrank.pairs import Pairs
+from distilrank.progress import progress_bar
 
 hf_logging.set_verbosity_error()  # the 'newly initialized head' notice is expected for teachers
 hf_logging.disable_progress_bar()
@@ -149,3 +149,11 @@ def load_teacher(
     model.to(pick_device(device)).eval()
     resolve_precision(pick_device(device), precision)  # validate early
     return Teacher(model, tokenizer, str(path), max_length, precision)
+
+
+def checkpoint_scorer(path: str | Path) -> Callable[[list[tuple[str, str]]], list[float]]:
+    """``score(pairs) -> logits`` of the cross-encoder checkpoint at ``path``, for (query, text) pairs: what the
+    serving half's A/B runner takes to judge with a teacher checkpoint
+    (:func:`distilrank.plugin.abtest.runner.run_ab`)."""
+    teacher = load_teacher(path)
+    return lambda pairs: [float(x) for x in teacher.score(Pairs([q for q, _ in pairs], [d for _, d in pairs]))]

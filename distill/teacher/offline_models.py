@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from distilrank.distill.errors import ConfigError
+from distilrank.errors import ConfigError
 
 MPNET = "all-mpnet-base-v2"
 MPNET_VERSION = "0.0.1"

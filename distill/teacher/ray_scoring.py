@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from distilrank.distill.config import TeacherConfig
-from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.data.transfer import QUERY, ROW_ID, TEXT, TransferSet
 from distilrank.distill.teacher.engine_config import EngineConfig
 from distilrank.distill.teacher.logit_parts import PartWriter, accept_parts, is_accepted, open_parts, scored_mask
 from distilrank.distill.teacher.scoring import teacher_digest
+from distilrank.pairs import Pairs
 
 
 class TeacherScorer:

@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from distilrank.distill.atomic import write_json, write_npy
+from distilrank.atomic import write_json, write_npy
 from distilrank.distill.config import TeacherConfig
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DistilRankError
-from distilrank.distill.progress import bar_disabled
+from distilrank.errors import DistilRankError
+from distilrank.pairs import Pairs
+from distilrank.progress import bar_disabled
 
 CHUNK_DTYPE = np.dtype([("index", "<i8"), ("logit", "<f4")])
 _SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)$")

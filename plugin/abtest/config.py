@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distilrank.distill.errors import ConfigError
+from distilrank.errors import ConfigError
 
 PLACEHOLDER = "{{query}}"
 
@@ -128,7 +128,7 @@ def _resolve(base: Path, value: str | None) -> str | None:
 
 def _check_rescore(path: Path, where: str, arm: dict) -> None:
     """A rescorer arm: ``rescore = {model, fields, [window_size, score_mode, query_weight, model_weight, text_source]}``."""
-    from distilrank.distill.errors import DistilRankError
+    from distilrank.errors import DistilRankError
     from distilrank.plugin.rescore import rescore_clause
 
     r = arm["rescore"]
@@ -151,7 +151,7 @@ def _check_rescore(path: Path, where: str, arm: dict) -> None:
 
 def load_ab_config(path: str | Path) -> ABConfig:
     """Read and validate an A/B config; raises :class:`ConfigError` naming the file and field."""
-    from distilrank.distill.config import read_toml
+    from distilrank.settings import read_toml
 
     path = Path(path)
     raw = read_toml(path)

@@ -13,7 +13,7 @@ Conventions:
 * *Relevant* means ``grade >= threshold`` (``threshold > 0``; default 1.0: on ESCI's raw
   100/10/1/0 scale that counts Complement and better; pass the cut you mean).
 * Gain ``"exponential"`` is ``2^g - 1`` (the convention of
-  :mod:`distilrank.distill.evaluation.metrics`); ``"linear"`` is ``g``.  Discount is
+  :mod:`distilrank.metrics`); ``"linear"`` is ``g``.  Discount is
   ``1 / log2(rank + 1)`` for 1-based ranks.
 * NDCG@k = DCG@k / IDCG@k where the ideal DCG sorts *all* judged docs of the
   query (returned or not) by grade, so a list missing a highly graded doc loses.
@@ -22,12 +22,12 @@ Conventions:
   ``k`` is not excused: missing slots count as non-relevant).
 * Recall@k = relevant docs in the top ``k`` / all relevant judged docs.
 
-Undefined values follow the convention of :mod:`distilrank.distill.evaluation.metrics`: the metric functions return
+Undefined values follow the convention of :mod:`distilrank.metrics`: the metric functions return
 ``nan``, never raise and never drop the query.  Every metric is ``nan`` for a query with no judgments
 (:data:`NO_JUDGMENTS`); NDCG is ``nan`` when no judged doc has a positive gain and Recall when no judged doc
 is relevant (:data:`NO_RELEVANT`).  MRR and Precision are 0 in that case.  :func:`query_metrics`, the
 JSON-facing record, stores each ``nan`` as ``None`` with its reason.  DCG itself is
-:func:`distilrank.distill.evaluation.metrics.dcg_at_k`, the one DCG core of the project.
+:func:`distilrank.metrics.dcg_at_k`, the one DCG core of the project.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from distilrank.distill.errors import DistilRankError
-from distilrank.distill.evaluation.metrics import dcg_at_k, ndcg_of_grades
+from distilrank.errors import DistilRankError
+from distilrank.metrics import dcg_at_k, ndcg_of_grades
 
 METRICS = ("ndcg", "mrr", "precision", "recall")
 GAINS = ("exponential", "linear")
@@ -69,7 +69,7 @@ def _top_grades(ranked: Sequence[str], judged: Mapping[str, float], k: int) -> l
 
 
 def dcg(grades_in_rank_order: Sequence[float], k: int, gain: str = "exponential") -> float:
-    """``sum_{r=1..min(k, n)} gain(g_r) / log2(r + 1)`` (:func:`distilrank.distill.evaluation.metrics.dcg_at_k` after checking ``k``)."""
+    """``sum_{r=1..min(k, n)} gain(g_r) / log2(r + 1)`` (:func:`distilrank.metrics.dcg_at_k` after checking ``k``)."""
     _check(k, gain)
     return dcg_at_k(list(grades_in_rank_order)[:k], k, gain)
 

@@ -48,10 +48,10 @@ from typing import Any
 
 import numpy as np
 
-from distilrank.distill.errors import DistilRankError
-from distilrank.distill.evaluation.metrics import bootstrap_ci
+from distilrank.errors import DistilRankError
+from distilrank.judgments import Judgments, from_pairs, model_source
+from distilrank.metrics import bootstrap_ci
 from distilrank.plugin.abtest.interleaving import ClickModel, interleave_query, summarize
-from distilrank.plugin.abtest.judgments import Judgments, from_pairs, model_source
 from distilrank.plugin.abtest.metrics import METRICS, metric_name, query_metrics
 from distilrank.plugin.abtest.stats import holm, latency_summary, paired_summary
 

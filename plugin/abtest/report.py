@@ -10,7 +10,7 @@ primary metric, latency distributions per arm, win/loss/tie counts.  Every
 text from the results is HTML-escaped.  Optional keys a caller may add to the results: ``notes`` (more
 lines for the notes list) and ``latency_vs_baseline`` (``{arm: {p50_ms, p99_ms, p50_added_ms, p99_added_ms, ...}}``,
 rendered as a "Latency added vs baseline" table).  Both files go through
-:mod:`distilrank.distill.atomic`; ``report.json`` is written last.
+:mod:`distilrank.atomic`; ``report.json`` is written last.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from distilrank.distill.atomic import atomic_open
-from distilrank.distill.errors import DistilRankError
-from distilrank.distill.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, table_html
+from distilrank.atomic import atomic_open
+from distilrank.errors import DistilRankError
 from distilrank.plugin.abtest.offline import SCHEMA
+from distilrank.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, table_html
 
 REQUIRED = ("schema", "k", "metrics", "judgment_source", "baseline", "arm_names", "arms", "comparisons",
             "interleaving", "queries_without_judgments", "settings")

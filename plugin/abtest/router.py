@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 
 _TOTAL = 100.0
 _TOL = 1e-6  # weights must sum to 100 within this

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
+from distilrank.judgments import Judgments, from_pairs, load_judgments, load_queryset
 from distilrank.plugin import index_api, ml_api
 from distilrank.plugin.abtest.config import ABConfig
-from distilrank.plugin.abtest.judgments import Judgments, from_pairs, load_judgments, load_queryset
 from distilrank.plugin.abtest.offline import collect_runs, evaluate_runs, pool, teacher_judge
 from distilrank.plugin.abtest.report import write_report
 from distilrank.plugin.pipelines import check_search_body, read_pipeline_spec
@@ -100,7 +100,11 @@ def _doc_texts(t: Transport, index: str, ids: set[str], field: str) -> dict[str,
     return texts
 
 
-def _teacher_score_fn(cfg: ABConfig) -> Callable[[list[tuple[str, str]]], list[float]]:
+#: ``score(pairs) -> logits``: a teacher judge's scores for (query, text) pairs
+ScoreFn = Callable[[list[tuple[str, str]]], list[float]]
+
+
+def _teacher_score_fn(cfg: ABConfig, checkpoint_scorer: Callable[[str], ScoreFn] | None) -> ScoreFn:
     tj = cfg.teacher_judge
     assert tj is not None
     if tj.zip:
@@ -112,11 +116,12 @@ def _teacher_score_fn(cfg: ABConfig) -> Callable[[list[tuple[str, str]]], list[f
             return [float(scorer.score(q, [d])[0]) for q, d in pairs]
 
         return score
-    from distilrank.distill.data.pairs import Pairs
-    from distilrank.distill.teacher.model import load_teacher
-
-    teacher = load_teacher(tj.checkpoint)
-    return lambda pairs: [float(x) for x in teacher.score(Pairs([q for q, _ in pairs], [d for _, d in pairs]))]
+    if checkpoint_scorer is None:
+        raise DistilRankError(f"{cfg.path}: experiment.teacher_judge.checkpoint needs the training half to load the checkpoint "
+                              "(the distilrank command passes it; from Python pass checkpoint_scorer="
+                              "distilrank.distill.teacher.model.checkpoint_scorer); or export the teacher with "
+                              "'distilrank export --teacher DIR' and set teacher_judge.zip")
+    return checkpoint_scorer(str(tj.checkpoint))
 
 
 def load_query_judgments(cfg: ABConfig) -> Judgments:
@@ -127,8 +132,12 @@ def load_query_judgments(cfg: ABConfig) -> Judgments:
     return from_pairs({}, origin=str(cfg.queryset), queries=extra)
 
 
-def run_ab(t: Transport, cfg: ABConfig, *, log: Callable[[str], None] = lambda m: None, write: bool = True) -> dict:
-    """Run the experiment of ``cfg`` and (with ``write``) write ``report.json`` and ``report.html`` into ``cfg.out``."""
+def run_ab(t: Transport, cfg: ABConfig, *, log: Callable[[str], None] = lambda m: None, write: bool = True,
+           checkpoint_scorer: Callable[[str], ScoreFn] | None = None) -> dict:
+    """Run the experiment of ``cfg`` and (with ``write``) write ``report.json`` and ``report.html`` into ``cfg.out``.
+
+    ``checkpoint_scorer(path)`` loads a teacher judge given as a checkpoint directory (the training half's
+    :func:`distilrank.distill.teacher.model.checkpoint_scorer`); a judge given as an exported zip needs none."""
     if ml_api.index_mapping_fields(t, cfg.index) is None:
         raise DistilRankError(f"{cfg.path}: index {cfg.index!r} does not exist")
     arms = resolve_arms(t, cfg)
@@ -144,7 +153,7 @@ def run_ab(t: Transport, cfg: ABConfig, *, log: Callable[[str], None] = lambda m
             pooled = {q: [d for d in ids if d not in human.get(q, {})] for q, ids in pooled.items()}
         texts = _doc_texts(t, cfg.index, {d for ids in pooled.values() for d in ids}, tj.text_field)
         log(f"teacher {tj.name} grades {sum(map(len, pooled.values()))} pooled documents ...")
-        model = teacher_judge({q: ids for q, ids in pooled.items() if ids}, _teacher_score_fn(cfg), texts.get, name=tj.name)
+        model = teacher_judge({q: ids for q, ids in pooled.items() if ids}, _teacher_score_fn(cfg, checkpoint_scorer), texts.get, name=tj.name)
         if tj.mode == "replace":
             judgments = from_pairs({q: dict(model.get(q, {})) for q in queries}, source=model.source,
                                    origin=model.origin, queries=queries)

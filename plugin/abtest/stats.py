@@ -15,8 +15,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from distilrank.distill.errors import DistilRankError
-from distilrank.distill.evaluation.metrics import bootstrap_ci
+from distilrank.errors import DistilRankError
+from distilrank.metrics import bootstrap_ci
 
 EXACT_MAX_N = 16  # exact sign-flip enumeration (2^n sign vectors) up to this many non-zero deltas
 _REL_TOL = 1e-9  # |statistic| within this relative margin of the observed one counts as "as extreme"
@@ -79,7 +79,7 @@ def paired_bootstrap_ci(deltas: Sequence[float] | np.ndarray, *, resamples: int 
     """Percentile bootstrap ``(lo, hi)`` ``1 - alpha`` interval of the mean delta (queries resampled
     with replacement, paired: a query's delta moves as one); ``None`` for no deltas.
 
-    Uses :func:`distilrank.distill.evaluation.metrics.bootstrap_ci` (quantiles with numpy's linear interpolation).
+    Uses :func:`distilrank.metrics.bootstrap_ci` (quantiles with numpy's linear interpolation).
     """
     d = _as_deltas(deltas)
     if d.size == 0:

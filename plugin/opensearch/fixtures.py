@@ -47,7 +47,7 @@ VENDORED = ROOT / "plugin" / "opensearch" / "parity-pairs.jsonl.gz"  # the real 
 def vendor_real_pairs() -> None:
     """(Re)write ``VENDORED`` from ``../shared/data``: every ESCI title + 4,000 Icecat titles, each with a random real
     ESCI shopping query, one ``{"q", "d"}`` per line (``python plugin/opensearch/fixtures.py --vendor``)."""
-    from distilrank.distill.data.readers import read_icecat_products
+    from distilrank.readers import read_icecat_products
 
     esci = [json.loads(line)["title"] for line in (SHARED / "esci-shopping" / "products.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
     icecat = [p["title"] for p in read_icecat_products(SHARED / "icecat") if p.get("title")]
@@ -68,7 +68,7 @@ def real_pairs() -> list[tuple[str, str]]:
 
 
 def parity_sample() -> list[tuple[str, str]]:
-    rows = [r for r in (ROOT / "plugin" / "export" / "parity_sample.jsonl").read_text(encoding="utf-8").split("\n") if r.strip()]
+    rows = [r for r in (ROOT / "plugin" / "parity_sample.jsonl").read_text(encoding="utf-8").split("\n") if r.strip()]
     return [(r["query"], r["text"]) for r in map(json.loads, rows)]
 
 
@@ -123,10 +123,10 @@ def main(out: Path) -> int:
     import torch
     from tokenizers import Tokenizer
 
+    from distilrank.distill.export import export_student
     from distilrank.distill.student.model import StudentConfig, StudentModel
     from distilrank.distill.student.store import save_student
     from distilrank.distill.student.tokenizer import build_student_tokenizer
-    from distilrank.plugin.export import export_student
     from distilrank.plugin.local_scoring import LocalScorer
 
     out.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from distilrank.distill.augment import augment
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import ConfigError
+from distilrank.errors import ConfigError
+from distilrank.pairs import Pairs
 
 SENTENCES = [f"the {a} movie was {b} and {c}" for a in ("new", "old", "long") for b in ("good", "bad", "fine") for c in ("fun", "dull")]
 WORDS = [f"w{i}" for i in range(30)]

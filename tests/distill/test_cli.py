@@ -5,8 +5,8 @@ import shutil
 import subprocess
 import sys
 
-from distilrank.distill.cli import main
-from distilrank.distill.data.readers import write_pairs
+from distilrank.cli import main
+from distilrank.readers import write_pairs
 from tests.conftest import sentiment_pairs
 
 
@@ -77,7 +77,7 @@ def test_console_script_is_installed():
 
 def test_every_subcommand_dispatches_to_its_own_function():
     """``set_defaults(func=...)`` on every leaf subcommand, one function each (no if/elif dispatch on the name)."""
-    from distilrank.distill.cli import build_parser
+    from distilrank.cli import build_parser
 
     def leaves(parser, path=()):
         subs = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
@@ -96,7 +96,7 @@ def test_every_subcommand_dispatches_to_its_own_function():
 
 
 def test_model_ids_starting_with_a_dash_are_values():
-    from distilrank.distill.cli import _glue_ids
+    from distilrank.cli import _glue_ids
 
     assert _glue_ids(["plugin", "deploy", "--model-id", "-pgNKIB", "--json"]) == ["plugin", "deploy", "--model-id=-pgNKIB", "--json"]
     assert _glue_ids(["plugin", "deploy", "--model-id"]) == ["plugin", "deploy", "--model-id"]
@@ -105,7 +105,7 @@ def test_model_ids_starting_with_a_dash_are_values():
 def test_a_broken_serving_import_is_an_error_not_a_missing_command(monkeypatch):
     import pytest
 
-    from distilrank.distill.cli import build_parser
+    from distilrank.cli import build_parser
 
     monkeypatch.setitem(sys.modules, "distilrank.plugin.cli", None)  # what a syntax or import error inside distilrank.plugin.cli amounts to
     with pytest.raises(ImportError):

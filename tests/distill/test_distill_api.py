@@ -11,10 +11,10 @@ import pytest
 
 import distilrank.distill as distill
 from distilrank.distill.config import AugmentConfig, StudentSection
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.data.readers import write_pairs
-from distilrank.distill.errors import DistilRankError
 from distilrank.distill.targets import Stacker
+from distilrank.errors import DistilRankError
+from distilrank.pairs import Pairs
+from distilrank.readers import write_pairs
 from tests.conftest import sentiment_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -25,8 +25,8 @@ def sigmoid(x):
 
 
 def test_import_distill_is_cheap_and_exports_lazily():
-    code = ("import sys, distill; heavy = [m for m in ('torch', 'transformers', 'numpy', 'tokenizers') if m in sys.modules];"
-            "assert not heavy, heavy; f = distill.read_source; assert 'distilrank.distill.api' in sys.modules; print(f.__name__)")
+    code = ("import sys; import distilrank.distill as distill; heavy = [m for m in ('torch', 'transformers', 'numpy', 'tokenizers') if m in sys.modules];"
+            "assert not heavy, heavy; f = distill.read_source; assert 'distilrank.sources' in sys.modules; print(f.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "read_source"

@@ -4,9 +4,9 @@ import hashlib
 
 import pytest
 
-from distilrank.distill.reporting import STYLE, html_page
-from distilrank.distill.timing import best_of_seconds
 from distilrank.plugin.serving_contract import sha256_file, update_sha256
+from distilrank.reporting import STYLE, html_page
+from distilrank.timing import best_of_seconds
 
 
 def test_sha256_file_streams_in_blocks(tmp_path):
@@ -37,7 +37,7 @@ def test_reporting_and_shared_helpers_load_neither_matplotlib_nor_torch():
     import subprocess
     import sys
 
-    code = ("import sys, distilrank.distill.reporting, distilrank.distill.progress, distilrank.distill.timing, distilrank.plugin.serving_contract, distilrank.plugin.abtest.report; "
+    code = ("import sys, distilrank.reporting, distilrank.progress, distilrank.timing, distilrank.plugin.serving_contract, distilrank.plugin.abtest.report; "
             "print(sorted(m for m in ('matplotlib', 'torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
     assert out.strip() == "[]"

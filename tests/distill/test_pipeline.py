@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from distilrank.distill.config import load_config
-from distilrank.distill.data.readers import write_pairs
-from distilrank.distill.errors import ConfigError
 from distilrank.distill.pipeline import run_pipeline
+from distilrank.errors import ConfigError
+from distilrank.readers import write_pairs
 from tests.conftest import sentiment_pairs
 
 CONFIG = """

@@ -10,11 +10,11 @@ import textwrap
 
 import pytest
 
-from distilrank.distill.progress import bar_disabled, line_interval, progress_bar
+from distilrank.progress import bar_disabled, line_interval, progress_bar
 
 SCRIPT = textwrap.dedent("""
     import sys, time
-    from distilrank.distill.progress import progress_bar
+    from distilrank.progress import progress_bar
     mode = sys.argv[1]
     if mode == "epochs":
         for e in range(3):

@@ -8,12 +8,12 @@ import dataclasses
 
 import pytest
 
+from distilrank.cli import build_parser
+from distilrank.cli_support import settings_from_args
 from distilrank.distill import cli
-from distilrank.distill.cli_support import settings_from_args
 from distilrank.distill.config import (
     AugmentConfig,
     DataConfig,
-    DataSource,
     DistillConfig,
     RunConfig,
     StudentSection,
@@ -21,7 +21,8 @@ from distilrank.distill.config import (
     load_config,
     read_toml,
 )
-from distilrank.distill.errors import ConfigError
+from distilrank.errors import ConfigError
+from distilrank.sources import DataSource
 from tests.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -37,7 +38,7 @@ def _subcommands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()):
 
 
 def _parser_of(*path: str) -> argparse.ArgumentParser:
-    return dict(_subcommands(cli.build_parser()))[path]
+    return dict(_subcommands(build_parser()))[path]
 
 
 def _flag_dests(parser: argparse.ArgumentParser) -> set[str]:
@@ -46,7 +47,7 @@ def _flag_dests(parser: argparse.ArgumentParser) -> set[str]:
 
 def test_every_flag_of_every_subcommand_has_help():
     missing = []
-    commands = list(_subcommands(cli.build_parser()))
+    commands = list(_subcommands(build_parser()))
     assert len(commands) > 25  # run ... ab assign: the walk reaches the nested subcommands
     for path, parser in commands:
         for action in parser._actions:
@@ -81,17 +82,17 @@ def test_section_fields_are_the_subcommand_flags(path, cls, excluded):
     (["student", "train", "--data", "d.tsv", "--out", "o"], StudentSection),
 ])
 def test_cli_defaults_are_the_section_defaults(argv, cls):
-    args = cli.build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     assert settings_from_args(args, cls) == cls()
 
 
 def test_flags_parse_into_the_section():
-    args = cli.build_parser().parse_args(["student", "train", "--data", "d", "--out", "o", "--hidden", "32,16", "--interactions",
+    args = build_parser().parse_args(["student", "train", "--data", "d", "--out", "o", "--hidden", "32,16", "--interactions",
                                           "--gold-epochs", "9", "--loss", "mse"])
     s = settings_from_args(args, StudentSection)
     assert (s.hidden, s.interactions, s.gold_epochs, s.loss) == ([32, 16], True, 9, "mse")
     with pytest.raises(SystemExit):
-        cli.build_parser().parse_args(["student", "train", "--data", "d", "--out", "o", "--loss", "l1"])
+        build_parser().parse_args(["student", "train", "--data", "d", "--out", "o", "--loss", "l1"])
 
 
 def test_training_dataclasses_agree_with_the_sections():
@@ -141,12 +142,12 @@ def test_zero_is_not_none(tmp_path):
 
 
 def test_readme_flag_reference_is_the_parser():
-    from distilrank.distill.cli_reference import flag_reference
+    from distilrank.cli_reference import flag_reference
 
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     block = text.split("<!-- flag-reference:start -->\n```\n", 1)[1].split("```\n<!-- flag-reference:end -->", 1)[0]
-    assert block.strip() == flag_reference(cli.build_parser()).strip(), \
-        "README's flag list is stale: paste the output of `python -m distilrank.distill.cli_reference` between the flag-reference markers"
+    assert block.strip() == flag_reference(build_parser()).strip(), \
+        "README's flag list is stale: paste the output of `python -m distilrank.cli_reference` between the flag-reference markers"
 
 
 def test_function_defaults_are_the_section_defaults():

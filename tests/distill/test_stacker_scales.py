@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from distilrank.distill.evaluation.metrics import binary_nll
-from distilrank.distill.evaluation.metrics import sigmoid as _sigmoid
 from distilrank.distill.targets import fit_stacker
+from distilrank.metrics import binary_nll
+from distilrank.metrics import sigmoid as _sigmoid
 
 
 def _teachers(n: int = 600, seed: int = 0):

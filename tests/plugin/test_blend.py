@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.distill.export.model_card import blend_entry
+from distilrank.errors import DistilRankError
 from distilrank.plugin.blend import NORMALIZATIONS, BlendSettings, blend_window, normalize_window, rescored_order
-from distilrank.plugin.export.model_card import blend_entry
 from distilrank.plugin.model_package import PackageError, card_blend, inspect_model_zip
 
 
@@ -105,7 +105,7 @@ def _tiny_zip(tmp_path):
     from onnx import TensorProto, helper
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    from distilrank.plugin.export.model_zip import build_model_zip
+    from distilrank.plugin.model_zip import build_model_zip
 
     inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "sequence"])
               for n in ("input_ids", "attention_mask", "token_type_ids")]

@@ -16,8 +16,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from distilrank.distill.data.catalogue import Catalogue, DocumentText
-from distilrank.distill.errors import DistilRankError
+from distilrank.catalogue import Catalogue, DocumentText
+from distilrank.errors import DistilRankError
 from distilrank.plugin import index_api, rescore, rescorer_api
 from distilrank.plugin.blend import BlendSettings
 from distilrank.plugin.catalogue_index import bm25_scores, bm25_top_k, index_catalogue

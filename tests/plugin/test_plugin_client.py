@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from distilrank.distill.errors import ConfigError, DistilRankError
+from distilrank.errors import ConfigError, DistilRankError
 from distilrank.plugin.connection import load_connection
 from distilrank.plugin.transport import ClusterError, Transport
 from tests.plugin.json_http import reply_json, serving

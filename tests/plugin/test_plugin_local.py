@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilrank.distill.cli import main
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import ConfigError, DistilRankError
+from distilrank.cli import main
+from distilrank.distill.export import export_student
 from distilrank.distill.student.model import StudentConfig
 from distilrank.distill.student.tokenizer import build_student_tokenizer
 from distilrank.distill.student.train import StudentTrainConfig, train_student
+from distilrank.errors import ConfigError, DistilRankError
+from distilrank.pairs import Pairs
 from distilrank.plugin.deploy import default_smoke_pairs
-from distilrank.plugin.export import export_student
 from distilrank.plugin.local_scoring import LocalScorer
 from distilrank.plugin.ml_api import MAX_CHUNK_BYTES
 from distilrank.plugin.model_package import PackageError, check_chunk_size, inspect_model_zip

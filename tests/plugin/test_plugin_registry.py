@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin import aliases, api, ml_api, registry_store
 from distilrank.plugin.pipelines import RerankSpec, read_pipeline_spec, rerank_pipeline_body
 from distilrank.plugin.transport import Transport, dry_id

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from distilrank.distill.cli import main
-from distilrank.distill.errors import DistilRankError
+from distilrank.cli import main
+from distilrank.errors import DistilRankError
 from distilrank.plugin.pipelines import check_search_body, rerank_search_body
 from distilrank.plugin.rescore import check_rescore_body, check_rescore_clause, rescore_clause, rescore_search_body
 
@@ -110,7 +110,7 @@ rescore = RESCORE
 
 
 def test_ab_arm_with_the_rescorer(tmp_path):
-    from distilrank.distill.errors import ConfigError
+    from distilrank.errors import ConfigError
     from distilrank.plugin.abtest.config import load_ab_config
 
     p = tmp_path / "ab.toml"

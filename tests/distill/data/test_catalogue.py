@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilrank.distill.data.catalogue import (
+from distilrank.catalogue import (
     Catalogue,
     DocumentText,
     check_fields,
@@ -15,8 +15,8 @@ from distilrank.distill.data.catalogue import (
     judged_pairs,
     read_catalogue,
 )
-from distilrank.distill.errors import ConfigError, DataError
-from distilrank.plugin.abtest.judgments import load_judgments
+from distilrank.errors import ConfigError, DataError
+from distilrank.judgments import load_judgments
 from tests.paths import TESTS_DATA
 
 SAMPLE = TESTS_DATA / "esci-sample"

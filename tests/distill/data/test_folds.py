@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from distilrank.distill.data.folds import QueryFold, check_disjoint, query_folds, split_queries
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 
 QUERIES = [f"query {i:02d}" for i in range(23)]
 

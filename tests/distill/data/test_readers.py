@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.data.readers import (
+from distilrank.errors import DataError
+from distilrank.pairs import Pairs
+from distilrank.readers import (
     detect_format,
     read_amazon_reviews,
     read_icecat_products,
@@ -17,7 +18,6 @@ from distilrank.distill.data.readers import (
     split_sentences,
     write_pairs,
 )
-from distilrank.distill.errors import DataError
 from tests.paths import TESTS_DATA
 
 DATA = TESTS_DATA

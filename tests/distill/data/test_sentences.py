@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.data.sentences import hold_out_sentences, root_rows
 from distilrank.distill.student.init import principal_components
+from distilrank.pairs import Pairs
 
 ROWS = [
     ("a gorgeous , witty , seductive movie .", 1),

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from distilrank.distill.data.batching import bucketed_batches, shuffled_bucketed_batches
-from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.data.token_ids import TokenIds, build_token_ids
 from distilrank.distill.data.transfer import TransferSet, transfer_set_from_pairs, write_transfer_set
-from distilrank.distill.errors import DataError
 from distilrank.distill.student.stream import ParquetColumn, StreamedRows, mapped_targets, train_student_streamed
 from distilrank.distill.student.tokenizer import build_student_tokenizer, encode_pairs
 from distilrank.distill.student.train import StudentTrainConfig, train_student
+from distilrank.errors import DataError
+from distilrank.pairs import Pairs
 from tests.conftest import sentiment_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

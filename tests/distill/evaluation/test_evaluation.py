@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DistilRankError
 from distilrank.distill.evaluation import report as report_mod
 from distilrank.distill.evaluation.evaluate import evaluate_scores
-from distilrank.distill.evaluation.metrics import (
+from distilrank.distill.evaluation.report import format_summary, json_clean, write_report
+from distilrank.errors import DistilRankError
+from distilrank.metrics import (
     accuracy,
     agreement,
     bootstrap_ci,
@@ -27,7 +27,7 @@ from distilrank.distill.evaluation.metrics import (
     roc_auc,
     spearman,
 )
-from distilrank.distill.evaluation.report import format_summary, json_clean, write_report
+from distilrank.pairs import Pairs
 
 # --- independent reference implementations ----------------------------------------------------
 
@@ -294,7 +294,7 @@ def test_write_report_failure_leaves_no_half_written_files(tmp_path, monkeypatch
     result = evaluate_scores(pairs, student, teacher)
     paths = write_report(result, tmp_path, title="t", student_logits=student, teacher_logits=teacher, labels=pairs.labels)
     before = paths["json"].read_bytes()
-    import distilrank.distill.atomic as atomic
+    import distilrank.atomic as atomic
 
     def half_dump(obj, fh, **kwargs):  # writes part of the JSON, then the disk "fills up"
         fh.write('{"title": "t", "result": {"n": 99')

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from distilrank.distill.errors import ConfigError
 from distilrank.distill.ranking.config import load_ranking_config
+from distilrank.errors import ConfigError
 from tests.paths import REPO_ROOT
 
 ROOT = REPO_ROOT

@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilrank.distill.data.catalogue import id_pairs, judged_pairs, read_catalogue
+from distilrank.catalogue import id_pairs, judged_pairs, read_catalogue
 from distilrank.distill.data.folds import query_folds
 from distilrank.distill.ranking import pipeline
 from distilrank.distill.ranking.config import load_ranking_config
 from distilrank.distill.ranking.data import RankingData
 from distilrank.distill.ranking.pools import read_queries, weak_negatives
 from distilrank.distill.ranking.report import summarize, write_ranking_report
-from distilrank.plugin.abtest.judgments import load_judgments
+from distilrank.judgments import load_judgments
 from tests.paths import REPO_ROOT as ROOT
 
 SAMPLE = ROOT / "examples" / "esci-small"

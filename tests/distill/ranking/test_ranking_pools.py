@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from distilrank.distill.data.catalogue import Catalogue
-from distilrank.distill.errors import DataError
+from distilrank.catalogue import Catalogue
 from distilrank.distill.ranking.pools import add_random, bm25_pool, cap_pairs, read_pool, read_queries, weak_negatives, write_pool
+from distilrank.errors import DataError
 
 
 def _catalogue(n: int = 60) -> Catalogue:

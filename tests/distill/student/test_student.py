@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.student.model import BIGRAM_HASH_MULTIPLIER, StudentConfig, StudentModel
 from distilrank.distill.student.optim import RowSparseAdam
 from distilrank.distill.student.store import load_student
 from distilrank.distill.student.tokenizer import CLS_ID, SEP_ID, UNK_ID, build_student_tokenizer, encode_pairs
 from distilrank.distill.student.train import StudentTrainConfig, _train_step, train_student
+from distilrank.pairs import Pairs
 
 CORPUS = ["red running shoes", "blue running shoes", "red wool socks", "Café crème 😀 mug"] * 3
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import ConfigError
 from distilrank.distill.teacher.biencoder import BiEncoder, cosine_scores
 from distilrank.distill.teacher.embedding_store import EmbeddingStore
+from distilrank.errors import ConfigError
+from distilrank.pairs import Pairs
 
 TEXTS = ["red cotton socks", "a lamp", "blue wool socks very nice", "mug", "the red mug is not blue", "good shoes"]
 

@@ -6,8 +6,8 @@ import zipfile
 
 import pytest
 
-from distilrank.distill.errors import ConfigError
 from distilrank.distill.teacher import offline_models as om
+from distilrank.errors import ConfigError
 
 
 def _sha(b: bytes) -> str:

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from distilrank.distill.data.pairs import Pairs
 from distilrank.distill.data.transfer import transfer_set_from_pairs
-from distilrank.distill.errors import DistilRankError
 from distilrank.distill.teacher.engine_config import EngineConfig
 from distilrank.distill.teacher.logit_parts import PARTS, accept_parts
 from distilrank.distill.teacher.scoring import load_logits, score_transfer_set, teacher_digest
+from distilrank.errors import DistilRankError
+from distilrank.pairs import Pairs
 from tests.conftest import sentiment_pairs
 from tests.paths import REPO_ROOT
 
@@ -132,8 +132,8 @@ def test_a_killed_driver_resumes_and_ends_with_the_uninterrupted_logits(teacher,
 
 def test_the_engine_section_of_a_run_config(tmp_path, tiny_bert):
     from distilrank.distill.config import load_config
-    from distilrank.distill.data.readers import write_pairs
-    from distilrank.distill.errors import ConfigError
+    from distilrank.errors import ConfigError
+    from distilrank.readers import write_pairs
 
     write_pairs(sentiment_pairs(20), tmp_path / "train.tsv")
     base = (f'[data.train]\npath = "train.tsv"\n[data.dev]\npath = "train.tsv"\n[[teachers]]\nname = "t"\nbase = "{tiny_bert}"\n'
@@ -156,8 +156,8 @@ def _write(path: Path, text: str) -> Path:
 def test_cli_scores_a_transfer_set_on_ray(teacher, local_ray, tmp_path, capsys):
     import json
 
-    from distilrank.distill.cli import main
-    from distilrank.distill.data.readers import write_pairs
+    from distilrank.cli import main
+    from distilrank.readers import write_pairs
 
     pairs = _pairs(120)
     write_pairs(pairs, tmp_path / "pairs.jsonl")

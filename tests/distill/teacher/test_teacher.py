@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import ConfigError, DistilRankError
 from distilrank.distill.teacher.encoding import tokenize_batch, tokenize_pairs
 from distilrank.distill.teacher.finetune import TeacherTrainConfig, evaluate_teacher, finetune_teacher, label_scale, teacher_targets
 from distilrank.distill.teacher.model import load_teacher
 from distilrank.distill.teacher.scoring import merge_chunks, merge_shards, parse_shard, score_transfer_set
+from distilrank.errors import ConfigError, DistilRankError
+from distilrank.pairs import Pairs
 from tests.conftest import sentiment_pairs
 from tests.paths import REPO_ROOT
 

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin.abtest.interleaving import (
     SHARED,
     ClickModel,

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from distilrank.distill.errors import DataError, DistilRankError
-from distilrank.plugin.abtest.judgments import (
+from distilrank.errors import DataError, DistilRankError
+from distilrank.judgments import (
     ESCI_GRADE_MAP,
     Judgments,
     from_pairs,

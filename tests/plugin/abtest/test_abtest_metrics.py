@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from distilrank.distill.errors import DistilRankError
-from distilrank.distill.evaluation import metrics as score_metrics
+from distilrank import metrics as score_metrics
+from distilrank.errors import DistilRankError
 from distilrank.plugin.abtest.metrics import (
     NO_GAIN,
     NO_JUDGMENTS,

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from distilrank.distill.errors import DistilRankError
-from distilrank.plugin.abtest.judgments import from_pairs, load_judgments
+from distilrank.errors import DistilRankError
+from distilrank.judgments import from_pairs, load_judgments
 from distilrank.plugin.abtest.metrics import NO_JUDGMENTS, query_metrics
 from distilrank.plugin.abtest.offline import SCHEMA, collect_runs, evaluate_runs, pool, run_comparison, teacher_judge
 from distilrank.plugin.abtest.stats import holm, latency_summary

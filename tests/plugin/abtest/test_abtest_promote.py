@@ -2,8 +2,8 @@
 
 import pytest
 
-from distilrank.distill.errors import DistilRankError
-from distilrank.plugin.abtest.judgments import from_pairs
+from distilrank.errors import DistilRankError
+from distilrank.judgments import from_pairs
 from distilrank.plugin.abtest.offline import run_comparison
 from distilrank.plugin.abtest.runner import choose_winner
 

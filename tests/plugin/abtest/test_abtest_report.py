@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from distilrank.distill.errors import DistilRankError
-from distilrank.plugin.abtest.judgments import from_pairs
+from distilrank.errors import DistilRankError
+from distilrank.judgments import from_pairs
 from distilrank.plugin.abtest.offline import run_comparison
 from distilrank.plugin.abtest.report import comparison_rows, summary_rows, validate_results, write_report
 

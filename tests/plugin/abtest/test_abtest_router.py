@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin.abtest.router import Arm, Experiment, search_with_assignment
 from tests.paths import REPO_ROOT
 

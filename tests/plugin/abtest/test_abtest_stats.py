@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from distilrank.distill.errors import DistilRankError
+from distilrank.errors import DistilRankError
 from distilrank.plugin.abtest.stats import (
     holm,
     latency_summary,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from ir_measures import RR, P, Qrel, R, ScoredDoc, nDCG
 
-from distilrank.distill.evaluation import metrics as score_metrics
+from distilrank import metrics as score_metrics
 from distilrank.plugin.abtest.metrics import mrr_at_k, ndcg_at_k, precision_at_k, recall_at_k
 
 EXP_GAINS = {g: 2 ** g - 1 for g in range(4)}  # trec_eval's nDCG gain is the grade itself unless mapped

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from distilrank.distill.errors import DataError
-from distilrank.plugin.abtest.judgments import load_judgments
+from distilrank.errors import DataError
+from distilrank.judgments import load_judgments
 from tests.paths import SHARED_DATA, TESTS_DATA
 
 SAMPLE = TESTS_DATA / "esci-sample"

@@ -11,17 +11,17 @@ import numpy as np
 import onnx
 import pytest
 
-from distilrank.distill.cli import main
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DistilRankError
+from distilrank.cli import main
+from distilrank.distill.export import export_student
+from distilrank.distill.export.exporter import default_parity_pairs
+from distilrank.distill.export.parity import check_parity
 from distilrank.distill.student.model import StudentConfig
 from distilrank.distill.student.store import load_student
 from distilrank.distill.student.tokenizer import build_student_tokenizer
 from distilrank.distill.student.train import StudentTrainConfig, train_student
-from distilrank.plugin.export import export_student
-from distilrank.plugin.export.exporter import default_parity_pairs
-from distilrank.plugin.export.model_zip import build_model_zip, validate_model_zip
-from distilrank.plugin.export.parity import check_parity
+from distilrank.errors import DistilRankError
+from distilrank.pairs import Pairs
+from distilrank.plugin.model_zip import build_model_zip, validate_model_zip
 from distilrank.plugin.serving_contract import describe_interface, interface_problems
 from tests.conftest import sentiment_pairs
 from tests.paths import TESTS_DIR

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from distilrank.distill.cli import main
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DistilRankError
+from distilrank.cli import main
+from distilrank.distill.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
 from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 from distilrank.distill.teacher.model import load_teacher
-from distilrank.plugin.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
+from distilrank.errors import DistilRankError
+from distilrank.pairs import Pairs
 from distilrank.plugin.model_package import inspect_model_zip
 from distilrank.plugin.serving_contract import INPUT_NAMES, interface_problems, onnx_session, score_like_ml_commons
 from tests.paths import TESTS_DIR
@@ -128,7 +128,7 @@ def test_zip_layout_hash_and_package_inspection(exported):
 
 def test_parity_failure_aborts_before_zipping(teacher_ckpt, tmp_path, monkeypatch):
     """A graph that does not match the checkpoint is caught and nothing is zipped."""
-    import distilrank.plugin.export.teacher_export as te
+    import distilrank.distill.export.teacher_export as te
 
     real = te.export_module_onnx
 

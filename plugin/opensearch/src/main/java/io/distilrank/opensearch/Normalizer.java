@@ -5,7 +5,7 @@ import java.util.Map;
 
 /**
  * The text normalizers of a {@code tokenizer.json} that the exporter allows
- * ({@code plugin/export/serving_tokenizer.py}: BertNormalizer, Sequence, Lowercase, NFKC, NFD, StripAccents).
+ * ({@code distill/export/serving_tokenizer.py}: BertNormalizer, Sequence, Lowercase, NFKC, NFD, StripAccents).
  * Each maps a text to its normalized form exactly as the Rust {@code tokenizers} crate does.
  */
 interface Normalizer {

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, get_type_hints
 
-from distilrank.distill.config import DataSource, _optional_inner
+from distilrank.settings import optional_inner
+from distilrank.sources import DataSource, read_source
 
 #: the columns of a data file a command reads (``--query-field`` ...); ``--limit`` and ``--format`` too
 DATA_FIELDS = ("query_field", "text_field", "label_field", "format", "limit", "sentences")
@@ -53,7 +54,7 @@ def add_settings(p: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type
         default = (defaults or {}).get(name, f.default if f.default is not dataclasses.MISSING else f.default_factory())
         flag = (flags or {}).get(name, f"--{prefix}{name.replace('_', '-')}")
         dest = f"{prefix.replace('-', '_')}{name}"
-        kind = _optional_inner(hints[name])
+        kind = optional_inner(hints[name])
         help_ = f"{f.metadata['help']} (default: {_default_text(default)})"
         kw: dict[str, Any] = {"dest": dest, "default": default, "help": help_}
         if kind is bool:
@@ -82,14 +83,12 @@ def settings_from_args(args: argparse.Namespace, cls: type, *, prefix: str = "",
 
 
 def add_data_args(p: argparse.ArgumentParser, prefix: str = "", *, labels: bool = True) -> None:
-    """Column mapping flags of a :class:`distilrank.distill.config.DataSource`, shared by every command that reads pairs."""
+    """Column mapping flags of a :class:`distilrank.sources.DataSource`, shared by every command that reads pairs."""
     add_settings(p, DataSource, only=DATA_FIELDS, exclude=() if labels else ("label_field",), prefix=prefix)
 
 
 def read_source_arg(args: argparse.Namespace, path: str, prefix: str = "", *, require_labels: bool = False):
     """The pairs in ``path``, read with the column flags of :func:`add_data_args` (``prefix`` for a second file)."""
-    from distilrank.distill.api import read_source
-
     src = settings_from_args(args, DataSource, prefix=prefix, path=path)
     if not hasattr(args, f"{prefix.replace('-', '_')}label_field"):
         src.label_field = ""

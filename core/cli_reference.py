@@ -1,7 +1,7 @@
 """The README's generated list of every ``distilrank`` command and its flags (``python -m
-distilrank.distill.cli_reference`` prints it; ``tests/distill/test_settings.py`` checks the README holds it).
+distilrank.cli_reference`` prints it; ``tests/distill/test_settings.py`` checks the README holds it).
 
-Kept apart from :mod:`distilrank.distill.cli_support` (which the commands import) so that walking the whole parser
+Kept apart from :mod:`distilrank.cli_support` (which the commands import) so that walking the whole parser
 does not tie the flag helpers to the CLI that uses them.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from distilrank.distill.cli_support import DATA_FIELDS
+from distilrank.cli_support import DATA_FIELDS
 
 #: flags listed once in the README instead of with every command
 GROUPS = {"DATA FLAGS": set(DATA_FIELDS),
@@ -18,7 +18,7 @@ GROUPS = {"DATA FLAGS": set(DATA_FIELDS),
 
 def flag_reference(parser: argparse.ArgumentParser) -> str:
     """One line per leaf subcommand: ``distilrank <command> <positionals> <flags>`` (the README's generated flag
-    list: ``python -m distilrank.distill.cli_reference``; ``tests/distill/test_settings.py`` checks the README holds this text)."""
+    list: ``python -m distilrank.cli_reference``; ``tests/distill/test_settings.py`` checks the README holds this text)."""
     lines: list[str] = []
 
     def walk(p: argparse.ArgumentParser, path: tuple[str, ...]) -> None:
@@ -48,6 +48,6 @@ def flag_reference(parser: argparse.ArgumentParser) -> str:
 
 
 if __name__ == "__main__":
-    from distilrank.distill.cli import build_parser
+    from distilrank.cli import build_parser
 
     print(flag_reference(build_parser()))

@@ -7,7 +7,7 @@ tokenizer, ``distilrank_teacher.json``) becomes, in ``out_dir``::
                       both axes dynamic), output logits float32 [batch, 1] (the raw logit, no sigmoid)
     tokenizer.json    the checkpoint's own fast tokenizer, padding off, truncation longest-first at the
                       length the teacher was fine-tuned with (``distilrank_teacher.json``'s max_length, else 128)
-    <name>.zip        flat zip of the two (distilrank.plugin.export.model_zip), with its sha256
+    <name>.zip        flat zip of the two (distilrank.plugin.model_zip), with its sha256
     model-card.json   interface, tokenizer, zip hash, parity, latency, where the teacher came from
 
 so the same teacher that scored the transfer set can rerank on the cluster (a ceiling for the student, and the
@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from distilrank.distill.atomic import write_json
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DistilRankError
+from distilrank.atomic import write_json
+from distilrank.distill.export.model_card import blend_entry
+from distilrank.plugin.model_zip import build_model_zip
+from distilrank.distill.export.onnx_graph import export_module_onnx
+from distilrank.distill.export.parity import check_parity
+from distilrank.distill.export.serving_tokenizer import write_serving_tokenizer
+from distilrank.errors import DistilRankError
+from distilrank.pairs import Pairs
 from distilrank.plugin.blend import BlendSettings
-from distilrank.plugin.export.model_card import blend_entry
-from distilrank.plugin.export.model_zip import build_model_zip
-from distilrank.plugin.export.onnx_graph import export_module_onnx
-from distilrank.plugin.export.parity import check_parity
-from distilrank.plugin.export.serving_tokenizer import write_serving_tokenizer
 from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
 
 DEFAULT_MAX_LENGTH = 128
@@ -46,7 +46,7 @@ def default_teacher_parity_pairs(n_real: int = 40) -> Pairs:
     cases (empty, very long, non-ASCII, CJK, emoji, control characters, literal special tokens)."""
     from importlib import resources
 
-    rows = [json.loads(line) for line in (resources.files("distilrank.plugin.export") / "parity_sample.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in (resources.files("distilrank.plugin") / "parity_sample.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
     keep = [r for r in rows if r.get("source") == "icecat" and r.get("query")][:n_real] + [r for r in rows if r.get("source") == "edge"]
     return Pairs([r["query"] for r in keep], [r["text"] for r in keep], source="bundled parity sample (Icecat + edge cases)")
@@ -186,7 +186,7 @@ def export_cross_encoder_teacher(
 
 
 class _PairScorer:
-    """What :func:`distilrank.plugin.export.parity.check_parity` calls: ``score(pairs)``, here the teacher's padded batches,
+    """What :func:`distilrank.distill.export.parity.check_parity` calls: ``score(pairs)``, here the teacher's padded batches,
     always encoding (query, document) pairs (ML Commons does, even for an empty query)."""
 
     def __init__(self, teacher) -> None:

@@ -12,7 +12,7 @@ Column mapping
     allowed, a missing or null one is not.
 
 Errors
-    Every problem raises :class:`~distilrank.distill.errors.DataError`.  For line-based
+    Every problem raises :class:`~distilrank.errors.DataError`.  For line-based
     formats the message is ``"<file>:<line>: <problem>"`` with the 1-based
     physical line (CSV/TSV: the header is line 1; blank JSONL lines count but are
     skipped).  Parquet has no lines: ``"<file>: row <i>: <problem>"`` with the
@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from distilrank.distill.atomic import atomic_open, atomic_path
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DataError
+from distilrank.atomic import atomic_open, atomic_path
+from distilrank.errors import DataError
+from distilrank.pairs import Pairs
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet", "amazon-reviews")
 _SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".tsv": "tsv",

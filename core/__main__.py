@@ -1,6 +1,6 @@
 """``python -m distilrank``: the same command line as the ``distilrank`` script."""
 
-from distilrank.distill.cli import main
+from distilrank.cli import main
 
 if __name__ == "__main__":
     main()

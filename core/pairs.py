@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distilrank.distill.atomic import atomic_open
+from distilrank.atomic import atomic_open
 
 
 @dataclass

@@ -10,8 +10,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from distilrank.distill.atomic import atomic_path
-from distilrank.distill.errors import DistilRankError
+from distilrank.atomic import atomic_path
+from distilrank.errors import DistilRankError
 from distilrank.plugin.serving_contract import sha256_file
 
 FORBIDDEN_SUFFIXES = (".jar", ".class", ".so", ".dylib", ".dll")

@@ -1,9 +1,9 @@
 """``distilrank export``: student directory -> model.onnx + tokenizer.json + ML Commons zip + model card.
 
-Steps: export the graph (:mod:`distilrank.plugin.export.onnx_graph`), write the serving
-``tokenizer.json`` (:mod:`distilrank.plugin.export.serving_tokenizer`), run the parity
-check (:mod:`distilrank.plugin.export.parity`; the export fails if it does not pass),
-zip and hash (:mod:`distilrank.plugin.export.model_zip`), time ONNX Runtime one pair per
+Steps: export the graph (:mod:`distilrank.distill.export.onnx_graph`), write the serving
+``tokenizer.json`` (:mod:`distilrank.distill.export.serving_tokenizer`), run the parity
+check (:mod:`distilrank.distill.export.parity`; the export fails if it does not pass),
+zip and hash (:mod:`distilrank.plugin.model_zip`), time ONNX Runtime one pair per
 call, and write the model card.
 """
 
@@ -14,23 +14,23 @@ from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.data.readers import read_pairs
-from distilrank.distill.errors import DistilRankError
+from distilrank.distill.export.model_card import blend_entry, write_model_card
+from distilrank.plugin.model_zip import build_model_zip
+from distilrank.distill.export.onnx_graph import export_onnx
+from distilrank.distill.export.parity import ParityReport, check_parity
+from distilrank.distill.export.serving_tokenizer import write_serving_tokenizer
 from distilrank.distill.student.store import load_student
+from distilrank.errors import DistilRankError
+from distilrank.pairs import Pairs
 from distilrank.plugin.blend import BlendSettings
-from distilrank.plugin.export.model_card import blend_entry, write_model_card
-from distilrank.plugin.export.model_zip import build_model_zip
-from distilrank.plugin.export.onnx_graph import export_onnx
-from distilrank.plugin.export.parity import ParityReport, check_parity
-from distilrank.plugin.export.serving_tokenizer import write_serving_tokenizer
 from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
+from distilrank.readers import read_pairs
 
 
 def default_parity_pairs() -> Pairs:
     """The bundled parity sample: 400 SST-2 dev sentences, 400 Icecat (query, title) pairs and edge cases
     (empty, very long, non-ASCII, CJK, emoji, control characters, literal special tokens)."""
-    with resources.as_file(resources.files("distilrank.plugin.export") / "parity_sample.jsonl") as path:
+    with resources.as_file(resources.files("distilrank.plugin") / "parity_sample.jsonl") as path:
         return read_pairs(path, label_field=None)
 
 
@@ -75,7 +75,7 @@ def export_student(
     """Export ``student_dir`` into ``out_dir``; raises :class:`DistilRankError` if parity fails (nothing is zipped then).
 
     With ``quantize``, an int8 graph is also made and shipped instead of the fp32 one only if it passes the
-    quality gate on the labeled ``quality_pairs`` (see :mod:`distilrank.plugin.export.quantize`). ``blend``
+    quality gate on the labeled ``quality_pairs`` (see :mod:`distilrank.distill.export.quantize`). ``blend``
     (checked before anything is written) goes into the model card as ``blend``; ``distilrank plugin register``
     stores it with the model for the rescorer (:mod:`distilrank.plugin.blend`).
     """
@@ -100,7 +100,7 @@ def export_student(
     quantization = None
     shipped = onnx_path
     if quantize:
-        from distilrank.plugin.export.quantize import quantization_decision, quantize_int8
+        from distilrank.distill.export.quantize import quantization_decision, quantize_int8
 
         int8_dir = out / "int8"
         int8_dir.mkdir(exist_ok=True)

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.data.readers import jsonl_rows
-from distilrank.distill.errors import ConfigError, DataError
+from distilrank.errors import ConfigError, DataError
+from distilrank.pairs import Pairs
+from distilrank.readers import jsonl_rows
 
 _SPACE = re.compile(r"\s+")
 

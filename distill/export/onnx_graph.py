@@ -9,9 +9,9 @@ from pathlib import Path
 import onnx
 import torch
 
-from distilrank.distill.atomic import atomic_path
-from distilrank.distill.errors import DistilRankError
+from distilrank.atomic import atomic_path
 from distilrank.distill.student.model import StudentModel
+from distilrank.errors import DistilRankError
 from distilrank.plugin.serving_contract import INPUT_NAMES, MAX_IR_VERSION, MAX_OPSET, OUTPUT_NAME, describe_interface, interface_problems
 
 

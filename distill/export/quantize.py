@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-from distilrank.distill.data.pairs import Pairs
-from distilrank.distill.errors import DistilRankError
-from distilrank.distill.evaluation.metrics import accuracy
+from distilrank.errors import DistilRankError
+from distilrank.metrics import accuracy
+from distilrank.pairs import Pairs
 from distilrank.plugin.serving_contract import describe_interface, interface_problems, ms_per_pair_single_calls, onnx_session, score_like_ml_commons
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tokenizers import Tokenizer
 
-from distilrank.distill.data.pairs import Pairs
+from distilrank.pairs import Pairs
 from distilrank.plugin.serving_contract import onnx_session, score_like_ml_commons
 
 if TYPE_CHECKING:

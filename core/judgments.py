@@ -27,7 +27,7 @@ A query set (:func:`load_queryset`) fixes which queries are run and in what
 order; its queries without any judgment are kept with an empty grade dict so
 that they are reported, never silently dropped.
 
-Bad rows raise :class:`distilrank.distill.errors.DataError` (``"<file>:<line>: <problem>"``):
+Bad rows raise :class:`distilrank.errors.DataError` (``"<file>:<line>: <problem>"``):
 missing or empty field, non-numeric / negative / non-finite grade, grade not in
 ``grade_map``, the same (query, doc) judged twice with different grades (both
 lines named).  Repeating a pair with the same grade is accepted.
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from distilrank.distill.errors import DataError, DistilRankError
+from distilrank.errors import DataError, DistilRankError
 
 #: ESCI labels on the SRW 100/10/1/0 scale -> grades 3/2/1/0 (Exact/Substitute/Complement/Irrelevant).
 ESCI_GRADE_MAP: dict[float, float] = {100.0: 3.0, 10.0: 2.0, 1.0: 1.0, 0.0: 0.0}

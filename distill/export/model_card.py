@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distilrank.distill.atomic import atomic_open, write_json
-from distilrank.distill.errors import DistilRankError
+from distilrank.atomic import atomic_open, write_json
+from distilrank.errors import DistilRankError
 from distilrank.plugin.blend import BlendSettings
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from distilrank.distill.atomic import atomic_open
-from distilrank.distill.errors import DistilRankError
+from distilrank.atomic import atomic_open
+from distilrank.errors import DistilRankError
 
-# Components this project emits and that tokenizers 0.19 / 0.20 parse (checked in tests/plugin/export/test_export.py).
+# Components this project emits and that tokenizers 0.19 / 0.20 parse (checked in tests/distill/export/test_export.py).
 SUPPORTED = {
     "normalizer": {"BertNormalizer", "Sequence", "Lowercase", "NFKC", "NFD", "StripAccents", None},
     "pre_tokenizer": {"BertPreTokenizer", "Whitespace", "WhitespaceSplit", "Sequence", "Punctuation", None},

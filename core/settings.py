@@ -1,0 +1,81 @@
+"""Settings as dataclasses read from TOML: :func:`setting` declares a field with its help text (and choices),
+:func:`build_settings` turns a TOML table into the dataclass, checking every field's type and choices, and
+:func:`read_toml` reads the file.  Both halves define their settings with these; every problem is a
+:class:`~distilrank.errors.ConfigError` naming the file and the dotted field."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+from dataclasses import field
+from pathlib import Path
+from typing import Any, Union, get_type_hints
+
+from distilrank.errors import ConfigError
+
+
+def setting(default: Any = dataclasses.MISSING, *, help: str, factory: Any = dataclasses.MISSING,
+            choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its help text (shown by ``--help`` and the README's CLI reference) and, for a
+    string with a fixed set of values, its ``choices`` (checked by argparse and by :func:`load_config`)."""
+    metadata = {"help": help, **({"choices": choices} if choices else {})}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def optional_inner(hint: Any) -> Any:
+    """``int`` for ``int | None`` (TOML has no null: a field that may be none is omitted), else ``hint``."""
+    if isinstance(hint, types.UnionType) or getattr(hint, "__origin__", None) is Union:
+        inner = [a for a in hint.__args__ if a is not type(None)]
+        if len(inner) == 1:
+            return inner[0]
+    return hint
+
+
+def build_settings(cls: type, raw: Any, source: str, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, where or "<root>", f"expected a table, got {type(raw).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(source, f"{where}.{unknown[0]}".lstrip("."), f"unknown field (known: {', '.join(sorted(names - {'source'}))})")
+    kwargs = {}
+    meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
+    for key, value in raw.items():
+        path = f"{where}.{key}".lstrip(".")
+        kwargs[key] = convert_setting(hints[key], value, source, path)
+        choices = meta[key].get("choices")
+        if choices and kwargs[key] not in choices:
+            raise ConfigError(source, path, f"must be one of {list(choices)}, got {kwargs[key]!r}")
+    return cls(**kwargs)
+
+
+def convert_setting(hint: Any, value: Any, source: str, path: str) -> Any:
+    hint = optional_inner(hint)
+    origin = getattr(hint, "__origin__", None)
+    if dataclasses.is_dataclass(hint):
+        return build_settings(hint, value, source, path)
+    if origin is list:
+        (inner,) = hint.__args__
+        if not isinstance(value, list):
+            raise ConfigError(source, path, f"expected a list, got {value!r}")
+        return [convert_setting(inner, v, source, f"{path}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
+        raise ConfigError(source, path, f"expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def read_toml(path: str | Path) -> dict:
+    """The parsed TOML file; :class:`ConfigError` naming the file for a missing file or a syntax error."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(path, "<file>", "file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "<syntax>", str(exc)) from exc
