@@ -74,8 +74,8 @@ def student_zips(titles: list[str], work: Path) -> tuple[Path, Path]:
     model = StudentModel(StudentConfig(vocab_size=tok.get_vocab_size())).eval()
     save_student(model, tok, work / "student", metadata={"variant": "bench (random weights)"})
     res = export_student(work / "student", work / "student-export", name="bench-student")
-    from distilrank.plugin.model_zip import build_model_zip
     from distilrank.distill.export.quantize import quantize_int8
+    from distilrank.plugin.model_zip import build_model_zip
 
     (work / "student-int8").mkdir()
     int8 = quantize_int8(res.onnx, work / "student-int8" / "model.onnx")

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distilrank.plugin.model_zip import validate_model_zip
 from distilrank.errors import DistilRankError
 from distilrank.plugin.blend import BlendSettings
 from distilrank.plugin.ml_api import MAX_CHUNK_BYTES
+from distilrank.plugin.model_zip import validate_model_zip
 from distilrank.plugin.serving_contract import describe_interface, interface_problems, sha256_file
 
 

@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 
 from distilrank.distill.export.model_card import blend_entry, write_model_card
-from distilrank.plugin.model_zip import build_model_zip
 from distilrank.distill.export.onnx_graph import export_onnx
 from distilrank.distill.export.parity import ParityReport, check_parity
 from distilrank.distill.export.serving_tokenizer import write_serving_tokenizer
@@ -23,6 +22,7 @@ from distilrank.distill.student.store import load_student
 from distilrank.errors import DistilRankError
 from distilrank.pairs import Pairs
 from distilrank.plugin.blend import BlendSettings
+from distilrank.plugin.model_zip import build_model_zip
 from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
 from distilrank.readers import read_pairs
 

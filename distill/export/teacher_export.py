@@ -29,13 +29,13 @@ import torch
 
 from distilrank.atomic import write_json
 from distilrank.distill.export.model_card import blend_entry
-from distilrank.plugin.model_zip import build_model_zip
 from distilrank.distill.export.onnx_graph import export_module_onnx
 from distilrank.distill.export.parity import check_parity
 from distilrank.distill.export.serving_tokenizer import write_serving_tokenizer
 from distilrank.errors import DistilRankError
 from distilrank.pairs import Pairs
 from distilrank.plugin.blend import BlendSettings
+from distilrank.plugin.model_zip import build_model_zip
 from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
 
 DEFAULT_MAX_LENGTH = 128
