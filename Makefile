@@ -46,7 +46,7 @@ demo: install
 demo-sst2: install
 	$(BIN)/distilrank run configs/demo-sst2.toml
 
-# the full product-search experiment on ../shared/data/esci-shopping (about 100 min on 2 CPU cores, resumable)
+# the full product-search experiment on $DISTILRANK_DATA/esci-shopping (default ../shared/data; about 100 min on 2 CPU cores, resumable)
 esci: install teachers
 	integration/cluster/start --tier 2 >/dev/null
 	$(BIN)/distilrank run configs/esci.toml
@@ -56,7 +56,7 @@ test: install compat
 	DISTILRANK_COMPAT_PYTHONS=$(COMPAT_PYTHONS) $(BIN)/python -m pytest -q tests
 
 # the serving-only install (no torch, transformers, pyarrow, ray) in a fresh venv from the built wheel: the CLI's
-# plugin commands and tests/plugin (modules that train or export a student are left out there: tests/conftest.py)
+# plugin commands, tests/core and tests/plugin (tests that need torch or pyarrow skip themselves there)
 SERVING_VENV := .cache/serving-venv
 test-serving:
 	rm -rf $(SERVING_VENV)
@@ -64,7 +64,7 @@ test-serving:
 	$(SERVING_VENV)/bin/pip install -q '.[report,dev]'
 	$(SERVING_VENV)/bin/distilrank plugin --help >/dev/null
 	$(SERVING_VENV)/bin/python -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) for m in ('torch', 'transformers')))"
-	$(SERVING_VENV)/bin/python -m pytest -q tests/plugin
+	$(SERVING_VENV)/bin/python -m pytest -q tests/core tests/plugin
 
 # the rescorer plugin's Java unit tests (mvn; parity fixtures from this venv), then a real single-node OpenSearch +
 # ML Commons + the rescorer plugin (downloaded from Maven Central / built, cached), started and stopped around the tests

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from distilrank.distill.config import load_config
-from distilrank.distill.pipeline import Variant, prepare_data, student_tokenizer, variant_configs
+from distilrank.distill.pipeline import prepare_data, student_tokenizer, variant_configs
 from distilrank.distill.student.store import load_student
-from distilrank.distill.student.train import train_student
+from distilrank.distill.student.train import fit_student
+from distilrank.distill.variants import StudentVariant
 from distilrank.metrics import accuracy, positives
 
 
@@ -33,12 +34,12 @@ def main(config: str, epochs: str) -> int:
         perm = np.random.default_rng(1).permutation(len(train))
         k = len(perm) * 15 // 100
         held, train = train.select(np.sort(perm[:k])), train.select(np.sort(perm[k:]))
-    gold = Variant("gold-labels-only", "gold", None, cfg.student.interactions, "bce", "random")
+    gold = StudentVariant(name="gold-labels-only", targets="gold", interactions=cfg.student.interactions, loss="bce")
     for e in (int(x) for x in epochs.split(",")):
         cfg.student.gold_epochs = e
         model_cfg, train_cfg = variant_configs(cfg.student, gold, tok.get_vocab_size(), cfg.seed)
         sdir = out / "gold-epochs" / f"e{e}"
-        train_student(train, positives(train.labels).astype(np.float32), tok, sdir, model_config=model_cfg, config=train_cfg, progress=False)
+        fit_student(train, positives(train.labels).astype(np.float32), tok, sdir, model_config=model_cfg, config=train_cfg, progress=False)
         z = load_student(sdir).score(held)
         print(f"gold epochs {e} (lr decay {train_cfg.lr_decay:.3f}/epoch): held-out accuracy {accuracy(z, held.labels):.4f} "
               f"({len(held)} rows)", flush=True)

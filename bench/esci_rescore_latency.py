@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/esci_rescore_latency.py --zip NEW.zip --zip OLD.zip [--depth 100] [--searches 100] [--url URL]
 
-The ESCI catalogue (6,764 products of ../shared/data/esci-shopping) is indexed as ``configs/esci.toml`` indexes it
+The ESCI catalogue (6,764 products of ``$DISTILRANK_DATA/esci-shopping``) is indexed as ``configs/esci.toml`` indexes it
 (``distilrank_text`` = title + brand + color, multi-field BM25 over title^2, brand, color, bullet_points,
 description).  Every zip is registered (ML Commons + the rescorer's copy, ``distilrank plugin register``).  For each
 of ``--searches`` real shopping queries, in rotating order: BM25 alone (size 10), then each zip as a rescorer over
@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from distilrank.data_root import data_root, require_data
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "integration" / "cluster"))
 sys.path.insert(0, str(ROOT / "bench"))
-DATA = ROOT.parent / "shared" / "data" / "esci-shopping"
+DATA = data_root() / "esci-shopping"
 INDEX = "distilrank-esci"
 FIELDS = ["title^2", "brand", "color", "bullet_points", "description"]
 
@@ -73,7 +75,7 @@ def main() -> None:
 
     url = node_url(args)
     t = api.connect(url=url, timeout=300)
-    catalogue = read_catalogue(DATA / "products.jsonl", id_field="asin")
+    catalogue = read_catalogue(require_data("esci-shopping/products.jsonl"), id_field="asin")
     doc = DocumentText(fields=["title", "brand", "color"], max_chars=0, index_field="distilrank_text")
     index_catalogue(t, INDEX, catalogue, doc, log=lambda m: print(m, file=sys.stderr))
     queries = _queries(args.searches)

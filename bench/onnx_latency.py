@@ -28,11 +28,12 @@ import onnxruntime as ort
 import torch
 from tokenizers import Tokenizer
 
+from distilrank.data_root import require_data
 from distilrank.distill.export.onnx_graph import export_onnx
 from distilrank.distill.student.model import StudentConfig, StudentModel
 from distilrank.distill.student.tokenizer import build_student_tokenizer
+from distilrank.formats.icecat import read_icecat_products
 from distilrank.pairs import Pairs
-from distilrank.readers import read_icecat_products
 from distilrank.timing import best_of_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,7 @@ SHAPES = {"BERT-Base (12L-768)": (12, 768, 12, 3072), "MiniLM-L6 (6L-384)": (6, 
 
 
 def icecat_pairs(n: int, seed: int = 0) -> tuple[Pairs, list[str]]:
-    products = [p for p in read_icecat_products(ROOT.parent / "shared" / "data" / "icecat") if p.get("title")]
+    products = [p for p in read_icecat_products(require_data("icecat")) if p.get("title")]
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(products), n, replace=False)
     queries = [" ".join(str(products[j]["title"]).split()[:2]).lower() for j in rng.choice(len(products), n)]

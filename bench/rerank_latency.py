@@ -55,9 +55,10 @@ INDEX = "distilrank-bench-icecat"
 
 
 def catalogue() -> list[dict]:
-    from distilrank.readers import read_icecat_products
+    from distilrank.data_root import require_data
+    from distilrank.formats.icecat import read_icecat_products
 
-    return [p for p in read_icecat_products(ROOT.parent / "shared" / "data" / "icecat") if p.get("title")]
+    return [p for p in read_icecat_products(require_data("icecat")) if p.get("title")]
 
 
 def student_zips(titles: list[str], work: Path) -> tuple[Path, Path]:

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python bench/student_throughput.py [--rows 100000] [--threads 2]
 
-Workloads (real text from ../shared/data, falling back to the bundled sample):
+Workloads (real text from ``$DISTILRANK_DATA``, falling back to the bundled sample):
   * sst2       single-text SST-2 sentences (query empty), as in the BERT2DNN experiment;
   * icecat     (query, product title) pairs: Icecat titles with a two-word query
                taken from another product of the same supplier (long titles, ~30 tokens).
@@ -23,19 +23,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from distilrank.data_root import data_root
+from distilrank.distill.config import StudentSection
 from distilrank.distill.data.token_ids import build_token_ids
 from distilrank.distill.data.transfer import transfer_set_from_pairs
 from distilrank.distill.student.model import StudentConfig
 from distilrank.distill.student.store import load_student
 from distilrank.distill.student.stream import train_student_streamed
 from distilrank.distill.student.tokenizer import build_student_tokenizer
-from distilrank.distill.student.train import StudentTrainConfig, train_student
+from distilrank.distill.student.train import fit_student
+from distilrank.formats.icecat import read_icecat_products
+from distilrank.formats.pairs import read_pairs
 from distilrank.pairs import Pairs
-from distilrank.readers import read_icecat_products, read_pairs
 from distilrank.timing import best_of_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = data_root()
 
 
 def sst2(rows: int) -> Pairs:
@@ -86,9 +89,9 @@ def main() -> None:
     for name, pairs in workloads.items():
         tok = build_student_tokenizer(pairs.queries + pairs.texts, min_count=1)
         targets = np.clip(pairs.labels, 0, 1) if pairs.labels is not None else np.full(len(pairs), 0.5, np.float32)
-        model_config, train_config = StudentConfig(vocab_size=tok.get_vocab_size()), StudentTrainConfig(epochs=1, val_fraction=0.0)
+        model_config, train_config = StudentConfig(vocab_size=tok.get_vocab_size()), StudentSection(epochs=1, val_fraction=0.0)
         with tempfile.TemporaryDirectory() as d:
-            res = train_student(pairs, targets, tok, d, model_config=model_config, config=train_config, progress=False)
+            res = fit_student(pairs, targets, tok, d, model_config=model_config, config=train_config, progress=False)
             student = load_student(d)
         with tempfile.TemporaryDirectory() as d:
             ids = build_token_ids(transfer_set_from_pairs(pairs, Path(d) / "transfer"), tok, Path(d) / "ids")

@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/transfer_scale.py [--build 1000000,4000000,10000000] [--score 1000000,4000000]
          [--train 1000000,4000000,10000000] [--compare-rows 100000] [--work /work/scratch/transfer-scale]
 
-Real text: the ~30k real ESCI shopping queries (../shared/data/esci-shopping/queries-unlabeled.tsv) paired with
+Real text: the ~30k real ESCI shopping queries (``$DISTILRANK_DATA/esci-shopping/queries-unlabeled.tsv``) paired with
 product titles of its catalogue (products.jsonl), pair i = (query a_i, title b_i) with (a_i, b_i) drawn by a
 seeded generator, so N pairs are generated in batches without being held.  Every measurement runs in its own
 subprocess (honest peak RSS: ru_maxrss of that process; for Ray also the sampled sum of the RSS of the
@@ -13,9 +13,9 @@ driver and every Ray process it started, shared pages counted once per process).
               from the catalogue titles and the queries, once)
   (b) score   Ray Data, 2 local workers, a deliberately small teacher (1 layer, hidden 64, MiniLM-L6's
               WordPiece tokenizer, random weights): what is measured is the engine's memory and scaling
-  (c) train   one epoch of the streamed student (distilrank.distill.student.stream), today's default architecture,
+  (c) train   one epoch of the streamed student (distilrank.distill.student.stream), the default architecture,
               2 torch threads, on stand-in logits (throughput and memory do not depend on their values);
-              side by side: today's in-memory train_student on the first --compare-rows pairs
+              side by side: the in-memory train_student on the first --compare-rows pairs
   Ray 1 vs 2 workers and the single-process engine on the same --compare-rows pairs.
 Prints a table with ratios to the smallest size; --json for the raw numbers.
 """
@@ -36,15 +36,17 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-ESCI = ROOT.parent / "shared" / "data" / "esci-shopping"
 sys.path.insert(0, str(ROOT))
 
 
 # --- data ----------------------------------------------------------------------
 
 def esci_text() -> tuple[list[str], list[str]]:
-    queries = [q.strip() for q in (ESCI / "queries-unlabeled.tsv").read_text(encoding="utf-8").split("\n") if q.strip()]
-    titles = [json.loads(line)["title"] for line in (ESCI / "products.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
+    from distilrank.data_root import require_data
+
+    esci = require_data("esci-shopping")
+    queries = [q.strip() for q in (esci / "queries-unlabeled.tsv").read_text(encoding="utf-8").split("\n") if q.strip()]
+    titles = [json.loads(line)["title"] for line in (esci / "products.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
     return queries, titles
 
 
@@ -203,20 +205,21 @@ def stage_train(rows: int, work: Path, in_memory: bool) -> dict:
 
     import torch
 
+    from distilrank.distill.config import StudentSection
     from distilrank.distill.data.token_ids import build_token_ids
     from distilrank.distill.student.model import StudentConfig
     from distilrank.distill.student.stream import ParquetColumn, mapped_targets, train_student_streamed
-    from distilrank.distill.student.train import StudentTrainConfig, train_student
+    from distilrank.distill.student.train import fit_student
     from distilrank.distill.targets import soft_targets
 
     torch.set_num_threads(2)
     tok, ts = student_tokenizer(work), _open_ts(rows, work)
-    cfg = StudentTrainConfig(epochs=1, val_fraction=0.0)
+    cfg = StudentSection(epochs=1, val_fraction=0.0)
     logits = ParquetColumn(_stand_in_logits(rows, work))
     with tempfile.TemporaryDirectory(dir=work) as d:
-        if in_memory:  # today's path: every pair and its padded ids in memory
+        if in_memory:  # the in-memory path: every pair and its padded ids in memory
             pairs = ts.to_pairs()
-            res = train_student(pairs, soft_targets(logits(0, rows), 2.0), tok, d, model_config=StudentConfig(vocab_size=tok.get_vocab_size()),
+            res = fit_student(pairs, soft_targets(logits(0, rows), 2.0), tok, d, model_config=StudentConfig(vocab_size=tok.get_vocab_size()),
                                 config=cfg, progress=False)
         else:
             ids = build_token_ids(ts, tok, work / "token-ids")
@@ -320,7 +323,7 @@ def _print(report: dict, as_json: bool) -> None:
                   f"Ray 2 vs single-process x{e[2]['rows_per_s'] / e[0]['rows_per_s']:.2f})"]
     if "train_in_memory" in report:
         m, s = report["train_in_memory"], report["train_streamed_same_rows"]
-        lines += [f"student on the same {m['rows']:,} pairs: today's in-memory {m['rows_per_s']:,.0f} pairs/s ({m['peak_rss_mb']:,.0f} MiB), "
+        lines += [f"student on the same {m['rows']:,} pairs: in-memory {m['rows_per_s']:,.0f} pairs/s ({m['peak_rss_mb']:,.0f} MiB), "
                   f"streamed {s['rows_per_s']:,.0f} pairs/s ({s['peak_rss_mb']:,.0f} MiB): x{s['rows_per_s'] / m['rows_per_s']:.2f} throughput"]
     print("\n".join(lines))
 

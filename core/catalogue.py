@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from distilrank.errors import ConfigError, DataError
+from distilrank.formats.jsonl import jsonl_rows
 from distilrank.pairs import Pairs
-from distilrank.readers import jsonl_rows
 
 _SPACE = re.compile(r"\s+")
 

@@ -27,20 +27,17 @@ A query set (:func:`load_queryset`) fixes which queries are run and in what
 order; its queries without any judgment are kept with an empty grade dict so
 that they are reported, never silently dropped.
 
-Bad rows raise :class:`distilrank.errors.DataError` (``"<file>:<line>: <problem>"``):
-missing or empty field, non-numeric / negative / non-finite grade, grade not in
-``grade_map``, the same (query, doc) judged twice with different grades (both
-lines named).  Repeating a pair with the same grade is accepted.
+Files are read through :mod:`distilrank.formats` (decoded lines, JSON lines and documents, CSV
+records), so lines are physical lines of the file, a UTF-8 byte-order mark is ignored and a CSV
+record is at the line it starts on.  Bad rows raise :class:`distilrank.errors.DataError`
+(``"<file>:<line>: <problem>"``): a byte that is not UTF-8, invalid JSON, a missing or empty
+field, a non-numeric / negative / non-finite grade, a grade not in ``grade_map``, the same
+(query, doc) judged twice with different grades (both lines named).  Repeating a pair with the
+same grade is accepted.
 """
 
 from __future__ import annotations
 
-import bisect
-import csv
-import io
-import json
-import json.decoder
-import json.scanner
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,6 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from distilrank.errors import DataError, DistilRankError
+from distilrank.formats.delimited import records
+from distilrank.formats.jsonl import json_document, json_kind, jsonl_values
+from distilrank.formats.lines import read_lines
 
 #: ESCI labels on the SRW 100/10/1/0 scale -> grades 3/2/1/0 (Exact/Substitute/Complement/Irrelevant).
 ESCI_GRADE_MAP: dict[float, float] = {100.0: 3.0, 10.0: 2.0, 1.0: 1.0, 0.0: 0.0}
@@ -150,18 +150,13 @@ def load_judgments(path: str | Path, *, fmt: str = "auto", grade_map: Mapping[fl
     p = Path(path)
     if fmt not in FORMATS:
         raise DistilRankError(f"{p}: unknown judgment format {fmt!r} (expected one of {', '.join(FORMATS)})")
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(p, None, "judgment file not found") from None
-    except UnicodeDecodeError as e:
-        raise DataError(p, None, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    lines, text = _read(p, "judgment file not found")
     if fmt == "auto":
         fmt = _detect_format(p, text)
     if fmt in ("csv", "tsv"):
-        rows = _csv_rows(p, text, "\t" if fmt == "tsv" else None)
+        rows = _csv_rows(p, lines, "\t" if fmt == "tsv" else None)
     elif fmt == "jsonl":
-        rows = _jsonl_rows(p, text)
+        rows = _jsonl_rows(p, lines)
     else:
         rows = _json_rows(p, text)
     mapping = _resolve_grade_map(grade_map, p)
@@ -183,24 +178,18 @@ def load_queryset(path: str | Path) -> list[str]:
     per non-empty line.  An entry without query text is a :class:`DataError` naming its line.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(p, None, "query set file not found") from None
+    lines, text = _read(p, "query set file not found")
     if not text.lstrip().startswith(("{", "[")):
-        return list(dict.fromkeys(ln.strip() for ln in text.splitlines() if ln.strip()))
+        return list(dict.fromkeys(ln.strip() for _, ln in lines if ln.strip()))
     located: list[tuple[Any, int | None]]
-    if _sniff_json(p, text) == "json":
-        try:
-            doc, lines = _loads_located(text)
-        except json.JSONDecodeError as e:
-            raise DataError(p, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
+    if json_kind(p, text) == "json":
+        doc, where = json_document(p, text)
         entries = doc.get("querySetQueries") if isinstance(doc, dict) else doc
         if not isinstance(entries, list):
             raise DataError(p, 1, "expected a JSON array of queries or an object with 'querySetQueries'")
-        located = [(e, lines.get(id(e))) for e in entries]
+        located = [(e, where.get(id(e))) for e in entries]
     else:
-        located = [(rec, line) for line, rec in _jsonl_objects(p, text)]
+        located = [(rec, line) for line, rec in jsonl_values(p, lines=lines)]
     out: list[str] = []
     for entry, line in located:
         q = entry
@@ -213,52 +202,41 @@ def load_queryset(path: str | Path) -> list[str]:
 
 
 # --- format detection and row readers -----------------------------------------
-# A "row" is (line number, {canonical field: raw value}); canonical fields: query, doc, grade, qid.
+# The files are read through distilrank.formats (decoded lines, JSON, CSV records), which name the file and line of
+# an undecodable byte, invalid JSON or a malformed CSV record.  A "row" is (line number, {canonical field: raw value});
+# canonical fields: query, doc, grade, qid.
+
+
+def _read(p: Path, missing: str) -> tuple[list[tuple[int, str]], str]:
+    """The decoded lines of ``p`` and their text; ``missing`` is the problem reported for a file that is not there."""
+    try:
+        lines = read_lines(p)
+    except FileNotFoundError:
+        raise DataError(p, None, missing) from None
+    return lines, "".join(line for _, line in lines)
 
 
 def _detect_format(p: Path, text: str) -> str:
     suffix = p.suffix.lower()
     if suffix in (".tsv", ".csv"):
         return suffix[1:]
-    return _sniff_json(p, text) if text.lstrip().startswith(("{", "[")) else "csv"
+    return json_kind(p, text) if text.lstrip().startswith(("{", "[")) else "csv"
 
 
-def _sniff_json(p: Path, text: str) -> str:
-    """By name (.json / .jsonl / .ndjson), else ``"jsonl"`` when the text is not one JSON document but
-    its first line is (one object per line); broken JSON stays ``"json"`` so its error names the line."""
-    suffix = p.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return "jsonl"
-    if suffix == ".json" or text.lstrip().startswith("["):
-        return "json"
-    try:
-        json.loads(text)
-        return "json"
-    except json.JSONDecodeError:
-        pass
-    try:
-        json.loads(next(ln for ln in text.splitlines() if ln.strip()))
-        return "jsonl"
-    except json.JSONDecodeError:
-        return "json"
-
-
-def _csv_rows(p: Path, text: str, delimiter: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
-    first = text.split("\n", 1)[0]
+def _csv_rows(p: Path, lines: list[tuple[int, str]], delimiter: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    first = lines[0][1] if lines else ""
     if not first.strip():
         raise DataError(p, 1, "empty file or empty header line (expected e.g. 'query,docid,rating')")
     delim = delimiter or ("\t" if "\t" in first else ",")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-    header = [h.strip().lower() for h in next(reader)]
+    reader = records(p, lines, delim)
+    header = [h.strip().lower() for h in next(reader)[1]]
     cols = {}
     for canon, names in (("query", QUERY_FIELDS), ("doc", DOC_FIELDS), ("grade", GRADE_FIELDS), ("qid", QID_FIELDS)):
         idx = next((header.index(n) for n in names if n in header), None)
         if idx is None and canon != "qid":
             raise DataError(p, 1, f"header {header!r} has no {canon} column (one of {', '.join(names)})")
         cols[canon] = idx
-    prev = reader.line_num
-    for fields in reader:
-        line, prev = prev + 1, reader.line_num  # first physical line of this record
+    for line, fields in reader:  # line: the first physical line of the record
         if not any(f.strip() for f in fields):
             continue
         row = {}
@@ -271,18 +249,8 @@ def _csv_rows(p: Path, text: str, delimiter: str | None) -> Iterator[tuple[int, 
         yield line, row
 
 
-def _jsonl_objects(p: Path, text: str) -> Iterator[tuple[int, Any]]:
-    for line, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            yield line, json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise DataError(p, line, f"invalid JSON: {e.msg} (column {e.colno})") from None
-
-
-def _jsonl_rows(p: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    for line, obj in _jsonl_objects(p, text):
+def _jsonl_rows(p: Path, lines: list[tuple[int, str]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    for line, obj in jsonl_values(p, lines=lines):
         if isinstance(obj, dict) and isinstance(obj.get("ratings"), list):
             # one judged query per line: {"query": ..., "ratings": [{"asin"|"doc_id": ..., "rating": ...}, ...]}
             query, qid = _field(obj, QUERY_FIELDS + ("queryText",)), _field(obj, QID_FIELDS + ("queryId",))
@@ -296,10 +264,7 @@ def _jsonl_rows(p: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _json_rows(p: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        doc, lines = _loads_located(text)
-    except json.JSONDecodeError as e:
-        raise DataError(p, e.lineno, f"invalid JSON: {e.msg} (column {e.colno})") from None
+    doc, lines = json_document(p, text)
     if isinstance(doc, dict) and "judgmentRatings" in doc:
         groups = doc["judgmentRatings"]
         if not isinstance(groups, list):
@@ -339,22 +304,6 @@ def _field(obj: Mapping[str, Any], names: Sequence[str]) -> Any:
         if n.lower() in lower:
             return lower[n.lower()]
     return None
-
-
-def _loads_located(text: str) -> tuple[Any, dict[int, int]]:
-    """``json.loads(text)`` plus ``{id(obj): 1-based line of its '{'}`` for every JSON object in it."""
-    newlines = [i for i, c in enumerate(text) if c == "\n"]
-    lines: dict[int, int] = {}
-    decoder = json.JSONDecoder()
-
-    def parse_object(s_and_end: tuple[str, int], *args: Any) -> tuple[Any, int]:
-        obj, end = json.decoder.JSONObject(s_and_end, *args)
-        lines[id(obj)] = bisect.bisect_left(newlines, s_and_end[1] - 1) + 1
-        return obj, end
-
-    decoder.parse_object = parse_object  # type: ignore[assignment]
-    decoder.scan_once = json.scanner.py_make_scanner(decoder)  # type: ignore[assignment]
-    return decoder.decode(text), lines
 
 
 # --- validation ---------------------------------------------------------------

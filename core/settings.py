@@ -16,10 +16,11 @@ from distilrank.errors import ConfigError
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, factory: Any = dataclasses.MISSING,
-            choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with its help text (shown by ``--help`` and the README's CLI reference) and, for a
-    string with a fixed set of values, its ``choices`` (checked by argparse and by :func:`load_config`)."""
-    metadata = {"help": help, **({"choices": choices} if choices else {})}
+            choices: tuple[str, ...] | None = None, tasks: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its help text (shown by ``--help`` and the CLI reference), for a string with a fixed
+    set of values its ``choices`` (checked by argparse and by :func:`build_settings`), and for a setting only some
+    tasks read, those ``tasks`` (:func:`check_task_fields` rejects it in a config of another task)."""
+    metadata = {"help": help, **({"choices": choices} if choices else {}), **({"tasks": tasks} if tasks else {})}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -79,3 +80,14 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(path, "<file>", "file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "<syntax>", str(exc)) from exc
+
+
+def check_task_fields(source: str | Path, raw: Any, cls: type, task: str, where: str) -> None:
+    """:class:`ConfigError` for the first key of the TOML table ``raw`` (read into ``cls`` at ``where``) whose field
+    declares ``tasks`` without ``task``: a setting of another task is an error, never silently ignored."""
+    if not isinstance(raw, dict):
+        return
+    for f in dataclasses.fields(cls):
+        tasks = f.metadata.get("tasks")
+        if f.name in raw and tasks and task not in tasks:
+            raise ConfigError(source, f"{where}.{f.name}", f"applies to task {' / '.join(tasks)}, not to task {task!r}")

@@ -34,7 +34,8 @@ def read_source(source: DataSource | str | Path, *, require_labels: bool = False
     """The rows of one data source: a :class:`DataSource`, or a path with ``DataSource`` fields as keywords
     (``read_source("dev.tsv", query_field="", text_field="sentence")``).  Amazon-review directories are split
     into sentences unless ``sentences=False``.  Raises :class:`~distilrank.errors.DataError` naming the file and line."""
-    from distilrank.readers import read_amazon_reviews, read_pairs
+    from distilrank.formats.amazon_reviews import read_amazon_reviews
+    from distilrank.formats.pairs import read_pairs
 
     src = source if isinstance(source, DataSource) else DataSource(path=str(source), **fields)
     if src.format == "amazon-reviews" or (src.format == "auto" and Path(src.path).is_dir()):

@@ -16,12 +16,14 @@ from distilrank import __version__ as __version__  # one version, from the packa
 
 _EXPORTS = {
     **{name: "distilrank.distill.api" for name in (
-        "build_transfer_set", "TransferSet", "train_teacher", "score_with_teachers", "TeacherScores",
+        "build_transfer_set", "AugmentedTransfer", "train_teacher", "score_with_teachers", "TeacherScores",
         "load_teacher_scores", "combine_teachers", "soft_targets", "student_tokenizer", "train_student", "training_report",
         "evaluate_student", "export_student")},
     **{name: "distilrank.distill.config" for name in (
         "RunConfig", "DataConfig", "AugmentConfig", "TeacherConfig", "DistillConfig", "StudentSection",
         "load_config")},
+    "run": "distilrank.distill.run",
+    "load_run_config": "distilrank.distill.run",
     "run_pipeline": "distilrank.distill.pipeline",
     "run_ranking": "distilrank.distill.ranking.pipeline",
     "RankingRunConfig": "distilrank.distill.ranking.config",

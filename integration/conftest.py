@@ -9,8 +9,9 @@ Which node:
 The secured node (``secure_cluster``) works the same way with ``OPENSEARCH_SECURE_URL`` and
 ``integration/cluster/start --secure``.
 
-If a node cannot be started the tests are skipped with the reason, unless ``DISTILRANK_REQUIRE_CLUSTER``
-is set (CI sets it): then they fail.
+If a node cannot be started, or lacks a plugin or module a test needs (:func:`needs_on_node`), the tests are
+skipped with the reason, unless ``DISTILRANK_REQUIRE_CLUSTER`` is set (``.ci/run`` and ``integration/cluster/ci``
+set it): then they fail.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "cluster"))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the repository root: tests.zips, shared with the unit tests
 
 import oscluster  # noqa: E402
 import testkit  # noqa: E402
@@ -67,6 +69,24 @@ def _require() -> bool:
     return os.environ.get("DISTILRANK_REQUIRE_CLUSTER", "").lower() not in ("", "0", "false", "no")
 
 
+def skip_or_fail(msg: str) -> None:
+    """Skip the calling test with ``msg``, or fail it when ``DISTILRANK_REQUIRE_CLUSTER`` is set."""
+    if _require():
+        pytest.fail(msg + "\n(DISTILRANK_REQUIRE_CLUSTER is set, so this is a failure)", pytrace=False)
+    pytest.skip(msg)
+
+
+def needs_on_node(node: Node, why: str, plugins: tuple[str, ...] = (), modules: tuple[str, ...] = ()) -> None:
+    """Return if ``node`` has every plugin and module named; otherwise :func:`skip_or_fail` with ``why``, what is
+    missing and the node's start-up notes about it (e.g. why a plugin was not installed)."""
+    missing = [f"plugin {p}" for p in plugins if p not in node.plugins] + [f"module {m}" for m in modules if m not in node.modules]
+    if not missing:
+        return
+    names = [m.split(" ", 1)[1] for m in missing]
+    notes = [n for n in node.state.get("notes", []) if any(name in n for name in names)]
+    skip_or_fail(f"{why}: {', '.join(missing)} absent on the node at {node.url}" + "".join(f"; note: {n}" for n in notes))
+
+
 def _node(name: str, url_env: str, secure: bool, request) -> Node:
     started_here = False
     if os.environ.get(url_env):
@@ -80,10 +100,7 @@ def _node(name: str, url_env: str, secure: bool, request) -> Node:
             try:
                 state = oscluster.start(secure=secure, tier=tier)
             except oscluster.ClusterError as e:
-                msg = f"cannot start the {name} OpenSearch node: {e}"
-                if _require():
-                    pytest.fail(msg + "\n(DISTILRANK_REQUIRE_CLUSTER is set, so this is a failure)", pytrace=False)
-                pytest.skip(msg)
+                skip_or_fail(f"cannot start the {name} OpenSearch node: {e}")
             started_here = not state.get("already_running")
             if started_here:
                 # also on an interrupted session (quiet if the finalizer already stopped it)

@@ -49,18 +49,19 @@ def build_icecat_student(work: Path, *, seed: int = 0, name: str = "icecat-stude
                          hidden: tuple[int, ...] = (64, 32), blend=None) -> ExportedStudent:
     """Train and export a small student; different ``seed`` values give different models (and zips). ``blend``
     (``BlendSettings``) goes into the model card, so ``register`` stores it with the model for the rescorer."""
+    from distilrank.distill.config import StudentSection
     from distilrank.distill.export import export_student
     from distilrank.distill.student.model import StudentConfig
     from distilrank.distill.student.tokenizer import build_student_tokenizer
-    from distilrank.distill.student.train import StudentTrainConfig, train_student
+    from distilrank.distill.student.train import fit_student
 
     items = products()
     pairs = training_pairs(items, seed)
     tok = build_student_tokenizer(pairs.queries + pairs.texts, min_count=1, max_length=64)
     cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=4093, embedding_dim=16, hidden=list(hidden))
     student_dir = work / f"{name}-student"
-    train_student(pairs, pairs.labels, tok, student_dir, model_config=cfg,
-                  config=StudentTrainConfig(epochs=epochs, batch_size=128, seed=seed), progress=False)
+    fit_student(pairs, pairs.labels, tok, student_dir, model_config=cfg,
+                  config=StudentSection(epochs=epochs, batch_size=128, seed=seed), progress=False)
     res = export_student(student_dir, work / f"{name}-export", name=name,
                          metrics={"student": {"accuracy": 0.0}, "note": "integration-test student"}, blend=blend)
     return ExportedStudent(Path(res.zip), res.sha256, Path(res.out_dir), student_dir)

@@ -15,6 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 import testkit
+from conftest import needs_on_node
 
 from distilrank.plugin import ml_api
 
@@ -30,17 +31,10 @@ DOCS = {
 }
 
 
-def _require_rerank(cluster):
-    if "opensearch-neural-search" not in cluster.plugins:
-        pytest.skip("the rerank processor needs the opensearch-neural-search plugin "
-                    "(org.opensearch.plugin:neural-search:<version>@zip), absent on this node")
-    if "search-pipeline-common" not in cluster.modules:
-        pytest.skip("module search-pipeline-common (oversample, truncate_hits) is absent on this node")
-
-
 @pytest.fixture(scope="module")
 def rerank_index(cluster):
-    _require_rerank(cluster)
+    needs_on_node(cluster, "the rerank processor (org.opensearch.plugin:neural-search:<version>@zip) between oversample and "
+                  "truncate_hits", plugins=("opensearch-neural-search",), modules=("search-pipeline-common",))
     c = cluster.client
     if c.indices.exists(index=INDEX):
         c.indices.delete(index=INDEX)

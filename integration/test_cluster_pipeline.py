@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import testkit
+from conftest import needs_on_node, skip_or_fail
 
 DOCS = ["banana bread", "apple", "sweet apple pie is great", "apple pie", "plum cake awful", "cherry",
         "sweet apple, sweet pie!! awful", "apple pie bad", "apple tree", "red apple juice", "apple pie great good great"]
@@ -12,8 +13,7 @@ INDEX = "distilrank-it-docs"
 
 @pytest.fixture(scope="module")
 def docs_index(cluster):
-    if "search-pipeline-common" not in cluster.modules:
-        pytest.skip("module search-pipeline-common (oversample, truncate_hits) is not installed on this node")
+    needs_on_node(cluster, "oversample and truncate_hits", modules=("search-pipeline-common",))
     c = cluster.client
     if c.indices.exists(index=INDEX):
         c.indices.delete(index=INDEX)
@@ -40,7 +40,7 @@ def search(cluster, pipeline: str | None, size: int, ext: dict | None = None) ->
 
 def test_tier2_plugins_loaded(cluster):
     if cluster.state.get("tier", 2) < 2:
-        pytest.skip("node started with --tier 1")
+        skip_or_fail("node started with --tier 1, which has none of the tier-2 plugins")
     assert {"lang-painless", "search-pipeline-common"} <= cluster.modules
     assert "opensearch-knn" in cluster.plugins
 
@@ -83,10 +83,7 @@ def test_ml_inference_scores_every_hit(cluster, docs_index, deployed_model):
 
 def test_rerank_pipeline_reorders_hits(cluster, docs_index, deployed_model):
     """neural-search's rerank processor (ml_opensearch) between oversample and truncate_hits."""
-    if "opensearch-neural-search" not in cluster.plugins:
-        notes = "; ".join(n for n in cluster.state.get("notes", []) if "neural-search" in n)
-        pytest.skip("the rerank processor needs opensearch-neural-search, which is not installed: "
-                    + (notes or "plugin absent on this node"))
+    needs_on_node(cluster, "the rerank processor", plugins=("opensearch-neural-search",))
     _, model_id = deployed_model
     put_pipeline(cluster, "distilrank-it-rerank", {
         "request_processors": [{"oversample": {"sample_factor": 3}}],

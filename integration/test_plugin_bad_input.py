@@ -22,6 +22,7 @@ from distilrank.plugin.model_package import inspect_model_zip
 from distilrank.plugin.pipelines import check_search_body, rerank_search_body
 from distilrank.plugin.register import find_by_hash, register_package
 from distilrank.plugin.transport import ClusterError, Transport
+from tests.zips import rezip
 
 GROUP = f"distilrank-it-bad-{os.getpid()}"
 
@@ -39,16 +40,6 @@ def _cleanup(t):
             api.delete(t, hit["_id"], force=True)
 
 
-def _rezip(src, dest, drop=(), add=()):
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dest, "w") as zout:
-        for name in zin.namelist():
-            if name not in drop:
-                zout.writestr(name, zin.read(name))
-        for name, data in add:
-            zout.writestr(name, data)
-    return dest
-
-
 def _register_fails(t, zip_path, match: str, **kw):
     sent_before = len(t.requests)
     with pytest.raises(DistilRankError, match=match):
@@ -57,14 +48,14 @@ def _register_fails(t, zip_path, match: str, **kw):
 
 
 def test_missing_tokenizer_json(t, student, tmp_path):
-    bad = _rezip(student.zip, tmp_path / "no-tok.zip", drop=("tokenizer.json",))
+    bad = rezip(student.zip, tmp_path / "no-tok.zip", drop=("tokenizer.json",))
     assert _register_fails(t, bad, r"no-tok.zip: tokenizer.json missing") == []
 
 
 def test_two_onnx_files(t, student, tmp_path):
     with zipfile.ZipFile(student.zip) as zf:
         graph = zf.read("model.onnx")
-    bad = _rezip(student.zip, tmp_path / "two.zip", add=(("other.onnx", graph),))
+    bad = rezip(student.zip, tmp_path / "two.zip", add=(("other.onnx", graph),))
     assert _register_fails(t, bad, r"exactly one .onnx file.*model.onnx.*other.onnx") == []
 
 

@@ -178,6 +178,7 @@ kind = "bm25"
 
 [distill]
 gold_student = false
+temperature = 1.0
 
 [student]
 vocab_size = 5000

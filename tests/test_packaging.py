@@ -31,9 +31,10 @@ def _code_folders() -> set[str]:
 def test_every_code_folder_is_an_installed_package():
     listed = set(PYPROJECT["tool"]["setuptools"]["packages"])
     assert _code_folders() == listed, "pyproject.toml [tool.setuptools] packages must list every folder with code"
+    dirs = PYPROJECT["tool"]["setuptools"]["package-dir"]
     for name in listed:  # and each is a regular package (namespace packages are not picked up by the wheel)
-        rel = name.split(".")[1:]
-        folder = REPO_ROOT.joinpath("core" if not rel else rel[0], *rel[1:])
+        base = max((p for p in dirs if name == p or name.startswith(p + ".")), key=len)  # the longest mapped prefix
+        folder = REPO_ROOT.joinpath(dirs[base], *name[len(base):].split(".")[1:])
         assert (folder / "__init__.py").exists(), f"{folder} has no __init__.py"
 
 

@@ -20,11 +20,11 @@ from distilrank.distill.export.parity import ParityReport, check_parity
 from distilrank.distill.export.serving_tokenizer import write_serving_tokenizer
 from distilrank.distill.student.store import load_student
 from distilrank.errors import DistilRankError
+from distilrank.formats.pairs import read_pairs
 from distilrank.pairs import Pairs
 from distilrank.plugin.blend import BlendSettings
 from distilrank.plugin.model_zip import build_model_zip
 from distilrank.plugin.serving_contract import describe_interface, ms_per_pair_single_calls, onnx_session
-from distilrank.readers import read_pairs
 
 
 def default_parity_pairs() -> Pairs:

@@ -8,167 +8,116 @@ See ``configs/esci.toml`` for a complete, commented example.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from distilrank.catalogue import DocumentText
-from distilrank.distill.config import MINILM_PACKAGE, StudentSection, check_optional_counts, check_teachers
+from distilrank.data_root import config_path
+from distilrank.distill.config import (
+    RECIPE_LOSSES,
+    TARGET_STACKS,
+    DistillConfig,
+    StudentSection,
+    TeacherConfig,
+    check_optional_counts,
+    check_teachers,
+)
 from distilrank.errors import ConfigError
-from distilrank.settings import build_settings, read_toml
-
-TEACHER_KINDS = ("cross-encoder", "bi-encoder", "bm25")
+from distilrank.settings import build_settings, check_task_fields, read_toml, setting
 
 
 @dataclass
 class CatalogueSection:
-    """The product catalogue: a JSONL/Parquet file with ``id_field`` and text fields."""
+    """``[catalogue]``: the product catalogue, a JSONL/Parquet file with ``id_field`` and text fields."""
 
-    path: str = ""
-    id_field: str = "asin"
-    limit: int | None = None  # None (omitted) = every product
+    path: str = setting("", help="catalogue file (JSONL or Parquet; relative to the config file, ${DISTILRANK_DATA} expanded)")
+    id_field: str = setting("asin", help="the product id field (the index's _id, the judgments' doc id)")
+    limit: int | None = setting(None, help="read only the first N products (none: every product)")
 
 
 @dataclass
 class JudgmentSection:
-    """Human judgments and how the judged queries are split (always by query, never by pair).
+    """``[judgments]``: human judgments and how the judged queries are split (always by query, never by pair).
 
-    ``eval_fraction`` of the judged queries is held out for the final tables; of the rest,
-    ``stack_fraction`` is kept from the cross-encoder teachers to fit the stacker, so the
-    stacker is fitted on queries no teacher trained on.  ``folds`` > 1 adds a query-grouped
-    k-fold comparison of BM25, the teachers and the stacker over every judged query.
-    """
+    ``eval_fraction`` of the judged queries is held out for the final tables; of the rest, ``stack_fraction`` is kept
+    from the cross-encoder teachers to fit the stacker, so the stacker is fitted on queries no teacher trained on.
+    ``folds`` > 1 adds a query-grouped k-fold comparison over every judged query."""
 
-    path: str = ""
-    grade_map: str = ""  # "" = grades as in the file; "esci" = SRW 100/10/1/0 -> 3/2/1/0
-    eval_fraction: float = 0.3
-    stack_fraction: float = 0.25
-    folds: int = 0
-    limit_queries: int | None = None  # None (omitted) = every judged query (small CI runs use fewer)
+    path: str = setting("", help="judgments file: JSONL, Search Relevance Workbench judgments, or CSV query,docid,rating")
+    grade_map: str = setting("", help="'' = grades as in the file | esci: the SRW scale 100/10/1/0 read as E/S/C/I = 3/2/1/0",
+                             choices=("", "esci"))
+    eval_fraction: float = setting(0.3, help="share of the judged queries held out for the final tables (no folds)")
+    stack_fraction: float = setting(0.25, help="share of the remaining queries kept from the cross-encoder teachers to fit the stacker")
+    folds: int = setting(0, help="query-grouped k-fold cross-validation over every judged query (0: off, else >= 2)")
+    limit_queries: int | None = setting(None, help="use only the first N judged queries (none: all; small CI runs use fewer)")
 
 
 @dataclass
 class IndexSection:
-    """The OpenSearch index of the catalogue (BM25 first pass); the connection is ``[opensearch]``."""
+    """``[index]``: the OpenSearch index of the catalogue (the BM25 first pass); the connection is ``[opensearch]``."""
 
-    name: str = "distilrank-catalogue"
-    bm25_fields: list[str] = field(default_factory=lambda: ["title^2", "brand", "color", "bullet_points", "description"])
-    recreate: bool = False
+    name: str = setting("distilrank-catalogue", help="index name")
+    bm25_fields: list[str] = setting(factory=lambda: ["title^2", "brand", "color", "bullet_points", "description"],
+                                     help="fields of the multi-field BM25 first pass, with boosts")
+    recreate: bool = setting(False, help="delete and re-index the catalogue even when the index exists")
 
 
 @dataclass
 class TransferSection:
-    """The unlabeled transfer set: real queries x the products the reranker will see.
+    """``[transfer]``: the unlabeled transfer set, real queries x the products the reranker will see: each query's
+    BM25 top ``bm25_k`` plus ``random_per_query`` random products."""
 
-    Each query gets its BM25 top ``bm25_k`` from the index plus ``random_per_query`` random
-    products.  ``max_queries`` caps the queries (``None``, the field omitted: all); ``scored_pairs`` caps the
-    pairs the expensive teachers score (``None``: all), taking whole queries in a seeded order.
-    """
-
-    queries: str = ""
-    max_queries: int | None = None
-    bm25_k: int = 50
-    random_per_query: int = 5
-    scored_pairs: int | None = None
-
-
-@dataclass
-class RankingTeacher:
-    """One teacher.  ``kind = "cross-encoder"`` is fine-tuned on the training queries' judgments plus
-    negatives: ``bm25_negatives`` unjudged products from each query's BM25 top ``eval.rerank_depth`` and
-    ``random_negatives`` random products (label 0).  ``kind = "bi-encoder"`` is used zero-shot
-    (cosine of mean-pooled embeddings); ``kind = "bm25"`` is the index's BM25 score (a first-pass signal for the stacker)."""
-
-    name: str = ""
-    kind: str = "cross-encoder"
-    base: str = MINILM_PACKAGE
-    num_layers: int | None = None  # None (omitted) = every layer of base
-    epochs: int = 2
-    batch_size: int = 32
-    lr: float = 5e-5
-    max_length: int = 64
-    bm25_negatives: int = 15
-    random_negatives: int = 5
-    mixed_precision: str = "no"
-    score_batch_size: int = 128
-    seed: int = 0
-
-
-TARGET_STACKS = ("stack-equal", "stack")
-RECIPE_LOSSES = ("listwise", "bce")
-
-
-@dataclass
-class RankingDistill:
-    """How students are distilled and which recipe ships (see :mod:`distilrank.distill.ranking.students`).
-
-    The candidate recipes are every combination of ``targets`` (a teacher name; ``stack-equal``: all teachers
-    z-scored within each query's pool, equal weights; ``stack``: the same with non-negative weights fitted on the fold's
-    judged training queries), ``losses`` (``listwise`` | ``bce``) and ``match_features``.  With more than one candidate,
-    each is trained on the first ``choice_pairs`` transfer pairs (whole queries) and scored by nested choice on the
-    training queries (``inner_folds``: the BM25 blend is fitted on the other inner folds); the best (ties: the simpler)
-    is trained on the whole transfer set.  ``temperature`` divides the within-pool z-scored target.
-    ``scale_curve`` adds the chosen recipe at smaller sizes; ``seeds`` retrains it at full size with other seeds (the
-    spread); ``gold_student`` adds the baseline trained on the judgments alone; ``final_student`` the recipe chosen on
-    every judged query, with its blend, to ship (``out_dir/final``).
-    """
-
-    targets: list[str] = field(default_factory=lambda: ["stack-equal"])
-    losses: list[str] = field(default_factory=lambda: ["listwise"])
-    match_features: list[bool] = field(default_factory=lambda: [True])
-    temperature: float = 1.0
-    choice_pairs: int | None = None
-    inner_folds: int = 4
-    scale_curve: list[int] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
-    gold_student: bool = True
-    final_student: bool = True
+    queries: str = setting("", help="file of unlabeled real queries (one per line, or JSONL with a query field)")
+    max_queries: int | None = setting(None, help="use only the first N queries (none: all)")
+    bm25_k: int = setting(50, help="BM25 hits per query in the transfer pool (as deep as the rerank depth)")
+    random_per_query: int = setting(5, help="random products per query added to its pool")
+    scored_pairs: int | None = setting(None, help="cap on the pairs the expensive (cross-encoder) teachers score, whole queries "
+                                                  "in a seeded order (none: all)")
 
 
 @dataclass
 class RankingEval:
-    """``rerank_depth``: how many BM25 hits the rerank setting reorders; ``k``: the metric cut-off."""
+    """``[eval]``: the metric cut-off and the depth of the rerank setting."""
 
-    k: int = 10
-    rerank_depth: int = 100
+    k: int = setting(10, help="cut-off of nDCG@k")
+    rerank_depth: int = setting(100, help="how many BM25 hits the rerank setting reorders (and the cross-encoders' negatives come from)")
 
 
 @dataclass
 class ServeSection:
-    """Serve each fold's student and cross-encoder teacher on the cluster and A/B them against BM25 there.
+    """``[serve]``: serve each fold's student and cross-encoder teacher on the cluster and A/B them against BM25.
 
-    With ``enabled``, after the folds: every fold's distilled student and cross-encoder teacher are exported
-    (ONNX zip, parity-checked), registered in model group ``group`` (idempotent by sha256), deployed,
-    smoke-tested and promoted behind aliases ``{alias_prefix}-fold-{i}-student`` / ``-teacher`` whose rerank
-    pipelines reorder the BM25 top ``depth`` on ``document.index_field``.  The fold's test queries then run
-    through the arms bm25 / student / teacher; all folds are merged into one A/B report in
-    ``out_dir/<out>/`` (report.json + report.html), with each arm's latency.  ``undeploy_after`` undeploys a
-    fold's two models once its queries are done (bounded node memory).
-    """
+    After the folds, every fold's distilled student and cross-encoder teacher are exported (parity-checked),
+    registered in model group ``group`` (idempotent by sha256), deployed, smoke-tested and promoted behind aliases
+    ``{alias_prefix}-fold-{i}-student`` / ``-teacher`` whose rerank pipelines reorder the BM25 top ``depth``; the
+    fold's test queries run through bm25 / student / teacher and all folds are merged into one A/B report."""
 
-    enabled: bool = False
-    depth: int = 100
-    group: str = "distilrank-esci"
-    alias_prefix: str = "esci"
-    out: str = "ab"
-    undeploy_after: bool = True
+    enabled: bool = setting(False, help="run the serving A/B (needs a cross-encoder teacher)")
+    depth: int = setting(100, help="BM25 hits the rerank pipelines reorder")
+    group: str = setting("distilrank-esci", help="ML Commons model group of the fold models")
+    alias_prefix: str = setting("esci", help="prefix of the per-fold aliases")
+    out: str = setting("ab", help="report directory under out_dir")
+    undeploy_after: bool = setting(True, help="undeploy a fold's two models once its queries are done (bounded node memory)")
 
 
 @dataclass
 class RankingRunConfig:
-    task: str = "ranking"
-    out_dir: str = "runs/ranking"
-    seed: int = 0
-    catalogue: CatalogueSection = field(default_factory=CatalogueSection)
-    document: DocumentText = field(default_factory=DocumentText)
-    judgments: JudgmentSection = field(default_factory=JudgmentSection)
-    index: IndexSection = field(default_factory=IndexSection)
-    transfer: TransferSection = field(default_factory=TransferSection)
-    teachers: list[RankingTeacher] = field(default_factory=list)
-    distill: RankingDistill = field(default_factory=RankingDistill)
-    student: StudentSection = field(default_factory=StudentSection)
-    eval: RankingEval = field(default_factory=RankingEval)
-    serve: ServeSection = field(default_factory=ServeSection)
-    source: str = "<memory>"
+    """A product-search run: ``task = "ranking"`` and one table per section."""
+
+    task: str = setting("ranking", help="ranking: the product-search run (configs/esci.toml, configs/demo.toml)", choices=("ranking",))
+    out_dir: str = setting("runs/ranking", help="directory of every stage's outputs (resumable)")
+    seed: int = setting(0, help="random seed of the folds, pools and students")
+    catalogue: CatalogueSection = setting(factory=CatalogueSection, help="[catalogue]: the products")
+    document: DocumentText = setting(factory=DocumentText, help="[document]: the text every model sees and the index field the rescorer reads")
+    judgments: JudgmentSection = setting(factory=JudgmentSection, help="[judgments]: human judgments and the query split")
+    index: IndexSection = setting(factory=IndexSection, help="[index]: the BM25 first pass")
+    transfer: TransferSection = setting(factory=TransferSection, help="[transfer]: unlabeled queries x products")
+    teachers: list[TeacherConfig] = setting(factory=list, help="[[teachers]]: one table per teacher")
+    distill: DistillConfig = setting(factory=DistillConfig, help="[distill]: candidate recipes and the students a run trains")
+    student: StudentSection = setting(factory=StudentSection, help="[student]: the student's architecture and training")
+    eval: RankingEval = setting(factory=RankingEval, help="[eval]: metric cut-off and rerank depth")
+    serve: ServeSection = setting(factory=ServeSection, help="[serve]: the ML Commons A/B of each fold's models")
+    source: str = setting("<memory>", help="the file this config was read from (not a TOML field)")
 
 
 def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRunConfig:
@@ -180,6 +129,9 @@ def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRun
     for key, where in (("loss", "losses"), ("match_features", "match_features")):
         if key in raw.get("student", {}):
             raise ConfigError(path, f"student.{key}", f"a ranking run chooses it among [distill] {where} (the candidates): set it there")
+    check_task_fields(path, raw.get("distill"), DistillConfig, "ranking", "distill")
+    for i, teacher in enumerate(raw.get("teachers") or []):
+        check_task_fields(path, teacher, TeacherConfig, "ranking", f"teachers[{i}]")
     cfg: RankingRunConfig = build_settings(RankingRunConfig, raw, str(path), "")
     cfg.source = str(path)
     base = path.resolve().parent
@@ -189,7 +141,7 @@ def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRun
         value = getattr(section, attr)
         if not value:
             raise ConfigError(path, where, "missing")
-        resolved = (base / value).resolve()
+        resolved = config_path(base, value)
         if not resolved.exists():
             raise ConfigError(path, where, f"{resolved} does not exist")
         setattr(section, attr, str(resolved))
@@ -204,9 +156,6 @@ def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRun
     if j.grade_map not in ("", "esci"):
         raise ConfigError(path, "judgments.grade_map", f"must be '' or 'esci', got {j.grade_map!r}")
     names = check_teachers(path, cfg.teachers, base)
-    for i, t in enumerate(cfg.teachers):
-        if t.kind not in TEACHER_KINDS:
-            raise ConfigError(path, f"teachers[{i}].kind", f"must be one of {TEACHER_KINDS}, got {t.kind!r}")
     d = cfg.distill
     for i, target in enumerate(d.targets):
         if target not in TARGET_STACKS and target not in names:

@@ -26,8 +26,9 @@ import numpy as np
 
 from distilrank.atomic import write_json
 from distilrank.catalogue import Catalogue, DocumentText, check_fields, id_pairs, judged_pairs, read_catalogue
+from distilrank.distill.config import TeacherConfig
 from distilrank.distill.data.folds import check_disjoint
-from distilrank.distill.ranking.config import RankingRunConfig, RankingTeacher
+from distilrank.distill.ranking.config import RankingRunConfig
 from distilrank.distill.ranking.pools import Pool, add_random, cap_pairs, read_pool, read_queries, weak_negatives, write_pool
 from distilrank.distill.ranking.stacking import group_index
 from distilrank.distill.teacher.embedding_store import EmbeddingStore
@@ -113,7 +114,7 @@ def check_recipe(cfg: RankingRunConfig, path: Path) -> None:
 
 def _neg(cfg: RankingRunConfig, name: str) -> int:
     ce = [t for t in cfg.teachers if t.kind == "cross-encoder"]
-    return getattr(ce[0] if ce else RankingTeacher(), name)
+    return getattr(ce[0] if ce else TeacherConfig(), name)
 
 
 def _transfer_pool(cfg: RankingRunConfig, transport, catalogue: Catalogue, judged: list[str], path: Path, log: Log) -> None:

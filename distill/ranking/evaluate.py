@@ -18,19 +18,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from distilrank.grades import EXACT, esci_gain
 from distilrank.metrics import mrr_at_k as scores_mrr
 from distilrank.metrics import ndcg_at_k as scores_ndcg
 from distilrank.metrics import ndcg_of_grades
 
-ESCI_GAINS = {3.0: 1.0, 2.0: 0.1, 1.0: 0.01, 0.0: 0.0}
-EXACT = 3.0
 METRICS = ("ndcg_esci", "ndcg_graded", "mrr")
-
-
-def esci_gain(grades: np.ndarray) -> np.ndarray:
-    """ESCI task gains for grades 3/2/1/0 (other grades: linear interpolation on that scale)."""
-    g = np.asarray(grades, dtype=np.float64)
-    return np.interp(g, [0.0, 1.0, 2.0, 3.0], [0.0, 0.01, 0.1, 1.0])
 
 
 def query_metrics(scores: np.ndarray, grades: np.ndarray, k: int) -> dict[str, float]:

@@ -26,7 +26,9 @@ import itertools
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -37,8 +39,12 @@ from distilrank.distill.ranking.config import RankingRunConfig
 from distilrank.distill.ranking.data import RankingData, load_ranking_data
 from distilrank.distill.ranking.evaluate import query_metrics, rerank_setting
 from distilrank.distill.ranking.stacking import RankStacker, equal_stack, fit_rank_stacker
-from distilrank.distill.ranking.students import Recipe, student_scores, subset_rows, train_gold, train_recipe, write_choice
+from distilrank.distill.ranking.students import student_scores, subset_rows, train_gold, train_recipe, write_choice
+from distilrank.distill.variants import StudentVariant
 from distilrank.plugin.blend import BlendSettings, blend_window
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 Log = Callable[[str], None]
 SPLITS = ("judged", "rerank", "transfer")
@@ -97,27 +103,27 @@ def _signal(data: RankingData, target: str, scores: Scores, stacker: RankStacker
 # --- students -----------------------------------------------------------------------------------------------------
 
 
+@dataclass
 class StudentTrainer:
-    """Trains (once) and scores students of recipes at a size, shared or per fold (see the module doc)."""
+    """Trains (once) and scores students of recipes at a size, shared or per fold (see the module doc); built by
+    :func:`student_trainer`."""
 
-    def __init__(self, data: RankingData, out: Path, *, progress: bool | None, log: Log) -> None:
-        from distilrank.distill.api import student_tokenizer
-
-        self.data, self.out, self.progress, self.log = data, out, progress, log
-        transfer = data.tables["transfer"]
-        texts = list(dict.fromkeys(transfer.queries)) + data.catalogue.texts(data.doc)
-        self.tokenizer = student_tokenizer(texts, data.cfg.student, path=out / "students" / "tokenizer.json")
-        self.groups = data.groups("transfer")  # cached by RankingData
+    data: RankingData
+    out: Path
+    tokenizer: Tokenizer
+    groups: np.ndarray
+    progress: bool | None
+    log: Log
 
     def rows(self, pairs: int | None) -> np.ndarray:
         return subset_rows(self.groups, pairs, seed=self.data.cfg.seed + 7)
 
-    def student(self, recipe: Recipe, scores: Scores, stacker: RankStacker, fdir: Path, *, pairs: int | None, seed: int) -> Path:
+    def student(self, recipe: StudentVariant, scores: Scores, stacker: RankStacker, fdir: Path, *, pairs: int | None, seed: int) -> Path:
         """The trained student directory of ``recipe`` on the first ``pairs`` transfer pairs (``None``: all)."""
         rows = self.rows(pairs)
         name = f"{recipe.slug}-{len(rows)}" + (f"-seed{seed}" if seed != self.data.cfg.seed else "")
-        home = fdir if _fold_dependent(self.data, recipe.target) else self.out
-        signal = _signal(self.data, recipe.target, scores, stacker, "transfer")[rows]
+        home = fdir if _fold_dependent(self.data, recipe.targets) else self.out
+        signal = _signal(self.data, recipe.targets, scores, stacker, "transfer")[rows]
         sub = self.data.tables["transfer"].select(rows)
         return train_recipe(recipe, sub, signal, self.groups[rows], self.tokenizer, self.data.cfg.student,
                             home / "students" / name, seed=seed, progress=self.progress, log=self.log,
@@ -127,12 +133,22 @@ class StudentTrainer:
         return student_scores(student_dir, {s: self.data.tables[s] for s in ("judged", "rerank")})
 
 
-def candidate_recipes(cfg: RankingRunConfig) -> list[Recipe]:
+def student_trainer(data: RankingData, out: Path, *, progress: bool | None, log: Log) -> StudentTrainer:
+    """The run's student trainer, with the student tokenizer built from the transfer queries and every product text
+    (``out/students/tokenizer.json``, reused when it exists)."""
+    from distilrank.distill.api import student_tokenizer
+
+    texts = list(dict.fromkeys(data.tables["transfer"].queries)) + data.catalogue.texts(data.doc)
+    tokenizer = student_tokenizer(texts, data.cfg.student, path=out / "students" / "tokenizer.json")
+    return StudentTrainer(data, out, tokenizer, data.groups("transfer"), progress, log)
+
+
+def candidate_recipes(cfg: RankingRunConfig) -> list[StudentVariant]:
     d = cfg.distill
-    return [Recipe(t, loss, bool(m), d.temperature) for t, loss, m in itertools.product(d.targets, d.losses, d.match_features)]
+    return [StudentVariant(targets=t, loss=loss, match_features=bool(m), temperature=d.temperature) for t, loss, m in itertools.product(d.targets, d.losses, d.match_features)]
 
 
-def choose_recipe(data: RankingData, trainer: StudentTrainer, scores: Scores, stacker: RankStacker, queries, fdir: Path) -> Recipe:
+def choose_recipe(data: RankingData, trainer: StudentTrainer, scores: Scores, stacker: RankStacker, queries, fdir: Path) -> StudentVariant:
     """The candidate with the best nested inner-fold score (BM25 blend fitted on the other inner folds) on ``queries``,
     ties to the simpler; every candidate and its score goes to ``fdir/choice.json`` and the log."""
     cfg = data.cfg
@@ -150,8 +166,8 @@ def choose_recipe(data: RankingData, trainer: StudentTrainer, scores: Scores, st
         alone = float(np.mean([m["ndcg_esci"] for m in rerank_setting({q: pool[q] for q in queries}, model, data.grades, cfg.eval.k).values()]))
         rows.append({"recipe": r.to_dict(), "slug": r.slug, "inner_score": res["score"], "student_alone": alone, "student": str(sdir)})
         trainer.log(f"{fdir.name}: recipe {r.slug}: inner-fold nDCG@{cfg.eval.k} blend {res['score']:.4f} (student alone {alone:.4f})")
-    best = max(rows, key=lambda x: (round(x["inner_score"], 4), -Recipe(**x["recipe"]).complexity()))
-    chosen = Recipe(**best["recipe"])
+    best = max(rows, key=lambda x: (round(x["inner_score"], 4), -StudentVariant.from_dict(x["recipe"]).complexity()))
+    chosen = StudentVariant.from_dict(best["recipe"])
     write_choice(fdir / "choice.json", rows, chosen)
     trainer.log(f"{fdir.name}: chosen recipe {chosen.slug}")
     return chosen
@@ -256,13 +272,13 @@ def run_fold(data: RankingData, trainer: StudentTrainer, shared: Scores, fold: Q
     return result
 
 
-def seed_spread(data: RankingData, trainer: StudentTrainer, shared: Scores, folds: list[QueryFold], recipe: Recipe,
+def seed_spread(data: RankingData, trainer: StudentTrainer, shared: Scores, folds: list[QueryFold], recipe: StudentVariant,
                 log: Log) -> dict:
     """The shipped recipe retrained at full size with the run's seed and each of ``distill.seeds``; for every seed, BM25 +
     student evaluated by the same folds (blend fitted on each fold's training queries).  ``{setting: {"per_seed",
     "mean", "std", "min", "max"}}``; empty when the recipe depends on the folds (one student per fold and seed)."""
     cfg = data.cfg
-    if _fold_dependent(data, recipe.target):
+    if _fold_dependent(data, recipe.targets):
         log(f"seed spread: skipped, recipe {recipe.slug} is trained per fold")
         return {}
     per_seed: dict[str, list[dict]] = {"judged": [], "rerank": []}
@@ -324,7 +340,7 @@ def run_ranking(cfg: RankingRunConfig, transport, *, progress: bool | None = Non
     log(f"data: {len(data.catalogue)} products, {len(data.queries)} judged queries, "
         f"{len(data.tables['transfer'])} transfer pairs over {len(data.transfer_pool)} unlabeled queries")
     shared = shared_teacher_scores(data, out, progress=progress)
-    trainer = StudentTrainer(data, out, progress=progress, log=log)
+    trainer = student_trainer(data, out, progress=progress, log=log)
     if cfg.judgments.folds:
         folds = query_folds(data.queries, cfg.judgments.folds, seed=cfg.seed)
         protocol = f"{cfg.judgments.folds}-fold query-grouped cross-validation over {len(data.queries)} judged queries"
@@ -344,7 +360,7 @@ def run_ranking(cfg: RankingRunConfig, transport, *, progress: bool | None = Non
                          progress=progress, log=log)
         final["export"] = export_shipped(final, out / "final" / "export", log)
         write_json(out / "final" / "ship.json", final)
-    seeds = seed_spread(data, trainer, shared, folds, Recipe(**final["recipe"]), log) if final and cfg.distill.seeds else {}
+    seeds = seed_spread(data, trainer, shared, folds, StudentVariant.from_dict(final["recipe"]), log) if final and cfg.distill.seeds else {}
     summary_serve = None
     if cfg.serve.enabled:
         from distilrank.distill.ranking.serve import serve_and_compare

@@ -107,7 +107,7 @@ def _variants(fold_results: list[dict], final: dict | None, out_dir: Path) -> li
 
 
 def _recipe_label(r: dict) -> str:
-    return f"{r['target']} / {r['loss']} / {'match features' if r['match_features'] else 'n-grams only'} / T={r['temperature']:g}"
+    return f"{r['targets']} / {r['loss']} / {'match features' if r['match_features'] else 'n-grams only'} / T={r['temperature']:g}"
 
 
 def summarize(cfg: RankingRunConfig, protocol: str, fold_results: list[dict], final: dict | None, data, *, seconds: float,

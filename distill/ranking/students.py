@@ -1,6 +1,6 @@
 """Student recipes of a product-search run: which targets, loss and features, trained through the stage API.
 
-A :class:`Recipe` is one candidate: the target signal (a teacher name, ``stack-equal`` = every teacher z-scored
+A :class:`StudentVariant` is one candidate: the target signal (a teacher name, ``stack-equal`` = every teacher z-scored
 within its query's pool with equal weights, or ``stack`` = the ranking stacker fitted on judged queries), the loss
 (``listwise``: softmax over each query's pool of ``target / T``; ``bce``: ``sigmoid`` of the within-pool z-scored
 target ``/ T``) and whether the student gets lexical-match features.  Every other setting is ``[student]``.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,55 +22,36 @@ import numpy as np
 from distilrank.atomic import write_json, write_npy
 from distilrank.distill.ranking.stacking import pool_zscore
 from distilrank.distill.targets import soft_targets
+from distilrank.distill.variants import StudentVariant
+from distilrank.grades import GRADE_MAX
 from distilrank.pairs import Pairs
 
 Log = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """One candidate student: ``target`` signal, ``loss``, ``match_features`` and the temperature ``T``."""
-
-    target: str
-    loss: str = "listwise"
-    match_features: bool = True
-    temperature: float = 1.0
-
-    @property
-    def slug(self) -> str:
-        return f"{self.target}-{self.loss}-{'match' if self.match_features else 'nomatch'}-T{self.temperature:g}"
-
-    def complexity(self) -> int:
-        """Ties between recipes go to the simpler one: fewer features, a single teacher, the pointwise loss."""
-        return int(self.match_features) + int(self.target.startswith("stack")) + int(self.loss == "listwise")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def targets_for(recipe: Recipe, signal: np.ndarray, groups: np.ndarray) -> np.ndarray:
+def targets_for(recipe: StudentVariant, signal: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Training targets float32 ``[N]`` of ``recipe`` from the teacher ``signal`` ``[N]`` of the rows' queries ``groups``:
     ``listwise``: the within-pool z-score over ``T`` (a softmax logit); ``bce``: ``sigmoid`` of the same."""
     z = pool_zscore(signal, groups) / np.float32(recipe.temperature)
     return z.astype(np.float32) if recipe.loss == "listwise" else soft_targets(z, 1.0)
 
 
-def train_recipe(recipe: Recipe, pairs: Pairs, signal: np.ndarray, groups: np.ndarray, tokenizer, section, out: Path, *,
+def train_recipe(recipe: StudentVariant, pairs: Pairs, signal: np.ndarray, groups: np.ndarray, tokenizer, section, out: Path, *,
                  seed: int, progress: bool | None, log: Log, metadata: dict | None = None) -> Path:
     """Train (or resume, or reuse) the student of ``recipe`` on ``pairs`` into ``out``; returns ``out``."""
-    from distilrank.distill.api import train_student
+    from distilrank.distill.api import reuse_student, student_record, train_student
 
-    if (out / "result.json").exists():
+    s = recipe.section(section)
+    trained_on = {"recipe": recipe.to_dict(), "train_pairs": len(pairs), **(metadata or {})}
+    if reuse_student(out, student_record(s, tokenizer.get_vocab_size(), seed=seed, trained_on=trained_on)):
         return out
-    s = replace(section, loss=recipe.loss, match_features=recipe.match_features)
     t0 = time.perf_counter()
 
     def on_epoch(r: dict) -> None:
         log(f"student {out.name}: epoch {r['epoch']}/{r['epochs']} val loss {r['val_loss']:.4f} ({r['pairs_per_second']:.0f} pairs/s)")
 
     train_student(pairs, targets_for(recipe, signal, groups), out, s, tokenizer=tokenizer, seed=seed, progress=progress,
-                  metadata={"recipe": recipe.to_dict(), "train_pairs": len(pairs), **(metadata or {})},
-                  on_epoch=on_epoch, groups=groups if recipe.loss == "listwise" else None)
+                  metadata=trained_on, trained_on=trained_on, on_epoch=on_epoch, groups=groups if recipe.loss == "listwise" else None)
     log(f"student {out.name}: trained on {len(pairs)} pairs in {time.perf_counter() - t0:.0f}s")
     return out
 
@@ -93,14 +73,15 @@ def student_scores(student_dir: Path, tables: dict[str, Pairs]) -> dict[str, np.
 
 
 def train_gold(pairs: Pairs, tokenizer, section, out: Path, *, seed: int, progress: bool | None, log: Log) -> Path:
-    """The gold-only baseline: BCE on ``grade / 3`` of judged rows plus weak negatives (``[student]`` with
+    """The gold-only baseline: BCE on ``grade / GRADE_MAX`` of judged rows plus weak negatives (``[student]`` with
     ``gold_epochs``, no match features), into ``out``."""
-    from distilrank.distill.api import gold_section, train_student
+    from distilrank.distill.api import gold_section, reuse_student, student_record, train_student
 
-    if not (out / "result.json").exists():
+    s, trained_on = gold_section(section), {"variant": "gold-only", "targets": "judgments + weak negatives", "train_pairs": len(pairs)}
+    if not reuse_student(out, student_record(s, tokenizer.get_vocab_size(), seed=seed, trained_on=trained_on)):
         t0 = time.perf_counter()
-        train_student(pairs, (pairs.labels / 3.0).astype(np.float32), out, gold_section(section), tokenizer=tokenizer, seed=seed,
-                      progress=progress, metadata={"variant": "gold-only", "targets": "judgments + weak negatives"})
+        train_student(pairs, (pairs.labels / GRADE_MAX).astype(np.float32), out, s, tokenizer=tokenizer, seed=seed,
+                      progress=progress, metadata=trained_on, trained_on=trained_on)
         log(f"student {out.parent.name}/{out.name}: gold-only on {len(pairs)} pairs in {time.perf_counter() - t0:.0f}s")
     return out
 
@@ -118,8 +99,8 @@ def subset_rows(groups: np.ndarray, max_pairs: int | None, seed: int) -> np.ndar
     return np.flatnonzero(keep[groups])
 
 
-def write_choice(path: Path, rows: list[dict], chosen: Recipe) -> None:
+def write_choice(path: Path, rows: list[dict], chosen: StudentVariant) -> None:
     write_json(path, {"chosen": chosen.to_dict(), "variants": rows})
 
 
-__all__ = ["Recipe", "student_scores", "subset_rows", "targets_for", "train_gold", "train_recipe", "write_choice"]
+__all__ = ["student_scores", "subset_rows", "targets_for", "train_gold", "train_recipe", "write_choice"]

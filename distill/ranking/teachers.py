@@ -1,6 +1,6 @@
 """Teachers for product ranking: train them on a fold's queries and score any table of pairs.
 
-Three kinds (``RankingTeacher.kind``):
+Three kinds (``TeacherConfig.kind``):
 
 * ``cross-encoder``: a MiniLM cross-encoder fine-tuned on the training queries' judgments
   (grade / 3 as the BCE target) plus weak negatives (label 0); scores are logits.  Scoring is
@@ -16,30 +16,29 @@ kinds are on different scales and are only combined through the stacker.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from distilrank.atomic import write_json, write_npy
-from distilrank.distill.config import resolve_base_model
-from distilrank.distill.ranking.config import RankingTeacher
+from distilrank.distill.api import train_teacher
+from distilrank.distill.config import TeacherConfig, resolve_base_model
 from distilrank.distill.teacher.biencoder import BiEncoder
 from distilrank.distill.teacher.embedding_store import EmbeddingStore
-from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
 from distilrank.distill.teacher.scoring import load_logits, score_transfer_set
+from distilrank.grades import GRADE_MAX
 from distilrank.pairs import Pairs
 
 
-def train_cross_encoder(tc: RankingTeacher, train: Pairs, out_dir: Path, *, progress: bool | None = None) -> Path:
+def train_cross_encoder(tc: TeacherConfig, train: Pairs, out_dir: Path, *, progress: bool | None = None) -> Path:
     """Fine-tune (or resume) the cross-encoder ``tc`` on labeled ``train``; returns its checkpoint directory."""
     if not (out_dir / "result.json").exists():
-        finetune_teacher(resolve_base_model(tc.base), train, None, out_dir, progress=progress, config=TeacherTrainConfig(
-            epochs=tc.epochs, batch_size=tc.batch_size, lr=tc.lr, max_length=tc.max_length, seed=tc.seed,
-            num_layers=tc.num_layers, mixed_precision=tc.mixed_precision, label_mode="graded", max_label=3.0))
+        train_teacher(train, out_dir, replace(tc, label_mode="graded", max_label=GRADE_MAX), progress=progress)
     return out_dir / "best"
 
 
-def embedding_store(tc: RankingTeacher, out_dir: Path) -> EmbeddingStore:
+def embedding_store(tc: TeacherConfig, out_dir: Path) -> EmbeddingStore:
     """The resumable embedding store of bi-encoder teacher ``tc`` under ``out_dir/embeddings/<name>``."""
     path = resolve_base_model(tc.base)
     return EmbeddingStore(out_dir / "embeddings" / tc.name, lambda: BiEncoder(path, max_length=tc.max_length),
@@ -59,7 +58,7 @@ def bm25_of_pairs(pairs: Pairs, bm25: BM25Fn) -> np.ndarray:
     return np.array([scores[q][d] for q, d in zip(pairs.queries, ids)], dtype=np.float32)
 
 
-def score_pairs(tc: RankingTeacher, pairs: Pairs, out_dir: Path, *, checkpoint: Path | None, embeddings: EmbeddingStore | None,
+def score_pairs(tc: TeacherConfig, pairs: Pairs, out_dir: Path, *, checkpoint: Path | None, embeddings: EmbeddingStore | None,
                 progress: bool | None = None) -> np.ndarray:
     """Scores of the cross-encoder or bi-encoder teacher ``tc`` for ``pairs`` (float32 ``[N]``), cached as
     ``out_dir/logits.npy`` (a ``bm25`` teacher's scores are the first pass's: :attr:`RankingData.bm25`)."""

@@ -17,11 +17,12 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
+from distilrank.distill.config import StudentSection
 from distilrank.distill.data.batching import shuffled_bucketed_batches
 from distilrank.distill.data.token_ids import TokenIds, tokenizer_digest
 from distilrank.distill.student.model import StudentConfig, StudentModel
 from distilrank.distill.student.predict import batch_tensors, predict_encoded
-from distilrank.distill.student.train import StudentTrainConfig, StudentTrainResult, _build_model, _fit, _run_settings, _validate_targets
+from distilrank.distill.student.train import StudentTrainResult, _build_model, _fit, _run_settings, _validate_targets
 
 TargetRange = Callable[[int, int], np.ndarray]  # (start, stop) -> float32 targets of rows [start, stop)
 
@@ -58,7 +59,7 @@ def mapped_targets(read: TargetRange, transform: Callable[[np.ndarray], np.ndarr
 class StreamedRows:
     """Row source of the student's epoch loop (:class:`distilrank.distill.student.train.TrainRows`) reading blocks from disk."""
 
-    def __init__(self, ids: TokenIds, targets: TargetRange, config: StudentTrainConfig, block_rows: int | None = None):
+    def __init__(self, ids: TokenIds, targets: TargetRange, config: StudentSection, block_rows: int | None = None):
         self.ids, self.targets, self.config = ids, targets, config
         self.block_rows = block_rows or config.batch_size * config.bucket_batches
         self.n_rows = len(ids)
@@ -105,7 +106,7 @@ def train_student_streamed(
     out_dir: str | Path,
     *,
     model_config: StudentConfig | None = None,
-    config: StudentTrainConfig | None = None,
+    config: StudentSection | None = None,
     block_rows: int | None = None,
     resume: bool = True,
     progress: bool | None = None,
@@ -118,7 +119,7 @@ def train_student_streamed(
 
     Same outputs in ``out_dir`` and the same resumable ``state.pt``; ``tokenizer`` must be the one the ids
     were built with (checked by digest)."""
-    config = config or StudentTrainConfig()
+    config = config or StudentSection()
     if tokenizer_digest(tokenizer) != ids.meta["tokenizer_digest"]:
         raise ValueError(f"{ids.path}: token ids were built with another tokenizer than the one given")
     if len(ids) == 0:

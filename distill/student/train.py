@@ -32,6 +32,7 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from distilrank.atomic import atomic_open, atomic_path, write_json
+from distilrank.distill.config import StudentSection
 from distilrank.distill.data.batching import shuffled_bucketed_batches
 from distilrank.distill.student.model import StudentConfig, StudentModel
 from distilrank.distill.student.optim import RowSparseAdam
@@ -41,27 +42,19 @@ from distilrank.distill.student.tokenizer import EncodedPairs, encode_pairs
 from distilrank.pairs import Pairs
 from distilrank.progress import bar_disabled
 
+#: the settings that fix a student's optimisation trajectory: a saved state resumes only when these are unchanged
+TRAJECTORY = ("batch_size", "lr", "embedding_lr", "weight_decay", "val_fraction", "seed", "threads", "bucket_batches", "lr_decay", "loss")
 
-@dataclass
-class StudentTrainConfig:
-    """Optimisation hyper-parameters."""
 
-    epochs: int = 4
-    batch_size: int = 512
-    lr: float = 1e-3
-    embedding_lr: float = 5e-3
-    weight_decay: float = 0.0
-    val_fraction: float = 0.02
-    seed: int = 0
-    threads: int | None = None
-    bucket_batches: int = 50
-    lr_decay: float = 0.5  # multiply both learning rates by this after each epoch
-    loss: str = "bce"  # bce on probability targets | mse on logit targets | listwise on grouped scores (module doc)
+def optimisation_settings(config: StudentSection) -> dict:
+    """The optimisation settings of ``config`` (``epochs`` and :data:`TRAJECTORY`): a run's record of how a student
+    was trained, beside its architecture (:class:`~distilrank.distill.student.model.StudentConfig`)."""
+    return {k: getattr(config, k) for k in ("epochs", *TRAJECTORY)}
 
 
 @dataclass
 class StudentTrainResult:
-    """What :func:`train_student` reports (also written to ``result.json``)."""
+    """What :func:`fit_student` reports (also written to ``result.json``)."""
 
     out_dir: str
     epochs_run: int
@@ -136,7 +129,7 @@ class InMemoryRows:
     """Training rows held in memory: a random ``val_fraction`` of the rows (none under 50 rows) is the
     validation slice; each epoch visits the others in length-bucketed, shuffled batches."""
 
-    def __init__(self, enc: EncodedPairs, targets: np.ndarray, config: StudentTrainConfig, rng: np.random.Generator):
+    def __init__(self, enc: EncodedPairs, targets: np.ndarray, config: StudentSection, rng: np.random.Generator):
         self.enc, self.targets, self.config = enc, targets, config
         perm = rng.permutation(len(enc))
         n_val = int(len(enc) * config.val_fraction) if len(enc) >= 50 else 0
@@ -163,7 +156,7 @@ class GroupedRows:
     queries) is the validation slice; each epoch visits the other queries in a shuffled order, whole queries per batch
     (about ``batch_size`` rows).  Targets of a batch are ``[R, 2]``: the teacher score and the query index in the batch."""
 
-    def __init__(self, enc: EncodedPairs, targets: np.ndarray, groups: np.ndarray, config: StudentTrainConfig,
+    def __init__(self, enc: EncodedPairs, targets: np.ndarray, groups: np.ndarray, config: StudentSection,
                  rng: np.random.Generator):
         self.enc, self.targets, self.config = enc, targets, config
         order = np.argsort(groups, kind="stable")
@@ -229,7 +222,7 @@ def _build_model(model_config: StudentConfig, init_embeddings: np.ndarray | None
     return model
 
 
-def _optimizers(model: StudentModel, config: StudentTrainConfig) -> tuple[torch.optim.Optimizer, RowSparseAdam]:
+def _optimizers(model: StudentModel, config: StudentSection) -> tuple[torch.optim.Optimizer, RowSparseAdam]:
     decay = [p for p in model.dense_parameters() if p.ndim > 1]
     no_decay = [p for p in model.dense_parameters() if p.ndim <= 1]
     dense_opt = torch.optim.AdamW(
@@ -261,7 +254,7 @@ def _restore(state_path: Path, run_settings: dict, model: StudentModel, dense_op
     return _Progress(state["epoch"] + 1, state["best_loss"], state["best_epoch"], state["history"])
 
 
-def _run_epoch(model: StudentModel, rows: TrainRows, opts: tuple[torch.optim.Optimizer, RowSparseAdam], config: StudentTrainConfig,
+def _run_epoch(model: StudentModel, rows: TrainRows, opts: tuple[torch.optim.Optimizer, RowSparseAdam], config: StudentSection,
                epoch: int, rng: np.random.Generator, progress: bool | None) -> tuple[float, float]:
     """One pass over the training rows at this epoch's learning rates; returns ``(running loss, seconds)``."""
     dense_opt, row_opt = opts
@@ -283,10 +276,10 @@ def _run_epoch(model: StudentModel, rows: TrainRows, opts: tuple[torch.optim.Opt
 
 
 def _save_epoch(out: Path, model: StudentModel, tokenizer: Tokenizer, opts: tuple, prog: _Progress, epoch: int, improved: bool,
-                run_settings: dict, config: StudentTrainConfig, metadata: dict | None) -> None:
+                run_settings: dict, config: StudentSection, metadata: dict | None) -> None:
     """The best weights (when ``improved``), the resumable state and the training log after ``epoch``."""
     if improved:
-        save_student(model, tokenizer, out, metadata={**(metadata or {}), "train_config": asdict(config), "best_epoch": prog.best_epoch})
+        save_student(model, tokenizer, out, metadata={**(metadata or {}), "train_config": optimisation_settings(config), "best_epoch": prog.best_epoch})
     with atomic_path(out / "state.pt") as tmp:
         torch.save({"model": model.state_dict(), "dense_opt": opts[0].state_dict(), "row_opt": opts[1].state_dict(),
                     "epoch": epoch, "best_loss": prog.best_loss, "best_epoch": prog.best_epoch, "history": prog.history,
@@ -295,7 +288,7 @@ def _save_epoch(out: Path, model: StudentModel, tokenizer: Tokenizer, opts: tupl
         fh.writelines(json.dumps(h) + "\n" for h in prog.history)
 
 
-def _fit(rows: TrainRows, model: StudentModel, tokenizer: Tokenizer, out: Path, config: StudentTrainConfig, *, rng: np.random.Generator,
+def _fit(rows: TrainRows, model: StudentModel, tokenizer: Tokenizer, out: Path, config: StudentSection, *, rng: np.random.Generator,
          run_settings: dict, resume: bool, progress: bool | None, metadata: dict | None,
          on_epoch: Callable[[dict], None] | None) -> StudentTrainResult:
     """The epoch loop shared by every row source: train, validate, checkpoint; resumes from ``state.pt``."""
@@ -328,19 +321,19 @@ def _fit(rows: TrainRows, model: StudentModel, tokenizer: Tokenizer, out: Path, 
     return result
 
 
-def _run_settings(model_config: StudentConfig, config: StudentTrainConfig, n_rows: int, **extra) -> dict:
+def _run_settings(model_config: StudentConfig, config: StudentSection, n_rows: int, **extra) -> dict:
     """What a resumed state must match (more epochs may be asked for: training continues)."""
-    return {"model": model_config.to_dict(), "train": {k: v for k, v in asdict(config).items() if k != "epochs"}, "rows": n_rows, **extra}
+    return {"model": model_config.to_dict(), "train": {k: getattr(config, k) for k in TRAJECTORY}, "rows": n_rows, **extra}
 
 
-def train_student(
+def fit_student(
     pairs: Pairs,
     targets: np.ndarray,
     tokenizer: Tokenizer,
     out_dir: str | Path,
     *,
     model_config: StudentConfig | None = None,
-    config: StudentTrainConfig | None = None,
+    config: StudentSection | None = None,
     resume: bool = True,
     progress: bool | None = None,
     metadata: dict | None = None,
@@ -355,12 +348,12 @@ def train_student(
     state after the last finished epoch), ``train_log.jsonl`` and ``result.json``.
     With ``resume`` and a ``state.pt`` present, training continues after the
     last finished epoch.  ``init_embeddings`` ``[V', D]`` (``V' <= vocab_size``) replaces the random
-    start of the first ``V'`` embedding rows (the unigram rows; see :mod:`distilrank.distill.student.init`).
+    start of the first ``V'`` embedding rows (the unigram rows; see :mod:`distilrank.distill.student.embedding_init`).
     ``on_epoch(record)`` receives each epoch's ``train_log.jsonl`` record (for a line per epoch off a terminal).
     ``groups`` int ``[N]`` (the query of each row) is required by, and only used with, ``loss = "listwise"``.
     For transfer sets larger than memory see :func:`distilrank.distill.student.stream.train_student_streamed`.
     """
-    config = config or StudentTrainConfig()
+    config = config or StudentSection()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     targets = np.asarray(targets, dtype=np.float32)

@@ -36,76 +36,15 @@ import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from distilrank.atomic import atomic_open, write_json
+from distilrank.distill.config import TeacherConfig
 from distilrank.distill.teacher.checkpoint import load_training_state, recover_model_dir, save_model_dir, save_training_state
 from distilrank.distill.teacher.encoding import collate, tokenize_pairs, training_batches
-from distilrank.distill.teacher.model import PRECISIONS, Teacher, autocast_context, pick_device, resolve_precision
+from distilrank.distill.teacher.model import Teacher, autocast_context, pick_device, resolve_precision
 from distilrank.errors import ConfigError, DataError, DistilRankError
 from distilrank.pairs import Pairs
 from distilrank.progress import progress_bar
 
-LABEL_MODES = ("auto", "binary", "graded")
 STATE_FORMAT = 1
-
-
-@dataclass
-class TeacherTrainConfig:
-    """Fine-tuning hyper-parameters.
-
-    ``max_steps`` (optimizer steps) overrides ``epochs`` when set.
-    ``eval_every_steps=None`` evaluates on dev at the end of every epoch (and
-    at the last step).  ``mixed_precision``: ``auto`` = bf16/fp16 autocast on
-    CUDA, fp32 on CPU; ``bf16``/``fp16`` force autocast (also on CPU);
-    ``no`` = fp32.  ``num_layers`` keeps only the first k encoder layers of
-    the base model (a cheaper second teacher).  ``label_mode``: ``binary``,
-    ``graded``, or ``auto`` (graded when any label is not 0/1);
-    ``max_label`` fixes the graded scale (default: the largest train label).
-    """
-
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 5e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_length: int = 128
-    seed: int = 0
-    eval_every_steps: int | None = None
-    mixed_precision: str = "auto"
-    device: str = "auto"
-    max_steps: int | None = None
-    grad_accum: int = 1
-    num_layers: int | None = None
-    label_mode: str = "auto"
-    max_label: float | None = None
-    max_grad_norm: float = 1.0
-    eval_batch_size: int = 128
-    eval_initial: bool = True
-    save_every_steps: int = 200
-    bucket_batches: int = 20
-
-    def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first invalid field."""
-        def bad(name: str, problem: str) -> ConfigError:
-            return ConfigError("TeacherTrainConfig", name, problem)
-
-        for name in ("epochs", "batch_size", "max_length", "grad_accum", "eval_batch_size", "save_every_steps", "bucket_batches"):
-            if int(getattr(self, name)) < 1:
-                raise bad(name, f"must be >= 1, got {getattr(self, name)}")
-        for name in ("max_steps", "eval_every_steps", "num_layers"):
-            v = getattr(self, name)
-            if v is not None and int(v) < 1:
-                raise bad(name, f"must be >= 1 or None, got {v}")
-        if not self.lr > 0:
-            raise bad("lr", f"must be > 0, got {self.lr}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise bad("warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
-        if self.weight_decay < 0:
-            raise bad("weight_decay", f"must be >= 0, got {self.weight_decay}")
-        if self.mixed_precision not in PRECISIONS:
-            raise bad("mixed_precision", f"must be one of {PRECISIONS}, got {self.mixed_precision!r}")
-        if self.label_mode not in LABEL_MODES:
-            raise bad("label_mode", f"must be one of {LABEL_MODES}, got {self.label_mode!r}")
-        if self.max_label is not None and not self.max_label > 0:
-            raise bad("max_label", f"must be > 0, got {self.max_label}")
 
 
 # Fields that define the optimisation trajectory: a saved state is only resumed
@@ -202,7 +141,7 @@ def build_model(base_model: str | Path, num_layers: int | None):
     return model, tokenizer
 
 
-def _optimizer(model: torch.nn.Module, cfg: TeacherTrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: torch.nn.Module, cfg: TeacherConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         (no_decay if p.ndim < 2 or "LayerNorm" in name or name.endswith(".bias") else decay).append(p)
@@ -222,7 +161,7 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _check_resumable(state: dict, cfg: TeacherTrainConfig, fingerprint: str, where: Path) -> None:
+def _check_resumable(state: dict, cfg: TeacherConfig, fingerprint: str, where: Path) -> None:
     if state.get("format") != STATE_FORMAT:
         raise ConfigError(where, "format", f"training state format {state.get('format')!r} is not {STATE_FORMAT}; restart training")
     if state["data_fingerprint"] != fingerprint:
@@ -261,7 +200,7 @@ def _new_progress() -> dict:
 class _TeacherRun:
     """One call of :func:`finetune_teacher`: the model, optimizer state and counters, and what each step does."""
 
-    def __init__(self, base_model: str | Path, train: Pairs, dev: Pairs | None, out: Path, cfg: TeacherTrainConfig,
+    def __init__(self, base_model: str | Path, train: Pairs, dev: Pairs | None, out: Path, cfg: TeacherConfig,
                  *, state: dict | None, fingerprint: str, total_steps: int, steps_per_epoch: int):
         self.base_model, self.dev, self.out, self.cfg = base_model, dev, out, cfg
         self.state_dir, self.best_dir = out / "state", out / "best"
@@ -415,7 +354,7 @@ def finetune_teacher(
     dev: Pairs | None,
     out_dir: str | Path,
     *,
-    config: TeacherTrainConfig | None = None,
+    config: TeacherConfig | None = None,
     resume: bool = True,
     progress: bool | None = None,
     stop_after: int | None = None,
@@ -431,7 +370,7 @@ def finetune_teacher(
     or preemptible jobs; the state is saved, call again to continue).
     ``progress``: ``None`` = bar on a terminal (lines elsewhere), ``True`` = always, ``False`` = never.
     """
-    cfg = config or TeacherTrainConfig()
+    cfg = config or TeacherConfig()
     cfg.validate()
     _check_inputs(train, dev)
     out = Path(out_dir)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +22,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.utils import logging as hf_logging
 
+from distilrank.distill.config import PRECISIONS
 from distilrank.distill.teacher.encoding import collate, inference_batches, tokenize_batch, tokenize_pairs
 from distilrank.errors import ConfigError
 from distilrank.pairs import Pairs
@@ -31,7 +34,6 @@ hf_logging.disable_progress_bar()
 __all__ = ["Teacher", "load_teacher", "pick_device", "autocast_context", "tokenize_batch", "TEACHER_META"]
 
 TEACHER_META = "distilrank_teacher.json"  # written next to a fine-tuned checkpoint: max_length, label scale, metrics
-PRECISIONS = ("auto", "bf16", "fp16", "no")
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -55,7 +57,53 @@ def resolve_precision(device: torch.device, precision: str) -> torch.dtype | Non
         if device.type != "cuda":
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if precision == "bf16" else torch.float16
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "cpu":
+        warn_slow_cpu_autocast(dtype)
+    return dtype
+
+
+#: CPU flags of native bf16 / fp16 arithmetic (x86: AVX-512 BF16 / FP16, AMX; Arm: BF16 / FP16 vector extensions)
+NATIVE_CPU_FLAGS = {torch.bfloat16: ("avx512_bf16", "amx_bf16", "bf16"), torch.float16: ("avx512_fp16", "amx_fp16", "fphp", "asimdhp")}
+_warned: set[torch.dtype] = set()
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where it does not exist)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {f for line in text.splitlines() if line.split(":")[0].strip() in ("flags", "Features") for f in line.split(":", 1)[1].split()}
+
+
+def autocast_slowdown(dtype: torch.dtype, size: int = 384, repeats: int = 5) -> float:
+    """Measured time of a ``size`` x ``size`` matmul under CPU autocast to ``dtype`` over its fp32 time (best of
+    ``repeats``; about 0.1 s)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+
+    def best(ctx: Callable[[], contextlib.AbstractContextManager]) -> float:
+        times = []
+        for _ in range(repeats):
+            with ctx():
+                t0 = time.perf_counter()
+                (a @ b).sum().item()
+                times.append(time.perf_counter() - t0)
+        return min(times)
+
+    return best(lambda: torch.autocast("cpu", dtype=dtype)) / max(best(contextlib.nullcontext), 1e-9)
+
+
+def warn_slow_cpu_autocast(dtype: torch.dtype) -> None:
+    """Warn once per dtype when an explicit bf16/fp16 autocast runs on a CPU without native support for it, with
+    the slowdown measured on this machine and what to set instead."""
+    if dtype in _warned or set(NATIVE_CPU_FLAGS[dtype]) & cpu_flags():
+        return
+    _warned.add(dtype)
+    name = "bf16" if dtype == torch.bfloat16 else "fp16"
+    warnings.warn(f"mixed_precision = {name!r} on a CPU without native {name} ({', '.join(NATIVE_CPU_FLAGS[dtype])} absent): "
+                  f"a matmul measured {autocast_slowdown(dtype):.1f}x slower than fp32 here; set mixed_precision = \"auto\" "
+                  f"(fp32 on the CPU, bf16/fp16 on a GPU) or \"no\"", RuntimeWarning, stacklevel=3)
 
 
 def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

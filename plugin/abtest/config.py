@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distilrank.data_root import config_path
 from distilrank.errors import ConfigError
 
 PLACEHOLDER = "{{query}}"
@@ -122,8 +123,7 @@ EXPERIMENT_KEYS = {"name", "index", "judgments", "queryset", "grade_map", "k", "
 def _resolve(base: Path, value: str | None) -> str | None:
     if value is None:
         return None
-    p = Path(value)
-    return str(p if p.is_absolute() else (base / p).resolve())
+    return str(config_path(base, value))
 
 
 def _check_rescore(path: Path, where: str, arm: dict) -> None:

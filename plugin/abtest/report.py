@@ -229,7 +229,7 @@ def render_html(results: dict, figures: dict[str, bytes], *, title: str) -> str:
     notes += [str(n) for n in results.get("notes") or []]
     inter = (f"<h2>Interleaving</h2>{table_html(interleaving_rows(results))}" if results["interleaving"] else "")
     lat = results.get("latency_vs_baseline")
-    if lat:  # optional (e.g. distilrank.distill.ranking.serve): what each arm adds to the baseline's latency
+    if lat:  # optional (e.g. distilrank.plugin.abtest.fold_aliases): what each arm adds to the baseline's latency
         inter = (f"<h2>Latency added vs baseline {e(results['baseline'])}</h2>{table_html(latency_rows(results))}") + inter
     return html_page(title, f"<h1>{e(title)}</h1>"
                      f"<p><b>Judgment source:</b> {e(str(results['judgment_source']))}</p>"

@@ -7,7 +7,7 @@ Run: .venv/bin/python plugin/opensearch/fixtures.py OUT_DIR   (from the reposito
   (truncation 128), the same with truncation 24 (exercises LongestFirst), and the real all-MiniLM-L6-v2 WordPiece
   tokenizer (truncation 128). Pairs: the exporter's bundled parity sample (817), 10,764 real titles (all 6,764
   ESCI products + 4,000 Icecat titles) each with a real ESCI shopping query (vendored in ``parity-pairs.jsonl.gz``,
-  written from ``../shared/data`` by ``--vendor``), and edge cases (empty texts,
+  written from ``$DISTILRANK_DATA`` by ``--vendor``), and edge cases (empty texts,
   ``[MASK]``, accents, CJK, emoji, control and zero-width characters, non-breaking spaces, very long texts).
 * ``student.zip`` (a default-architecture student with random weights, exported by ``distilrank export``'s code
   path) + ``student.scores.jsonl``: ``LocalScorer`` logits (one pair per ONNX Runtime call, as ML Commons runs it)
@@ -28,7 +28,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-SHARED = ROOT.parent / "shared" / "data"
 EDGE = [
     ("", ""), ("", "only a title"), ("only a query", ""), ("[MASK] phone", "case [MASK] for [SEP] iphone [CLS]"),
     ("crème brûlée", "Crème Brûlée Torch – Kitchen Blow Torch, Ça Va"), ("ÅNGSTRÖM", "Ångström ÉCOLE Ñandú"),
@@ -41,19 +40,20 @@ EDGE = [
 ]
 
 
-VENDORED = ROOT / "plugin" / "opensearch" / "parity-pairs.jsonl.gz"  # the real pairs, vendored (CI has no ../shared)
+VENDORED = ROOT / "plugin" / "opensearch" / "parity-pairs.jsonl.gz"  # the real pairs, vendored (CI has no shared data)
 
 
 def vendor_real_pairs() -> None:
-    """(Re)write ``VENDORED`` from ``../shared/data``: every ESCI title + 4,000 Icecat titles, each with a random real
+    """(Re)write ``VENDORED`` from ``$DISTILRANK_DATA``: every ESCI title + 4,000 Icecat titles, each with a random real
     ESCI shopping query, one ``{"q", "d"}`` per line (``python plugin/opensearch/fixtures.py --vendor``)."""
-    from distilrank.readers import read_icecat_products
+    from distilrank.data_root import require_data
+    from distilrank.formats.icecat import read_icecat_products
 
-    esci = [json.loads(line)["title"] for line in (SHARED / "esci-shopping" / "products.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
-    icecat = [p["title"] for p in read_icecat_products(SHARED / "icecat") if p.get("title")]
+    esci = [json.loads(line)["title"] for line in require_data("esci-shopping/products.jsonl").read_text(encoding="utf-8").split("\n") if line.strip()]
+    icecat = [p["title"] for p in read_icecat_products(require_data("icecat")) if p.get("title")]
     rng = random.Random(0)
     titles = [t for t in esci if t] + rng.sample(icecat, 4000)
-    with open(SHARED / "esci-shopping" / "queries-unlabeled.tsv", encoding="utf-8") as fh:
+    with open(require_data("esci-shopping/queries-unlabeled.tsv"), encoding="utf-8") as fh:
         queries = [row[0] for row in csv.reader(fh, delimiter="\t") if row]
     rng = random.Random(1)
     with gzip.open(VENDORED, "wt", encoding="utf-8") as fh:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from distilrank.cli import main
-from distilrank.readers import write_pairs
+from distilrank.formats.pairs import write_pairs
 from tests.conftest import sentiment_pairs
 
 

@@ -13,8 +13,8 @@ import distilrank.distill as distill
 from distilrank.distill.config import AugmentConfig, StudentSection
 from distilrank.distill.targets import Stacker
 from distilrank.errors import DistilRankError
+from distilrank.formats.pairs import write_pairs
 from distilrank.pairs import Pairs
-from distilrank.readers import write_pairs
 from tests.conftest import sentiment_pairs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -9,7 +9,7 @@ import pytest
 from distilrank.distill.config import load_config
 from distilrank.distill.pipeline import run_pipeline
 from distilrank.errors import ConfigError
-from distilrank.readers import write_pairs
+from distilrank.formats.pairs import write_pairs
 from tests.conftest import sentiment_pairs
 
 CONFIG = """

@@ -1,11 +1,8 @@
 """Search bodies for the distilrank rescorer plugin and the inline (per-query) ML Commons rerank pipeline."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from distilrank.cli import main
 from distilrank.errors import DistilRankError
 from distilrank.plugin.pipelines import check_search_body, rerank_search_body
 from distilrank.plugin.rescore import check_rescore_body, check_rescore_clause, rescore_clause, rescore_search_body
@@ -79,17 +76,6 @@ def test_inline_rerank_pipeline_in_the_body():
         rerank_search_body("x", fields=["title"], inline=True)
     with pytest.raises(DistilRankError, match="smaller than the page size"):
         rerank_search_body("x", size=10, fields=["title"], inline=True, model_id="abc", depth=5)
-
-
-def test_cli_rescore_body(capsys):
-    assert main(["--json", "plugin", "rescore-body", "--query-text", "hp toner", "--model", "staging", "--fields", "title,brand",
-                 "--window-size", "50", "--size", "5", "--score-mode", "blend", "--model-weight", "3", "--normalization", "min_max"]) == 0
-    body = json.loads(capsys.readouterr().out)
-    assert body["size"] == 5 and body["rescore"]["window_size"] == 50
-    assert body["rescore"]["distilrank"] == {"model": "staging", "query_text": "hp toner", "fields": ["title", "brand"],
-                                             "score_mode": "blend", "model_weight": 3.0, "normalization": "min_max"}
-    assert main(["plugin", "rescore-body", "--query-text", "x", "--window-size", "5"]) == 2
-    assert "larger than window_size 5" in capsys.readouterr().err
 
 
 AB = """

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from distilrank.distill.data.sentences import hold_out_sentences, root_rows
-from distilrank.distill.student.init import principal_components
+from distilrank.distill.student.embedding_init import principal_components
 from distilrank.pairs import Pairs
 
 ROWS = [

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from distilrank.distill.config import StudentSection
 from distilrank.distill.data.batching import bucketed_batches, shuffled_bucketed_batches
 from distilrank.distill.data.token_ids import TokenIds, build_token_ids
 from distilrank.distill.data.transfer import TransferSet, transfer_set_from_pairs, write_transfer_set
 from distilrank.distill.student.stream import ParquetColumn, StreamedRows, mapped_targets, train_student_streamed
 from distilrank.distill.student.tokenizer import build_student_tokenizer, encode_pairs
-from distilrank.distill.student.train import StudentTrainConfig, train_student
+from distilrank.distill.student.train import fit_student
 from distilrank.errors import DataError
 from distilrank.pairs import Pairs
 from tests.conftest import sentiment_pairs
@@ -93,17 +94,17 @@ def test_streamed_training_learns_and_matches_the_in_memory_path_on_one_block(tm
     col = ParquetColumn(tmp_path / "logits.parquet")
     np.testing.assert_array_equal(col(150, 420), logits[150:420])
     targets = mapped_targets(col, lambda z: 1 / (1 + np.exp(-z)))
-    cfg = StudentTrainConfig(epochs=3, batch_size=32, val_fraction=0.1)
+    cfg = StudentSection(epochs=3, batch_size=32, val_fraction=0.1)
     res = train_student_streamed(ids, targets, tok, tmp_path / "s", config=cfg, block_rows=128, progress=False)
     assert res.epochs_run == 3 and res.best_val_loss < 0.45  # 0.69 = knowing nothing, 0.19 = the targets' entropy
     rows = StreamedRows(ids, targets, cfg, block_rows=128)
     seen = np.concatenate([t.numpy() for _, t in rows.batches(np.random.default_rng(0))])
     assert len(seen) == rows.n_train == 540
-    resumed = train_student_streamed(ids, targets, tok, tmp_path / "s", config=StudentTrainConfig(epochs=4, batch_size=32, val_fraction=0.1),
+    resumed = train_student_streamed(ids, targets, tok, tmp_path / "s", config=StudentSection(epochs=4, batch_size=32, val_fraction=0.1),
                                      block_rows=128, progress=False)
     assert resumed.epochs_run == 4 and [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="probabilities"):
         train_student_streamed(ids, col, tok, tmp_path / "bad", config=cfg, progress=False)
     # in memory, same rows: a comparable loss
-    mem = train_student(pairs, 1 / (1 + np.exp(-logits)), tok, tmp_path / "m", config=cfg, progress=False)
+    mem = fit_student(pairs, 1 / (1 + np.exp(-logits)), tok, tmp_path / "m", config=cfg, progress=False)
     assert mem.best_val_loss < 0.45

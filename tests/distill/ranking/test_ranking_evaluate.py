@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from distilrank.distill.ranking.evaluate import ESCI_GAINS, compare, esci_gain, judged_setting, query_metrics, recovery, rerank_setting
+from distilrank.distill.ranking.evaluate import compare, judged_setting, query_metrics, recovery, rerank_setting
+from distilrank.grades import ESCI_GAINS, esci_gain
 
 L3 = math.log2(3)  # discount of rank 2 is 1 / log2(3); rank 1: 1, rank 3: 1/2, rank 4: 1/log2(5)
 

@@ -14,6 +14,7 @@ from distilrank.distill.ranking.config import load_ranking_config
 from distilrank.distill.ranking.data import RankingData
 from distilrank.distill.ranking.pools import read_queries, weak_negatives
 from distilrank.distill.ranking.report import summarize, write_ranking_report
+from distilrank.distill.variants import StudentVariant
 from distilrank.judgments import load_judgments
 from tests.paths import REPO_ROOT as ROOT
 
@@ -39,6 +40,7 @@ targets = ["bm25"]
 losses = ["listwise", "bce"]
 match_features = [true]
 inner_folds = 2
+temperature = 1.0
 scale_curve = [100]
 seeds = [1]
 [student]
@@ -87,7 +89,7 @@ def test_folds_fit_only_on_training_queries_and_pool_into_the_report(data, monke
     monkeypatch.setattr(pipeline, "_fit_stacker", lambda d, s, queries: seen["stacker"].append(set(queries)) or fit_stacker(d, s, queries))
     out = Path(data.cfg.out_dir)
     shared = pipeline.shared_teacher_scores(data, out, progress=False)
-    trainer = pipeline.StudentTrainer(data, out, progress=False, log=lambda m: None)
+    trainer = pipeline.student_trainer(data, out, progress=False, log=lambda m: None)
     results = []
     for fold in query_folds(data.queries, 3, seed=0):
         for v in seen.values():
@@ -105,7 +107,7 @@ def test_folds_fit_only_on_training_queries_and_pool_into_the_report(data, monke
         systems = set(results[-1]["eval"]["rerank"])
         assert {"BM25", "student", "student + BM25", "teacher stacked + BM25", "gold-only student"} <= systems
         assert all(set(per_q) == set(fold.test) for per_q in results[-1]["eval"]["judged"].values())
-    recipe = pipeline.Recipe(**results[0]["recipe"])
+    recipe = StudentVariant.from_dict(results[0]["recipe"])
     seeds = pipeline.seed_spread(data, trainer, shared, query_folds(data.queries, 3, seed=0), recipe, log=lambda m: None)
     assert [r["seed"] for r in seeds["rerank"]["per_seed"]] == [0, 1] and seeds["rerank"]["min"] <= seeds["rerank"]["mean"]
     summary = summarize(data.cfg, "3 folds", results, None, data, seconds=1.0, seeds=seeds)

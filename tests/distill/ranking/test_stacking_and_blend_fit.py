@@ -5,7 +5,8 @@ import pytest
 
 from distilrank.distill.ranking.blend_fit import BLEND_GRID, fit_blend, inner_cv_blend_score
 from distilrank.distill.ranking.stacking import equal_stack, fit_rank_stacker, group_index, pool_zscore
-from distilrank.distill.ranking.students import Recipe, subset_rows, targets_for
+from distilrank.distill.ranking.students import subset_rows, targets_for
+from distilrank.distill.variants import StudentVariant
 from distilrank.plugin.blend import BlendSettings, blend_window
 
 
@@ -117,11 +118,11 @@ def test_blend_window_normalisations_match_by_hand():
 def test_recipe_targets_and_subsets():
     signal = np.array([1.0, 2.0, 3.0, 10.0, 10.0])
     g = np.array([0, 0, 0, 1, 1])
-    lw = targets_for(Recipe("t", "listwise", True, 2.0), signal, g)
+    lw = targets_for(StudentVariant(targets="t", loss="listwise", match_features=True, temperature=2.0), signal, g)
     np.testing.assert_allclose(lw, pool_zscore(signal, g) / 2.0, rtol=1e-6)
-    bce = targets_for(Recipe("t", "bce", False, 1.0), signal, g)
+    bce = targets_for(StudentVariant(targets="t", loss="bce", match_features=False, temperature=1.0), signal, g)
     assert np.all((bce > 0) & (bce < 1)) and bce[3] == pytest.approx(0.5)
-    assert Recipe("mpnet", "bce", False).complexity() < Recipe("stack-equal", "listwise", True).complexity()
+    assert StudentVariant(targets="mpnet", loss="bce", match_features=False, temperature=1.0).complexity() < StudentVariant(targets="stack-equal", loss="listwise", match_features=True, temperature=1.0).complexity()
     groups = np.repeat(np.arange(10), 5)
     small, big = subset_rows(groups, 12, seed=1), subset_rows(groups, 30, seed=1)
     assert len(small) == 10 and len(big) == 30 and set(small) <= set(big)  # whole queries, nested

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from distilrank.distill.config import StudentSection
 from distilrank.distill.student.model import BIGRAM_HASH_MULTIPLIER, StudentConfig, StudentModel
 from distilrank.distill.student.optim import RowSparseAdam
 from distilrank.distill.student.store import load_student
 from distilrank.distill.student.tokenizer import CLS_ID, SEP_ID, UNK_ID, build_student_tokenizer, encode_pairs
-from distilrank.distill.student.train import StudentTrainConfig, _train_step, train_student
+from distilrank.distill.student.train import _train_step, fit_student
 from distilrank.pairs import Pairs
 
 CORPUS = ["red running shoes", "blue running shoes", "red wool socks", "Café crème 😀 mug"] * 3
@@ -126,11 +127,11 @@ def test_student_learns_query_title_match_and_resumes(tmp_path):
     data = _toy_task()
     tok = build_student_tokenizer(data.queries + data.texts, min_count=1)
     cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[64, 32], interactions=True)
-    train_cfg = StudentTrainConfig(epochs=1, batch_size=64, lr=3e-3, embedding_lr=3e-2, lr_decay=1.0)
-    first = train_student(data, data.labels, tok, tmp_path / "s", model_config=cfg, config=train_cfg, progress=False)
+    train_cfg = StudentSection(epochs=1, batch_size=64, lr=3e-3, embedding_lr=3e-2, lr_decay=1.0)
+    first = fit_student(data, data.labels, tok, tmp_path / "s", model_config=cfg, config=train_cfg, progress=False)
     assert first.epochs_run == 1
     train_cfg.epochs = 6
-    result = train_student(data, data.labels, tok, tmp_path / "s", model_config=cfg, config=train_cfg, progress=False)
+    result = fit_student(data, data.labels, tok, tmp_path / "s", model_config=cfg, config=train_cfg, progress=False)
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5, 6]  # epoch 1 was not run again
     student = load_student(tmp_path / "s")
     test = _toy_task(400, seed=1)
@@ -142,23 +143,23 @@ def test_student_learns_query_title_match_and_resumes(tmp_path):
 def test_bad_targets_are_rejected(tmp_path, tok):
     data = Pairs(["a"], ["red"], None)
     with pytest.raises(ValueError, match="probabilities"):
-        train_student(data, np.array([2.0]), tok, tmp_path / "s")
+        fit_student(data, np.array([2.0]), tok, tmp_path / "s")
     with pytest.raises(ValueError, match="does not match"):
-        train_student(data, np.array([0.5, 0.5]), tok, tmp_path / "s")
+        fit_student(data, np.array([0.5, 0.5]), tok, tmp_path / "s")
 
 
 def test_resume_refuses_a_state_saved_with_other_settings(tmp_path):
     data = _toy_task(200)
     tok = build_student_tokenizer(data.queries + data.texts, min_count=1)
     cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[32])
-    train_student(data, data.labels, tok, tmp_path / "s", model_config=cfg, config=StudentTrainConfig(epochs=1, batch_size=64),
+    fit_student(data, data.labels, tok, tmp_path / "s", model_config=cfg, config=StudentSection(epochs=1, batch_size=64),
                   progress=False)
     with pytest.raises(ValueError, match=r"state.pt: saved by a run with other settings"):
-        train_student(data, data.labels, tok, tmp_path / "s", model_config=cfg,
-                      config=StudentTrainConfig(epochs=2, batch_size=64, lr=5e-3), progress=False)
+        fit_student(data, data.labels, tok, tmp_path / "s", model_config=cfg,
+                      config=StudentSection(epochs=2, batch_size=64, lr=5e-3), progress=False)
     wider = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[64])
     with pytest.raises(ValueError, match=r"other settings"):
-        train_student(data, data.labels, tok, tmp_path / "s", model_config=wider, config=StudentTrainConfig(epochs=2, batch_size=64),
+        fit_student(data, data.labels, tok, tmp_path / "s", model_config=wider, config=StudentSection(epochs=2, batch_size=64),
                       progress=False)
 
 
@@ -167,13 +168,13 @@ def test_mse_loss_regresses_teacher_logits(tmp_path):
     tok = build_student_tokenizer(data.queries + data.texts, min_count=1)
     logits = np.where(data.labels > 0.5, 4.0, -4.0).astype(np.float32)
     cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[64, 32], interactions=True)
-    res = train_student(data, logits, tok, tmp_path / "m", model_config=cfg, progress=False,
-                        config=StudentTrainConfig(epochs=6, batch_size=64, lr=3e-3, embedding_lr=3e-2, lr_decay=1.0, loss="mse"))
+    res = fit_student(data, logits, tok, tmp_path / "m", model_config=cfg, progress=False,
+                        config=StudentSection(epochs=6, batch_size=64, lr=3e-3, embedding_lr=3e-2, lr_decay=1.0, loss="mse"))
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
     z = load_student(tmp_path / "m").score(data)
     assert np.mean((z > 0) == (data.labels > 0.5)) > 0.9 and np.abs(z).max() > 1.5  # logits, not probabilities
     with pytest.raises(ValueError, match="loss must be"):
-        train_student(data, logits, tok, tmp_path / "x", config=StudentTrainConfig(loss="hinge"))
+        fit_student(data, logits, tok, tmp_path / "x", config=StudentSection(loss="hinge"))
 
 
 def test_listwise_loss_is_the_cross_entropy_of_the_two_softmaxes_per_query():
@@ -215,8 +216,8 @@ def test_listwise_student_learns_the_order_inside_queries(tmp_path, match_featur
     tok = build_student_tokenizer(data.queries + data.texts, min_count=1)
     cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[32], interactions=True,
                         match_features=match_features)
-    train_cfg = StudentTrainConfig(epochs=6, batch_size=64, lr=3e-3, embedding_lr=3e-2, lr_decay=1.0, loss="listwise", val_fraction=0.1)
-    res = train_student(data, scores, tok, tmp_path / "s", model_config=cfg, config=train_cfg, groups=groups, progress=False)
+    train_cfg = StudentSection(epochs=6, batch_size=64, lr=3e-3, embedding_lr=3e-2, lr_decay=1.0, loss="listwise", val_fraction=0.1)
+    res = fit_student(data, scores, tok, tmp_path / "s", model_config=cfg, config=train_cfg, groups=groups, progress=False)
     assert res.history[-1]["val_loss"] < res.history[0]["val_loss"]
     test, t_scores, t_groups = _ranking_task(60, seed=1)
     z = load_student(tmp_path / "s").score(test)
@@ -231,7 +232,7 @@ def test_listwise_student_learns_the_order_inside_queries(tmp_path, match_featur
     trained = {int(groups[i]) for g in rows.train_groups for i in g}
     assert val and not val & trained
     with pytest.raises(ValueError, match="needs groups"):
-        train_student(data, scores, tok, tmp_path / "x", model_config=cfg, config=train_cfg, progress=False)
+        fit_student(data, scores, tok, tmp_path / "x", model_config=cfg, config=train_cfg, progress=False)
 
 
 def test_match_features_by_hand(tok):

@@ -133,7 +133,7 @@ def test_a_killed_driver_resumes_and_ends_with_the_uninterrupted_logits(teacher,
 def test_the_engine_section_of_a_run_config(tmp_path, tiny_bert):
     from distilrank.distill.config import load_config
     from distilrank.errors import ConfigError
-    from distilrank.readers import write_pairs
+    from distilrank.formats.pairs import write_pairs
 
     write_pairs(sentiment_pairs(20), tmp_path / "train.tsv")
     base = (f'[data.train]\npath = "train.tsv"\n[data.dev]\npath = "train.tsv"\n[[teachers]]\nname = "t"\nbase = "{tiny_bert}"\n'
@@ -157,7 +157,7 @@ def test_cli_scores_a_transfer_set_on_ray(teacher, local_ray, tmp_path, capsys):
     import json
 
     from distilrank.cli import main
-    from distilrank.readers import write_pairs
+    from distilrank.formats.pairs import write_pairs
 
     pairs = _pairs(120)
     write_pairs(pairs, tmp_path / "pairs.jsonl")

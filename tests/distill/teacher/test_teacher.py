@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from distilrank.distill.teacher.encoding import tokenize_batch, tokenize_pairs
-from distilrank.distill.teacher.finetune import TeacherTrainConfig, evaluate_teacher, finetune_teacher, label_scale, teacher_targets
+from distilrank.distill.teacher.finetune import TeacherConfig, evaluate_teacher, finetune_teacher, label_scale, teacher_targets
 from distilrank.distill.teacher.model import load_teacher
 from distilrank.distill.teacher.scoring import merge_chunks, merge_shards, parse_shard, score_transfer_set
 from distilrank.errors import ConfigError, DistilRankError
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def trained(tiny_bert, tmp_path_factory):
     out = tmp_path_factory.mktemp("teacher")
-    cfg = TeacherTrainConfig(epochs=3, batch_size=16, lr=3e-3, max_length=16, warmup_ratio=0.0, save_every_steps=10)
+    cfg = TeacherConfig(epochs=3, batch_size=16, lr=3e-3, max_length=16, warmup_ratio=0.0, save_every_steps=10)
     res = finetune_teacher(tiny_bert, sentiment_pairs(320), sentiment_pairs(100, seed=1), out, config=cfg, progress=False)
     return out, res
 
@@ -65,21 +65,21 @@ def test_finetune_learns_and_keeps_best_checkpoint(trained):
     assert (out / "state" / "training_state.pt").exists()
 
     # calling again on a finished run returns the stored result without training
-    cfg = TeacherTrainConfig(**res.config)
+    cfg = TeacherConfig(**res.config)
     assert finetune_teacher(out.parent / "unused", sentiment_pairs(320), None, out, config=cfg).steps == 60
 
 
 _KILL_SCRIPT = """
 import sys
 from tests.conftest import sentiment_pairs
-from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
-cfg = TeacherTrainConfig(epochs=30, batch_size=16, lr=1e-3, max_length=16, save_every_steps=5)
+from distilrank.distill.teacher.finetune import TeacherConfig, finetune_teacher
+cfg = TeacherConfig(epochs=30, batch_size=16, lr=1e-3, max_length=16, save_every_steps=5)
 finetune_teacher(sys.argv[1], sentiment_pairs(160), None, sys.argv[2], config=cfg, progress=False)
 """
 
 
 def test_killed_run_resumes_from_saved_step_and_equals_uninterrupted_run(tiny_bert, tmp_path):
-    cfg = TeacherTrainConfig(epochs=30, batch_size=16, lr=1e-3, max_length=16, save_every_steps=5)
+    cfg = TeacherConfig(epochs=30, batch_size=16, lr=1e-3, max_length=16, save_every_steps=5)
     train = sentiment_pairs(160)
     proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(tiny_bert), str(tmp_path / "t")], cwd=ROOT,
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -106,7 +106,7 @@ def test_killed_run_resumes_from_saved_step_and_equals_uninterrupted_run(tiny_be
 
 def test_stop_after_and_longer_max_steps_continue_the_step_count(tiny_bert, tmp_path):
     train, dev = sentiment_pairs(96), sentiment_pairs(40, seed=1)
-    cfg = TeacherTrainConfig(batch_size=16, lr=1e-3, max_length=16, max_steps=8, eval_every_steps=4, save_every_steps=100)
+    cfg = TeacherConfig(batch_size=16, lr=1e-3, max_length=16, max_steps=8, eval_every_steps=4, save_every_steps=100)
     part = finetune_teacher(tiny_bert, train, dev, tmp_path, config=cfg, progress=False, stop_after=3)
     assert part.steps == 3 and not part.complete and not (tmp_path / "result.json").exists()
     assert json.loads((tmp_path / "state" / "progress.json").read_text())["step"] == 3
@@ -114,18 +114,18 @@ def test_stop_after_and_longer_max_steps_continue_the_step_count(tiny_bert, tmp_
     assert done.complete and done.resumed_from_step == 3 and done.steps == 8
     assert [h["step"] for h in done.history] == [4, 8]
     longer = finetune_teacher(tiny_bert, train, dev, tmp_path, progress=False,
-                              config=TeacherTrainConfig(**{**done.config, "max_steps": 14}))
+                              config=TeacherConfig(**{**done.config, "max_steps": 14}))
     assert longer.resumed_from_step == 8 and longer.steps == 14
     assert [h["step"] for h in longer.history] == [4, 8, 12, 14]
     assert json.loads((tmp_path / "state" / "progress.json").read_text())["step"] == 14
 
     with pytest.raises(ConfigError, match="'lr'"):
         finetune_teacher(tiny_bert, train, dev, tmp_path, progress=False,
-                         config=TeacherTrainConfig(**{**done.config, "max_steps": 20, "lr": 5e-4}))
+                         config=TeacherConfig(**{**done.config, "max_steps": 20, "lr": 5e-4}))
     with pytest.raises(ConfigError, match="different rows"):
         finetune_teacher(tiny_bert, sentiment_pairs(96, seed=5), dev, tmp_path, progress=False,
-                         config=TeacherTrainConfig(**{**done.config, "max_steps": 20}))
-    restarted = finetune_teacher(tiny_bert, train, dev, tmp_path, config=TeacherTrainConfig(**{**done.config, "lr": 5e-4}),
+                         config=TeacherConfig(**{**done.config, "max_steps": 20}))
+    restarted = finetune_teacher(tiny_bert, train, dev, tmp_path, config=TeacherConfig(**{**done.config, "lr": 5e-4}),
                                  resume=False, progress=False)
     assert restarted.resumed_from_step == 0 and restarted.steps == 8
 
@@ -133,14 +133,14 @@ def test_stop_after_and_longer_max_steps_continue_the_step_count(tiny_bert, tmp_
 def test_truncated_teacher_grad_accum_and_graded_labels(tiny_bert, tmp_path):
     base = sentiment_pairs(80)
     graded = base.with_labels(base.labels * 3.0)  # grades 0 / 3
-    cfg = TeacherTrainConfig(batch_size=8, grad_accum=2, lr=1e-3, max_length=16, num_layers=1, eval_initial=False)
+    cfg = TeacherConfig(batch_size=8, grad_accum=2, lr=1e-3, max_length=16, num_layers=1, eval_initial=False)
     res = finetune_teacher(tiny_bert, graded, graded, tmp_path, config=cfg, progress=False)
     assert res.total_steps == 5 and res.examples == 80  # 10 batches of 8, two per optimizer step
     assert res.label_mode == "graded" and res.max_label == 3.0
     teacher = load_teacher(tmp_path / "best", device="cpu")
     assert teacher.model.config.num_hidden_layers == 1 and len(teacher.model.base_model.encoder.layer) == 1
     with pytest.raises(ConfigError, match="num_layers"):
-        finetune_teacher(tiny_bert, base, None, tmp_path / "x", config=TeacherTrainConfig(num_layers=3))
+        finetune_teacher(tiny_bert, base, None, tmp_path / "x", config=TeacherConfig(num_layers=3))
 
 
 def test_label_modes():
@@ -156,9 +156,9 @@ def test_bad_inputs(tiny_bert, tmp_path):
     with pytest.raises(DistilRankError, match="needs labels"):
         finetune_teacher(tiny_bert, Pairs([""], ["x"], None), None, tmp_path)
     with pytest.raises(ConfigError, match="mixed_precision"):
-        finetune_teacher(tiny_bert, sentiment_pairs(8), None, tmp_path, config=TeacherTrainConfig(mixed_precision="fp8"))
+        finetune_teacher(tiny_bert, sentiment_pairs(8), None, tmp_path, config=TeacherConfig(mixed_precision="fp8"))
     with pytest.raises(ConfigError, match="label_mode"):
-        finetune_teacher(tiny_bert, sentiment_pairs(8), None, tmp_path, config=TeacherTrainConfig(label_mode="soft"))
+        finetune_teacher(tiny_bert, sentiment_pairs(8), None, tmp_path, config=TeacherConfig(label_mode="soft"))
     with pytest.raises(DistilRankError, match="i/n"):
         parse_shard("3")
     with pytest.raises(DistilRankError, match="0 <= i < n"):
@@ -251,7 +251,7 @@ def test_scoring_refuses_different_data_teacher_or_settings(trained, tiny_bert, 
     with pytest.raises(DistilRankError, match="different fingerprint: other max_length"):
         score_transfer_set(out / "best", sentiment_pairs(20), s, **{**kw, "max_length": 12})
     other = tmp_path / "other-teacher"
-    finetune_teacher(tiny_bert, sentiment_pairs(16), None, other, progress=False, config=TeacherTrainConfig(batch_size=16, max_length=16))
+    finetune_teacher(tiny_bert, sentiment_pairs(16), None, other, progress=False, config=TeacherConfig(batch_size=16, max_length=16))
     with pytest.raises(DistilRankError, match="different fingerprint: other teacher"):
         score_transfer_set(other / "best", sentiment_pairs(20), s, **kw)
     score_transfer_set(out / "best", sentiment_pairs(20), tmp_path / "s2", shard=(0, 2), **kw)

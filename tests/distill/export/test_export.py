@@ -12,13 +12,14 @@ import onnx
 import pytest
 
 from distilrank.cli import main
+from distilrank.distill.config import StudentSection
 from distilrank.distill.export import export_student
 from distilrank.distill.export.exporter import default_parity_pairs
 from distilrank.distill.export.parity import check_parity
 from distilrank.distill.student.model import StudentConfig
 from distilrank.distill.student.store import load_student
 from distilrank.distill.student.tokenizer import build_student_tokenizer
-from distilrank.distill.student.train import StudentTrainConfig, train_student
+from distilrank.distill.student.train import fit_student
 from distilrank.errors import DistilRankError
 from distilrank.pairs import Pairs
 from distilrank.plugin.model_zip import build_model_zip, validate_model_zip
@@ -36,7 +37,7 @@ def student_dir(tmp_path_factory):
     train = Pairs.concat([sentiment_pairs(400), sample.with_labels(np.full(len(sample), 0.5, np.float32))])
     tok = build_student_tokenizer(train.queries + train.texts, min_count=1, max_length=64)
     cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[32, 16])
-    train_student(train, train.labels, tok, d, model_config=cfg, config=StudentTrainConfig(epochs=2, batch_size=64), progress=False)
+    fit_student(train, train.labels, tok, d, model_config=cfg, config=StudentSection(epochs=2, batch_size=64), progress=False)
     return d
 
 
@@ -217,7 +218,7 @@ def test_trigram_student_exports_with_parity(tmp_path):
     train = Pairs.concat([sentiment_pairs(200), sample.with_labels(np.full(len(sample), 0.5, np.float32))])
     tok = build_student_tokenizer(train.queries + train.texts, min_count=1, max_length=64)
     cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[16], trigrams=True)
-    train_student(train, train.labels, tok, tmp_path / "s", model_config=cfg, config=StudentTrainConfig(epochs=1, batch_size=64),
+    fit_student(train, train.labels, tok, tmp_path / "s", model_config=cfg, config=StudentSection(epochs=1, batch_size=64),
                   progress=False)
     res = export_student(tmp_path / "s", tmp_path / "export", name="trigram-student")
     assert res.parity.passed and res.parity.max_abs_diff < 1e-4 and not interface_problems(describe_interface(res.onnx))
@@ -231,7 +232,7 @@ def test_match_feature_student_exports_with_parity_on_every_runtime(tmp_path):
     tok = build_student_tokenizer(train.queries + train.texts, min_count=1, max_length=64)
     cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[16], interactions=True,
                         match_features=True)
-    train_student(train, train.labels, tok, tmp_path / "s", model_config=cfg, config=StudentTrainConfig(epochs=1, batch_size=64),
+    fit_student(train, train.labels, tok, tmp_path / "s", model_config=cfg, config=StudentSection(epochs=1, batch_size=64),
                   progress=False)
     res = export_student(tmp_path / "s", tmp_path / "export", name="match-student")
     assert res.parity.passed and res.parity.max_abs_diff < 1e-4 and not interface_problems(describe_interface(res.onnx))

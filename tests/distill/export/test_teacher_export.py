@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from distilrank.cli import main
+from distilrank.distill.config import TeacherConfig
 from distilrank.distill.export.teacher_export import default_teacher_parity_pairs, export_cross_encoder_teacher
-from distilrank.distill.teacher.finetune import TeacherTrainConfig, finetune_teacher
+from distilrank.distill.teacher.finetune import finetune_teacher
 from distilrank.distill.teacher.model import load_teacher
 from distilrank.errors import DistilRankError
 from distilrank.pairs import Pairs
@@ -45,7 +46,7 @@ def _query_pairs(n: int, seed: int = 0) -> Pairs:
 def teacher_ckpt(tiny_bert, tmp_path_factory) -> Path:
     """A checkpoint exactly as distilrank.distill.teacher.finetune saves it (best/ with distilrank_teacher.json, max_length 24)."""
     out = tmp_path_factory.mktemp("teacher-ce")
-    cfg = TeacherTrainConfig(epochs=1, max_steps=4, batch_size=16, lr=1e-3, max_length=24, label_mode="graded", max_label=3.0,
+    cfg = TeacherConfig(epochs=1, max_steps=4, batch_size=16, lr=1e-3, max_length=24, label_mode="graded", max_label=3.0,
                              mixed_precision="no", device="cpu")
     finetune_teacher(tiny_bert, _query_pairs(64), None, out, config=cfg, progress=False)
     assert json.loads((out / "best" / "distilrank_teacher.json").read_text())["max_length"] == 24

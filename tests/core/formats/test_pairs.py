@@ -1,36 +1,25 @@
-"""Readers and writers for JSONL / CSV / TSV / Parquet / Amazon reviews / Icecat, and their error messages."""
+"""distilrank.formats.pairs: read_pairs / write_pairs over JSONL, CSV, TSV, Parquet and Amazon reviews; column
+mapping, labels, and error messages naming the file and line (or Parquet row)."""
 
+import importlib.util
 import json
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from distilrank.errors import DataError
+from distilrank.formats.amazon_reviews import read_amazon_reviews
+from distilrank.formats.pairs import detect_format, read_pairs, write_pairs
 from distilrank.pairs import Pairs
-from distilrank.readers import (
-    detect_format,
-    read_amazon_reviews,
-    read_icecat_products,
-    read_pairs,
-    split_sentences,
-    write_pairs,
-)
+from tests.core.formats.error_match import error_at
 from tests.paths import TESTS_DATA
 
 DATA = TESTS_DATA
-FORMATS = [".jsonl", ".csv", ".tsv", ".parquet"]
-
-
-def _err(path: Path, line, text: str) -> str:
-    """Regex for a DataError message at ``path:line`` containing ``text``."""
-    where = re.escape(str(path)) + (f":{line}" if line is not None else "")
-    return where + ": .*" + re.escape(text)
-
-
-# ---------------------------------------------------------------- round trips and column mapping
+# Parquet needs pyarrow (the [train] extra): skipped in the serving-only install (make test-serving)
+NEEDS_PYARROW = pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="pyarrow is not installed (serving-only install)")
+FORMATS = [".jsonl", ".csv", ".tsv", pytest.param(".parquet", marks=NEEDS_PYARROW)]
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
@@ -103,9 +92,6 @@ def test_detect_format():
         detect_format(Path("x.txt"))
 
 
-# ---------------------------------------------------------------- malformed input: file + line + field
-
-
 def test_jsonl_errors_name_file_line_and_field(tmp_path):
     f = tmp_path / "bad.jsonl"
     cases = [
@@ -124,7 +110,7 @@ def test_jsonl_errors_name_file_line_and_field(tmp_path):
     ]
     for content, line, message in cases:
         f.write_text(content)
-        with pytest.raises(DataError, match=_err(f, line, message)) as info:
+        with pytest.raises(DataError, match=error_at(f, line, message)) as info:
             read_pairs(f)
         assert info.value.line == line and info.value.path == str(f)
 
@@ -132,18 +118,18 @@ def test_jsonl_errors_name_file_line_and_field(tmp_path):
 def test_jsonl_require_labels_and_empty(tmp_path):
     f = tmp_path / "nolabel.jsonl"
     f.write_text('\n{"query": "a", "text": "b"}\n')
-    with pytest.raises(DataError, match=_err(f, 2, "missing label field 'label'")):
+    with pytest.raises(DataError, match=error_at(f, 2, "missing label field 'label'")):
         read_pairs(f, require_labels=True)
     e = tmp_path / "empty.jsonl"
     e.write_text("\n  \n")
-    with pytest.raises(DataError, match=_err(e, None, "empty file")):
+    with pytest.raises(DataError, match=error_at(e, None, "empty file")):
         read_pairs(e)
 
 
 def test_jsonl_encoding_error_has_line(tmp_path):
     f = tmp_path / "enc.jsonl"
     f.write_bytes(b'{"query": "a", "text": "ok"}\n{"query": "a", "text": "caf\xe9"}\n')
-    with pytest.raises(DataError, match=_err(f, 2, "not utf-8 text")):
+    with pytest.raises(DataError, match=error_at(f, 2, "not utf-8 text")):
         read_pairs(f)
     assert read_pairs(f, encoding="latin-1").texts == ["ok", "café"]
 
@@ -164,20 +150,21 @@ def test_csv_tsv_errors_name_file_line_and_field(tmp_path):
     ]
     for content, kwargs, line, message in cases:
         c.write_text(content)
-        with pytest.raises(DataError, match=_err(c, line, message)):
+        with pytest.raises(DataError, match=error_at(c, line, message)):
             read_pairs(c, **kwargs)
     c.write_text("query,text,label\nshoes,red,1\n\n\n")  # trailing blank lines are fine
     assert len(read_pairs(c)) == 1
     e = tmp_path / "empty.tsv"
     e.write_text("")
-    with pytest.raises(DataError, match=_err(e, 1, "empty file")):
+    with pytest.raises(DataError, match=error_at(e, 1, "empty file")):
         read_pairs(e)
     t = tmp_path / "enc.tsv"
     t.write_bytes(b"sentence\tlabel\ngood\t1\nbad \xff\t0\n")
-    with pytest.raises(DataError, match=_err(t, 3, "not utf-8 text")):
+    with pytest.raises(DataError, match=error_at(t, 3, "not utf-8 text")):
         read_pairs(t, query_field=None, text_field="sentence")
 
 
+@NEEDS_PYARROW
 def test_parquet_errors_name_file_and_row(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -211,7 +198,8 @@ def test_missing_file_and_unknown_format(tmp_path):
         read_pairs(x, format="csv", query_field=None, text_field="a")
 
 
-# ---------------------------------------------------------------- writing
+def test_read_pairs_dispatches_review_directory():
+    assert read_pairs(DATA, format="amazon-reviews").texts == read_amazon_reviews(DATA).texts
 
 
 def test_failed_write_leaves_previous_file_intact(tmp_path):
@@ -238,116 +226,3 @@ def test_jsonl_written_by_pairs_is_readable(tmp_path):
     p.to_jsonl(tmp_path / "x.jsonl")
     assert json.loads((tmp_path / "x.jsonl").read_text()) == {"query": "a", "text": "b", "label": 1.0}
     assert list(read_pairs(tmp_path / "x.jsonl")) == [("a", "b")]
-
-
-# ---------------------------------------------------------------- sentences and Amazon reviews
-
-
-def test_split_sentences():
-    assert split_sentences("Great pan. Heats evenly! Would buy again?\n\nYes") == ["Great pan.", "Heats evenly!", "Would buy again?", "Yes"]
-    assert split_sentences("Version 2.5 is fine.") == ["Version 2.5 is fine."]
-    assert split_sentences('He said "stop." Then   it\nbroke.') == ['He said "stop."', "Then it broke."]
-    assert split_sentences("Ask Mr. Smith. Or Dr. C. Jones.") == ["Ask Mr. Smith.", "Or Dr. C. Jones."]
-    assert split_sentences("Pros:\n1) sharp\n2) light") == ["Pros:", "1) sharp", "2) light"]
-    assert split_sentences("  \n ") == []
-
-
-def test_amazon_reviews_documents_labels_and_entities():
-    docs = read_amazon_reviews(DATA)
-    assert len(docs) == 5 and docs.single_text and docs.labels is None
-    assert docs.texts[0].startswith("He just looks away from where the spray emits--and barks again! It also")
-    assert all("<" not in t and "\n" not in t and "  " not in t for t in docs.texts)
-    assert 'kitchen "gizmo" I have ever had' in docs.texts[-1]  # &quot; decoded
-    labeled = read_amazon_reviews(DATA, with_labels=True)
-    assert labeled.labels.tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]  # negative file sorts first
-    one = read_amazon_reviews([DATA / "kitchen.positive.review"], with_labels=True)
-    assert len(one) == 3 and one.labels.tolist() == [1.0, 1.0, 1.0]
-
-
-def test_amazon_reviews_title_field_sentences_and_limit():
-    titled = read_amazon_reviews(DATA / "kitchen.negative.review", include_title=True)
-    assert titled.texts[0].startswith("Doesn't keep my yappy Cairn from barking.... He just looks away")
-    titles = read_amazon_reviews(DATA, field="title")
-    assert titles.texts[0] == "Doesn't keep my yappy Cairn from barking..." and len(titles) == 5
-    sents = read_amazon_reviews(DATA, sentences=True, with_labels=True)
-    assert len(sents) > 15
-    assert "He just looks away from where the spray emits--and barks again!" in sents.texts
-    assert all(len(s.split()) >= 3 for s in sents.texts)
-    assert len(read_amazon_reviews(DATA, sentences=True, min_words=12)) < len(sents)
-    assert len(read_amazon_reviews(DATA, sentences=True, limit=4)) == 4
-
-
-def test_amazon_reviews_latin1_fallback(tmp_path):
-    f = tmp_path / "x.negative.review"
-    f.write_bytes(b"<review>\n<title>\nBad\n</title>\n<review_text>\nW\xfcsthof knife &amp; block broke.\n</review_text>\n</review>\n")
-    assert read_amazon_reviews(f).texts == ["Wüsthof knife & block broke."]
-    with pytest.raises(DataError, match=_err(f, 6, "not utf-8 text")):
-        read_amazon_reviews(f, encoding="utf-8")
-
-
-def test_amazon_reader_malformed_files(tmp_path):
-    f = tmp_path / "x.positive.review"
-    cases = [
-        ("hello", None, "no <review> elements"),
-        ("<review>\n<title>\na\n</title>\n</review>\n", 1, "review without <review_text>"),
-        ("<review>\n<review_text>\na\n</review_text>\n</review>\n<review>\n<review_text>\nb\n", 6, "<review> not closed at end of file"),
-        ("<review>\n<review_text>\na\n</review_text>\n<review>\n<review_text>\nb\n</review_text>\n</review>\n", 1, "<review> not closed before the next"),
-        ("<review_text>\na\n</review_text>\n</review>\n", 4, "</review> without an opening <review>"),
-    ]
-    for content, line, message in cases:
-        f.write_text(content)
-        with pytest.raises(DataError, match=_err(f, line, message)):
-            read_amazon_reviews(f)
-    g = tmp_path / "books.review"
-    g.write_text("<review>\n<review_text>\nfine\n</review_text>\n</review>\n")
-    assert read_amazon_reviews(g).texts == ["fine"]
-    with pytest.raises(DataError, match="cannot tell polarity"):
-        read_amazon_reviews(g, with_labels=True)
-    (tmp_path / "sub").mkdir()
-    with pytest.raises(DataError, match=r"no \*\.review files"):
-        read_amazon_reviews(tmp_path / "sub")
-    with pytest.raises(DataError, match="file not found"):
-        read_amazon_reviews([tmp_path / "missing.review"])
-
-
-def test_read_pairs_dispatches_review_directory():
-    assert read_pairs(DATA, format="amazon-reviews").texts == read_amazon_reviews(DATA).texts
-
-
-# ---------------------------------------------------------------- Icecat
-
-
-def _zip(path: Path, member: str, payload: bytes) -> Path:
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr(member, payload)
-    return path
-
-
-def test_icecat_products(tmp_path):
-    items = [{"id": 3920564, "title": "Xerox toner", "supplier": "Xerox", "price": 4995}, {"id": "7", "title": "HP laptop"}]
-    _zip(tmp_path / "products-2.json.zip", "2.json", json.dumps(items[1:]).encode())
-    _zip(tmp_path / "products-10.json.zip", "10.json", b"[]")
-    _zip(tmp_path / "products-1.json.zip", "1.json", json.dumps(items[:1]).encode())
-    products = read_icecat_products(tmp_path)
-    assert [p["id"] for p in products] == ["3920564", "7"]  # numeric file order, ids as strings
-    assert products[0]["title"] == "Xerox toner" and products[0]["price"] == 4995
-    assert read_icecat_products(tmp_path / "products-2.json.zip")[0]["title"] == "HP laptop"
-
-
-def test_icecat_malformed(tmp_path):
-    bad = _zip(tmp_path / "products-1.json.zip", "1.json", b'[{"id": "1"},\n{"title": "no id"}]')
-    with pytest.raises(DataError, match=re.escape(f"{bad}!1.json: product 1: expected an object with an 'id'")):
-        read_icecat_products(bad)
-    _zip(bad, "1.json", b'[{"id": "1"},\n{"id": ]')
-    with pytest.raises(DataError, match=re.escape(f"{bad}!1.json:2: invalid JSON")):
-        read_icecat_products(bad)
-    _zip(bad, "1.json", b'{"id": "1"}')
-    with pytest.raises(DataError, match="expected a JSON array of products, got dict"):
-        read_icecat_products(bad)
-    bad.write_bytes(b"not a zip")
-    with pytest.raises(DataError, match="not a zip file"):
-        read_icecat_products(bad)
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(DataError, match="no products-"):
-        read_icecat_products(empty)

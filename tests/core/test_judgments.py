@@ -1,6 +1,10 @@
-"""Loading judged query sets: vendored Icecat / ESCI samples, generic CSV/TSV/JSON/JSONL, bad-input errors."""
+"""distilrank.judgments: judged query sets from the vendored Icecat / ESCI samples, generic CSV/TSV/JSON/JSONL,
+nested JSONL (one judged query per line, the ESCI ``judgments-dev.jsonl`` form) and its SRW equivalent; bad-input
+errors naming the file and line."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +17,12 @@ from distilrank.judgments import (
     load_queryset,
     model_source,
 )
-from tests.paths import SHARED_DATA, TESTS_DATA
+from tests.paths import TESTS_DATA, needs_data
 
 DATA = TESTS_DATA / "abtest"
-SHARED = SHARED_DATA
+SAMPLE = TESTS_DATA / "esci-sample"
+SRW_RATING = {3: "100.000", 2: "10.000", 1: "1.000", 0: "0.000"}
+QUERIES = ["dremel cleaning tool", "jura grinder", "apple earbuds"]
 
 
 def test_icecat_sample_csv():
@@ -49,11 +55,10 @@ def test_esci_queryset_keeps_unjudged_query():
     assert j.unjudged_queries() == ["tank top plus size women"]
 
 
-@pytest.mark.skipif(not (SHARED / "esci-shopping").is_dir(), reason="../shared/data not present")
 def test_full_shared_files():
-    ice = load_judgments(SHARED / "icecat" / "judgments.csv")
+    ice = load_judgments(needs_data("icecat/judgments.csv"))
     assert sorted(ice) == ["laptop", "notebook"] and ice.n_judgments == 207
-    d = SHARED / "esci-shopping"
+    d = needs_data("esci-shopping")
     jsonl = load_judgments(d / "judgments-dev.jsonl")
     srw = load_judgments(d / "judgments-dev.srw.json", grade_map="esci", queryset=d / "queryset-dev.srw.json")
     assert len(jsonl) == len(srw) == 100 and jsonl.n_judgments == srw.n_judgments == 4487 and srw.unjudged_queries() == []
@@ -127,6 +132,17 @@ def test_srw_bad_rating_line_and_grade_map_miss(tmp_path):
         load_judgments(p)
 
 
+def test_undecodable_byte_names_its_line(tmp_path):
+    for name, content in (("j.csv", b"query,docid,rating\nq,a,1\ncaf\xe9,b,1\n"),
+                          ("j.jsonl", b'{"query": "q", "doc_id": "a", "grade": 1}\n{"query": "caf\xe9"}\n'),
+                          ("qs.txt", b"q\ncaf\xe9\n")):
+        p = tmp_path / name
+        p.write_bytes(content)
+        with pytest.raises(DataError, match=re.escape(f"{p}:") + r"\d+: not utf-8 text") as err:
+            (load_queryset if name == "qs.txt" else load_judgments)(p)
+        assert err.value.line == (3 if name == "j.csv" else 2)
+
+
 def test_missing_file_and_unknown_options(tmp_path):
     with pytest.raises(DataError, match="not found"):
         load_judgments(tmp_path / "nope.csv")
@@ -168,3 +184,96 @@ def test_broken_pretty_json_without_suffix_names_its_line(tmp_path):
     p.write_text('{\n  "judgmentRatings": [\n    {"query": "q", "ratings": [}\n  ]\n}\n')
     with pytest.raises(DataError, match=r"judgments:3: invalid JSON"):
         load_judgments(p)
+
+
+# --- nested JSONL judgments and the SRW equivalent ------------------------------
+
+
+def _nested_lines():
+    return [json.loads(line) for line in (SAMPLE / "judgments.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _write_srw(path: Path, groups) -> Path:
+    doc = {"name": "sample", "type": "IMPORT_JUDGMENT", "judgmentRatings": [
+        {"query": g["query"], "ratings": [{"docId": r["asin"], "rating": SRW_RATING[r["rating"]]} for r in g["ratings"]]}
+        for g in groups]}
+    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return path
+
+
+def test_vendored_nested_sample_loads_with_right_counts():
+    j = load_judgments(SAMPLE / "judgments.jsonl")
+    assert list(j) == QUERIES
+    assert [len(j[q]) for q in QUERIES] == [13, 12, 13]
+    assert j.n_judgments == 38 and j.unjudged_queries() == []
+    assert j.source == "human" and j.origin == str(SAMPLE / "judgments.jsonl")
+    counts = {}
+    for q in QUERIES:
+        for g in j[q].values():
+            counts[g] = counts.get(g, 0) + 1
+    assert counts == {3.0: 15, 2.0: 8, 1.0: 9, 0.0: 6}
+    # grades match the file's "rating" and agree with its E/S/C/I label
+    esci = {"E": 3.0, "S": 2.0, "C": 1.0, "I": 0.0}
+    for line in _nested_lines():
+        for r in line["ratings"]:
+            assert j[line["query"]][r["asin"]] == float(r["rating"]) == esci[r["esci"]]
+
+
+def test_same_queries_in_srw_format_give_identical_grades(tmp_path):
+    nested = load_judgments(SAMPLE / "judgments.jsonl")
+    srw = load_judgments(_write_srw(tmp_path / "judgments.srw.json", _nested_lines()), grade_map="esci")
+    assert list(srw) == list(nested)
+    assert {q: dict(srw[q]) for q in srw} == {q: dict(nested[q]) for q in nested}
+    raw = load_judgments(tmp_path / "judgments.srw.json")  # without the map: the 100/10/1/0 scale
+    assert raw["jura grinder"] and set(raw.grades["apple earbuds"].values()) <= {100.0, 10.0, 1.0, 0.0}
+
+
+def test_shared_dev_nested_equals_shared_srw():
+    shared = needs_data("esci-shopping")
+    nested = load_judgments(shared / "judgments-dev.jsonl")
+    srw = load_judgments(shared / "judgments-dev.srw.json", grade_map="esci")
+    assert len(nested) == 100 and nested.n_judgments == 4487
+    assert list(srw) == list(nested) and srw.grades == nested.grades
+
+
+def test_nested_and_flat_lines_mix_and_doc_id_aliases(tmp_path):
+    p = tmp_path / "j.jsonl"
+    p.write_text("\n".join([
+        json.dumps({"query": "mug", "query_id": "q7", "ratings": [{"asin": "A1", "rating": 3}, {"doc_id": "A2", "rating": "1"}]}),
+        "",
+        json.dumps({"query": "mug", "doc_id": "A3", "grade": 2}),
+        json.dumps({"query": "lamp", "ratings": []}),  # a judged query with no ratings adds nothing
+        json.dumps({"query": "lamp", "ratings": [{"docId": "B1", "rating": 0}]}),
+    ]) + "\n", encoding="utf-8")
+    j = load_judgments(p)
+    assert list(j) == ["mug", "lamp"]
+    assert dict(j["mug"]) == {"A1": 3.0, "A2": 1.0, "A3": 2.0} and dict(j["lamp"]) == {"B1": 0.0}
+    assert j.query_ids == {"mug": "q7"}
+
+
+def test_rating_that_is_not_an_object_names_the_line(tmp_path):
+    p = tmp_path / "j.jsonl"
+    p.write_text(json.dumps({"query": "mug", "ratings": [{"asin": "A1", "rating": 3}]}) + "\n"
+                 + json.dumps({"query": "lamp", "ratings": [{"asin": "B1", "rating": 2}, "B2"]}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as e:
+        load_judgments(p)
+    assert e.value.line == 2 and f"{p}:2:" in str(e.value) and "rating must be an object" in str(e.value)
+
+
+def test_nested_bad_rows_name_the_line(tmp_path):
+    p = tmp_path / "j.jsonl"
+    p.write_text(json.dumps({"query": "mug", "ratings": [{"asin": "A1", "rating": 3}]}) + "\n"
+                 + json.dumps({"ratings": [{"asin": "B1", "rating": 2}]}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"j\.jsonl:2: missing or empty query"):
+        load_judgments(p)
+    p.write_text(json.dumps({"query": "mug", "ratings": [{"asin": "A1", "rating": -1}]}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"j\.jsonl:1: .*finite number >= 0"):
+        load_judgments(p)
+    p.write_text(json.dumps({"query": "mug", "ratings": [{"rating": 1}]}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"j\.jsonl:1: missing or empty doc id"):
+        load_judgments(p)
+    p.write_text(json.dumps({"query": "mug", "ratings": [{"asin": "A1", "rating": 3}]}) + "\n"
+                 + json.dumps({"query": "mug", "ratings": [{"asin": "A1", "rating": 1}]}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as e:
+        load_judgments(p)
+    assert f"{p}:2:" in str(e.value) and "line 1" in str(e.value) and "conflicting" in str(e.value)

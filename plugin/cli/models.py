@@ -1,43 +1,13 @@
-"""Subcommands of ``distilrank`` that live in the plugin package: ``export`` and ``plugin ...``."""
+"""``distilrank plugin ...``: a model's way from zip to serving in OpenSearch (preflight, register, deploy, predict,
+pipeline), the aliases that serve it (promote, rollback, ensure, rescore-body) and its end (list, undeploy, delete)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-
-def _add_connection_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("cluster connection (flags > OPENSEARCH_* env vars > --connection-config)")
-    g.add_argument("--url", help="cluster URL, e.g. https://localhost:9200 (env OPENSEARCH_URL)")
-    g.add_argument("--user", help="basic auth user (env OPENSEARCH_USER)")
-    g.add_argument("--password", help="basic auth password; prefer env OPENSEARCH_PASSWORD (flags show up in ps)")
-    g.add_argument("--ca-certs", help="CA bundle (PEM) to verify the cluster's TLS certificate (env OPENSEARCH_CA_CERT)")
-    g.add_argument("--no-verify-certs", action="store_true", help="turn TLS verification off (development clusters only)")
-    g.add_argument("--timeout", type=float, help="per-request timeout in seconds (default 60)")
-    g.add_argument("--retries", type=int, help="retries on 429/5xx/connection errors, with backoff (default 3)")
-    g.add_argument("--connection-config", help="TOML file with an [opensearch] table (url, user, password_env, ca_certs, ...)")
-    p.add_argument("--dry-run", action="store_true", help="send only read requests; print the write requests instead of sending them")
-
-
-def _transport(args: argparse.Namespace):
-    import logging
-
-    from distilrank.plugin.api import connect
-
-    logging.getLogger("opensearch").setLevel(logging.ERROR)  # expected 404s are answers here, not warnings
-    log = (lambda m: print(m, file=sys.stderr))
-    return connect(args.connection_config, dry_run=args.dry_run, log=log, url=args.url, user=args.user, password=args.password,
-                   ca_certs=args.ca_certs, verify_certs=False if args.no_verify_certs else None, timeout=args.timeout,
-                   retries=args.retries)
-
-
-def _finish(args: argparse.Namespace, t, result: dict, human: str) -> None:
-    """Print ``result`` (with ``--json``) or ``human``, plus the write requests a dry run did not send."""
-    from distilrank.cli_support import emit
-
-    emit(args, *t.with_planned(result, human))
+from distilrank.plugin.cli.cluster import add_connection_args, finish, log, transport
 
 
 def _split_docs(values: list[str] | None, path: str | None) -> list[str]:
@@ -66,12 +36,8 @@ def cmd_rescore_body(args: argparse.Namespace) -> None:
     if args.index:
         from distilrank.plugin.pipelines import check_fields
 
-        check_fields(_transport(args), args.index, fields)
+        check_fields(transport(args), args.index, fields)
     emit(args, body, json.dumps(body, indent=2, ensure_ascii=False))
-
-
-def _log(m: str) -> None:
-    print(m, file=sys.stderr)
 
 
 def _fields(args: argparse.Namespace) -> list[str] | None:
@@ -83,9 +49,9 @@ def cmd_preflight(args: argparse.Namespace) -> None:
     from distilrank.plugin import api
     from distilrank.plugin.preflight import Check, format_checks
 
-    t = _transport(args)
+    t = transport(args)
     res = api.preflight(t)
-    _finish(args, t, res, format_checks([Check(**c) for c in res["checks"]]) + ("\npreflight passed" if res["passed"] else "\npreflight FAILED"))
+    finish(args, t, res, format_checks([Check(**c) for c in res["checks"]]) + ("\npreflight passed" if res["passed"] else "\npreflight FAILED"))
     if not res["passed"]:
         raise SystemExit(1)
 
@@ -93,11 +59,11 @@ def cmd_preflight(args: argparse.Namespace) -> None:
 def cmd_register(args: argparse.Namespace) -> None:
     from distilrank.plugin import api
 
-    t = _transport(args)
+    t = transport(args)
     res = api.register(t, args.zip, group=args.group, name=args.name, expected_sha256=args.sha256, chunk_size=args.chunk_size,
                        wait=args.wait, deploy=args.deploy, smoke=not args.no_smoke_test, tolerance=args.tolerance,
                        promote_alias=args.promote, index=args.index, document_fields=_fields(args), depth=args.depth,
-                       size=args.size, check=not args.skip_preflight, progress=not args.json, log=_log,
+                       size=args.size, check=not args.skip_preflight, progress=not args.json, log=log,
                        rescorer=not args.no_rescorer)
     what = "reused, nothing uploaded" if res["reused"] else f"{res['bytes_uploaded']:,} bytes in {res['chunks']} chunk(s)"
     lines = [f"model {res['model_id']} ({what}) in group {args.group} ({res['model_group_id']}), sha256 {res['sha256']}"]
@@ -112,63 +78,63 @@ def cmd_register(args: argparse.Namespace) -> None:
         lines.append("distilrank rescorer: " + ("already had this zip" if r["reused"] else f"zip uploaded in {r['chunks']} chunk(s)"))
     if "promoted" in res:
         lines.append(f"alias {res['promoted']['alias']} -> {res['model_id']} via search pipeline {res['promoted']['pipeline']}")
-    _finish(args, t, res, "\n".join(lines))
+    finish(args, t, res, "\n".join(lines))
 
 
 def cmd_deploy(args: argparse.Namespace) -> None:
     from distilrank.plugin import api
 
-    t = _transport(args)
-    res = api.deploy(t, args.model_id, zip_path=args.zip, wait=args.wait, tolerance=args.tolerance, log=_log)
+    t = transport(args)
+    res = api.deploy(t, args.model_id, zip_path=args.zip, wait=args.wait, tolerance=args.tolerance, log=log)
     d = res["deployment"]
     human = f"model {args.model_id}: {d['state']}" + (" (was already deployed)" if d["already_deployed"] else f" in {d['seconds']:.1f} s")
     if "smoke_test" in res:
         human += f"\nsmoke test passed: max |node - local| = {res['smoke_test']['max_abs_diff']:.2e} over {res['smoke_test']['n_pairs']} pairs"
-    _finish(args, t, res, human)
+    finish(args, t, res, human)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from distilrank.plugin import api
 
-    t = _transport(args)
+    t = transport(args)
     res = api.predict(t, args.model_id, args.query, _split_docs(args.doc, args.docs_file), zip_path=args.zip)
     rows = [f"{r['score']:10.5f}" + (f"  local {r['local_score']:10.5f}" if "local_score" in r else "") + f"  {r['doc'][:80]}"
             for r in res["results"]]
-    _finish(args, t, res, "\n".join(rows) + (f"\nmax |node - local| = {res['max_abs_diff']:.2e}" if "max_abs_diff" in res else ""))
+    finish(args, t, res, "\n".join(rows) + (f"\nmax |node - local| = {res['max_abs_diff']:.2e}" if "max_abs_diff" in res else ""))
 
 
 def cmd_pipeline(args: argparse.Namespace) -> None:
     from distilrank.plugin import api
 
-    t = _transport(args)
+    t = transport(args)
     fields = _fields(args) or ["title"]
     res = api.pipeline(t, args.name, args.model_id, document_fields=fields, depth=args.depth or 100, size=args.size or 10, index=args.index)
-    _finish(args, t, res, f"search pipeline {args.name}: top {args.depth or 100} hits reranked by {args.model_id} on {fields}")
+    finish(args, t, res, f"search pipeline {args.name}: top {args.depth or 100} hits reranked by {args.model_id} on {fields}")
 
 
 def cmd_promote(args: argparse.Namespace) -> None:
     from distilrank.plugin import api
 
-    t = _transport(args)
+    t = transport(args)
     res = api.promote(t, args.alias, args.model_id, document_fields=_fields(args), depth=args.depth, size=args.size,
                       index=args.index, pipeline=args.pipeline)
-    _finish(args, t, res, f"alias {args.alias} -> {args.model_id} (was {res['previous_model_id']}) via pipeline {res['pipeline']}")
+    finish(args, t, res, f"alias {args.alias} -> {args.model_id} (was {res['previous_model_id']}) via pipeline {res['pipeline']}")
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
     from distilrank.plugin import api
 
-    t = _transport(args)
+    t = transport(args)
     res = api.rollback(t, args.alias)
-    _finish(args, t, res, f"alias {args.alias} rolled back: {res['previous_model_id']} -> {res['model_id']} via pipeline {res['pipeline']}")
+    finish(args, t, res, f"alias {args.alias} rolled back: {res['previous_model_id']} -> {res['model_id']} via pipeline {res['pipeline']}")
 
 
 def cmd_list(args: argparse.Namespace) -> None:
     from distilrank.plugin import api
 
-    t = _transport(args)
+    t = transport(args)
     res = api.list_models(t, group=args.group)
-    _finish(args, t, res, "\n".join(format_model_list(res)))
+    finish(args, t, res, "\n".join(format_model_list(res)))
 
 
 def format_model_list(res: dict) -> list[str]:
@@ -190,100 +156,29 @@ def format_model_list(res: dict) -> list[str]:
 def cmd_undeploy(args: argparse.Namespace) -> None:
     from distilrank.plugin import api
 
-    t = _transport(args)
+    t = transport(args)
     res = api.undeploy(t, args.model_id, force=args.force)
-    _finish(args, t, res, f"model {args.model_id}: {res['state']}")
+    finish(args, t, res, f"model {args.model_id}: {res['state']}")
 
 
 def cmd_delete(args: argparse.Namespace) -> None:
     from distilrank.plugin import api
 
-    t = _transport(args)
+    t = transport(args)
     res = api.delete(t, args.model_id, force=args.force)
-    _finish(args, t, res, f"model {args.model_id} deleted")
-
-
-def cmd_ab_run(args: argparse.Namespace) -> None:
-    from distilrank.plugin.abtest.config import load_ab_config
-    from distilrank.plugin.abtest.report import comparison_rows, summary_rows
-    from distilrank.plugin.abtest.runner import run_ab
-
-    cfg = load_ab_config(args.config)
-    if args.out:
-        cfg.out = str(Path(args.out).resolve())
-    args.connection_config = args.connection_config or str(cfg.path)
-    t = _transport(args)
-    res = run_ab(t, cfg, log=_log, checkpoint_scorer=getattr(args, "checkpoint_scorer", None))
-    lines = [f"A/B {cfg.name}: {len(res['arms'][res['baseline']]['queries'])} queries, k={res['k']}, judgments: "
-             f"{res['judgment_source']}"]
-    for row in summary_rows(res) + comparison_rows(res):
-        lines.append("  " + "  ".join(f"{k} {v}" for k, v in row.items()))
-    if res["queries_without_judgments"]:
-        lines.append(f"  queries without judgments ({len(res['queries_without_judgments'])}): "
-                     + ", ".join(res["queries_without_judgments"][:10]))
-    lines.append(f"report: {res['report']['html']} (and {res['report']['json']})")
-    _finish(args, t, {"report": res["report"], "comparisons": res["comparisons"], "baseline": res["baseline"]}, "\n".join(lines))
-
-
-def cmd_ab_promote(args: argparse.Namespace) -> None:
-    from distilrank.plugin.abtest.runner import promote_winner
-
-    t = _transport(args)
-    res = promote_winner(t, args.report, args.alias, arm=args.arm)
-    _finish(args, t, res, f"alias {args.alias} -> {res['model_id']} (arm {res['arm']}: {res['reason']}) "
-                          f"via pipeline {res['promoted']['pipeline']}")
-
-
-def cmd_ab_assign(args: argparse.Namespace) -> None:
-    from distilrank.cli_support import emit
-    from distilrank.errors import DistilRankError
-    from distilrank.plugin.abtest.router import Arm, Experiment
-
-    arms = []
-    for spec in args.arm:
-        try:
-            name, pipeline, weight = spec.rsplit(":", 2)
-            arms.append(Arm(name, pipeline or None, float(weight)))
-        except ValueError:
-            raise DistilRankError(f"--arm {spec!r}: expected NAME:PIPELINE:PERCENT (PIPELINE may be empty)") from None
-    exp = Experiment(args.experiment, args.salt, arms)
-    rows = [exp.assign(i) for i in args.ids]
-    emit(args, {"assignments": [r.__dict__ for r in rows]},
-         "\n".join(f"{i}: {r.arm} (search_pipeline={r.search_pipeline}, tag {r.variant_tag})" for i, r in zip(args.ids, rows)))
+    finish(args, t, res, f"model {args.model_id} deleted")
 
 
 def cmd_plugin_ensure(args: argparse.Namespace) -> None:
     """``distilrank plugin ensure ALIAS``: :func:`distilrank.plugin.api.ensure`."""
     from distilrank.plugin import api
 
-    t = _transport(args)
-    res = api.ensure(t, args.alias, zip_path=args.zip, index=args.index, wait=args.wait, tolerance=args.tolerance, log=_log)
+    t = transport(args)
+    res = api.ensure(t, args.alias, zip_path=args.zip, index=args.index, wait=args.wait, tolerance=args.tolerance, log=log)
     smoke = res.get("smoke_test")
-    _finish(args, t, res, f"alias {args.alias}: {res['model_id']} serves via {res['pipeline']} ("
-                          f"{'; '.join(res['actions']) or 'nothing to do'}; {res['check']}"
-                          + (f"; smoke test max |node - local| {smoke['max_abs_diff']:.2e}" if smoke else "") + ")")
-
-
-def _add_ab_commands(sub: argparse._SubParsersAction) -> None:
-    ab = sub.add_parser("ab", help="A/B testing in staging: offline comparison with significance, interleaving, routing")
-    cmds = ab.add_subparsers(dest="ab_command", required=True, metavar="COMMAND")
-    p = cmds.add_parser("run", help="run a judged query set through every arm; write report.json + report.html")
-    p.add_argument("config", help="TOML experiment config (see configs/ab-icecat.toml)")
-    p.add_argument("--out", help="override experiment.out")
-    _add_connection_args(p)
-    p.set_defaults(func=cmd_ab_run)
-    p = cmds.add_parser("promote", help="point an alias (prod) at the winning arm's model of a report")
-    p.add_argument("--report", required=True, help="report.json from 'ab run'")
-    p.add_argument("--alias", default="prod", help="alias to point at the winner (default: prod)")
-    p.add_argument("--arm", help="promote this arm even without a significant win")
-    _add_connection_args(p)
-    p.set_defaults(func=cmd_ab_promote)
-    p = cmds.add_parser("assign", help="which arm (and search pipeline) each user/session id gets: sticky hashing")
-    p.add_argument("--experiment", required=True, help="experiment name (part of the hash)")
-    p.add_argument("--salt", required=True, help="salt of the hash: a new salt reshuffles every id")
-    p.add_argument("--arm", action="append", required=True, help="NAME:PIPELINE:PERCENT, e.g. control::90 student:distilrank-staging:10")
-    p.add_argument("ids", nargs="+", help="user or session ids to assign")
-    p.set_defaults(func=cmd_ab_assign)
+    finish(args, t, res, f"alias {args.alias}: {res['model_id']} serves via {res['pipeline']} ("
+                         f"{'; '.join(res['actions']) or 'nothing to do'}; {res['check']}"
+                         + (f"; smoke test max |node - local| {smoke['max_abs_diff']:.2e}" if smoke else "") + ")")
 
 
 def _rerank_args(p: argparse.ArgumentParser, defaults: bool) -> None:
@@ -295,13 +190,14 @@ def _rerank_args(p: argparse.ArgumentParser, defaults: bool) -> None:
     p.add_argument("--index", help="check that the index has the document fields before creating the pipeline")
 
 
-def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``plugin`` and its subcommands on the main ``distilrank`` parser."""
     plugin = sub.add_parser("plugin", help="register, deploy and serve models in OpenSearch (ML Commons + rerank pipelines)")
     cmds = plugin.add_subparsers(dest="plugin_command", required=True, metavar="COMMAND")
 
     def add(name: str, func, help_: str) -> argparse.ArgumentParser:
         p = cmds.add_parser(name, help=help_)
-        _add_connection_args(p)
+        add_connection_args(p)
         p.set_defaults(func=func)
         return p
 
@@ -378,9 +274,3 @@ def _add_alias_commands(add) -> None:
     p = add("delete", cmd_delete, "delete a model version (undeploying it) unless a pipeline, alias or rollback needs it")
     p.add_argument("--model-id", required=True, help="ML Commons model id")
     p.add_argument("--force", action="store_true", help="delete even when a pipeline, alias or rollback needs it")
-
-
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register the plugin's subcommands on the main ``distilrank`` parser."""
-    _add_plugin_commands(sub)
-    _add_ab_commands(sub)
