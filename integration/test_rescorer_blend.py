@@ -165,6 +165,26 @@ def test_explain_states_the_normalization(cluster, index, student):
         assert first["description"].startswith("z_score(first pass) = (x - mean) / std"), first["description"]
         assert logit["description"].startswith("z_score(logit) = (x - mean) / std"), logit["description"]
         assert e["value"] == pytest.approx(0.4 * first["value"] + 1.5 * logit["value"], abs=1e-5)
+        model = logit["details"][0]["description"]
+        assert f"model [{student[0]['model_id']}] (alias [{ALIAS}])" in model, model  # the id and the alias it was resolved from
+
+
+def test_cli_explain_prints_one_hit_with_its_model_and_alias(cluster, index, student, capsys):
+    from distilrank.cli import main
+
+    hits = _search(cluster, _body("usb cable"))
+    doc = hits[3]["_id"]
+    argv = ["plugin", "explain", "--index", INDEX, "--query-text", "usb cable", "--doc", doc, "--model", ALIAS, "--fields", "title",
+            "--window-size", str(WINDOW), "--url", cluster.url]
+    assert main(["--json", *argv]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["rank"] == 4 and res["score"] == pytest.approx(hits[3]["_score"], abs=1e-6)
+    assert res["explanation"]["value"] == pytest.approx(res["score"], abs=1e-4)
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{doc}: rank 4 of ") and f"(alias [{ALIAS}])" in text and "z_score(logit) = (x - mean) / std" in text, text
+    assert main([*argv[:7], "no-such-doc", *argv[8:]]) == 2
+    assert "is not among the" in capsys.readouterr().err
 
 
 def test_several_shards_each_normalise_their_own_window(cluster, sharded, student):
@@ -188,3 +208,4 @@ def test_several_shards_each_normalise_their_own_window(cluster, sharded, studen
                 assert h["_id"] == w["_id"], (q, h["_id"], w["_id"])
         for h in hits:  # the fetch phase of a several-shard search explains with the window its query phase kept
             assert h["_explanation"]["details"][1]["description"].startswith("z_score(logit) = (x - mean) / std"), h["_explanation"]
+            assert h["_explanation"]["value"] == pytest.approx(h["_score"], abs=1e-4)

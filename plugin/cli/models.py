@@ -40,6 +40,21 @@ def cmd_rescore_body(args: argparse.Namespace) -> None:
     emit(args, body, json.dumps(body, indent=2, ensure_ascii=False))
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    """``distilrank plugin explain``: why one document ranks where it does under the distilrank rescorer."""
+    from distilrank.plugin.explain import explain_hit, format_explanation
+    from distilrank.plugin.rescore import rescore_search_body
+
+    fields = [f for f in (args.fields or "title").split(",") if f]
+    query = json.loads(args.query) if args.query else None
+    body = rescore_search_body(args.query_text, model=args.model, fields=fields, window_size=args.window_size, size=args.window_size,
+                               query=query, score_mode=args.score_mode, normalization=args.normalization, source=False)
+    t = transport(args)
+    res = explain_hit(t, args.index, body, args.doc)
+    head = f"{args.doc}: rank {res['rank']} of {res['hits']}, score {res['score']:.6g} (query {args.query_text!r}, model {args.model})"
+    finish(args, t, res, "\n".join([head, *format_explanation(res["explanation"])]))
+
+
 def _fields(args: argparse.Namespace) -> list[str] | None:
     """``--fields a,b`` as a list (``None`` when not given)."""
     return [f for f in (args.fields or "").split(",") if f] or None
@@ -242,6 +257,17 @@ def _add_alias_commands(add) -> None:
     p.add_argument("--model-id", required=True, help="deployed ML Commons model id")
     p.add_argument("--pipeline", help="pipeline name for a new alias (default distilrank-ALIAS)")
     _rerank_args(p, False)
+    p = add("explain", cmd_explain, "why a document ranks where it does: the rescorer's explanation (first pass, logit, "
+                                    "normalisation, weights, model and alias) of one hit")
+    p.add_argument("--index", required=True, help="the index to search")
+    p.add_argument("--query-text", required=True, help="the user's query (first-stage query and the student's input)")
+    p.add_argument("--doc", required=True, help="the document id to explain")
+    p.add_argument("--model", default="prod", help="alias (staging, prod, ...) or model id (default prod)")
+    p.add_argument("--fields", help="document field(s) the student reads, comma-separated (default title)")
+    p.add_argument("--query", help="first-stage query as JSON (default: match / multi_match of --query-text on --fields)")
+    p.add_argument("--window-size", type=int, default=100, help="hits rescored per shard (default 100)")
+    p.add_argument("--score-mode", choices=["replace", "blend"], help="default: the model's stored blend settings")
+    p.add_argument("--normalization", choices=["none", "min_max", "z_score"], help="default: the model's stored blend settings")
     p = add("rescore-body", cmd_rescore_body, "print a search body that rescores the top window_size hits per shard with the distilrank rescorer")
     p.add_argument("--query-text", required=True, help="the user's query (first-stage query and the student's input)")
     p.add_argument("--model", default="prod", help="alias (staging, prod, ...) or model id (default prod)")

@@ -31,6 +31,8 @@ final class DistilrankRescorer implements Rescorer {
     /** The per-shard parameters of one rescore. */
     static final class Context extends RescoreContext {
         final ModelCache cache;
+        /** The body's {@code model}: an alias, or the model id itself. */
+        final String requested;
         final String modelId;
         final String sha256;
         final String queryText;
@@ -41,10 +43,11 @@ final class DistilrankRescorer implements Rescorer {
         /** The window this context rescored (the fetch phase of a one-shard search explains with the same context). */
         Blend.Window window;
 
-        Context(int windowSize, ModelCache cache, String modelId, String sha256, String queryText, List<String> fields, boolean stored,
-                BlendParams blend, String shard) {
+        Context(int windowSize, ModelCache cache, String requested, String modelId, String sha256, String queryText, List<String> fields,
+                boolean stored, BlendParams blend, String shard) {
             super(windowSize, INSTANCE);
             this.cache = cache;
+            this.requested = requested;
             this.modelId = modelId;
             this.sha256 = sha256;
             this.queryText = queryText;
@@ -52,6 +55,12 @@ final class DistilrankRescorer implements Rescorer {
             this.stored = stored;
             this.blend = blend;
             this.shard = shard;
+        }
+
+        /** {@code model [id]}, and the alias it was resolved from when the body named one. */
+        String modelLabel() {
+            return requested == null || requested.equals(modelId) ? "model [" + modelId + "]"
+                : "model [" + modelId + "] (alias [" + requested + "])";
         }
 
         float[] logits(IndexSearcher searcher, int[] docs) throws IOException {
@@ -167,7 +176,7 @@ final class DistilrankRescorer implements Rescorer {
         if (i < 0) {
             return withoutWindow(topLevelDocId, searcher, ctx, sourceExplanation);
         }
-        Explanation model = Explanation.match(w.logits()[i], "distilrank logit of model [" + ctx.modelId + "] on " + ctx.fields);
+        Explanation model = Explanation.match(w.logits()[i], "distilrank logit of " + ctx.modelLabel() + " on " + ctx.fields);
         if (ctx.blend.replace()) {
             return Explanation.match(w.combined()[i], "distilrank replace: the model's logit (query_weight, model_weight and "
                 + "normalization apply to score_mode blend only)", model);
@@ -200,7 +209,7 @@ final class DistilrankRescorer implements Rescorer {
     /** The explanation when this search's window is no longer kept on the node (evicted): the logit scored alone. */
     private static Explanation withoutWindow(int doc, IndexSearcher searcher, Context ctx, Explanation source) throws IOException {
         float logit = ctx.logits(searcher, new int[] {doc})[0];
-        Explanation model = Explanation.match(logit, "distilrank logit of model [" + ctx.modelId + "] on " + ctx.fields + ", scored alone");
+        Explanation model = Explanation.match(logit, "distilrank logit of " + ctx.modelLabel() + " on " + ctx.fields + ", scored alone");
         if (ctx.blend.replace()) {
             return Explanation.match(logit, "distilrank replace: the model's logit", model);
         }

@@ -285,7 +285,8 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
             throw ModelStore.badRequest("[distilrank] model [" + modelId + "] is not loaded on this node");
         }
         String shard = context.index().getUUID() + "/" + context.getShardId();
-        return new DistilrankRescorer.Context(windowSize, cache, modelId, sha256, queryText, List.copyOf(fields), stored, resolved, shard);
+        return new DistilrankRescorer.Context(windowSize, cache, model, modelId, sha256, queryText, List.copyOf(fields), stored, resolved,
+            shard);
     }
 
     @Override
