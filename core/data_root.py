@@ -2,10 +2,10 @@
 
 ``data_root()`` is the folder named by the environment variable ``DISTILRANK_DATA`` when it is set and not
 empty (a relative value is taken relative to the current working directory).  Unset, it is ``shared/data``
-beside the repository checkout that holds this source file: ``<checkout>/../shared/data``, where
-``<checkout>`` is the folder above ``core/`` (the ``distilrank`` package's source folder).  That default serves
-a checkout and its editable install (``pip install -e .``); an installed wheel has no checkout around it, so
-there ``DISTILRANK_DATA`` must be set.
+beside the distilrank checkout: ``<checkout>/../shared/data``.  The checkout is the one this source file lives in
+(a checkout and its editable install, ``pip install -e .``), else the nearest folder at or above the working
+directory that holds distilrank's ``pyproject.toml`` (an installed wheel run from a checkout, as
+``make test-serving`` does); outside any checkout ``DISTILRANK_DATA`` must be set.
 
 Configs name data files as ``"${DISTILRANK_DATA}/esci-shopping/products.jsonl"``; :func:`config_path` expands
 that prefix and resolves every other relative path against the config file's folder.
@@ -27,8 +27,22 @@ def data_root() -> Path:
     value = os.environ.get(ENV, "")
     if value:
         return Path(value).expanduser().resolve()
-    checkout = Path(__file__).resolve().parents[1]
-    return (checkout.parent / "shared" / "data").resolve()
+    checkout = _checkout()
+    return ((checkout or Path.cwd()).parent / "shared" / "data").resolve()
+
+
+def _is_checkout(folder: Path) -> bool:
+    pyproject = folder / "pyproject.toml"
+    return (folder / "core" / "data_root.py").is_file() and pyproject.is_file() and 'name = "distilrank"' in pyproject.read_text()
+
+
+def _checkout() -> Path | None:
+    """The distilrank checkout of this source file, else the one at or above the working directory, else ``None``."""
+    here = Path(__file__).resolve().parents[1]
+    if _is_checkout(here):
+        return here
+    cwd = Path.cwd().resolve()
+    return next((d for d in (cwd, *cwd.parents) if _is_checkout(d)), None)
 
 
 def require_data(subpath: str | Path = "") -> Path:
