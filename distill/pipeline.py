@@ -36,7 +36,8 @@ from distilrank.distill.config import RunConfig, StudentSection
 from distilrank.distill.data.sentences import hold_out_sentences
 from distilrank.distill.evaluation.pairs_run import evaluate_students, write_run_report
 from distilrank.distill.evaluation.report import format_summary
-from distilrank.distill.run_data import RunData, TeacherSignals
+from distilrank.distill.run_data import RunData
+from distilrank.distill.signals import TeacherSignals, pair_signals
 from distilrank.distill.student.model import StudentConfig
 from distilrank.distill.targets import fit_stacker, soft_targets, temperature_sweep
 from distilrank.distill.variants import StudentVariant
@@ -134,7 +135,7 @@ def teacher_signals(cfg: RunConfig, data: RunData, logits: dict[str, dict[str, n
     if len(data.holdout):
         stacker = fit_stacker(np.stack([logits["holdout"][n] for n in names]), data.holdout.labels, names)
         write_json(out / "targets" / "stacker.json", stacker.to_dict())
-    return TeacherSignals(names, logits, stacker)
+    return pair_signals(names, logits, stacker)
 
 
 # --- 3. students --------------------------------------------------------------

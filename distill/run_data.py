@@ -1,14 +1,12 @@
-"""The values a sentence-pair run (:mod:`distilrank.distill.pipeline`) passes between its stages: its tables
-(:class:`RunData`), and its teachers' signals (:class:`TeacherSignals`); the students it trains are
+"""The tables of a sentence-pair run (:class:`RunData`), which its stages (:mod:`distilrank.distill.pipeline`) and its
+evaluation (:mod:`distilrank.distill.evaluation.pairs_run`) share; its teachers' signals are
+:class:`~distilrank.distill.signals.TeacherSignals` and the students it trains
 :class:`~distilrank.distill.variants.StudentVariant`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from distilrank.distill.targets import Stacker, average_logits
 from distilrank.pairs import Pairs
 
 
@@ -28,28 +26,3 @@ class RunData:
     evals: dict[str, Pairs]
     transfer: Pairs
     info: dict
-
-
-@dataclass
-class TeacherSignals:
-    """Teacher logits per split and how they combine: ``combined(split, how)`` for ``how`` a teacher name,
-    ``"mean"`` or ``"stack"`` (the stacker's calibrated logit).  Every value is a raw logit ``[N]``."""
-
-    names: list[str]
-    logits: dict[str, dict[str, np.ndarray]]
-    stacker: Stacker | None
-
-    def combined(self, split: str, how: str) -> np.ndarray:
-        z = np.stack([self.logits[split][n] for n in self.names])
-        if how == "stack":
-            if self.stacker is None:
-                raise ValueError("combine = 'stack' needs the stacker holdout (data.stack_holdout)")
-            return self.stacker.apply(z)
-        if how == "mean":
-            return average_logits(z)
-        return self.logits[split][how]
-
-    def signals(self) -> list[str]:
-        """Every signal a student can learn from: each teacher, then the combinations."""
-        combos = ["mean", "stack"] if self.stacker is not None else ["mean"]
-        return self.names + (combos if len(self.names) > 1 else [])

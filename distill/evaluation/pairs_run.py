@@ -14,7 +14,8 @@ import numpy as np
 from distilrank.atomic import write_json
 from distilrank.distill import api
 from distilrank.distill.config import RunConfig
-from distilrank.distill.run_data import RunData, TeacherSignals
+from distilrank.distill.run_data import RunData
+from distilrank.distill.signals import TeacherSignals
 from distilrank.distill.student.store import load_student
 from distilrank.distill.variants import StudentVariant
 from distilrank.metrics import accuracy, agreement, bootstrap_ci, positives

@@ -40,6 +40,7 @@ from distilrank.distill.ranking.data import RankingData, load_ranking_data
 from distilrank.distill.ranking.evaluate import query_metrics, rerank_setting
 from distilrank.distill.ranking.stacking import RankStacker, equal_stack, fit_rank_stacker
 from distilrank.distill.ranking.students import student_scores, subset_rows, train_gold, train_recipe, write_choice
+from distilrank.distill.signals import TeacherSignals, ranking_signals
 from distilrank.distill.variants import StudentVariant
 from distilrank.plugin.blend import BlendSettings, blend_window
 
@@ -91,13 +92,9 @@ def _fold_dependent(data: RankingData, target: str) -> bool:
     return target == "stack" or target in fine_tuned or (target == "stack-equal" and bool(fine_tuned))
 
 
-def _signal(data: RankingData, target: str, scores: Scores, stacker: RankStacker, split: str) -> np.ndarray:
-    names = [t.name for t in data.cfg.teachers]
-    if target == "stack-equal":
-        return equal_stack(names).apply(scores[split], data.groups(split))
-    if target == "stack":
-        return stacker.apply(scores[split], data.groups(split))
-    return scores[split][target]
+def _signals(data: RankingData, scores: Scores, stacker: RankStacker) -> TeacherSignals:
+    """The fold's teacher signals: each teacher, ``stack-equal`` and ``stack`` (``stacker``), within each query's pool."""
+    return ranking_signals([tc.name for tc in data.cfg.teachers], scores, data.groups, stacker)
 
 
 # --- students -----------------------------------------------------------------------------------------------------
@@ -118,12 +115,12 @@ class StudentTrainer:
     def rows(self, pairs: int | None) -> np.ndarray:
         return subset_rows(self.groups, pairs, seed=self.data.cfg.seed + 7)
 
-    def student(self, recipe: StudentVariant, scores: Scores, stacker: RankStacker, fdir: Path, *, pairs: int | None, seed: int) -> Path:
+    def student(self, recipe: StudentVariant, signals: TeacherSignals, fdir: Path, *, pairs: int | None, seed: int) -> Path:
         """The trained student directory of ``recipe`` on the first ``pairs`` transfer pairs (``None``: all)."""
         rows = self.rows(pairs)
         name = f"{recipe.slug}-{len(rows)}" + (f"-seed{seed}" if seed != self.data.cfg.seed else "")
         home = fdir if _fold_dependent(self.data, recipe.targets) else self.out
-        signal = _signal(self.data, recipe.targets, scores, stacker, "transfer")[rows]
+        signal = signals.combined("transfer", recipe.targets)[rows]
         sub = self.data.tables["transfer"].select(rows)
         return train_recipe(recipe, sub, signal, self.groups[rows], self.tokenizer, self.data.cfg.student,
                             home / "students" / name, seed=seed, progress=self.progress, log=self.log,
@@ -148,7 +145,7 @@ def candidate_recipes(cfg: RankingRunConfig) -> list[StudentVariant]:
     return [StudentVariant(targets=t, loss=loss, match_features=bool(m), temperature=d.temperature) for t, loss, m in itertools.product(d.targets, d.losses, d.match_features)]
 
 
-def choose_recipe(data: RankingData, trainer: StudentTrainer, scores: Scores, stacker: RankStacker, queries, fdir: Path) -> StudentVariant:
+def choose_recipe(data: RankingData, trainer: StudentTrainer, signals: TeacherSignals, queries, fdir: Path) -> StudentVariant:
     """The candidate with the best nested inner-fold score (BM25 blend fitted on the other inner folds) on ``queries``,
     ties to the simpler; every candidate and its score goes to ``fdir/choice.json`` and the log."""
     cfg = data.cfg
@@ -160,7 +157,7 @@ def choose_recipe(data: RankingData, trainer: StudentTrainer, scores: Scores, st
     bm25 = data.per_query("rerank", data.bm25["rerank"], queries)
     rows = []
     for r in recipes:
-        sdir = trainer.student(r, scores, stacker, fdir, pairs=cfg.distill.choice_pairs, seed=cfg.seed)
+        sdir = trainer.student(r, signals, fdir, pairs=cfg.distill.choice_pairs, seed=cfg.seed)
         model = data.per_query("rerank", trainer.scores(sdir)["rerank"], queries)
         res = inner_cv_blend_score(pool, bm25, model, data.grades, queries, k=cfg.eval.k, folds=cfg.distill.inner_folds, seed=cfg.seed)
         alone = float(np.mean([m["ndcg_esci"] for m in rerank_setting({q: pool[q] for q in queries}, model, data.grades, cfg.eval.k).values()]))
@@ -233,12 +230,13 @@ def run_fold(data: RankingData, trainer: StudentTrainer, shared: Scores, fold: Q
     scores = fold_teacher_scores(data, shared, ce_queries, fdir, progress=progress, log=log)
     stacker = _fit_stacker(data, scores, stack_queries)
     write_json(fdir / "stacker.json", stacker.to_dict())
-    recipe = choose_recipe(data, trainer, scores, stacker, fold.train, fdir)
-    sdir = trainer.student(recipe, scores, stacker, fdir, pairs=None, seed=cfg.seed)
+    signals = _signals(data, scores, stacker)
+    recipe = choose_recipe(data, trainer, signals, fold.train, fdir)
+    sdir = trainer.student(recipe, signals, fdir, pairs=None, seed=cfg.seed)
     _link(fdir / "students" / "distilled", sdir)
     st = trainer.scores(sdir)
     blend, grid = _blend(data, st["rerank"], fold.train)
-    stacked = {s: stacker.apply(scores[s], data.groups(s)) for s in ("judged", "rerank")}
+    stacked = {s: signals.combined(s, "stack") for s in ("judged", "rerank")}
     t_blend, _ = _blend(data, stacked["rerank"], fold.train)
     blends = {"student": blend.to_dict(), "teacher stacked": t_blend.to_dict(), "grid": grid}
     result = {"recipe": recipe.to_dict(), "student": str(sdir), "blend": blend.to_dict(), "stacker": stacker.to_dict()}
@@ -256,7 +254,7 @@ def run_fold(data: RankingData, trainer: StudentTrainer, shared: Scores, fold: Q
     systems["student + BM25"] = eval_system(data, test, st["judged"], st["rerank"], blend)
     for size in cfg.distill.scale_curve:
         if size < len(data.tables["transfer"]):
-            sc = trainer.scores(trainer.student(recipe, scores, stacker, fdir, pairs=size, seed=cfg.seed))
+            sc = trainer.scores(trainer.student(recipe, signals, fdir, pairs=size, seed=cfg.seed))
             b, _ = _blend(data, sc["rerank"], fold.train)
             systems[f"student + BM25 ({len(trainer.rows(size))} pairs)"] = eval_system(data, test, sc["judged"], sc["rerank"], b)
     if cfg.distill.gold_student:
@@ -283,7 +281,8 @@ def seed_spread(data: RankingData, trainer: StudentTrainer, shared: Scores, fold
         return {}
     per_seed: dict[str, list[dict]] = {"judged": [], "rerank": []}
     for seed in [cfg.seed, *cfg.distill.seeds]:
-        sc = trainer.scores(trainer.student(recipe, shared, equal_stack(list(shared["judged"])), trainer.out, pairs=None, seed=seed))
+        signals = _signals(data, shared, equal_stack(list(shared["judged"])))  # fold-independent: no fitted stacker used
+        sc = trainer.scores(trainer.student(recipe, signals, trainer.out, pairs=None, seed=seed))
         pooled: dict[str, dict[str, float]] = {"judged": {}, "rerank": {}}
         for fold in folds:
             b, _ = _blend(data, sc["rerank"], fold.train)
