@@ -80,7 +80,7 @@ def pool_index(t, catalogue):
 def test_index_holds_the_catalogue_and_the_model_text(t, pool_index, catalogue):
     assert t.request("GET", f"/{pool_index}/_count")["count"] == len(catalogue) == 38
     mapping = t.request("GET", f"/{pool_index}/_mapping")[pool_index]["mappings"]
-    assert mapping["properties"]["doc_id"]["type"] == "keyword" and mapping["properties"][DOC.index_field]["type"] == "text"
+    assert mapping["properties"]["doc_id"]["type"] == "keyword" and mapping["properties"][DOC.index_field]["type"] == "keyword"
     assert mapping["_meta"]["distilrank"]["docs"] == 38
     first = catalogue.ids[0]
     src = t.request("GET", f"/{pool_index}/_doc/{first}")["_source"]

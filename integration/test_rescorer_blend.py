@@ -209,3 +209,50 @@ def test_several_shards_each_normalise_their_own_window(cluster, sharded, studen
         for h in hits:  # the fetch phase of a several-shard search explains with the window its query phase kept
             assert h["_explanation"]["details"][1]["description"].startswith("z_score(logit) = (x - mean) / std"), h["_explanation"]
             assert h["_explanation"]["value"] == pytest.approx(h["_score"], abs=1e-4)
+
+
+def test_stats_break_down_where_the_rescore_time_goes(t, cluster, index, student):
+    """``_stats`` reports, per loaded model, its windows, documents and the time of each stage of a rescore."""
+    from distilrank.plugin import rescorer_api
+
+    reg = student[0]
+
+    def stages() -> dict:
+        return next(m["stages"] for m in rescorer_api.stats(t)["models"] if m["model_id"] == reg["model_id"])
+
+    before = stages()
+    for q in QUERIES:
+        _search(cluster, _body(q))
+    after = stages()
+    assert after["windows"] - before["windows"] == len(QUERIES)
+    assert 0 < after["documents"] - before["documents"] <= len(QUERIES) * WINDOW
+    for stage in ("read_texts", "tokenize", "tensors", "onnx_run", "blend_sort"):
+        assert after[f"{stage}_ms"] >= before[f"{stage}_ms"] >= 0, stage
+        assert after[f"{stage}_ms_per_window"] >= 0, stage
+    assert after["onnx_run_ms"] > before["onnx_run_ms"] and after["read_texts_ms"] > before["read_texts_ms"]
+
+
+def test_the_model_text_read_from_doc_values_rescores_exactly_as_from_source(t, cluster, student):
+    """The catalogue indexer's model text is a keyword with doc values; ``text_source`` ``auto`` reads it from there,
+    and the rescored hits and scores equal those read from ``_source``."""
+    from distilrank.catalogue import Catalogue, DocumentText
+    from distilrank.plugin.catalogue_index import MODEL_TEXT_MAPPING, index_catalogue
+
+    items = icecat_student.products()
+    catalogue = Catalogue([p["id"] for p in items], [{k: v for k, v in p.items() if k != "id"} for p in items], source="icecat-sample")
+    doc = DocumentText(fields=["title"], max_chars=0, index_field="distilrank_text")
+    name = f"{INDEX}-docvalues"
+    index_catalogue(t, name, catalogue, doc, recreate=True)
+    try:
+        mapping = cluster.client.indices.get_mapping(index=name)[name]["mappings"]["properties"]["distilrank_text"]
+        assert mapping["type"] == MODEL_TEXT_MAPPING["type"] and mapping["index"] is False, mapping
+        for q in QUERIES:
+            runs = {}
+            for source in ("_source", "doc_values", "auto"):
+                body = rescore.rescore_search_body(q, model=ALIAS, fields=["distilrank_text"], window_size=WINDOW, size=WINDOW,
+                                                   query={"match": {"title": q}}, text_source=source)
+                runs[source] = [(h["_id"], h["_score"]) for h in _search(cluster, body, name)]
+            assert runs["doc_values"] == runs["_source"] == runs["auto"], q
+            assert runs["_source"], q
+    finally:
+        cluster.client.indices.delete(index=name)

@@ -5,8 +5,11 @@ The REST calls are :mod:`distilrank.plugin.index_api`'s; this module decides wha
 The index holds every catalogue field as ``text`` (so BM25 can search them),
 the product id as ``keyword``, and the combined model text
 (:class:`distilrank.catalogue.DocumentText`, field ``index_field``) that the
-rerank pipeline's ``document_fields`` reads, so the student scores exactly the
-text it was trained on.
+rescorer and the rerank pipeline's ``document_fields`` read, so the student scores exactly the
+text it was trained on.  The model text is a ``keyword`` with doc values and no index (nothing searches it):
+the rescorer reads it column-wise (``text_source`` ``auto`` picks ``doc_values``) instead of parsing each hit's
+``_source``; it is cut to :data:`MAX_TEXT_BYTES` of UTF-8 (Lucene's doc-values limit is 32,766 bytes; the student
+reads its first 128 words).
 
 Scores are OpenSearch BM25 scores (unbounded, >= 0), not logits.
 """
@@ -23,6 +26,10 @@ from distilrank.plugin import index_api
 from distilrank.plugin.transport import Transport
 
 ID_FIELD = "doc_id"
+#: the longest model text kept in the index, in UTF-8 bytes (below Lucene's 32,766-byte doc-values limit)
+MAX_TEXT_BYTES = 32_000
+#: the mapping of the model text: read by the rescorer from doc values, never searched
+MODEL_TEXT_MAPPING = {"type": "keyword", "index": False, "doc_values": True}
 DEFAULT_BM25_FIELDS = ("title^2", "brand", "color", "bullet_points", "description")
 
 
@@ -40,7 +47,7 @@ def index_catalogue(t: Transport, index: str, catalogue: Catalogue, doc: Documen
     error unless ``recreate``.  Returns ``{"index", "docs", "reused"}``.
     """
     meta = {"distilrank": {"catalogue": catalogue.source, "docs": len(catalogue), "document": {
-        "fields": doc.fields, "max_chars": doc.max_chars, "index_field": doc.index_field}}}
+        "fields": doc.fields, "max_chars": doc.max_chars, "index_field": doc.index_field, "index_field_mapping": MODEL_TEXT_MAPPING}}}
     existing = index_api.get_mapping(t, index)
     if existing is not None:
         old = existing.get(index, {}).get("mappings", {}).get("_meta", {})
@@ -55,7 +62,7 @@ def index_catalogue(t: Transport, index: str, catalogue: Catalogue, doc: Documen
     fields = sorted({k for r in catalogue.records for k in r} - {ID_FIELD, doc.index_field})
     props: dict[str, Any] = {f: {"type": "text"} for f in fields}
     props[ID_FIELD] = {"type": "keyword"}
-    props[doc.index_field] = {"type": "text"}
+    props[doc.index_field] = dict(MODEL_TEXT_MAPPING)
     index_api.create_index(t, index, {"settings": {"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"},
                                       "mappings": {"_meta": meta, "properties": props}})
     texts = catalogue.texts(doc)
@@ -64,7 +71,7 @@ def index_catalogue(t: Transport, index: str, catalogue: Catalogue, doc: Documen
         for i in range(start, min(start + batch, len(catalogue))):
             src = {k: field_text(v) for k, v in catalogue.records[i].items() if k in props}
             src[ID_FIELD] = catalogue.ids[i]
-            src[doc.index_field] = texts[i]
+            src[doc.index_field] = truncate_utf8(texts[i], MAX_TEXT_BYTES)
             docs.append((catalogue.ids[i], src))
         res = index_api.bulk_index(t, index, docs)
         if res.get("errors"):
@@ -74,6 +81,12 @@ def index_catalogue(t: Transport, index: str, catalogue: Catalogue, doc: Documen
     index_api.put_index_settings(t, index, {"index": {"refresh_interval": "1s"}})
     index_api.refresh(t, index)
     return {"index": index, "docs": len(catalogue), "reused": False}
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """``text`` cut to at most ``max_bytes`` of UTF-8, at a character boundary."""
+    raw = text.encode("utf-8")
+    return text if len(raw) <= max_bytes else raw[:max_bytes].decode("utf-8", errors="ignore")
 
 
 def bm25_top_k(t: Transport, index: str, queries: Sequence[str], k: int, *, fields: Sequence[str] = DEFAULT_BM25_FIELDS,

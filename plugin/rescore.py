@@ -13,7 +13,8 @@ alias kept by ``distilrank plugin promote/rollback`` (resolved once per search f
 model id. ``score_mode``: ``replace`` (``_score`` = the student's logit) or ``blend``
 (``query_weight * norm(first-pass score) + model_weight * norm(logit)``, ``normalization`` ``none`` | ``min_max`` |
 ``z_score`` over each shard's window: :mod:`distilrank.plugin.blend` computes the same offline). ``text_source``:
-``auto`` (stored fields when every field is stored, else ``_source``), ``_source`` or ``stored``.
+``auto`` (doc values when every field is a ``keyword`` with doc values, else stored fields when every field is
+stored, else ``_source``), ``_source``, ``stored`` or ``doc_values``.
 
 Blend settings stored with the model (:func:`upload_model` ``blend``, from the model card's ``blend`` entry at
 ``register``) apply to every search of that model (or of an alias pointing at it) that does not set them: the body
@@ -44,7 +45,7 @@ from distilrank.plugin.transport import Transport
 PLUGIN = "distilrank"
 UPLOAD_CHUNK_BYTES = 8_000_000  # base64 in JSON: ~10.7 MB per request, well under http.max_content_length (100 MB)
 SCORE_MODES = ("replace", "blend")
-TEXT_SOURCES = ("auto", "_source", "stored")
+TEXT_SOURCES = ("auto", "_source", "stored", "doc_values")
 
 
 def rescore_clause(query_text: str, *, model: str, fields: list[str], window_size: int = 100, score_mode: str | None = None,

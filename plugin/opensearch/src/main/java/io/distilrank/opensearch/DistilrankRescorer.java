@@ -37,14 +37,16 @@ final class DistilrankRescorer implements Rescorer {
         final String sha256;
         final String queryText;
         final List<String> fields;
-        final boolean stored;
+        final DocumentTexts.Source source;
         final BlendParams blend;
         final String shard;
         /** The window this context rescored (the fetch phase of a one-shard search explains with the same context). */
         Blend.Window window;
+        /** The stage times of the model that scored this context's window. */
+        StageTimes times;
 
         Context(int windowSize, ModelCache cache, String requested, String modelId, String sha256, String queryText, List<String> fields,
-                boolean stored, BlendParams blend, String shard) {
+                DocumentTexts.Source source, BlendParams blend, String shard) {
             super(windowSize, INSTANCE);
             this.cache = cache;
             this.requested = requested;
@@ -52,7 +54,7 @@ final class DistilrankRescorer implements Rescorer {
             this.sha256 = sha256;
             this.queryText = queryText;
             this.fields = fields;
-            this.stored = stored;
+            this.source = source;
             this.blend = blend;
             this.shard = shard;
         }
@@ -70,7 +72,11 @@ final class DistilrankRescorer implements Rescorer {
                     + "deleted while the search ran); retry the search", RestStatus.SERVICE_UNAVAILABLE);
             }
             try {
-                return model.score(queryText, Arrays.asList(DocumentTexts.read(searcher, docs, fields, stored)));
+                long t0 = System.nanoTime();
+                String[] texts = DocumentTexts.read(searcher, docs, fields, source);
+                model.times().add(StageTimes.READ_TEXTS, System.nanoTime() - t0);
+                times = model.times();
+                return model.score(queryText, Arrays.asList(texts));
             } catch (ai.onnxruntime.OrtException e) {
                 throw new OpenSearchStatusException("distilrank model [" + modelId + "] failed: " + e.getMessage(),
                     RestStatus.INTERNAL_SERVER_ERROR, e);
@@ -155,10 +161,16 @@ final class DistilrankRescorer implements Rescorer {
             rescored.add(in[i].doc);
         }
         ctx.setRescoredDocs(rescored);
-        Blend.Window w = blend(docs, firstPass, ctx.logits(searcher, docs), ctx.blend);
+        float[] logits = ctx.logits(searcher, docs);
+        long t0 = System.nanoTime();
+        Blend.Window w = blend(docs, firstPass, logits, ctx.blend);
         ctx.window = w;
         ctx.cache.rememberWindow(ctx.windowKey(searcher, docs), w);
-        return new TopDocs(topDocs.totalHits, rescored(in, w));
+        TopDocs out = new TopDocs(topDocs.totalHits, rescored(in, w));
+        if (ctx.times != null) {
+            ctx.times.add(StageTimes.BLEND_SORT, System.nanoTime() - t0);
+        }
+        return out;
     }
 
     @Override

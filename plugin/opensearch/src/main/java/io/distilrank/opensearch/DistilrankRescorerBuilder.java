@@ -168,8 +168,9 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         } catch (IllegalArgumentException e) {
             throw new ParsingException(parser.getTokenLocation(), "[distilrank] " + e.getMessage());
         }
-        if (!List.of("auto", "_source", "stored").contains(b.textSource)) {
-            throw new ParsingException(parser.getTokenLocation(), "[distilrank] text_source must be auto, _source or stored, got [" + b.textSource + "]");
+        if (!List.of("auto", "_source", "stored", "doc_values").contains(b.textSource)) {
+            throw new ParsingException(parser.getTokenLocation(), "[distilrank] text_source must be auto, _source, stored or doc_values, got ["
+                + b.textSource + "]");
         }
         return b;
     }
@@ -263,6 +264,7 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
             throw ModelStore.badRequest("[distilrank] model [" + model + "] was not resolved (the request was not rewritten)");
         }
         boolean allStored = true;
+        boolean allKeywordDocValues = true;
         for (String f : fields) {
             MappedFieldType type = context.fieldMapper(f);
             if (type == null) {
@@ -270,22 +272,31 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
                     + "]: the model would score every hit on an empty text");
             }
             allStored &= type.isStored();
+            allKeywordDocValues &= "keyword".equals(type.typeName()) && type.hasDocValues();
         }
-        boolean stored = switch (textSource) {
+        DocumentTexts.Source source = switch (textSource) {
             case "stored" -> {
                 if (!allStored) {
                     throw ModelStore.badRequest("[distilrank] text_source stored needs every field of " + fields + " mapped with store: true");
                 }
-                yield true;
+                yield DocumentTexts.Source.STORED;
             }
-            case "_source" -> false;
-            default -> allStored;
+            case "doc_values" -> {
+                if (!allKeywordDocValues) {
+                    throw ModelStore.badRequest("[distilrank] text_source doc_values needs every field of " + fields
+                        + " mapped as keyword with doc_values");
+                }
+                yield DocumentTexts.Source.DOC_VALUES;
+            }
+            case "_source" -> DocumentTexts.Source.SOURCE;
+            default -> allKeywordDocValues ? DocumentTexts.Source.DOC_VALUES
+                : allStored ? DocumentTexts.Source.STORED : DocumentTexts.Source.SOURCE;
         };
         if (!cache.isLoaded(modelId, sha256)) {
             throw ModelStore.badRequest("[distilrank] model [" + modelId + "] is not loaded on this node");
         }
         String shard = context.index().getUUID() + "/" + context.getShardId();
-        return new DistilrankRescorer.Context(windowSize, cache, model, modelId, sha256, queryText, List.copyOf(fields), stored, resolved,
+        return new DistilrankRescorer.Context(windowSize, cache, model, modelId, sha256, queryText, List.copyOf(fields), source, resolved,
             shard);
     }
 

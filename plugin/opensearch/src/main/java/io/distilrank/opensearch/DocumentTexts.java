@@ -1,8 +1,10 @@
 package io.distilrank.opensearch;
 
+import org.apache.lucene.index.DocValues;
 import org.apache.lucene.index.FieldInfo;
 import org.apache.lucene.index.LeafReaderContext;
 import org.apache.lucene.index.ReaderUtil;
+import org.apache.lucene.index.SortedSetDocValues;
 import org.apache.lucene.index.StoredFieldVisitor;
 import org.apache.lucene.index.StoredFields;
 import org.apache.lucene.search.IndexSearcher;
@@ -19,13 +21,18 @@ import java.util.Map;
 
 /**
  * Reads the text the model scores for each document of a rescore window: the values of {@code fields}, joined by
- * one space (several values of one field too), from {@code _source} or from stored fields. A document without any
- * of the fields gets an empty text. Documents are visited in doc-id order (sequential stored-fields access).
+ * one space (several values of one field too), from {@code _source}, from stored fields, or from the doc values of
+ * keyword fields (columnar: no stored-fields block to decompress; several values of one document come back sorted
+ * and deduplicated, as Lucene keeps them, so use it for single-valued fields). A document without any of the fields
+ * gets an empty text. Documents are visited in doc-id order (sequential access).
  */
 final class DocumentTexts {
+    /** Where the texts are read from. */
+    enum Source { SOURCE, STORED, DOC_VALUES }
+
     private DocumentTexts() {}
 
-    static String[] read(IndexSearcher searcher, int[] docs, List<String> fields, boolean stored) throws IOException {
+    static String[] read(IndexSearcher searcher, int[] docs, List<String> fields, Source source) throws IOException {
         List<LeafReaderContext> leaves = searcher.getIndexReader().leaves();
         Integer[] order = new Integer[docs.length];
         for (int i = 0; i < docs.length; i++) {
@@ -35,18 +42,41 @@ final class DocumentTexts {
         String[] out = new String[docs.length];
         int leafIndex = -1;
         StoredFields storedFields = null;
+        SortedSetDocValues[] docValues = new SortedSetDocValues[fields.size()];
         LeafReaderContext leaf = null;
         for (Integer i : order) {
             int li = ReaderUtil.subIndex(docs[i], leaves);
             if (li != leafIndex) {
                 leafIndex = li;
                 leaf = leaves.get(li);
-                storedFields = leaf.reader().storedFields();
+                if (source == Source.DOC_VALUES) {
+                    for (int f = 0; f < fields.size(); f++) {
+                        docValues[f] = DocValues.getSortedSet(leaf.reader(), fields.get(f));
+                    }
+                } else {
+                    storedFields = leaf.reader().storedFields();
+                }
             }
             int local = docs[i] - leaf.docBase;
-            out[i] = stored ? fromStored(storedFields, local, fields) : fromSource(storedFields, local, fields);
+            out[i] = switch (source) {
+                case DOC_VALUES -> fromDocValues(docValues, local);
+                case STORED -> fromStored(storedFields, local, fields);
+                case SOURCE -> fromSource(storedFields, local, fields);
+            };
         }
         return out;
+    }
+
+    private static String fromDocValues(SortedSetDocValues[] docValues, int doc) throws IOException {
+        StringBuilder text = new StringBuilder();
+        for (SortedSetDocValues dv : docValues) {
+            if (dv.advanceExact(doc)) {
+                for (int k = 0; k < dv.docValueCount(); k++) {
+                    append(text, dv.lookupOrd(dv.nextOrd()).utf8ToString());
+                }
+            }
+        }
+        return text.toString();
     }
 
     private static String fromSource(StoredFields sf, int doc, List<String> fields) throws IOException {

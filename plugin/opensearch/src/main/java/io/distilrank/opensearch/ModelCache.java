@@ -156,6 +156,7 @@ public final class ModelCache {
             s.put("load_ms", m.loadMillis());
             s.put("loaded_at_ms", m.loadedAtMillis());
             s.put("rescores", m.uses());
+            s.put("stages", m.times().toMap());
             out.add(s);
         }
         return out;

@@ -67,6 +67,12 @@ public final class OrtScorer implements AutoCloseable {
 
     /** Logits, one per encoding, from one batched run. */
     public float[] score(List<StudentTokenizer.Encoding> batch) throws OrtException {
+        return score(batch, null);
+    }
+
+    /** {@link #score(List)}, adding the time spent building tensors and in the run to {@code times} (when not null). */
+    float[] score(List<StudentTokenizer.Encoding> batch, StageTimes times) throws OrtException {
+        long t0 = System.nanoTime();
         int n = batch.size();
         if (n == 0) {
             return new float[0];
@@ -90,20 +96,26 @@ public final class OrtScorer implements AutoCloseable {
         long[] shape = {n, width};
         try (OnnxTensor tIds = OnnxTensor.createTensor(env, LongBuffer.wrap(ids), shape);
              OnnxTensor tMask = OnnxTensor.createTensor(env, LongBuffer.wrap(mask), shape);
-             OnnxTensor tTypes = OnnxTensor.createTensor(env, LongBuffer.wrap(types), shape);
-             OrtSession.Result result = session.run(Map.of("input_ids", tIds, "attention_mask", tMask, "token_type_ids", tTypes))) {
-            Object value = result.get(0).getValue();
-            float[] out = new float[n];
-            if (value instanceof float[][] rows) {
-                for (int r = 0; r < n; r++) {
-                    out[r] = rows[r][0];
+             OnnxTensor tTypes = OnnxTensor.createTensor(env, LongBuffer.wrap(types), shape)) {
+            long t1 = System.nanoTime();
+            try (OrtSession.Result result = session.run(Map.of("input_ids", tIds, "attention_mask", tMask, "token_type_ids", tTypes))) {
+                Object value = result.get(0).getValue();
+                float[] out = new float[n];
+                if (value instanceof float[][] rows) {
+                    for (int r = 0; r < n; r++) {
+                        out[r] = rows[r][0];
+                    }
+                } else if (value instanceof float[] flat) {
+                    System.arraycopy(flat, 0, out, 0, n);
+                } else {
+                    throw new IllegalStateException("model.onnx returned " + value.getClass() + ", expected float32 [batch, 1]");
                 }
-            } else if (value instanceof float[] flat) {
-                System.arraycopy(flat, 0, out, 0, n);
-            } else {
-                throw new IllegalStateException("model.onnx returned " + value.getClass() + ", expected float32 [batch, 1]");
+                if (times != null) {
+                    times.add(StageTimes.TENSORS, t1 - t0);
+                    times.add(StageTimes.ONNX_RUN, System.nanoTime() - t1);
+                }
+                return out;
             }
-            return out;
         }
     }
 

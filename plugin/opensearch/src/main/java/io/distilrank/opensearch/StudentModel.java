@@ -32,6 +32,7 @@ public final class StudentModel {
     private final long loadedAtMillis;
     private final AtomicInteger refs = new AtomicInteger(1);
     private final AtomicLong uses = new AtomicLong();
+    private final StageTimes times = new StageTimes();
 
     private StudentModel(String modelId, String sha256, StudentTokenizer tokenizer, OrtScorer scorer, long zipBytes, long onnxBytes,
                          long loadMillis) {
@@ -87,15 +88,23 @@ public final class StudentModel {
         return new StudentModel(modelId, actual, tok, scorer, zip.length, onnx.length, (System.nanoTime() - t0) / 1_000_000);
     }
 
-    /** Logits of {@code query} against each document, in order (one ONNX Runtime run). */
+    /** Logits of {@code query} against each document, in order (one ONNX Runtime run); its stage times go to {@link #times()}. */
     public float[] score(String query, List<String> documents) throws OrtException {
+        long t0 = System.nanoTime();
         int[] q = tokenizer.tokenize(query);
         List<StudentTokenizer.Encoding> batch = new ArrayList<>(documents.size());
         for (String d : documents) {
             batch.add(tokenizer.encodePair(q, tokenizer.tokenize(d)));
         }
+        times.add(StageTimes.TOKENIZE, System.nanoTime() - t0);
+        times.window(documents.size());
         uses.incrementAndGet();
-        return scorer.score(batch);
+        return scorer.score(batch, times);
+    }
+
+    /** Where this model's rescore time went on this node. */
+    StageTimes times() {
+        return times;
     }
 
     /** Takes a reference; false when the model was already closed (evicted and released). */
