@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 import types
+from collections.abc import Sequence
 from dataclasses import field
 from pathlib import Path
 from typing import Any, Union, get_type_hints
@@ -91,3 +92,45 @@ def check_task_fields(source: str | Path, raw: Any, cls: type, task: str, where:
         tasks = f.metadata.get("tasks")
         if f.name in raw and tasks and task not in tasks:
             raise ConfigError(source, f"{where}.{f.name}", f"applies to task {' / '.join(tasks)}, not to task {task!r}")
+
+
+def apply_overrides(raw: dict, overrides: Sequence[str], source: str | Path) -> dict:
+    """A copy of the TOML table ``raw`` with each ``"dotted.key=VALUE"`` of ``overrides`` set (``teachers[0].epochs=2``
+    indexes an array of tables).  ``VALUE`` is read as a TOML value (``1.5``, ``true``, ``[1, 2]``, ``"x"``), else as a
+    string.  The result is validated like the file itself, so an unknown field or a wrong type is a
+    :class:`ConfigError` naming it; a key whose table or array element does not exist is one too."""
+    import copy
+    import re
+
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(source, item, "an override is KEY=VALUE, e.g. distill.temperature=1.5")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        parts = key.strip().split(".")
+        node: Any = out
+        for depth, part in enumerate(parts):
+            m = re.fullmatch(r"([A-Za-z_][\w-]*)(?:\[(\d+)\])?", part)
+            if m is None:
+                raise ConfigError(source, key, f"not a setting path: {part!r}")
+            name, index = m.group(1), m.group(2)
+            last = depth == len(parts) - 1
+            if index is not None:
+                seq = node.get(name) if isinstance(node, dict) else None
+                if not isinstance(seq, list) or int(index) >= len(seq):
+                    raise ConfigError(source, key, f"{name}[{index}] does not exist in the file")
+                if last:
+                    seq[int(index)] = value
+                else:
+                    node = seq[int(index)]
+            elif last:
+                node[name] = value
+            else:
+                node = node.setdefault(name, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(source, key, f"{name} is not a table")
+    return out

