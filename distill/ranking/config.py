@@ -24,7 +24,7 @@ from distilrank.distill.config import (
     check_teachers,
 )
 from distilrank.errors import ConfigError
-from distilrank.settings import apply_overrides, build_settings, check_task_fields, read_toml, setting
+from distilrank.settings import apply_overrides, build_settings, read_toml, setting
 
 
 @dataclass
@@ -131,10 +131,7 @@ def load_ranking_config(path: str | Path, raw: dict | None = None, overrides: Se
     for key, where in (("loss", "losses"), ("match_features", "match_features")):
         if key in raw.get("student", {}):
             raise ConfigError(path, f"student.{key}", f"a ranking run chooses it among [distill] {where} (the candidates): set it there")
-    check_task_fields(path, raw.get("distill"), DistillConfig, "ranking", "distill")
-    for i, teacher in enumerate(raw.get("teachers") or []):
-        check_task_fields(path, teacher, TeacherConfig, "ranking", f"teachers[{i}]")
-    cfg: RankingRunConfig = build_settings(RankingRunConfig, raw, str(path), "")
+    cfg: RankingRunConfig = build_settings(RankingRunConfig, raw, str(path), "", task="ranking")
     cfg.source = str(path)
     base = path.resolve().parent
     cfg.out_dir = str((base / cfg.out_dir).resolve())

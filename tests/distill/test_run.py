@@ -37,3 +37,10 @@ def test_overrides_set_fields_of_both_tasks_with_toml_values():
 def test_a_bad_override_names_the_setting(override, field):
     with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
         load_run_config(DEMO, [override])
+
+
+@pytest.mark.parametrize(("override", "field"), [("distill.losses=['bce']", "distill.losses"),
+                                                 ("teachers[0].bm25_negatives=3", "teachers[0].bm25_negatives")])
+def test_a_ranking_setting_in_a_pairs_config_names_the_setting(override, field):
+    with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]") + ".*applies to task ranking"):
+        load_run_config(DEMO_SST2, [override])
