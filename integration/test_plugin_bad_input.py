@@ -164,7 +164,8 @@ def test_smoke_mismatch_undeploys(t, student, tmp_path):
     deploy_model(t, reg.model_id)
     with pytest.raises(SmokeTestError, match=r"scores differ from bad-input-s6.zip .* \(model undeployed\)"):
         smoke_test(t, reg.model_id, other.zip)
-    assert ml_api.get_model(t, reg.model_id)["model_state"] in ("UNDEPLOYED", "REGISTERED")
+    assert ml_api.get_model(t, reg.model_id)["model_state"] in api.NOT_SERVING_STATES
+    assert ml_api.model_states_on_nodes(t, reg.model_id) == {}
 
 
 def test_rerank_hazards_are_real_and_guarded(cluster, t, student):

@@ -265,7 +265,8 @@ def test_serve_leaves_models_undeployed_behind_their_aliases_and_resumes(e2e, t)
     runs = json.loads((out / "ab" / "runs" / "fold-0.json").read_text())
     ids = {role: runs["served"][role]["model_id"] for role in ("student", "teacher")}
     for role, mid in ids.items():
-        assert ml_api.get_model(t, mid)["model_state"] in ("UNDEPLOYED", "REGISTERED")
+        assert ml_api.get_model(t, mid)["model_state"] in api.NOT_SERVING_STATES
+        assert ml_api.model_states_on_nodes(t, mid) == {}  # no node holds it in memory
         pipe = ml_api.get_search_pipeline(t, f"distilrank-{PREFIX}-fold-0-{role}")
         assert mid in ml_api.rerank_model_ids(pipe)
     # resumed: exports and searches are reused, nothing is registered or deployed again

@@ -12,6 +12,7 @@ subclasses whose message says what to fix; nothing half-registered is left behin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -26,7 +27,7 @@ from distilrank.plugin.model_package import check_chunk_size, inspect_model_zip
 from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
 from distilrank.plugin.preflight import failed_checks, preflight_passed, run_preflight
 from distilrank.plugin.register import register_package, wait_model_state
-from distilrank.plugin.transport import Transport
+from distilrank.plugin.transport import ClusterError, Transport
 
 Log = Callable[[str], None]
 
@@ -192,16 +193,32 @@ def ensure(t: Transport, alias: str, *, zip_path: str | Path | None = None, inde
     return ensure_alias(t, alias, zip_path=zip_path, index=index, wait=wait, tolerance=tolerance, log=log)
 
 
+#: model-document states that mean "no node serves it": ML Commons' sync-up job can write DEPLOY_FAILED for a model that
+#: is being undeployed (observed on 3.6.0 when the undeploy and the job's refresh overlap); it stays registered and
+#: redeployable. :func:`undeploy` also waits until no node holds the model in memory, which the document cannot show.
+NOT_SERVING_STATES = ("UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED")
+
+
 def undeploy(t: Transport, model_id: str, *, force: bool = False, wait: float = 120.0) -> dict:
-    """Undeploy unless a pipeline or alias uses the model (``force`` overrides)."""
+    """Undeploy unless a pipeline or alias uses the model (``force`` overrides); return once the model document is in
+    one of :data:`NOT_SERVING_STATES` and no node reports the model in memory (``_plugins/_ml/profile``).
+
+    Returns ``{"model_id", "state", "nodes_holding": {}, "references"}``; raises :class:`ClusterError` when a node still
+    holds the model after ``wait`` s."""
     if ml_api.get_model(t, model_id) is None:
         raise DistilRankError(f"model {model_id} does not exist")
     refs = aliases_mod.safe_to_remove(t, model_id, "undeploy", force)
     ml_api.undeploy(t, model_id)
-    # DEPLOY_FAILED also means "not serving": ML Commons' sync-up job can mark a model that is being undeployed so
-    # (observed on 3.6.0 when the undeploy and the job's refresh overlap); the model stays registered and redeployable.
-    state = wait_model_state(t, model_id, ("UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED"), wait).get("model_state") or "?"
-    return {"model_id": model_id, "state": state, "references": refs}
+    deadline = time.monotonic() + wait
+    state = wait_model_state(t, model_id, NOT_SERVING_STATES, wait).get("model_state") or "?"
+    holding = ml_api.model_states_on_nodes(t, model_id)
+    while holding and t.live(f"wait for {model_id} to leave every node"):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"model {model_id} is {state} but still in memory on {holding} after {wait:g} s",
+                               fix="retry the undeploy; check the node's ML tasks")
+        time.sleep(0.5)
+        holding = ml_api.model_states_on_nodes(t, model_id)
+    return {"model_id": model_id, "state": state, "nodes_holding": holding, "references": refs}
 
 
 def delete(t: Transport, model_id: str, *, force: bool = False, wait: float = 120.0) -> dict:
@@ -212,7 +229,7 @@ def delete(t: Transport, model_id: str, *, force: bool = False, wait: float = 12
     refs = aliases_mod.safe_to_remove(t, model_id, "delete", force)
     if model.get("model_state") in ("DEPLOYED", "PARTIALLY_DEPLOYED", "DEPLOYING"):
         ml_api.undeploy(t, model_id)
-        wait_model_state(t, model_id, ("UNDEPLOYED", "REGISTERED", "DEPLOY_FAILED"), wait)
+        wait_model_state(t, model_id, NOT_SERVING_STATES, wait)
     ml_api.delete_model(t, model_id)
     registry_store.delete_model_record(t, model_id)
     from distilrank.plugin import rescore
