@@ -50,7 +50,8 @@ TEXT_SOURCES = ("auto", "_source", "stored", "doc_values")
 
 def rescore_clause(query_text: str, *, model: str, fields: list[str], window_size: int = 100, score_mode: str | None = None,
                    query_weight: float | None = None, model_weight: float | None = None,
-                   text_source: str | None = None, normalization: str | None = None) -> dict:
+                   text_source: str | None = None, normalization: str | None = None,
+                   token_ids_field: str | None = None) -> dict:
     """The ``rescore`` element ``{"window_size": .., "distilrank": {...}}``; raises on a value the plugin refuses.
 
     A value left ``None`` is not sent: the node takes it from the blend settings stored with the model, else its
@@ -67,6 +68,8 @@ def rescore_clause(query_text: str, *, model: str, fields: list[str], window_siz
         params["normalization"] = normalization
     if text_source is not None:
         params["text_source"] = text_source
+    if token_ids_field is not None:
+        params["token_ids_field"] = token_ids_field
     clause = {"window_size": int(window_size), PLUGIN: params}
     check_rescore_clause(clause)
     return clause
@@ -75,7 +78,8 @@ def rescore_clause(query_text: str, *, model: str, fields: list[str], window_siz
 def rescore_search_body(query_text: str, *, model: str, fields: list[str], window_size: int = 100, size: int = 10,
                         query: dict | None = None, score_mode: str | None = None, query_weight: float | None = None,
                         model_weight: float | None = None, text_source: str | None = None,
-                        source: bool | list[str] | None = None, normalization: str | None = None) -> dict:
+                        source: bool | list[str] | None = None, normalization: str | None = None,
+                        token_ids_field: str | None = None) -> dict:
     """A search body whose hits are rescored by the student: ``query`` (default: ``match`` / ``multi_match`` of
     ``query_text`` on ``fields``) and one ``distilrank`` rescore clause (:func:`rescore_clause`: ``None`` values are
     left to the model's stored blend settings). Checked with :func:`check_rescore_body`."""
@@ -87,7 +91,8 @@ def rescore_search_body(query_text: str, *, model: str, fields: list[str], windo
     body: dict = {"size": size, "query": query,
                   "rescore": rescore_clause(query_text, model=model, fields=fields, window_size=window_size,
                                             score_mode=score_mode, query_weight=query_weight, model_weight=model_weight,
-                                            text_source=text_source, normalization=normalization)}
+                                            text_source=text_source, normalization=normalization,
+                                            token_ids_field=token_ids_field)}
     if source is not None:
         body["_source"] = source
     check_rescore_body(body)
@@ -119,8 +124,11 @@ def check_rescore_clause(clause: dict) -> None:
         value = params.get(name, 1.0)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise DistilRankError(f"{name} must be a finite number, got {value!r}")
+    tif = params.get("token_ids_field")
+    if tif is not None and (not isinstance(tif, str) or not tif.strip()):
+        raise DistilRankError(f"token_ids_field must be a field name, got {tif!r}")
     unknown = set(params) - {"model", "query_text", "fields", "score_mode", "query_weight", "model_weight", "normalization",
-                             "text_source"}
+                             "text_source", "token_ids_field"}
     if unknown:
         raise DistilRankError(f"unknown {PLUGIN} parameter(s) {sorted(unknown)}")
 

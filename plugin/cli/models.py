@@ -32,12 +32,25 @@ def cmd_rescore_body(args: argparse.Namespace) -> None:
     query = json.loads(args.query) if args.query else None
     body = rescore_search_body(args.query_text, model=args.model, fields=fields, window_size=args.window_size, size=args.size,
                                query=query, score_mode=args.score_mode, query_weight=args.query_weight,
-                               model_weight=args.model_weight, text_source=args.text_source, normalization=args.normalization)
+                               model_weight=args.model_weight, text_source=args.text_source, normalization=args.normalization,
+                               token_ids_field=args.token_ids_field)
     if args.index:
         from distilrank.plugin.pipelines import check_fields
 
         check_fields(transport(args), args.index, fields)
     emit(args, body, json.dumps(body, indent=2, ensure_ascii=False))
+
+
+def cmd_tokenize_index(args: argparse.Namespace) -> None:
+    """``distilrank plugin tokenize-index``: :func:`distilrank.plugin.tokenize_index.tokenize_index`."""
+    from distilrank.plugin.tokenize_index import tokenize_index
+
+    t = transport(args)
+    fields = [f for f in args.fields.split(",") if f]
+    res = tokenize_index(t, args.index, args.zip, fields, field=args.field, batch=args.batch, log=log)
+    finish(args, t, res, f"{res['documents']} documents of {res['index']} hold token ids in {res['field']} (tokenizer "
+                         f"{res['fingerprint']}; {res['empty_texts']} with an empty text); rescore with "
+                         f"\"token_ids_field\": \"{res['field']}\"")
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
@@ -281,9 +294,19 @@ def _add_alias_commands(add) -> None:
     p.add_argument("--model-weight", type=float, help="blend: weight of the student's logit (default: the model's stored one, else 1)")
     p.add_argument("--normalization", choices=["none", "min_max", "z_score"],
                    help="blend: per-shard-window normalisation of both signals (default: the model's stored one, else none)")
-    p.add_argument("--text-source", choices=["auto", "_source", "stored"], help="where the rescorer reads the fields (default: auto)")
+    p.add_argument("--text-source", choices=["auto", "_source", "stored", "doc_values"],
+                   help="where the rescorer reads the fields (default: auto)")
+    p.add_argument("--token-ids-field", help="binary field with index-time token ids (from 'plugin tokenize-index'): the "
+                                             "rescorer reads ids instead of texts where they match the model's tokenizer")
     p.add_argument("--query", help="first-stage query as JSON (default: match/multi_match of --query-text on --fields)")
     p.add_argument("--index", help="check that the index maps the fields (needs the cluster)")
+    p = add("tokenize-index", cmd_tokenize_index, "write each document's token ids under a model zip's tokenizer into a binary "
+                                                  "doc-values field, so the rescorer reads ids instead of reading and tokenizing text")
+    p.add_argument("--index", required=True, help="the index whose documents get token ids (updated in place)")
+    p.add_argument("--zip", required=True, help="the model zip whose tokenizer.json tokenizes the documents")
+    p.add_argument("--fields", required=True, help="document field(s) the model reads, comma-separated, as in the rescore body")
+    p.add_argument("--field", default="distilrank_token_ids", help="the binary field to write (default distilrank_token_ids)")
+    p.add_argument("--batch", type=int, default=500, help="documents per scroll page and bulk request (default 500)")
     p = add("rollback", cmd_rollback, "point an alias back at the model it pointed to before the last promote")
     p.add_argument("alias", help="alias name")
     p = add("ensure", cmd_plugin_ensure, "make an alias serve again (after a restart): recreate its pipeline, redeploy its model, check it")

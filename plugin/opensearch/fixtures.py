@@ -12,6 +12,9 @@ Run: .venv/bin/python plugin/opensearch/fixtures.py OUT_DIR   (from the reposito
 * ``student.zip`` (a default-architecture student with random weights, exported by ``distilrank export``'s code
   path) + ``student.scores.jsonl``: ``LocalScorer`` logits (one pair per ONNX Runtime call, as ML Commons runs it)
   for 400 real (query, title) pairs, which the Java ONNX Runtime path must match in one batch.
+* ``<name>.token_ids.jsonl`` (``{"d", "b64"}``): each document's index-time token ids as
+  :mod:`distilrank.plugin.token_ids` writes them (base64 of the binary field value) under that tokenizer.json, which
+  the Java ``TokenIds`` decoder must read back as exactly the ids the Java tokenizer gives the text.
 * ``blend.cases.jsonl`` (written at every run, numpy only): windows of float32 first-pass scores and logits (1 to
   1,000 hits, ties, zero variance) with ``plugin/blend.py``'s combined float32 scores and rescored order for each
   normalisation, which the Java blend must equal bit for bit.
@@ -73,10 +76,17 @@ def parity_sample() -> list[tuple[str, str]]:
 
 
 def write_cases(out: Path, name: str, tok, pairs: list[tuple[str, str]]) -> None:
+    from distilrank.plugin.token_ids import DocumentTokenizer
+
     tok.save(str(out / f"{name}.tokenizer.json"))
     with open(out / f"{name}.cases.jsonl", "w", encoding="utf-8") as fh:
         for (q, d), enc in zip(pairs, tok.encode_batch(pairs)):
             fh.write(json.dumps({"q": q, "d": d, "ids": enc.ids, "types": enc.type_ids}, ensure_ascii=False) + "\n")
+    docs = [d for _, d in pairs]
+    encoded = DocumentTokenizer((out / f"{name}.tokenizer.json").read_bytes()).encoded(docs)
+    with open(out / f"{name}.token_ids.jsonl", "w", encoding="utf-8") as fh:
+        for d, b64 in zip(docs, encoded):
+            fh.write(json.dumps({"d": d, "b64": b64}, ensure_ascii=False) + "\n")
 
 
 def write_blend_cases(out: Path) -> int:

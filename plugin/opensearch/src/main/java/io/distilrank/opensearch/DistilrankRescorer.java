@@ -7,6 +7,7 @@ import org.apache.lucene.search.ScoreDoc;
 import org.apache.lucene.search.TopDocs;
 import org.opensearch.OpenSearchStatusException;
 import org.opensearch.core.rest.RestStatus;
+import org.opensearch.index.fielddata.IndexFieldData;
 import org.opensearch.search.rescore.RescoreContext;
 import org.opensearch.search.rescore.Rescorer;
 
@@ -38,6 +39,9 @@ final class DistilrankRescorer implements Rescorer {
         final String queryText;
         final List<String> fields;
         final DocumentTexts.Source source;
+        /** The {@code binary} doc-values field holding index-time token ids ({@link TokenIds}), or {@code null}. */
+        final String tokenIdsField;
+        final IndexFieldData<?> tokenIds;
         final BlendParams blend;
         final String shard;
         /** The window this context rescored (the fetch phase of a one-shard search explains with the same context). */
@@ -46,7 +50,7 @@ final class DistilrankRescorer implements Rescorer {
         StageTimes times;
 
         Context(int windowSize, ModelCache cache, String requested, String modelId, String sha256, String queryText, List<String> fields,
-                DocumentTexts.Source source, BlendParams blend, String shard) {
+                DocumentTexts.Source source, String tokenIdsField, IndexFieldData<?> tokenIds, BlendParams blend, String shard) {
             super(windowSize, INSTANCE);
             this.cache = cache;
             this.requested = requested;
@@ -55,6 +59,8 @@ final class DistilrankRescorer implements Rescorer {
             this.queryText = queryText;
             this.fields = fields;
             this.source = source;
+            this.tokenIdsField = tokenIdsField;
+            this.tokenIds = tokenIds;
             this.blend = blend;
             this.shard = shard;
         }
@@ -72,17 +78,46 @@ final class DistilrankRescorer implements Rescorer {
                     + "deleted while the search ran); retry the search", RestStatus.SERVICE_UNAVAILABLE);
             }
             try {
-                long t0 = System.nanoTime();
-                String[] texts = DocumentTexts.read(searcher, docs, fields, source);
-                model.times().add(StageTimes.READ_TEXTS, System.nanoTime() - t0);
+                int[][] ids = new int[docs.length][];
+                if (tokenIds != null) {
+                    readTokenIds(searcher, docs, model, ids);
+                }
+                String[] texts = readMissingTexts(searcher, docs, ids, model.times());
                 times = model.times();
-                return model.score(queryText, Arrays.asList(texts));
+                return model.score(queryText, ids, texts);
             } catch (ai.onnxruntime.OrtException e) {
                 throw new OpenSearchStatusException("distilrank model [" + modelId + "] failed: " + e.getMessage(),
                     RestStatus.INTERNAL_SERVER_ERROR, e);
             } finally {
                 model.release();
             }
+        }
+
+        private void readTokenIds(IndexSearcher searcher, int[] docs, StudentModel model, int[][] ids) throws IOException {
+            long t0 = System.nanoTime();
+            int[] misses = DocumentTokenIds.read(searcher, docs, tokenIds, model.tokenizerFingerprint(), ids);
+            model.times().add(StageTimes.READ_TOKEN_IDS, System.nanoTime() - t0);
+            model.times().tokenIds(docs.length - Arrays.stream(misses).sum(), misses);
+            if (misses[TokenIds.Miss.TOKENIZER_MISMATCH.ordinal()] > 0 || misses[TokenIds.Miss.MALFORMED.ordinal()] > 0) {
+                model.warnTokenIds(shard, tokenIdsField, misses);
+            }
+        }
+
+        /** The texts of the documents without token ids ({@code null} elsewhere): all of them when none were read. */
+        private String[] readMissingTexts(IndexSearcher searcher, int[] docs, int[][] ids, StageTimes stageTimes) throws IOException {
+            String[] texts = new String[docs.length];
+            int[] missing = java.util.stream.IntStream.range(0, docs.length).filter(i -> ids[i] == null).toArray();
+            if (missing.length == 0) {
+                return texts;
+            }
+            long t0 = System.nanoTime();
+            int[] sub = Arrays.stream(missing).map(i -> docs[i]).toArray();
+            String[] read = DocumentTexts.read(searcher, sub, fields, source);
+            for (int k = 0; k < missing.length; k++) {
+                texts[missing[k]] = read[k];
+            }
+            stageTimes.add(StageTimes.READ_TEXTS, System.nanoTime() - t0);
+            return texts;
         }
 
         /** Where {@link ModelCache} keeps this shard's window: shard, reader, model, query, blend and the window's documents. */

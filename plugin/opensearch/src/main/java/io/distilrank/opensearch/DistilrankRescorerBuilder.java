@@ -22,7 +22,8 @@ import java.util.function.Supplier;
 
 /**
  * {@code "rescore": {"window_size": 100, "distilrank": {"model": "prod", "query_text": "...", "fields": ["title"],
- * "score_mode": "blend", "query_weight": 1.0, "model_weight": 1.0, "normalization": "min_max", "text_source": "auto"}}}.
+ * "score_mode": "blend", "query_weight": 1.0, "model_weight": 1.0, "normalization": "min_max", "text_source": "auto",
+ * "token_ids_field": "distilrank_token_ids"}}}.
  *
  * <p>Rewrite (async, no blocking): on the coordinating node {@code model} is resolved once per search to a model id,
  * its SHA-256 and the {@code blend} settings stored with it ({@link ModelStore#resolve}); the body's
@@ -30,7 +31,9 @@ import java.util.function.Supplier;
  * field by field ({@link BlendParams#resolve}), and the resolved values travel to the shards. On every node that
  * runs the rescore the model is then loaded into the node's {@link ModelCache} if it is not there yet. The shard
  * context checks that each field is mapped and picks where the text is read from ({@code auto}: stored fields when
- * every field is stored, else {@code _source}).
+ * every field is stored, else {@code _source}). With {@code token_ids_field} (a {@code binary} field with doc values
+ * holding each document's ids from index time, {@link TokenIds}) the texts are only read for documents whose ids are
+ * missing or were written by another tokenizer.
  * Every problem is a 4xx error with a message naming it.
  */
 public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankRescorerBuilder> {
@@ -43,6 +46,7 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
     private static final ParseField MODEL_WEIGHT = new ParseField("model_weight");
     private static final ParseField NORMALIZATION = new ParseField("normalization");
     private static final ParseField TEXT_SOURCE = new ParseField("text_source");
+    private static final ParseField TOKEN_IDS_FIELD = new ParseField("token_ids_field");
 
     /** The coordinator's resolution: the model and the blend the shards use. */
     private record Resolution(ModelStore.Resolved model, BlendParams blend) {}
@@ -54,6 +58,7 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
     private BlendParams given = BlendParams.NONE_GIVEN;
     private BlendParams resolved;
     private String textSource = "auto";
+    private String tokenIdsField;
     private String modelId;
     private String sha256;
     private Supplier<Resolution> pending;
@@ -76,6 +81,7 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         if (in.readBoolean()) {
             resolved = new BlendParams(in.readString(), in.readDouble(), in.readDouble(), in.readString());
         }
+        tokenIdsField = in.readOptionalString();
     }
 
     @Override
@@ -97,6 +103,7 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
             out.writeDouble(resolved.modelWeight());
             out.writeString(resolved.normalization());
         }
+        out.writeOptionalString(tokenIdsField);
     }
 
     /** Refuses a window below 1 (core would fail with a 500 on a negative array size). */
@@ -146,9 +153,11 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
                     normalization = parser.text();
                 } else if (TEXT_SOURCE.match(field, parser.getDeprecationHandler())) {
                     b.textSource = parser.text();
+                } else if (TOKEN_IDS_FIELD.match(field, parser.getDeprecationHandler())) {
+                    b.tokenIdsField = parser.text();
                 } else {
                     throw new ParsingException(parser.getTokenLocation(), "[distilrank] unknown field [" + field + "] (known: model, query_text, "
-                        + "fields, score_mode, query_weight, model_weight, normalization, text_source)");
+                        + "fields, score_mode, query_weight, model_weight, normalization, text_source, token_ids_field)");
                 }
             } else {
                 throw new ParsingException(parser.getTokenLocation(), "[distilrank] unexpected " + token + " for field [" + field + "]");
@@ -194,6 +203,9 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
             builder.field(NORMALIZATION.getPreferredName(), given.normalization());
         }
         builder.field(TEXT_SOURCE.getPreferredName(), textSource);
+        if (tokenIdsField != null) {
+            builder.field(TOKEN_IDS_FIELD.getPreferredName(), tokenIdsField);
+        }
         builder.endObject();
     }
 
@@ -206,6 +218,7 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         b.given = given;
         b.resolved = resolved;
         b.textSource = textSource;
+        b.tokenIdsField = tokenIdsField;
         b.modelId = modelId;
         b.sha256 = sha256;
         return b;
@@ -296,8 +309,23 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
             throw ModelStore.badRequest("[distilrank] model [" + modelId + "] is not loaded on this node");
         }
         String shard = context.index().getUUID() + "/" + context.getShardId();
-        return new DistilrankRescorer.Context(windowSize, cache, model, modelId, sha256, queryText, List.copyOf(fields), source, resolved,
-            shard);
+        return new DistilrankRescorer.Context(windowSize, cache, model, modelId, sha256, queryText, List.copyOf(fields), source,
+            tokenIdsField, tokenIdsData(context), resolved, shard);
+    }
+
+    /** The field data of {@code token_ids_field} ({@code null} when not given); 400 unless it is a binary field with doc values. */
+    private org.opensearch.index.fielddata.IndexFieldData<?> tokenIdsData(QueryShardContext context) {
+        if (tokenIdsField == null) {
+            return null;
+        }
+        MappedFieldType type = context.fieldMapper(tokenIdsField);
+        if (type == null || !"binary".equals(type.typeName()) || !type.hasDocValues()) {
+            throw ModelStore.badRequest("[distilrank] token_ids_field [" + tokenIdsField + "] must be mapped in index ["
+                + context.index().getName() + "] as {\"type\": \"binary\", \"doc_values\": true} (distilrank plugin tokenize-index "
+                + "adds and fills it), got " + (type == null ? "no mapping" : type.typeName()
+                + (type.hasDocValues() ? "" : " without doc_values")));
+        }
+        return context.getForField(type);
     }
 
     @Override
@@ -307,13 +335,13 @@ public final class DistilrankRescorerBuilder extends RescorerBuilder<DistilrankR
         }
         DistilrankRescorerBuilder b = (DistilrankRescorerBuilder) o;
         return model.equals(b.model) && queryText.equals(b.queryText) && fields.equals(b.fields) && given.equals(b.given)
-            && Objects.equals(resolved, b.resolved) && textSource.equals(b.textSource)
+            && Objects.equals(resolved, b.resolved) && textSource.equals(b.textSource) && Objects.equals(tokenIdsField, b.tokenIdsField)
             && Objects.equals(modelId, b.modelId) && Objects.equals(sha256, b.sha256);
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(super.hashCode(), model, queryText, fields, given, resolved, textSource, modelId, sha256);
+        return Objects.hash(super.hashCode(), model, queryText, fields, given, resolved, textSource, tokenIdsField, modelId, sha256);
     }
 
     String model() {

@@ -25,6 +25,7 @@ public final class StudentModel {
     private final String modelId;
     private final String sha256;
     private final StudentTokenizer tokenizer;
+    private final byte[] tokenizerFingerprint;
     private final OrtScorer scorer;
     private final long zipBytes;
     private final long onnxBytes;
@@ -32,13 +33,15 @@ public final class StudentModel {
     private final long loadedAtMillis;
     private final AtomicInteger refs = new AtomicInteger(1);
     private final AtomicLong uses = new AtomicLong();
+    private final java.util.concurrent.atomic.AtomicBoolean warnedTokenIds = new java.util.concurrent.atomic.AtomicBoolean();
     private final StageTimes times = new StageTimes();
 
-    private StudentModel(String modelId, String sha256, StudentTokenizer tokenizer, OrtScorer scorer, long zipBytes, long onnxBytes,
-                         long loadMillis) {
+    private StudentModel(String modelId, String sha256, StudentTokenizer tokenizer, byte[] tokenizerFingerprint, OrtScorer scorer,
+                         long zipBytes, long onnxBytes, long loadMillis) {
         this.modelId = modelId;
         this.sha256 = sha256;
         this.tokenizer = tokenizer;
+        this.tokenizerFingerprint = tokenizerFingerprint;
         this.scorer = scorer;
         this.zipBytes = zipBytes;
         this.onnxBytes = onnxBytes;
@@ -66,7 +69,7 @@ public final class StudentModel {
             throw new IllegalArgumentException("model [" + modelId + "]: the stored zip has sha256 " + actual + ", expected " + expectedSha256);
         }
         byte[] onnx = null;
-        String tokenizerJson = null;
+        byte[] tokenizerJson = null;
         try (ZipInputStream in = new ZipInputStream(new ByteArrayInputStream(zip))) {
             ZipEntry e;
             while ((e = in.getNextEntry()) != null) {
@@ -76,30 +79,57 @@ public final class StudentModel {
                     }
                     onnx = in.readAllBytes();
                 } else if (e.getName().equals("tokenizer.json")) {
-                    tokenizerJson = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+                    tokenizerJson = in.readAllBytes();
                 }
             }
         }
         if (onnx == null || tokenizerJson == null) {
             throw new IllegalArgumentException("model [" + modelId + "]: the zip needs one .onnx file and tokenizer.json at its root");
         }
-        StudentTokenizer tok = StudentTokenizer.fromJson(tokenizerJson);
+        StudentTokenizer tok = StudentTokenizer.fromJson(new String(tokenizerJson, StandardCharsets.UTF_8));
         OrtScorer scorer = new OrtScorer(onnx, threads);
-        return new StudentModel(modelId, actual, tok, scorer, zip.length, onnx.length, (System.nanoTime() - t0) / 1_000_000);
+        return new StudentModel(modelId, actual, tok, TokenIds.fingerprint(tokenizerJson), scorer, zip.length, onnx.length,
+            (System.nanoTime() - t0) / 1_000_000);
     }
 
     /** Logits of {@code query} against each document, in order (one ONNX Runtime run); its stage times go to {@link #times()}. */
     public float[] score(String query, List<String> documents) throws OrtException {
+        return score(query, new int[documents.size()][], documents.toArray(new String[0]));
+    }
+
+    /**
+     * Logits of {@code query} against each document, in order, in one ONNX Runtime run: document {@code i} is
+     * {@code ids[i]} (its ids from index time, {@link TokenIds}) when not {@code null}, else {@code texts[i]} tokenized now.
+     */
+    public float[] score(String query, int[][] ids, String[] texts) throws OrtException {
         long t0 = System.nanoTime();
         int[] q = tokenizer.tokenize(query);
-        List<StudentTokenizer.Encoding> batch = new ArrayList<>(documents.size());
-        for (String d : documents) {
-            batch.add(tokenizer.encodePair(q, tokenizer.tokenize(d)));
+        List<StudentTokenizer.Encoding> batch = new ArrayList<>(ids.length);
+        for (int i = 0; i < ids.length; i++) {
+            batch.add(tokenizer.encodePair(q, ids[i] != null ? ids[i] : tokenizer.tokenize(texts[i])));
         }
         times.add(StageTimes.TOKENIZE, System.nanoTime() - t0);
-        times.window(documents.size());
+        times.window(ids.length);
         uses.incrementAndGet();
         return scorer.score(batch, times);
+    }
+
+    /**
+     * Logs once per loaded model that a shard's index-time token ids could not be used (another tokenizer wrote them, or
+     * they are malformed): those documents are scored from their text, correct but slower. {@code _stats} counts each.
+     */
+    void warnTokenIds(String shard, String field, int[] misses) {
+        if (warnedTokenIds.compareAndSet(false, true)) {
+            org.apache.logging.log4j.LogManager.getLogger(StudentModel.class).warn("distilrank model [{}]: shard [{}] field [{}] holds token "
+                + "ids it cannot use ({} from another tokenizer, {} malformed); their texts are read and tokenized instead. Write the "
+                + "ids again with this model's tokenizer.json (distilrank plugin tokenize-index).", modelId, shard, field,
+                misses[TokenIds.Miss.TOKENIZER_MISMATCH.ordinal()], misses[TokenIds.Miss.MALFORMED.ordinal()]);
+        }
+    }
+
+    /** The first 8 bytes of the SHA-256 of this model's {@code tokenizer.json}: what index-time token ids must carry. */
+    byte[] tokenizerFingerprint() {
+        return tokenizerFingerprint.clone();
     }
 
     /** Where this model's rescore time went on this node. */
