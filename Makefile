@@ -9,7 +9,7 @@ COMPAT := .cache/compat
 # check that the exported tokenizer.json and graph behave identically there.
 COMPAT_PYTHONS := $(CURDIR)/$(COMPAT)/tokenizers-0.19/bin/python:$(CURDIR)/$(COMPAT)/ml-commons-3.x/bin/python
 
-.PHONY: install teachers compat demo demo-sst2 esci test test-integration bench bench-rerank clean test-serving install-sizes
+.PHONY: install teachers compat demo demo-sst2 esci test test-integration bench bench-rerank bench-rerank-esci clean test-serving install-sizes
 
 install: $(STAMP)
 
@@ -81,6 +81,13 @@ bench: install
 # rescorer vs ML Commons rerank (student, MiniLM-L6 shape), side by side, with the machine's load average beside them
 bench-rerank: install
 	$(BIN)/python bench/rerank_latency.py
+
+# the same on real product documents: the ESCI catalogue as configs/esci.toml indexes it and the student `make esci`
+# ships (ESCI_ZIP), every text source incl. index-time token ids, depths 10-500, ML Commons student and MiniLM-L6 shape
+ESCI_ZIP ?= runs/esci/final/export/distilrank-esci-student.zip
+bench-rerank-esci: install
+	$(BIN)/python bench/esci_rescore_latency.py --zip $(ESCI_ZIP) --text-source _source --text-source auto \
+		--text-source token_ids --depth 10 --depth 50 --depth 100 --depth 500 --ml-commons --searches 60
 
 # size of a fresh full install and of a fresh serving-only install, side by side (throwaway venvs; pip cache reused)
 install-sizes:

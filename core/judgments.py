@@ -14,7 +14,9 @@ Accepted formats (``fmt="auto"`` picks one from the file name and content):
 * ``json``: a JSON array of such objects, or an OpenSearch
   Search-Relevance-Workbench judgment file
   ``{"judgmentRatings": [{"query": ..., "ratings": [{"docId": ..., "rating": "100.000"}]}]}``
-  (the ESCI judgments shipped by OpenSearch use this, ratings 100/10/1/0).
+  (the ESCI judgments shipped by OpenSearch use this, ratings 100/10/1/0), including a whole
+  ``PUT _plugins/_search_relevance/judgments`` ``IMPORT_JUDGMENT`` body (its ``name``/``type``/``description``
+  are ignored), such as the ``judgments.json`` of ``distilrank ab export-srw`` (ratings 0-3: no grade map).
 
 Grades are kept as the raw numbers in the file (they must be finite and
 ``>= 0``) unless ``grade_map`` maps them.  For ESCI, the raw 100/10/1/0 scale

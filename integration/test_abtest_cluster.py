@@ -131,7 +131,7 @@ def _human() -> dict[str, dict[str, float]]:
 
 
 def _check_against_report(res: dict, runs: dict[str, dict[str, list[str]]], grades: dict[str, dict[str, float]]):
-    fns = {"ndcg@10": _ndcg10, "mrr@10": _mrr10, "precision@10": _p10, "recall@10": _r10}
+    fns = {"NDCG@10": _ndcg10, "MRR": _mrr10, "Precision@10": _p10, "Recall@10": _r10}  # the names SRW writes
     judged = [q for q in runs["bm25"] if grades.get(q)]
     for arm in ("bm25", "student"):
         for metric, fn in fns.items():
@@ -145,7 +145,7 @@ def _check_against_report(res: dict, runs: dict[str, dict[str, list[str]]], grad
             assert res["arms"][arm]["queries"][q]["doc_ids"] == runs[arm][q]
             unjudged = sum(d not in grades[q] for d in runs[arm][q][:10])
             assert res["arms"][arm]["queries"][q]["n_unjudged_at_k"] == unjudged
-    comp = next(c for c in res["comparisons"] if c["metric"] == "ndcg@10")
+    comp = next(c for c in res["comparisons"] if c["metric"] == "NDCG@10")
     deltas = [_ndcg10(runs["student"][q], grades[q]) - _ndcg10(runs["bm25"][q], grades[q])
               for q in judged if _ndcg10(runs["bm25"][q], grades[q]) is not None]
     assert comp["n"] == len(deltas)
@@ -174,7 +174,7 @@ def test_ab_run_with_human_judgments(cluster, setup, capsys):
         lat = res["arms"][arm]["latency_ms"]
         assert lat["n"] == 17 and 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
     html = Path(out["report"]["html"]).read_text()
-    assert "data:image/png;base64," in html and "ndcg@10" in html and "queries without judgments" in html.lower()
+    assert "data:image/png;base64," in html and "NDCG@10" in html and "queries without judgments" in html.lower()
 
 
 def test_ab_run_with_a_rescorer_arm(cluster, setup, capsys):
@@ -226,7 +226,7 @@ def test_ab_run_with_teacher_judge_and_promote(cluster, setup, capsys, t):
     assert w["wins_baseline"] + w["wins_arm"] + w["ties"] == len(queries)
 
     report = out["report"]["json"]
-    comp = next(c for c in res["comparisons"] if c["metric"] == "ndcg@10")
+    comp = next(c for c in res["comparisons"] if c["metric"] == "NDCG@10")
     rc = main(["--json", "ab", "promote", "--report", report, "--alias", PROD, "--url", cluster.url])
     if comp["significant"] and comp["delta_mean"] > 0:
         assert rc == 0

@@ -232,7 +232,7 @@ def test_run_ranking_serves_each_fold_and_writes_the_ab_report(e2e, t):
     report = json.loads((out / "ab" / "report.json").read_text())
     assert Path(serve["report"]["html"]) == out / "ab" / "report.html" and (out / "ab" / "report.html").stat().st_size > 1000
     assert report["arm_names"] == ["bm25", "student", "teacher"] and report["baseline"] == "bm25"
-    assert "ndcg@10" in report["metrics"] and "ndcg_esci@10" in report["metrics"]
+    assert "NDCG@10" in report["metrics"] and "ndcg_esci@10" in report["metrics"]
     assert report["gain"] == "exponential" and report["relevance_threshold"] == 3.0
     assert set(report["arms"]["bm25"]["queries"]) == set(test_queries)  # test queries only
     for arm in ("student", "teacher"):

@@ -162,7 +162,10 @@ def test_alias_switch_under_the_rescorer(cluster, t, indices, models):
     body = rescore.rescore_search_body(q, model=ALIAS, fields=["title"], window_size=30, size=10)
     pool = _search(cluster, INDEX, {"size": 30, "query": {"match": {"title": q}}})
     try:
-        api.promote(t, ALIAS, reg1["model_id"])
+        change = api.promote(t, ALIAS, reg1["model_id"])
+        # warmed before the alias moved: loaded on the node and one window of the alias's depth scored
+        assert change["warmed"]["model_id"] == reg1["model_id"] and change["warmed"]["window_size"] == change["spec"]["depth"]
+        assert reg1["model_id"] in {m["model_id"] for m in rescore.stats(t)["models"]}
         want, scores = _expected(LocalScorer(s1.zip), q, pool, 10)
         _assert_same_ranking(_search(cluster, INDEX, body), want, scores, "after promote")
     finally:
@@ -221,7 +224,7 @@ def test_a_model_not_uploaded_to_the_rescorer_is_a_clear_400(cluster, t, indices
     s = icecat_student.build_icecat_student(tmp_path, seed=5, name="rescorer-student-s5")
     reg = api.register(t, s.zip, group=GROUP, deploy=True, progress=False, rescorer=False)
     try:
-        api.promote(t, ALIAS, reg["model_id"])
+        assert api.promote(t, ALIAS, reg["model_id"])["warmed"] is None  # nothing uploaded to the rescorer to warm
         status, info = _error(cluster, INDEX, rescore.rescore_search_body("usb cable", model=ALIAS, fields=["title"]))
         assert status == 400 and "has not been uploaded to the distilrank rescorer" in info, info
     finally:

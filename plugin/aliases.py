@@ -28,6 +28,19 @@ class AliasChange:
     previous_model_id: str | None
     spec: dict
     history: list[dict] = field(default_factory=list)
+    #: the rescorer's answer to warming the new model before the alias moved (``None``: no rescorer copy to warm)
+    warmed: dict | None = None
+
+
+def warm_rescorer(t: Transport, model_id: str, *, window_size: int = 100) -> dict | None:
+    """Load ``model_id`` into the rescorer of the answering node and score one dummy window of ``window_size``, so the
+    first rescored search after an alias moves to it does not pay the load (about 2 s for a 73 MB zip). ``None`` when the
+    cluster has no rescorer plugin or the model was never uploaded to it (ML Commons-only models)."""
+    from distilrank.plugin import rescore, rescorer_api
+
+    if not rescore.rescorer_installed(t) or not (rescorer_api.model_record(t, model_id) or {}).get("complete"):
+        return None
+    return rescorer_api.warm(t, model_id, window_size=window_size)
 
 
 def _require_deployed(t: Transport, model_id: str, what: str) -> dict:
@@ -94,6 +107,7 @@ def promote(t: Transport, alias: str, model_id: str, *, document_fields: list[st
     changed, so of two concurrent promotes one wins and the other raises
     :class:`registry_store.ConcurrentChangeError` without touching the pipeline or the history."""
     _require_deployed(t, model_id, f"promote {alias}")
+    warmed = warm_rescorer(t, model_id, window_size=depth or 100)  # before the alias moves: its first search is warm
     claim, record = _claim(t, alias, "promote", model_id, pipeline)
     try:
         name = pipeline or record.get("pipeline") or pipeline_name(alias)
@@ -111,7 +125,7 @@ def promote(t: Transport, alias: str, model_id: str, *, document_fields: list[st
         history.append({"model_id": current.model_id, "spec": asdict(current), "at": registry_store.now()})
     _commit(t, claim, {"alias": alias, "pipeline": name, "model_id": model_id, "params": asdict(spec),
                        "history": history, "updated_at": registry_store.now()})
-    return AliasChange(alias, name, model_id, previous, asdict(spec), history)
+    return AliasChange(alias, name, model_id, previous, asdict(spec), history, warmed)
 
 
 def rollback(t: Transport, alias: str) -> AliasChange:
@@ -127,13 +141,14 @@ def rollback(t: Transport, alias: str) -> AliasChange:
         target = history.pop()
         _require_deployed(t, target["model_id"], f"rollback {alias}")
         spec = RerankSpec(**{**target["spec"], "alias": alias})
+        warmed = warm_rescorer(t, spec.model_id, window_size=spec.depth)
         put_rerank_pipeline(t, record["pipeline"], spec)
     except BaseException:
         _release(t, claim, record)
         raise
     _commit(t, claim, {"alias": alias, "pipeline": record["pipeline"], "model_id": spec.model_id, "params": asdict(spec),
                        "history": history, "updated_at": registry_store.now(), "rolled_back_from": record["model_id"]})
-    return AliasChange(alias, record["pipeline"], spec.model_id, record["model_id"], asdict(spec), history)
+    return AliasChange(alias, record["pipeline"], spec.model_id, record["model_id"], asdict(spec), history, warmed)
 
 
 def aliases(t: Transport) -> list[dict]:

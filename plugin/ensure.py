@@ -111,8 +111,13 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
         ok, detail = _predict_ok(t, model_id)
         if not ok:
             raise ClusterError(f"alias {alias}: model {model_id} is deployed but _predict fails: {detail}")
+    from distilrank.plugin.aliases import warm_rescorer
+
+    warmed = warm_rescorer(t, model_id, window_size=spec.depth)  # after a restart: the rescorer's first search is warm
+    if warmed and not warmed.get("skipped") and not warmed.get("already_loaded"):
+        actions.append(f"loaded {model_id} into the rescorer ({warmed.get('load_ms', 0):.0f} ms)")
     out: dict = {"alias": alias, "pipeline": pipe, "model_id": model_id, "state_before": state_before, "actions": actions,
-                 "check": detail}
+                 "check": detail, "rescorer_warmed": warmed}
     if zip_path and t.live(f"smoke test of {model_id} against {zip_path}"):
         out["smoke_test"] = asdict(smoke_test(t, model_id, zip_path, tolerance=tolerance))
     if index:

@@ -126,3 +126,49 @@ def delete_doc(t: Transport, index: str, doc_id: str, *, refresh: str | None = "
                cas: tuple[int | None, int | None] | None = None, ok_statuses: tuple[int, ...] = ()) -> dict:
     """``DELETE <index>/_doc/<id>`` (``cas`` as for :func:`put_doc`); a missing document is HTTP 404."""
     return t.request("DELETE", f"/{index}/_doc/{doc_id}", params=_doc_params(refresh, cas), ok_statuses=ok_statuses)
+
+
+def put_mapping(t: Transport, index: str, properties: dict) -> dict:
+    """``PUT <index>/_mapping`` adding ``properties`` (existing fields must keep their mapping)."""
+    return t.request("PUT", f"/{index}/_mapping", {"properties": properties})
+
+
+def scroll_start(t: Transport, index: str, body: dict, *, keep_alive: str = "2m") -> dict:
+    """``POST <index>/_search?scroll=<keep_alive>``: the first page and its ``_scroll_id``."""
+    return t.request("POST", f"/{index}/_search", body, params={"scroll": keep_alive})
+
+
+def scroll_next(t: Transport, scroll_id: str, *, keep_alive: str = "2m") -> dict:
+    """``POST _search/scroll``: the next page of a scroll."""
+    return t.request("POST", "/_search/scroll", {"scroll": keep_alive, "scroll_id": scroll_id})
+
+
+def scroll_clear(t: Transport, scroll_id: str) -> dict:
+    """``DELETE _search/scroll`` of one scroll (404 when it already expired)."""
+    return t.request("DELETE", "/_search/scroll", {"scroll_id": scroll_id}, ok_statuses=(404,))
+
+
+def bulk_update(t: Transport, index: str, updates: Sequence[tuple[str, dict]]) -> dict:
+    """``POST _bulk`` of one partial ``update`` (``{"doc": fields}``) per ``(doc id, fields)``; the bulk response."""
+    lines = []
+    for doc_id, fields in updates:
+        lines.append(json.dumps({"update": {"_index": index, "_id": doc_id}}))
+        lines.append(json.dumps({"doc": fields}, ensure_ascii=False))
+    return t.request("POST", "/_bulk", "\n".join(lines) + "\n", idempotent=True,
+                     dry_response={"errors": False, "items": [{"update": {"_id": d, "result": "updated"}} for d, _ in updates]})
+
+
+def pit_open(t: Transport, index: str, *, keep_alive: str) -> dict | None:
+    """``POST <index>/_search/point_in_time?keep_alive=..``: ``{"pit_id", ...}``, or ``None`` when the index does not exist."""
+    resp = t.request("POST", f"/{index}/_search/point_in_time", params={"keep_alive": keep_alive}, ok_statuses=(404,))
+    return None if resp.get("status") == 404 else resp
+
+
+def pit_search(t: Transport, body: dict) -> dict:
+    """``POST _search`` with a ``pit`` section in ``body`` (no index in the path: the point in time names it)."""
+    return t.request("POST", "/_search", body)
+
+
+def pit_close(t: Transport, pit_id: str) -> dict:
+    """``DELETE _search/point_in_time`` of one point in time (404 when it already expired)."""
+    return t.request("DELETE", "/_search/point_in_time", {"pit_id": [pit_id]}, ok_statuses=(404,))

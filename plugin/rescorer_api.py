@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 
+from distilrank.errors import DistilRankError
 from distilrank.plugin.transport import Transport
 
 BASE = "/_plugins/distilrank"
@@ -37,6 +38,19 @@ def upload_chunk(t: Transport, model_id: str, index: int, data: bytes, *, sha256
 def delete_model(t: Transport, model_id: str) -> dict:
     """``DELETE _plugins/distilrank/models/<id>``: remove the rescorer's copy (and evict it from the answering node's cache)."""
     return t.request("DELETE", f"{BASE}/models/{model_id}")
+
+
+def warm(t: Transport, model_id: str, *, window_size: int = 100) -> dict:
+    """``POST _plugins/distilrank/models/<id>/_warm``: the answering node loads the model (unless loaded) and scores one
+    dummy window of ``window_size``; answers ``already_loaded``, ``load_ms``, ``warm_window_ms``, ``node``, ``load_steps_ms``."""
+    resp = t.request("POST", f"{BASE}/models/{model_id}/_warm", params={"window_size": int(window_size)}, ok_statuses=(400,),
+                     dry_response={"model_id": model_id, "already_loaded": False, "load_ms": 0.0, "warm_window_ms": 0.0})
+    if resp.get("status") == 400 and "no handler found" in str(resp.get("error")):
+        return {"model_id": model_id, "skipped": "the rescorer plugin on this cluster predates _warm: the first search that "
+                                                 "names the model loads it"}
+    if resp.get("status") == 400:
+        raise DistilRankError(f"warming model {model_id} in the rescorer failed: {resp.get('error')}")
+    return resp
 
 
 def stats(t: Transport) -> dict:

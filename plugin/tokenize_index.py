@@ -54,7 +54,7 @@ def ensure_mapping(t: Transport, index: str, field: str) -> bool:
             raise DistilRankError(f"index {index!r}: field {field!r} is mapped as {json.dumps(props[field])}, not "
                                   f"{json.dumps(TOKEN_IDS_MAPPING)}; choose another --field")
         return False
-    t.request("PUT", f"/{index}/_mapping", {"properties": {field: dict(TOKEN_IDS_MAPPING)}})
+    index_api.put_mapping(t, index, {field: dict(TOKEN_IDS_MAPPING)})
     return True
 
 
@@ -68,8 +68,7 @@ def tokenize_index(t: Transport, index: str, zip_path: str | Path, fields: Seque
     tok = DocumentTokenizer.from_zip(zip_path)
     added = ensure_mapping(t, index, field)
     done = empty = 0
-    resp = t.request("POST", f"/{index}/_search", {"size": batch, "_source": list(fields), "sort": ["_doc"]},
-                     params={"scroll": "2m"})
+    resp = index_api.scroll_start(t, index, {"size": batch, "_source": list(fields), "sort": ["_doc"]})
     scroll_id = resp.get("_scroll_id")
     try:
         while resp["hits"]["hits"]:
@@ -79,22 +78,18 @@ def tokenize_index(t: Transport, index: str, zip_path: str | Path, fields: Seque
             _bulk_update(t, index, [h["_id"] for h in hits], field, tok.encoded(texts))
             done += len(hits)
             log(f"tokenize {index}: {done} documents")
-            resp = t.request("POST", "/_search/scroll", {"scroll": "2m", "scroll_id": scroll_id})
+            resp = index_api.scroll_next(t, scroll_id)
             scroll_id = resp.get("_scroll_id", scroll_id)
     finally:
         if scroll_id:
-            t.request("DELETE", "/_search/scroll", {"scroll_id": scroll_id}, ok_statuses=(404,))
+            index_api.scroll_clear(t, scroll_id)
     index_api.refresh(t, index)
     return {"index": index, "field": field, "documents": done, "empty_texts": empty, "fingerprint": tok.fingerprint.hex(),
             "mapping_added": added}
 
 
 def _bulk_update(t: Transport, index: str, ids: Sequence[str], field: str, values: Sequence[str]) -> None:
-    lines = []
-    for doc_id, value in zip(ids, values, strict=True):
-        lines.append(json.dumps({"update": {"_index": index, "_id": doc_id}}))
-        lines.append(json.dumps({"doc": {field: value}}))
-    res = t.request("POST", "/_bulk", "\n".join(lines) + "\n", idempotent=True)
+    res = index_api.bulk_update(t, index, [(doc_id, {field: value}) for doc_id, value in zip(ids, values, strict=True)])
     if res.get("errors"):
         bad = next(it["update"] for it in res["items"] if it["update"].get("error"))
         raise DistilRankError(f"writing token ids into {index!r} failed for document {bad.get('_id')!r}: {bad['error']}")

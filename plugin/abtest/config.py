@@ -14,6 +14,7 @@ Example (``configs/ab-icecat.toml``)::
     grade_map = "esci"                 # optional
     gain = "exponential"               # or "linear"
     threshold = 1                      # grade >= threshold is relevant
+    primary_metric = "NDCG@10"         # optional: what ab promote decides on (any spelling: "ndcg@10", "MRR", ...)
     baseline = "bm25"                  # default: the first arm
     out = "runs/ab/icecat"             # report.json + report.html
     id_field = "_id"                   # hit field matching the judgments' doc ids
@@ -114,10 +115,29 @@ class ABConfig:
     impressions: int = 10
     teacher_judge: TeacherJudgeConfig | None = None
     connection: dict = field(default_factory=dict)
+    primary_metric: str | None = None
 
 
 EXPERIMENT_KEYS = {"name", "index", "judgments", "queryset", "grade_map", "k", "gain", "threshold", "baseline", "out",
-                   "id_field", "seed", "alpha", "n_permutations", "bootstrap_resamples", "impressions", "teacher_judge"}
+                   "id_field", "seed", "alpha", "n_permutations", "bootstrap_resamples", "impressions", "teacher_judge",
+                   "primary_metric"}
+
+
+def _check_primary_metric(path: Path, cfg: ABConfig) -> None:
+    """``experiment.primary_metric``: a metric of every report (any spelling, e.g. ``"ndcg@10"`` or ``"NDCG@10"``),
+    cut at ``experiment.k``; stored in the report's spelling."""
+    from distilrank.errors import DistilRankError
+    from distilrank.plugin.abtest.metrics import METRICS, canonical_metric_name, parse_metric_name
+
+    if cfg.primary_metric is None:
+        return
+    if not isinstance(cfg.primary_metric, str) or parse_metric_name(cfg.primary_metric) is None:
+        raise ConfigError(path, "experiment.primary_metric", f"{cfg.primary_metric!r} is not one of the metrics "
+                          f"{', '.join(METRICS)} (written e.g. \"NDCG@{cfg.k}\", \"MRR\", \"ndcg@{cfg.k}\")")
+    try:
+        cfg.primary_metric = canonical_metric_name(cfg.primary_metric, cfg.k)
+    except DistilRankError as exc:
+        raise ConfigError(path, "experiment.primary_metric", str(exc)) from None
 
 
 def _resolve(base: Path, value: str | None) -> str | None:
@@ -214,11 +234,12 @@ def load_ab_config(path: str | Path) -> ABConfig:
             out=_resolve(base, exp.get("out", "runs/ab")), id_field=str(exp.get("id_field", "_id")), seed=int(exp.get("seed", 0)),
             alpha=float(exp.get("alpha", 0.05)), n_permutations=int(exp.get("n_permutations", 10_000)),
             bootstrap_resamples=int(exp.get("bootstrap_resamples", 10_000)), impressions=int(exp.get("impressions", 10)),
-            teacher_judge=teacher, connection=dict(raw.get("opensearch", {})))
+            teacher_judge=teacher, connection=dict(raw.get("opensearch", {})), primary_metric=exp.get("primary_metric"))
     except (TypeError, ValueError) as exc:
         raise ConfigError(path, "experiment", f"a number field has a bad value ({exc})") from None
     if cfg.k < 1:
         raise ConfigError(path, "experiment.k", "must be >= 1")
     if cfg.gain not in ("exponential", "linear"):
         raise ConfigError(path, "experiment.gain", "must be 'exponential' or 'linear'")
+    _check_primary_metric(path, cfg)
     return cfg

@@ -15,7 +15,7 @@ For every fold (a :class:`FoldModels`: its test queries and the zips of its two 
     3. undeploy the fold's two models (``undeploy_after``)
 
 Then the runs of all folds (each query is in exactly one fold's test set) are evaluated once against the judgments
-with :func:`distilrank.plugin.abtest.offline.evaluate_runs` (grades 3/2/1/0: ``ndcg@k`` with exponential gain
+with :func:`distilrank.plugin.abtest.offline.evaluate_runs` (grades 3/2/1/0: ``NDCG@k`` with exponential gain
 ``2^g - 1``, relevant = Exact for MRR/precision/recall; plus ``ndcg_esci@k`` with the ESCI linear gains E 1.0,
 S 0.1, C 0.01, I 0, given as a function of the grade) and written with
 :func:`distilrank.plugin.abtest.report.write_report` to ``<out>/report.json`` and ``report.html``.  Latency is the
@@ -39,6 +39,7 @@ from distilrank.atomic import write_json
 from distilrank.errors import DistilRankError
 from distilrank.grades import esci_gain
 from distilrank.judgments import Judgments
+from distilrank.plugin.abtest.metrics import metric_name
 
 Log = Callable[[str], None]
 #: grades -> gains (same shape), e.g. the ESCI task's E 1.0, S 0.1, C 0.01, I 0 for grades 3/2/1/0
@@ -263,7 +264,7 @@ def compare_fold_aliases(transport, setup: FoldAliasSetup, folds: Iterable[FoldM
     results = evaluate_runs(merged, j, k=k, baseline="bm25", gain="exponential", threshold=EXPONENTIAL_THRESHOLD, seed=setup.seed)
     esci = evaluate_runs(merged, gain_judgments(j, esci_gain), k=k, metrics=("ndcg",), baseline="bm25", gain="linear",
                          threshold=1.0, seed=setup.seed, click_model=None)
-    _merge_metric(results, esci, f"ndcg@{k}", f"ndcg_esci@{k}")
+    _merge_metric(results, esci, metric_name("ndcg", k), f"ndcg_esci@{k}")
     _describe_results(results, setup, merged, queries, fold_info)
     title = (f"distilrank A/B on the cluster: bm25 vs student (BM25 + distilled student rerank) vs teacher "
              f"(BM25 + cross-encoder rerank), top {setup.depth} reranked, {len(fold_info)} folds, {len(queries)} queries")
@@ -319,7 +320,7 @@ def _serve_folds(transport, setup: FoldAliasSetup, folds: Iterable[FoldModels], 
 def _describe_results(results: dict, setup: FoldAliasSetup, merged: dict[str, dict], queries: list[str], fold_info: list[dict]) -> None:
     """Add what the A/B report shows beyond the metrics: latency added vs bm25, notes, experiment, arms and folds."""
     k, n_folds = setup.k, len(fold_info)
-    ndcg, ndcg_esci = f"ndcg@{k}", f"ndcg_esci@{k}"
+    ndcg, ndcg_esci = metric_name("ndcg", k), f"ndcg_esci@{k}"
     lat = {a: results["arms"][a]["latency_ms"] for a in ARMS}
     base = lat["bm25"]
     differs = {a: float(np.mean([merged[a][q].doc_ids != merged["bm25"][q].doc_ids for q in queries])) for a in ARMS}
@@ -349,7 +350,7 @@ def _serve_summary(results: dict, setup: FoldAliasSetup, paths: dict[str, Path],
                    seconds: float) -> dict:
     """The short summary :func:`compare_fold_aliases` returns (see there)."""
     k = setup.k
-    ndcg, ndcg_esci = f"ndcg@{k}", f"ndcg_esci@{k}"
+    ndcg, ndcg_esci = metric_name("ndcg", k), f"ndcg_esci@{k}"
     lat = {a: results["arms"][a]["latency_ms"] for a in ARMS}
     base = lat["bm25"]
     differs = {a: results["latency_vs_baseline"][a]["top_k_differs_from_bm25"] for a in ARMS}

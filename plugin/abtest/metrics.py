@@ -17,10 +17,14 @@ Conventions:
   ``1 / log2(rank + 1)`` for 1-based ranks.
 * NDCG@k = DCG@k / IDCG@k where the ideal DCG sorts *all* judged docs of the
   query (returned or not) by grade, so a list missing a highly graded doc loses.
-* MRR@k = 1 / rank of the first relevant doc within the top ``k``, else 0.
+* MRR@k = 1 / rank of the first relevant doc within the top ``k``, else 0 (reported as ``MRR``, SRW's name).
 * Precision@k = relevant docs in the top ``k`` / ``k`` (a list shorter than
   ``k`` is not excused: missing slots count as non-relevant).
 * Recall@k = relevant docs in the top ``k`` / all relevant judged docs.
+
+Reports name the metrics as the Search Relevance Workbench does (:func:`metric_name`: ``NDCG@10``, ``MRR``,
+``Precision@10``, ``Recall@10``); :func:`canonical_metric_name` and :func:`find_metric` read any spelling, also the
+lower-case ``ndcg@10`` / ``mrr@10`` of older reports and configs.
 
 Undefined values follow the convention of :mod:`distilrank.metrics`: the metric functions return
 ``nan``, never raise and never drop the query.  Every metric is ``nan`` for a query with no judgments
@@ -46,9 +50,59 @@ NO_RELEVANT = "query has no relevant judged document"
 NO_GAIN = "query has no judged document with positive gain"
 
 
+#: how reports name each metric, as the Search Relevance Workbench writes it (:mod:`.srw_schema`): ``MRR`` has no
+#: ``@k`` there although it is cut at ``k`` (the report's ``k``)
+REPORT_NAMES = {"ndcg": "NDCG@{k}", "mrr": "MRR", "precision": "Precision@{k}", "recall": "Recall@{k}"}
+#: other spellings read back (reports written before the SRW names, configs): lower-case name -> metric
+ALIASES = {"ndcg": "ndcg", "mrr": "mrr", "rr": "mrr", "precision": "precision", "p": "precision", "recall": "recall",
+           "r": "recall"}
+
+
 def metric_name(metric: str, k: int) -> str:
-    """``"ndcg"``, 10 -> ``"ndcg@10"``."""
-    return f"{metric}@{k}"
+    """The name a report gives ``metric`` (one of :data:`METRICS`) at cut-off ``k``: ``"ndcg"``, 10 -> ``"NDCG@10"``,
+    ``"precision"`` -> ``"Precision@10"``, ``"recall"`` -> ``"Recall@10"``, ``"mrr"`` -> ``"MRR"`` (SRW's spellings)."""
+    if metric not in REPORT_NAMES:
+        raise DistilRankError(f"unknown metric {metric!r} (known: {', '.join(METRICS)})")
+    return REPORT_NAMES[metric].format(k=k)
+
+
+def parse_metric_name(name: str) -> tuple[str, int | None] | None:
+    """``(metric, k)`` for any spelling of a metric of :data:`METRICS`, case-insensitive: ``"NDCG@10"`` and
+    ``"ndcg@10"`` -> ``("ndcg", 10)``, ``"MRR"`` -> ``("mrr", None)``, ``"P@5"`` -> ``("precision", 5)``; ``None`` for
+    other names (``"ndcg_esci@10"``)."""
+    base, _, k = str(name).strip().partition("@")
+    metric = ALIASES.get(base.lower())
+    if metric is None or (k and not k.isdigit()):
+        return None
+    return metric, int(k) if k else None
+
+
+def canonical_metric_name(name: str, k: int | None = None) -> str:
+    """``name`` in the spelling reports use (:func:`metric_name`), whatever spelling it came in; ``k`` is used when
+    the name carries none (``"mrr"``, ``"ndcg"``). Names of other metrics come back unchanged. A name whose ``@k``
+    differs from a given ``k`` raises :class:`DistilRankError`."""
+    parsed = parse_metric_name(name)
+    if parsed is None:
+        return name
+    metric, at = parsed
+    if at is not None and k is not None and at != k:
+        raise DistilRankError(f"metric {name!r} is cut at {at}, but the report's k is {k}")
+    cut = at if at is not None else k
+    if cut is None:
+        if metric == "mrr":
+            return REPORT_NAMES["mrr"]
+        raise DistilRankError(f"metric {name!r} needs a cut-off: write it as {metric_name(metric, 10)!r}")
+    return metric_name(metric, cut)
+
+
+def find_metric(name: str, available: Sequence[str], k: int | None = None) -> str:
+    """The entry of ``available`` (a report's metric names, old ``ndcg@10`` or current ``NDCG@10`` spellings) that
+    names the same metric as ``name`` (any spelling); raises :class:`DistilRankError` listing ``available``."""
+    want = canonical_metric_name(name, k)
+    for have in available:
+        if canonical_metric_name(have, k) == want:
+            return have
+    raise DistilRankError(f"metric {name!r} is not in the report (its metrics: {', '.join(available)})")
 
 
 def _check(k: int, gain: str = "exponential") -> None:
@@ -133,7 +187,7 @@ def _n_relevant_top(ranked: Sequence[str], judged: Mapping[str, float], k: int, 
 class QueryMetrics:
     """Metrics of one query for one arm.
 
-    ``values``: ``{"ndcg@10": float | None, ...}`` in the order asked; ``reasons``: for each
+    ``values``: ``{"NDCG@10": float | None, ...}`` (names of :func:`metric_name`) in the order asked; ``reasons``: for each
     ``None`` value, why it is undefined.  ``n_returned``: docs returned (before the cut at ``k``);
     ``n_unjudged_at_k``: distinct returned docs in the top ``k`` without a judgment;
     ``n_judged`` / ``n_relevant``: the query's judged / relevant docs.

@@ -10,13 +10,14 @@ that drift hits all arms alike) -> optional :func:`pool` + :func:`teacher_judge`
 when there are no human judgments -> :func:`evaluate_runs`.
 :func:`run_comparison` is collect + evaluate.
 
-Results dict (strict-JSON-able; ``None`` for undefined; schema ``"distilrank.abtest/1"``)::
+Results dict (strict-JSON-able; ``None`` for undefined; schema ``"distilrank.abtest/2"``)::
 
-    {"schema": "distilrank.abtest/1",
-     "k": 10, "metrics": ["ndcg@10", ...], "primary_metric": "ndcg@10",
+    {"schema": "distilrank.abtest/2",
+     "k": 10, "metrics": ["NDCG@10", "MRR", "Precision@10", "Recall@10"], "primary_metric": "NDCG@10",
      "gain": "exponential", "relevance_threshold": 1.0,
      "judgment_source": "human" | "model (teacher cross-encoder <name>)",
-     "judgments": {"origin", "n_queries", "n_judged_queries", "n_judgments"},
+     "judgments": {"origin", "n_queries", "n_judged_queries", "n_judgments",
+                   "grades": {"<query>": {"<doc id>": grade}}},   # the grades the metrics used (judged queries)
      "baseline": "<arm>", "arm_names": ["<baseline>", "<arm>", ...],
      "settings": {"alpha", "seed", "n_permutations", "bootstrap_resamples", "holm_family": "per metric, arms vs baseline"},
      "arms": {"<arm>": {
@@ -32,6 +33,11 @@ Results dict (strict-JSON-able; ``None`` for undefined; schema ``"distilrank.abt
                        "ties", "win_rate_arm", "ci95", "p_value", "click_model": {...}}],
      "queries_without_judgments": [query, ...],
      "queries_without_relevant": [query, ...]}
+
+Metric names are the Search Relevance Workbench's (:func:`distilrank.plugin.abtest.metrics.metric_name`).
+Schema ``distilrank.abtest/1`` (older reports) spelled them ``ndcg@10``, ``mrr@10``, ``precision@10``,
+``recall@10`` and had no ``judgments.grades``; readers take both
+(:func:`distilrank.plugin.abtest.metrics.find_metric`).
 
 ``delta = metric(arm) - metric(baseline)`` per query, over the queries where
 the metric is defined (that depends only on the judgments, so it is the same
@@ -52,10 +58,12 @@ from distilrank.errors import DistilRankError
 from distilrank.judgments import Judgments, from_pairs, model_source
 from distilrank.metrics import bootstrap_ci
 from distilrank.plugin.abtest.interleaving import ClickModel, interleave_query, summarize
-from distilrank.plugin.abtest.metrics import METRICS, metric_name, query_metrics
+from distilrank.plugin.abtest.metrics import METRICS, find_metric, metric_name, query_metrics
 from distilrank.plugin.abtest.stats import holm, latency_summary, paired_summary
 
-SCHEMA = "distilrank.abtest/1"
+SCHEMA = "distilrank.abtest/2"
+#: every schema of a results dict that readers (``ab promote``, ``ab export-srw``) accept
+SCHEMAS = ("distilrank.abtest/1", SCHEMA)
 SearchFn = Callable[[str, str, int], tuple[Sequence[str], float]]
 ScoreFn = Callable[[list[tuple[str, str]]], Sequence[float]]
 #: logit cut points so that grade = round-half-up(3 * sigmoid(logit)): ln(1/5), 0, ln(5)
@@ -256,16 +264,20 @@ def _interleave_arms(runs: Runs, judgments: Judgments, arm_names: list[str], bas
 def evaluate_runs(runs: Runs, judgments: Judgments, *, k: int = 10, metrics: Sequence[str] = METRICS,
                   baseline: str | None = None, gain: str = "exponential", threshold: float = 1.0,
                   alpha: float = 0.05, seed: int = 0, n_permutations: int = 10_000, bootstrap_resamples: int = 10_000,
-                  click_model: ClickModel | None = ClickModel(), impressions: int = 10) -> dict:
+                  click_model: ClickModel | None = ClickModel(), impressions: int = 10,
+                  primary_metric: str | None = None) -> dict:
     """Metrics, paired comparisons vs ``baseline`` (default: first arm), Holm, latency, interleaving.
 
     Queries evaluated: ``judgments.queries`` (each must be in every arm's runs).  Interleaving
     (skipped when ``click_model`` is ``None``) simulates ``impressions`` users per judged query
-    on ``baseline`` (team A) vs each arm (team B).  Returns the results dict of the module docstring.
+    on ``baseline`` (team A) vs each arm (team B).  ``primary_metric`` (any spelling, e.g. ``"ndcg@10"`` or
+    ``"NDCG@10"``; default the first of ``metrics``) is the one ``ab promote`` and the report's plots use.
+    Returns the results dict of the module docstring.
     """
     queries = list(judgments.queries)
     arm_names, baseline = _check_runs(runs, queries, baseline)
     names = [metric_name(m, k) for m in metrics]
+    primary = find_metric(primary_metric, names, k) if primary_metric else (names[0] if names else None)
     arms_out: dict[str, Any] = {
         a: _arm_results(runs[a], judgments, queries, names, k=k, metrics=metrics, gain=gain, threshold=threshold, alpha=alpha,
                         seed=seed, bootstrap_resamples=bootstrap_resamples) for a in arm_names}
@@ -274,10 +286,11 @@ def evaluate_runs(runs: Runs, judgments: Judgments, *, k: int = 10, metrics: Seq
     interleaving = [] if click_model is None else _interleave_arms(
         runs, judgments, arm_names, baseline, queries, k=k, alpha=alpha, seed=seed, click_model=click_model, impressions=impressions)
     return {
-        "schema": SCHEMA, "k": k, "metrics": names, "primary_metric": names[0] if names else None,
+        "schema": SCHEMA, "k": k, "metrics": names, "primary_metric": primary,
         "gain": gain, "relevance_threshold": threshold, "judgment_source": judgments.source,
         "judgments": {"origin": judgments.origin, "n_queries": len(queries),
-                      "n_judged_queries": sum(1 for q in queries if judgments[q]), "n_judgments": judgments.n_judgments},
+                      "n_judged_queries": sum(1 for q in queries if judgments[q]), "n_judgments": judgments.n_judgments,
+                      "grades": {q: dict(judgments[q]) for q in queries if judgments[q]}},
         "baseline": baseline, "arm_names": arm_names,
         "settings": {"alpha": alpha, "seed": seed, "n_permutations": n_permutations,
                      "bootstrap_resamples": bootstrap_resamples, "holm_family": "per metric, arms vs baseline"},

@@ -215,7 +215,10 @@ def render_html(results: dict, figures: dict[str, bytes], *, title: str) -> str:
              f"Deltas are arm - baseline ({results['baseline']}) per query; p from a two-sided paired randomization "
              f"(sign-flip) test, 95% CI from a paired percentile bootstrap ({st.get('bootstrap_resamples')} resamples, "
              f"seed {st.get('seed')}); Holm-Bonferroni across arms per metric; significant = Holm p <= {st.get('alpha')}.",
-             "Latency percentiles: nearest-rank."]
+             "Latency percentiles: nearest-rank.",
+             "Metric names as the Search Relevance Workbench (SRW) writes them (MRR is cut at k too); values at full "
+             "precision, where SRW rounds to 2 decimals; where the conventions differ from SRW's: "
+             "plugin/abtest/README.md in the distilrank sources."]
     if results["interleaving"]:
         notes.append("Interleaving: team draft with simulated clicks from the judgments; win rate = arm wins / "
                      "(arm wins + baseline wins), Wilson 95% CI, two-sided sign test.")

@@ -7,9 +7,11 @@ with :func:`distilrank.plugin.pipelines.check_search_body`. Arms without a pipel
 ``search_pipeline=_none``, so an index default pipeline does not leak into the baseline. Latency is the client-side
 wall time of each search in milliseconds (what a caller waits for, processors included).
 
-The results dict is :mod:`distilrank.plugin.abtest.offline`'s, plus ``experiment`` (name, index, config path, judgment file)
-and ``arms_config``: per arm the pipeline, and for a distilrank rerank pipeline the model id and rerank settings
-*as evaluated* (what ``distilrank ab promote`` promotes).
+The results dict is :mod:`distilrank.plugin.abtest.offline`'s, plus ``experiment`` (name, index, config path, judgment file,
+``query_placeholder``) and ``arms_config``: per arm the pipeline, for a distilrank rerank pipeline the model id and
+rerank settings *as evaluated* (what ``distilrank ab promote`` promotes), and ``search_body``: the body every search of
+the arm sent, with ``experiment.query_placeholder`` (``{{query}}``) where the query text went (what ``ab export-srw``
+turns into a Search Relevance Workbench search configuration).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 from distilrank.errors import DistilRankError
 from distilrank.judgments import Judgments, from_pairs, load_judgments, load_queryset
 from distilrank.plugin import index_api, ml_api
-from distilrank.plugin.abtest.config import ABConfig
+from distilrank.plugin.abtest.config import PLACEHOLDER, ABConfig, ArmConfig
+from distilrank.plugin.abtest.metrics import canonical_metric_name
 from distilrank.plugin.abtest.offline import collect_runs, evaluate_runs, pool, teacher_judge
 from distilrank.plugin.abtest.report import write_report
 from distilrank.plugin.pipelines import check_search_body, read_pipeline_spec
@@ -66,16 +69,24 @@ def resolve_arms(t: Transport, cfg: ABConfig) -> dict[str, dict]:
     return out
 
 
+def arm_search_body(arm: ArmConfig, info: dict, query: str, k: int) -> dict:
+    """The body one search of ``arm`` sends: its template with ``query`` filled in (:meth:`ArmConfig.body`: the
+    ``distilrank`` rescore of a rescorer arm included), plus ``ext.rerank`` when its pipeline reranks (``info`` from
+    :func:`resolve_arms`)."""
+    body = arm.body(query, k)
+    if info["rerank"]:
+        body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
+        check_search_body(body)
+    return body
+
+
 def make_search_fn(t: Transport, cfg: ABConfig, arms: dict[str, dict]) -> Callable[[str, str, int], tuple[list[str], float]]:
     """``search_fn(arm, query, k) -> (doc ids best first, wall ms)`` for :func:`distilrank.plugin.abtest.offline.collect_runs`."""
     by_name = {a.name: a for a in cfg.arms}
 
     def search_fn(arm: str, query: str, k: int) -> tuple[list[str], float]:
-        body = by_name[arm].body(query, k)
         info = arms[arm]
-        if info["rerank"]:
-            body["ext"] = {"rerank": {"query_context": {"query_text": query}}}
-            check_search_body(body)
+        body = arm_search_body(by_name[arm], info, query, k)
         params = {"search_pipeline": info["pipeline"] or "_none"}
         t0 = time.perf_counter()
         resp = index_api.search(t, cfg.index, body, params=params)
@@ -164,10 +175,14 @@ def run_ab(t: Transport, cfg: ABConfig, *, log: Callable[[str], None] = lambda m
                                    origin=f"{human.origin} + {model.origin}", queries=queries)
     results = evaluate_runs(runs, judgments, k=cfg.k, baseline=cfg.baseline or cfg.arms[0].name, gain=cfg.gain,
                             threshold=cfg.threshold, alpha=cfg.alpha, seed=cfg.seed, n_permutations=cfg.n_permutations,
-                            bootstrap_resamples=cfg.bootstrap_resamples, impressions=cfg.impressions)
+                            bootstrap_resamples=cfg.bootstrap_resamples, impressions=cfg.impressions,
+                            primary_metric=cfg.primary_metric)
     results["experiment"] = {"name": cfg.name, "index": cfg.index, "config": str(cfg.path), "judgments_file": cfg.judgments,
-                             "queryset": cfg.queryset, "latency": "client-side wall time per search, ms"}
-    results["arms_config"] = arms
+                             "queryset": cfg.queryset, "latency": "client-side wall time per search, ms",
+                             "query_placeholder": PLACEHOLDER}
+    by_name = {a.name: a for a in cfg.arms}
+    results["arms_config"] = {name: {**info, "search_body": arm_search_body(by_name[name], info, PLACEHOLDER, cfg.k)}
+                              for name, info in arms.items()}
     if write:
         paths = write_report(results, cfg.out, title=f"A/B: {cfg.name}")
         results["report"] = {k: str(v) for k, v in paths.items()}
@@ -177,13 +192,14 @@ def run_ab(t: Transport, cfg: ABConfig, *, log: Callable[[str], None] = lambda m
 def choose_winner(results: dict, arm: str | None = None, *, alpha: float | None = None) -> tuple[str, str]:
     """(arm, reason): ``arm`` if given, else the arm with the best primary metric among those significantly better
     than the baseline (Holm-adjusted p <= alpha and delta > 0). Raises when no arm beats the baseline."""
-    primary = results["primary_metric"]
+    primary, k = results["primary_metric"], results.get("k")
     if arm:
         if arm not in results["arms"]:
             raise DistilRankError(f"arm {arm!r} is not in the report (arms: {results['arm_names']})")
         return arm, "chosen explicitly"
     alpha = results["settings"]["alpha"] if alpha is None else alpha
-    winners = [c for c in results["comparisons"] if c["metric"] == primary and c["p_holm"] is not None
+    winners = [c for c in results["comparisons"] if canonical_metric_name(c["metric"], k) == canonical_metric_name(primary, k)
+               and c["p_holm"] is not None
                and c["p_holm"] <= alpha and (c["delta_mean"] or 0) > 0]
     if not winners:
         raise DistilRankError(f"no arm is significantly better than the baseline {results['baseline']!r} on {primary} "

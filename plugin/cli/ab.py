@@ -83,3 +83,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arm", action="append", required=True, help="NAME:PIPELINE:PERCENT, e.g. control::90 student:distilrank-staging:10")
     p.add_argument("ids", nargs="+", help="user or session ids to assign")
     p.set_defaults(func=cmd_ab_assign)
+    from distilrank.plugin.cli import ab_online, ab_srw, ubi
+
+    ab_online.add_commands(cmds)
+    ab_srw.add_commands(cmds)
+    ubi.add_ab_commands(cmds)

@@ -105,7 +105,8 @@ def cmd_register(args: argparse.Namespace) -> None:
         r = res["rescorer"]
         lines.append("distilrank rescorer: " + ("already had this zip" if r["reused"] else f"zip uploaded in {r['chunks']} chunk(s)"))
     if "promoted" in res:
-        lines.append(f"alias {res['promoted']['alias']} -> {res['model_id']} via search pipeline {res['promoted']['pipeline']}")
+        lines.append(f"alias {res['promoted']['alias']} -> {res['model_id']} via search pipeline {res['promoted']['pipeline']}"
+                     + _warmed(res["promoted"]))
     finish(args, t, res, "\n".join(lines))
 
 
@@ -146,7 +147,8 @@ def cmd_promote(args: argparse.Namespace) -> None:
     t = transport(args)
     res = api.promote(t, args.alias, args.model_id, document_fields=_fields(args), depth=args.depth, size=args.size,
                       index=args.index, pipeline=args.pipeline)
-    finish(args, t, res, f"alias {args.alias} -> {args.model_id} (was {res['previous_model_id']}) via pipeline {res['pipeline']}")
+    finish(args, t, res, f"alias {args.alias} -> {args.model_id} (was {res['previous_model_id']}) via pipeline {res['pipeline']}"
+                         + _warmed(res))
 
 
 def cmd_rollback(args: argparse.Namespace) -> None:
@@ -154,7 +156,20 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
     t = transport(args)
     res = api.rollback(t, args.alias)
-    finish(args, t, res, f"alias {args.alias} rolled back: {res['previous_model_id']} -> {res['model_id']} via pipeline {res['pipeline']}")
+    finish(args, t, res, f"alias {args.alias} rolled back: {res['previous_model_id']} -> {res['model_id']} via pipeline {res['pipeline']}"
+                         + _warmed(res))
+
+
+def _warmed(change: dict) -> str:
+    """The line saying the rescorer warmed the model before the alias moved (empty without a rescorer copy)."""
+    w = change.get("warmed")
+    if not w:
+        return ""
+    if w.get("skipped"):
+        return f"\nrescorer not warmed: {w['skipped']}"
+    how = "already loaded" if w.get("already_loaded") else f"loaded in {w.get('load_ms', 0):.0f} ms"
+    return (f"\nrescorer warmed {w.get('model_id')} on node {w.get('node')} before the alias moved ({how}, one window of "
+            f"{w.get('window_size')} in {w.get('warm_window_ms', 0):.0f} ms)")
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -229,6 +244,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=func)
         return p
 
+    from distilrank.plugin.cli import ubi
+
+    ubi.add_plugin_commands(cmds)
     add("preflight", cmd_preflight, "check versions, plugins, ML Commons settings, ML nodes, breakers and disk; explain each fix")
     p = add("register", cmd_register, "register a model zip (idempotent by sha256); --deploy, --promote ALIAS for the whole way to a live pipeline")
     p.add_argument("zip", help="model zip from 'distilrank export' (model-card.json beside it is stored too)")

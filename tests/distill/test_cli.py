@@ -90,7 +90,9 @@ def test_every_subcommand_dispatches_to_its_own_function():
     funcs = dict(leaves(build_parser()))
     assert {p[0] for p in funcs} == {"run", "augment", "transfer-set", "teacher", "targets", "student", "eval", "export", "plugin", "ab"}
     assert {p[1] for p in funcs if p[0] == "plugin"} == {"preflight", "register", "deploy", "predict", "pipeline", "promote",
-                                                         "rescore-body", "explain", "rollback", "ensure", "list", "undeploy", "delete"}
+                                                         "rescore-body", "explain", "rollback", "ensure", "list", "undeploy", "delete",
+                                                         "tokenize-index", "ubi-init"}
+    assert {p[1] for p in funcs if p[0] == "ab"} == {"run", "promote", "assign", "online", "coec", "export-srw", "simulate-ubi"}
     assert all(callable(f) for f in funcs.values())
     assert len(set(funcs.values())) == len(funcs)
 

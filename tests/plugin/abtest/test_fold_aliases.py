@@ -1,6 +1,6 @@
 """The per-fold alias A/B against a fake cluster: registering behind the fold's aliases, searching the arms, caching
 the runs by the zips' sha256 (a resumed comparison registers and searches nothing), undeploying, and the merged
-report (``ndcg@k`` with exponential gain plus ``ndcg_esci@k`` with the given gains)."""
+report (``NDCG@k`` with exponential gain plus ``ndcg_esci@k`` with the given gains)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_serves_each_fold_behind_its_aliases_writes_one_report_and_resumes(tmp_p
     lat = summary["latency_ms"]
     assert lat["student"]["p50_added"] == pytest.approx(lat["student"]["p50"] - lat["bm25"]["p50"]) and lat["teacher"]["p50_added"] > 0
     report = json.loads((setup.out / "report.json").read_text())
-    assert report["metrics"][-1] == "ndcg_esci@5" and "ndcg@5" in report["metrics"] and report["relevance_threshold"] == 3.0
+    assert report["metrics"][-1] == "ndcg_esci@5" and "NDCG@5" in report["metrics"] and report["relevance_threshold"] == 3.0
     assert report["experiment"]["config"] == "run.toml" and report["experiment"]["judgments_file"] == "j.csv"
     assert [f["fold"] for f in report["folds"]] == [0, 1] and set(report["arms"]["bm25"]["queries"]) == set(QUERIES)
     assert summary["ndcg_esci"]["bm25"] == report["arms"]["bm25"]["summary"]["ndcg_esci@5"]["mean"]

@@ -59,7 +59,7 @@ def test_duplicates_credited_once():
 
 def test_query_metrics_reports_unjudged_and_reasons():
     qm = query_metrics(RANKED, JUDGED, 3)
-    assert list(qm.values) == ["ndcg@3", "mrr@3", "precision@3", "recall@3"]
+    assert list(qm.values) == ["NDCG@3", "MRR", "Precision@3", "Recall@3"]
     assert qm.n_unjudged_at_k == 1 and qm.n_returned == 4 and qm.n_judged == 4 and qm.n_relevant == 3
     assert qm.reasons == {}
     assert query_metrics(RANKED, JUDGED, 2).n_unjudged_at_k == 0
@@ -70,8 +70,8 @@ def test_query_metrics_reports_unjudged_and_reasons():
     assert none.n_unjudged_at_k == 2
 
     zeros = query_metrics(["a", "b"], {"a": 0.0, "b": 0.0}, 10, metrics=("ndcg", "recall", "mrr", "precision"))
-    assert zeros.values == {"ndcg@10": None, "recall@10": None, "mrr@10": 0.0, "precision@10": 0.0}
-    assert zeros.reasons == {"ndcg@10": NO_GAIN, "recall@10": NO_RELEVANT}
+    assert zeros.values == {"NDCG@10": None, "Recall@10": None, "MRR": 0.0, "Precision@10": 0.0}
+    assert zeros.reasons == {"NDCG@10": NO_GAIN, "Recall@10": NO_RELEVANT}
 
 
 def test_matches_score_based_ndcg_when_every_judged_doc_is_ranked():

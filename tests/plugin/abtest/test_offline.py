@@ -50,7 +50,7 @@ def test_schema_and_per_query_metrics(results):
     j = make_judgments()
     fn = make_search_fn(j)
     assert results["schema"] == SCHEMA and results["baseline"] == "bm25"
-    assert results["metrics"] == ["ndcg@5", "mrr@5", "precision@5", "recall@5"] and results["primary_metric"] == "ndcg@5"
+    assert results["metrics"] == ["NDCG@5", "MRR", "Precision@5", "Recall@5"] and results["primary_metric"] == "NDCG@5"
     assert results["arm_names"] == ["bm25", "student", "same"] and results["judgment_source"] == "human"
     assert results["judgments"]["n_queries"] == 25 and results["judgments"]["n_judged_queries"] == 24
     for arm in results["arm_names"]:
@@ -61,7 +61,7 @@ def test_schema_and_per_query_metrics(results):
             assert pq["doc_ids"] == ids[:5] and pq["n_returned"] == len(ids) and pq["took_ms"] == took
         took_all = [pq["took_ms"] for pq in results["arms"][arm]["queries"].values()]
         assert results["arms"][arm]["latency_ms"] == latency_summary(took_all)
-    s = results["arms"]["student"]["summary"]["ndcg@5"]
+    s = results["arms"]["student"]["summary"]["NDCG@5"]
     assert s["n"] == 24 and s["mean"] == pytest.approx(1.0) and s["ci95"][0] <= s["mean"] <= s["ci95"][1]
 
 
@@ -78,22 +78,22 @@ def test_unjudged_and_queries_without_judgments_are_reported(results):
 def test_comparisons_stats_and_holm(results):
     comps = {(c["arm"], c["metric"]): c for c in results["comparisons"]}
     assert set(comps) == {(a, m) for a in ("student", "same") for m in results["metrics"]}
-    st = comps[("student", "ndcg@5")]
+    st = comps[("student", "NDCG@5")]
     base = results["arms"]["bm25"]["queries"]
     arm = results["arms"]["student"]["queries"]
-    assert st["n"] == 24 and set(st["deltas"]) == {q for q in base if base[q]["metrics"]["ndcg@5"] is not None}
+    assert st["n"] == 24 and set(st["deltas"]) == {q for q in base if base[q]["metrics"]["NDCG@5"] is not None}
     for q, d in st["deltas"].items():
-        assert d == pytest.approx(arm[q]["metrics"]["ndcg@5"] - base[q]["metrics"]["ndcg@5"])
+        assert d == pytest.approx(arm[q]["metrics"]["NDCG@5"] - base[q]["metrics"]["NDCG@5"])
     assert st["delta_mean"] == pytest.approx(st["mean_arm"] - st["mean_baseline"])
     assert st["ci95"][0] <= st["delta_mean"] <= st["ci95"][1] and st["ci95"][0] > 0
     assert st["wins"] == 24 and st["losses"] == 0 and st["p_method"] == "monte-carlo"
     assert st["p_value"] == pytest.approx(1 / 4001) and st["significant"]
-    same = comps[("same", "ndcg@5")]
+    same = comps[("same", "NDCG@5")]
     assert same["delta_mean"] == 0 and same["p_value"] == 1.0 and same["ties"] == 24 and not same["significant"]
     for m in results["metrics"]:
         fam = [comps[(a, m)] for a in ("student", "same")]
         assert [c["p_holm"] for c in fam] == holm([c["p_value"] for c in fam])
-    assert comps[("same", "recall@5")]["ci95"] == [0.0, 0.0]
+    assert comps[("same", "Recall@5")]["ci95"] == [0.0, 0.0]
 
 
 def test_interleaving_results(results):
@@ -124,7 +124,7 @@ def test_icecat_sample_end_to_end():
         docs = sorted(j[query], key=lambda d: (-j[query][d], d) if arm == "rerank" else d)
         return docs[:k], 10.0
     r = run_comparison(j, ["bm25", "rerank"], search_fn, k=3, threshold=3, n_permutations=100, bootstrap_resamples=100)
-    assert r["arms"]["rerank"]["summary"]["precision@3"]["mean"] == 1.0
+    assert r["arms"]["rerank"]["summary"]["Precision@3"]["mean"] == 1.0
     assert r["comparisons"][0]["p_method"] == "exact" and r["comparisons"][0]["n"] == 2
 
 

@@ -43,7 +43,7 @@ def test_json_strict_and_round_trips(written):
     assert paths == {"html": out / "report.html", "json": out / "report.json"}
     data = _strict(paths["json"].read_text())
     assert data["schema"] == results["schema"] and data["arm_names"] == ["base", "good <b>"]
-    assert data["arms"]["base"]["queries"]["q0"]["metrics"]["ndcg@5"] is None
+    assert data["arms"]["base"]["queries"]["q0"]["metrics"]["NDCG@5"] is None
     assert data["queries_without_judgments"] == ["<script>alert('x')</script> & co"]
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json"]  # no temp files left behind
 
@@ -63,7 +63,7 @@ def test_html_tables_plots_and_escaping(written):
     assert head.count("<table>") == 3  # arms, deltas vs baseline, interleaving: before any plot
     for heading in ("<h2>Arms</h2>", "<h2>Deltas vs baseline base</h2>", "<h2>Interleaving</h2>"):
         assert heading in head
-    for col in ("ndcg@5", "p50 ms", "p95 ms", "p99 ms", "p (Holm)", "significant (alpha=0.05)", "win/loss/tie"):
+    for col in ("NDCG@5", "p50 ms", "p95 ms", "p99 ms", "p (Holm)", "significant (alpha=0.05)", "win/loss/tie"):
         assert f"<th>{col}</th>" in head
     assert "<b>Judgment source:</b> human" in page
     imgs = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', page)
@@ -78,10 +78,10 @@ def test_summary_rows_mark_significance():
     results = _results()
     rows = summary_rows(results)
     assert [r["arm"] for r in rows] == ["base (baseline)", "good <b>"]
-    assert rows[1]["ndcg@5"].startswith("1.0000 [1.0000, 1.0000] n=11")
+    assert rows[1]["NDCG@5"].startswith("1.0000 [1.0000, 1.0000] n=11")
     comps = comparison_rows(results)
-    ndcg = next(r for r in comps if r["metric"] == "ndcg@5")
-    c = next(c for c in results["comparisons"] if c["metric"] == "ndcg@5")
+    ndcg = next(r for r in comps if r["metric"] == "NDCG@5")
+    c = next(c for c in results["comparisons"] if c["metric"] == "NDCG@5")
     assert ndcg["significant (alpha=0.05)"] == ("YES" if c["p_holm"] <= 0.05 else "no") == "YES"
     assert ndcg["win/loss/tie"] == f"{c['wins']}/{c['losses']}/{c['ties']}"
 

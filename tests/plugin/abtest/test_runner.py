@@ -23,7 +23,7 @@ def _results(better: bool, n: int = 20):
 
 def test_significant_winner_is_chosen():
     arm, reason = choose_winner(_results(True))
-    assert arm == "student" and "ndcg@3" in reason and "Holm p" in reason
+    assert arm == "student" and "NDCG@3" in reason and "Holm p" in reason
 
 
 def test_no_significant_winner_refuses_unless_named():

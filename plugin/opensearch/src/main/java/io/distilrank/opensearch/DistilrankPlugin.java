@@ -77,7 +77,7 @@ public final class DistilrankPlugin extends Plugin implements SearchPlugin, Acti
     public List<RestHandler> getRestHandlers(Settings settings, RestController restController, ClusterSettings clusterSettings,
                                              IndexScopedSettings indexScopedSettings, SettingsFilter settingsFilter,
                                              IndexNameExpressionResolver indexNameExpressionResolver, Supplier<DiscoveryNodes> nodesInCluster) {
-        return List.of(new RestHandlers.Models(), new RestHandlers.Stats(cache));
+        return List.of(new RestHandlers.Models(), new RestHandlers.Stats(cache), new RestHandlers.Warm(cache));
     }
 
     @Override

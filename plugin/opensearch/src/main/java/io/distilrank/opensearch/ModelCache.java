@@ -93,9 +93,13 @@ public final class ModelCache {
                 return;
             }
             int chunks = ((Number) record.get("total_chunks")).intValue();
+            long readStart = System.nanoTime();
             ModelStore.readZip(client, modelId, chunks, ActionListener.wrap(zip -> client.threadPool().generic().execute(() -> {
                 try {
-                    done.onResponse(StudentModel.load(modelId, zip, sha256, threads));
+                    double readMs = (System.nanoTime() - readStart) / 1e6;
+                    StudentModel m = StudentModel.load(modelId, zip, sha256, threads);
+                    m.readZipMillis(readMs);
+                    done.onResponse(m);
                 } catch (IllegalArgumentException e) {
                     done.onFailure(new OpenSearchStatusException(e.getMessage(), RestStatus.BAD_REQUEST, e));
                 } catch (Exception | LinkageError e) {
@@ -154,6 +158,7 @@ public final class ModelCache {
             s.put("onnx_bytes", m.onnxBytes());
             s.put("vocab_size", m.vocabSize());
             s.put("load_ms", m.loadMillis());
+            s.put("load_steps_ms", new java.util.TreeMap<>(m.loadSteps()));
             s.put("loaded_at_ms", m.loadedAtMillis());
             s.put("rescores", m.uses());
             s.put("stages", m.times().toMap());

@@ -23,6 +23,8 @@ import java.util.Map;
  *       "model_weight", "normalization"}} (what {@code distilrank plugin register} sends; the last chunk's {@code blend}
  *       is stored in the upload record);</li>
  *   <li>{@code GET _plugins/distilrank/models/{model_id}}: the upload record; {@code DELETE} the same path removes it;</li>
+ *   <li>{@code POST _plugins/distilrank/models/{model_id}/_warm}: load the model on the node that answers and run one
+ *       dummy window ({@link Warm});</li>
  *   <li>{@code GET _plugins/distilrank/_stats}: the models loaded on the node that answers, and its JVM heap.</li>
  * </ul>
  */
@@ -72,6 +74,83 @@ final class RestHandlers {
                     new byte[0]);
             }
             return channel -> client.execute(ModelAdminAction.INSTANCE, req, new RestToXContentListener<>(channel));
+        }
+    }
+
+    /**
+     * {@code POST _plugins/distilrank/models/{model_id}/_warm?window_size=100}: load the model into this node's cache
+     * (unless it is there) and score one dummy window of {@code window_size} documents, so the next search that names it
+     * pays neither the load nor ONNX Runtime's first run at that size. Answers {@code model_id}, {@code sha256},
+     * {@code already_loaded}, {@code load_ms} (this call's wait for the load), {@code warm_window_ms} and the node.
+     * The node that answers is the one warmed.
+     */
+    static final class Warm extends BaseRestHandler {
+        private final ModelCache cache;
+
+        Warm(ModelCache cache) {
+            this.cache = cache;
+        }
+
+        @Override
+        public String getName() {
+            return "distilrank_warm";
+        }
+
+        @Override
+        public List<Route> routes() {
+            return List.of(new Route(RestRequest.Method.POST, "/_plugins/distilrank/models/{model_id}/_warm"));
+        }
+
+        @Override
+        protected RestChannelConsumer prepareRequest(RestRequest request, NodeClient client) {
+            String modelId = request.param("model_id");
+            int window = request.paramAsInt("window_size", 100);
+            if (window < 1 || window > 10_000) {
+                throw new IllegalArgumentException("window_size must be between 1 and 10000, got " + window);
+            }
+            return channel -> ModelStore.readRecord(client, modelId, org.opensearch.core.action.ActionListener.wrap(record -> {
+                if (record == null || !Boolean.TRUE.equals(record.get("complete"))) {
+                    channel.sendResponse(new BytesRestResponse(RestStatus.NOT_FOUND, "application/json", "{\"error\":\"model [" + modelId
+                        + "] has no complete upload in " + ModelStore.MODELS_INDEX + " (distilrank plugin register uploads it)\"}"));
+                    return;
+                }
+                String sha = String.valueOf(record.get("sha256"));
+                boolean already = cache.isLoaded(modelId, sha);
+                long t0 = System.nanoTime();
+                cache.ensureLoaded(client, modelId, sha, org.opensearch.core.action.ActionListener.wrap(m -> client.threadPool().generic()
+                    .execute(() -> respondWarm(channel, client, m, sha, already, (System.nanoTime() - t0) / 1e6, window)),
+                    e -> fail(channel, e)));
+            }, e -> fail(channel, e)));
+        }
+
+        private static void fail(org.opensearch.rest.RestChannel channel, Exception e) {
+            try {
+                channel.sendResponse(new BytesRestResponse(channel, e));
+            } catch (java.io.IOException inner) {
+                e.addSuppressed(inner);
+            }
+        }
+
+        private void respondWarm(org.opensearch.rest.RestChannel channel, NodeClient client, StudentModel m, String sha, boolean already,
+                                 double loadMs, int window) {
+            try {
+                if (!m.acquire()) {
+                    throw new IllegalStateException("model [" + m.modelId() + "] was evicted while warming; warm it again");
+                }
+                double warmMs;
+                try {
+                    warmMs = m.warmWindow(window);
+                } finally {
+                    m.release();
+                }
+                XContentBuilder b = channel.newBuilder();
+                b.startObject().field("model_id", m.modelId()).field("sha256", sha).field("already_loaded", already)
+                    .field("load_ms", loadMs).field("warm_window_ms", warmMs).field("window_size", window)
+                    .field("node", client.getLocalNodeId()).field("load_steps_ms", new java.util.TreeMap<>(m.loadSteps())).endObject();
+                channel.sendResponse(new BytesRestResponse(RestStatus.OK, b));
+            } catch (Exception e) {
+                fail(channel, e);
+            }
         }
     }
 
