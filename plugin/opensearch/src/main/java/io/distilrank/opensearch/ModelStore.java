@@ -115,6 +115,29 @@ public final class ModelStore {
             }), l -> client.get(new GetRequest(MODELS_INDEX, modelId), l));
     }
 
+    /**
+     * The decoded {@code data} field of one chunk document, read with a streaming parser that decodes the base64 string
+     * straight into bytes (no source map, no intermediate String of the chunk); {@code null} when the field is missing.
+     */
+    static byte[] chunkData(GetResponse chunk) throws java.io.IOException {
+        try (org.opensearch.core.xcontent.XContentParser p = org.opensearch.common.xcontent.XContentHelper.createParser(
+            org.opensearch.core.xcontent.NamedXContentRegistry.EMPTY,
+            org.opensearch.core.xcontent.DeprecationHandler.THROW_UNSUPPORTED_OPERATION, chunk.getSourceAsBytesRef(),
+            org.opensearch.common.xcontent.XContentType.JSON)) {
+            p.nextToken();
+            org.opensearch.core.xcontent.XContentParser.Token token;
+            while ((token = p.nextToken()) == org.opensearch.core.xcontent.XContentParser.Token.FIELD_NAME) {
+                String field = p.currentName();
+                p.nextToken();
+                if ("data".equals(field)) {
+                    return p.binaryValue();
+                }
+                p.skipChildren();
+            }
+            return null;
+        }
+    }
+
     /** The zip bytes of {@code modelId} reassembled from its {@code totalChunks} chunks (one multi-get). */
     public static void readZip(Client client, String modelId, int totalChunks, ActionListener<byte[]> listener) {
         MultiGetRequest req = new MultiGetRequest();
@@ -129,7 +152,13 @@ public final class ModelStore {
                         + "; upload the zip again (distilrank plugin register)"));
                     return;
                 }
-                out.write(Base64.getDecoder().decode(String.valueOf(item.getResponse().getSourceAsMap().get("data"))));
+                byte[] data = chunkData(item.getResponse());
+                if (data == null) {
+                    listener.onFailure(badRequest("model [" + modelId + "]: chunk " + item.getId() + " has no data in " + MODELS_INDEX
+                        + "; upload the zip again (distilrank plugin register)"));
+                    return;
+                }
+                out.write(data);
             }
             listener.onResponse(out.toByteArray());
         }, listener::onFailure), l -> client.multiGet(req, l));

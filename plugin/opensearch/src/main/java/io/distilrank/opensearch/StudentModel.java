@@ -53,23 +53,10 @@ public final class StudentModel {
         this.loadedAtMillis = System.currentTimeMillis();
     }
 
-    /**
-     * The JDK's own SHA-256 ({@code SUN} provider: intrinsified, about 0.2 s for a 72 MB zip on this project's machine),
-     * else the first provider that has one. OpenSearch 3.x installs a FIPS provider first, whose pure-Java SHA-256
-     * took 0.7-1.7 s for the same zip at model load.
-     */
-    static MessageDigest sha256Digest() throws NoSuchAlgorithmException {
-        try {
-            return MessageDigest.getInstance("SHA-256", "SUN");
-        } catch (java.security.NoSuchProviderException | NoSuchAlgorithmException e) {
-            return MessageDigest.getInstance("SHA-256");
-        }
-    }
-
     /** Lowercase hex SHA-256 of {@code bytes}. */
     public static String sha256(byte[] bytes) {
         try {
-            return HexFormat.of().formatHex(sha256Digest().digest(bytes));
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
