@@ -20,12 +20,17 @@ import pytest
 from conftest import skip_or_fail
 
 from distilrank.catalogue import DocumentText, read_catalogue
+from distilrank.errors import DistilRankError
 from distilrank.plugin import api, index_api
+from distilrank.plugin.abtest.config import load_ab_config
+from distilrank.plugin.abtest.router import Experiment
 from distilrank.plugin.catalogue_index import index_catalogue
+from distilrank.plugin.transport import ClusterError
 from distilrank.plugin.ubi import schema
-from distilrank.plugin.ubi.indices import ubi_init
+from distilrank.plugin.ubi.arms import router_arms
+from distilrank.plugin.ubi.indices import ubi_ext, ubi_init, ubi_plugin_installed
 from distilrank.plugin.ubi.reader import read_ubi_log
-from distilrank.plugin.ubi.search_log import ubi_event_doc, ubi_query_doc
+from distilrank.plugin.ubi.search_log import log_search, ubi_event_doc, ubi_query_doc
 
 PID = os.getpid()
 PREFIX = f"t24u-{PID}"
@@ -103,6 +108,43 @@ def _cli(argv: list[str]) -> dict:
     with contextlib.redirect_stdout(out):
         assert main([*argv, "--json"]) == 0, out.getvalue()[-2000:]
     return json.loads(out.getvalue())
+
+
+def test_ubi_init_creates_missing_indices_and_leaves_existing_ones(t, cluster):
+    q, e = f"{PREFIX}-init-q", f"{PREFIX}-init-e"
+    index_api.create_index(t, e, {"mappings": {"properties": {"note": {"type": "keyword"}}}})  # made by hand, not UBI's
+    argv = ["plugin", "ubi-init", "--queries-index", q, "--events-index", e, "--url", cluster.url]
+    res = _cli(argv)
+    assert res["created"] == [q] and res["existing"] == [e] and res["ubi_plugin"] is False
+    assert len(res["warnings"]) == 1 and "action_name" in res["warnings"][0] and e in res["warnings"][0]
+    mapping = index_api.get_mapping(t, q)[q]["mappings"]
+    assert mapping["dynamic"] == "false" and mapping["properties"]["query_response_hit_ids"] == {"type": "keyword"}
+    assert mapping["properties"]["query_attributes"]["type"] == "flat_object"
+    assert set(index_api.get_mapping(t, e)[e]["mappings"]["properties"]) == {"note"}  # left alone
+    again = _cli(argv)
+    assert again["created"] == [] and again["existing"] == [q, e]
+
+
+def test_node_without_the_ubi_plugin(t, setup, simulated):  # simulated: the UBI indices exist, with their mappings
+    assert ubi_plugin_installed(t) is False
+    with pytest.raises(DistilRankError, match="no UBI plugin.*log searches from the front end"):
+        ubi_ext(t, query_id="q1", client_id="u1", user_query="tool wrap", object_id_field="asin")
+    with pytest.raises(ClusterError) as err:  # what the node says to an ext.ubi search: why distilrank checks first
+        index_api.search(t, INDEX, {"query": {"match_all": {}}, "ext": {"ubi": {"query_id": "q1"}}})
+    assert err.value.status == 400 and "unknown field [ubi]" in str(err.value)
+    experiment = Experiment("t24u-live", "t24u", router_arms(t, load_ab_config(setup["config"]), k=K))
+    assignment = experiment.assign("u-front")
+    logged = log_search(t, INDEX, assignment, "tool wrap", client_id="u-front", queries_index=QUERIES,
+                        timestamp=T0 - timedelta(days=1), refresh=True)  # mode auto: no plugin, so the front end logs
+    doc = index_api.get_doc(t, QUERIES, logged.query_id)["_source"]
+    assert logged.mode == "frontend" and len(logged.hit_ids) == K
+    assert doc["query_response_hit_ids"] == logged.hit_ids == [h["_id"] for h in logged.response["hits"]["hits"]]
+    want = {"experiment": "t24u-live", "arm": assignment.arm}
+    if assignment.arm == "student":
+        want["model_id"] = setup["model_id"]
+    assert doc["query_attributes"] == want
+    assert doc["client_id"] == "u-front" and doc["user_query"] == "tool wrap"
+    assert doc["timestamp"] == schema.format_timestamp(T0 - timedelta(days=1))
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +252,7 @@ def test_ab_online_reads_the_simulated_log_and_reports(setup, simulated, cluster
 name = "t24u-live"
 control = "bm25"
 start = "{schema.format_timestamp(T0)}"
-end = "{schema.format_timestamp(T_BAD)}"
+end = "{schema.format_timestamp(T0 + timedelta(hours=12))}"
 queries_index = "{QUERIES}"
 events_index = "{EVENTS}"
 resamples = 500
