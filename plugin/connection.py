@@ -3,6 +3,11 @@
 Precedence (highest first): explicit values (CLI flags / keyword arguments), environment variables, the
 ``[opensearch]`` table of a TOML config file, defaults.
 
+``url`` may name several nodes of one cluster, comma-separated (``http://a:9200,http://b:9200``; a TOML list works
+too): requests go round-robin, a node that refuses a connection or answers 502/503/504 is set aside, and the request
+is retried at once on another node (reads always; writes by the transport's rule, see
+:mod:`distilrank.plugin.transport`).
+
 Environment variables: ``OPENSEARCH_URL``, ``OPENSEARCH_USER``, ``OPENSEARCH_PASSWORD``,
 ``OPENSEARCH_CA_CERT`` (CA bundle, PEM), ``OPENSEARCH_VERIFY_CERTS`` (``false`` turns TLS verification off),
 ``OPENSEARCH_TIMEOUT`` (seconds), ``OPENSEARCH_RETRIES``.
@@ -49,14 +54,22 @@ class ConnectionSettings:
     retries: int = 3
     backoff: float = 0.5
 
+    @property
+    def urls(self) -> list[str]:
+        """The node URLs of :attr:`url` (one, or several comma-separated)."""
+        return [u.strip() for u in self.url.split(",") if u.strip()]
+
     def describe(self) -> str:
-        """One line for logs: URL, user and TLS mode; never the password."""
+        """One line for logs: URL(s), user and TLS mode; never the password."""
         who = f"{self.user}:***@" if self.user else ""
-        parsed = urlparse(self.url)
+        nodes = []
+        for url in self.urls:
+            parsed = urlparse(url)
+            nodes.append(f"{parsed.scheme}://{who}{parsed.netloc}{parsed.path}")
         tls = ""
-        if parsed.scheme == "https":
+        if self.url.startswith("https"):
             tls = f" (TLS, CA {self.ca_certs})" if self.ca_certs else (" (TLS, system CAs)" if self.verify_certs else " (TLS, verification OFF)")
-        return f"{parsed.scheme}://{who}{parsed.netloc}{parsed.path}{tls}"
+        return ", ".join(nodes) + tls
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with the password replaced by ``***`` (for ``--json`` and reports)."""
@@ -69,7 +82,7 @@ class ConnectionSettings:
         """An ``opensearchpy.OpenSearch`` client for these settings (its own retries off: the transport retries)."""
         from opensearchpy import OpenSearch
 
-        kw: dict[str, Any] = {"hosts": [self.url], "timeout": self.timeout, "max_retries": 0, "retry_on_timeout": False}
+        kw: dict[str, Any] = {"hosts": self.urls, "timeout": self.timeout, "max_retries": 0, "retry_on_timeout": False}
         if self.user:
             kw["http_auth"] = (self.user, self.password or "")
         if self.url.startswith("https"):
@@ -95,6 +108,8 @@ def _parse_bool(value: str | bool, where: str) -> bool:
 def _coerce(name: str, value: Any, where: str) -> Any:
     if value is None:
         return None
+    if name == "url" and isinstance(value, list | tuple):  # a TOML list of node URLs
+        return ",".join(str(v).strip() for v in value)
     try:
         if name in ("timeout", "backoff"):
             out = float(value)
@@ -156,9 +171,12 @@ def load_connection(
         if value is not None:
             values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
     settings = ConnectionSettings(**values)
-    parsed = urlparse(settings.url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise DistilRankError(f"cluster URL {settings.url!r} must look like http(s)://host:port")
+    for url in settings.urls or [settings.url]:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise DistilRankError(f"cluster URL {url!r} must look like http(s)://host:port (several nodes: comma-separated)")
+    if len({urlparse(u).scheme for u in settings.urls}) > 1:
+        raise DistilRankError(f"cluster URLs {settings.url!r} mix http and https: the nodes of one cluster use one scheme")
     if settings.ca_certs and not Path(settings.ca_certs).is_file():
         raise DistilRankError(f"CA bundle {settings.ca_certs} does not exist")
     return settings

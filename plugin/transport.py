@@ -143,7 +143,7 @@ class Transport:
                                    fix="raise --timeout, or check the cluster's load (GET _cat/thread_pool)") from None
             except ConnectionError as exc:
                 if attempt < self.settings.retries:
-                    attempt = self._backoff(attempt, method, path, "connection failed")
+                    attempt = self._backoff(attempt, method, path, "connection failed", failover=True)
                     continue
                 raise ClusterError(f"cannot reach the cluster at {self.settings.describe()}: {exc.info or exc}",
                                    fix="check --url (or OPENSEARCH_URL): scheme http/https, host and port; is the node running?") from None
@@ -152,7 +152,7 @@ class Transport:
                 retry_on = RETRY_STATUS if idempotent else SAFE_RETRY_STATUS
                 if status in retry_on and attempt < self.settings.retries:
                     why = f"HTTP {status}" + (f" ({overload_cause(exc.info)})" if status == 429 else "")
-                    attempt = self._backoff(attempt, method, path, why)
+                    attempt = self._backoff(attempt, method, path, why, failover=status in (502, 503, 504))
                     continue
                 if status in ok_statuses:
                     return {"status": status, "error": exc.info}
@@ -179,7 +179,12 @@ class Transport:
             human += "\nnot run (they need those writes): " + "; ".join(self.skipped_steps)
         return result, human
 
-    def _backoff(self, attempt: int, method: str, path: str, why: str) -> int:
+    def _backoff(self, attempt: int, method: str, path: str, why: str, *, failover: bool = False) -> int:
+        """Sleep before retry ``attempt + 1``. With several node URLs and a node-level failure (``failover``: refused
+        connection, 502/503/504; opensearch-py has set that node aside), the first retry goes to another node at once."""
+        if failover and attempt == 0 and len(self.settings.urls) > 1:
+            self.log(f"{method} {path}: {why}; retrying on another node")
+            return attempt + 1
         delay = min(30.0, self.settings.backoff * (2 ** attempt))
         self.log(f"{method} {path}: {why}; retry {attempt + 1}/{self.settings.retries} in {delay:g} s")
         self.sleep(delay)

@@ -10,7 +10,7 @@ import sys
 def add_connection_args(p: argparse.ArgumentParser) -> None:
     """Add the ``cluster connection`` flag group and ``--dry-run`` to ``p``."""
     g = p.add_argument_group("cluster connection (flags > OPENSEARCH_* env vars > --connection-config)")
-    g.add_argument("--url", help="cluster URL, e.g. https://localhost:9200 (env OPENSEARCH_URL)")
+    g.add_argument("--url", help="cluster URL, e.g. https://localhost:9200, or several nodes comma-separated (env OPENSEARCH_URL)")
     g.add_argument("--user", help="basic auth user (env OPENSEARCH_USER)")
     g.add_argument("--password", help="basic auth password; prefer env OPENSEARCH_PASSWORD (flags show up in ps)")
     g.add_argument("--ca-certs", help="CA bundle (PEM) to verify the cluster's TLS certificate (env OPENSEARCH_CA_CERT)")

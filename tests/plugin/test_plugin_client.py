@@ -187,3 +187,58 @@ def test_overload_cause_names_core_pools_and_breakers():
     parent = {"error": {"type": "circuit_breaking_exception", "reason": "[parent] Data too large"}}
     assert overload_cause(parent).startswith("an OpenSearch circuit breaker tripped (circuit_breaking_exception: [parent]")
     assert overload_cause({"error": "busy"}) == "overloaded (busy)"
+
+
+# --- several nodes ------------------------------------------------------------------------------------------
+
+class OtherNode(Scripted):
+    script: list[tuple[int, dict]] = []
+    seen: list[tuple[str, str]] = []
+
+
+def _dead_url() -> str:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on once the socket is closed
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_several_node_urls_from_flags_env_and_toml(tmp_path):
+    s = load_connection(env={"OPENSEARCH_URL": "http://a:9200, http://b:9200,http://c:9200"})
+    assert s.urls == ["http://a:9200", "http://b:9200", "http://c:9200"] and "http://b:9200" in s.describe()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[opensearch]\nurl = ["https://a:9200", "https://b:9200"]\nuser = "u"\npassword = "pw"\n')
+    s = load_connection(cfg, env={})
+    assert s.urls == ["https://a:9200", "https://b:9200"] and "pw" not in s.describe()
+    with pytest.raises(DistilRankError, match="mix http and https"):
+        load_connection(env={}, url="http://a:9200,https://b:9200")
+    with pytest.raises(DistilRankError, match="'b:9200' must look like"):
+        load_connection(env={}, url="http://a:9200,b:9200")
+
+
+def test_a_read_fails_over_to_another_node_at_once(server):
+    lines: list[str] = []
+    t, sleeps = transport(f"{_dead_url()},{server}", log=lines.append)
+    for _ in range(4):  # round-robin: the dead node is tried once, then set aside
+        assert t.request("GET", "/_cluster/health") == {"ok": True}
+    assert sleeps == [] and len(Scripted.seen) == 4
+    assert sum("retrying on another node" in line for line in lines) == 1
+
+
+def test_a_503_node_is_set_aside_and_the_read_retried_on_another():
+    Scripted.script, Scripted.seen, OtherNode.script, OtherNode.seen = [], [], [], []
+    from tests.plugin.json_http import serving
+
+    with serving(Scripted) as a, serving(OtherNode) as b:
+        Scripted.script = [(503, {"error": "node shutting down"})]
+        OtherNode.script = [(503, {"error": "node shutting down"})]
+        t, sleeps = transport(f"{a},{b}")
+        assert t.request("GET", "/idx/_search") == {"ok": True}  # one node 503, the other 503 once, then served
+        assert len(Scripted.seen) + len(OtherNode.seen) == 3 and sleeps == [0.2]  # the first retry at once, then backoff
+
+
+def test_a_single_node_keeps_the_backoff(server):
+    Scripted.script = [(503, {"error": "busy"})]
+    t, sleeps = transport(server)
+    assert t.request("GET", "/idx/_search") == {"ok": True} and sleeps == [0.1]
