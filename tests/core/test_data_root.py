@@ -60,3 +60,14 @@ def test_shipped_configs_follow_the_setting(monkeypatch, tmp_path):
     cfg = load_ab_config(REPO_ROOT / "configs" / "ab-icecat.toml")
     assert cfg.judgments == str(tmp_path.resolve() / "icecat" / "judgments.csv")
     assert cfg.queryset == str(REPO_ROOT / "examples" / "icecat-queries.txt")
+
+
+def test_shipped_online_config_follows_the_setting(monkeypatch, tmp_path):
+    from distilrank.plugin.abtest.online_config import load_online_config
+
+    monkeypatch.setenv("DISTILRANK_DATA", str(tmp_path))
+    cfg = load_online_config(REPO_ROOT / "configs" / "ab-online-esci.toml")
+    assert cfg.online.control == "bm25" and cfg.coec.min_impressions == 20
+    assert cfg.coec.judgments == str(tmp_path.resolve() / "esci-shopping" / "judgments-dev.jsonl")
+    assert cfg.online.out == str(REPO_ROOT / "runs" / "ab-online" / "esci")
+
