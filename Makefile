@@ -9,7 +9,7 @@ COMPAT := .cache/compat
 # check that the exported tokenizer.json and graph behave identically there.
 COMPAT_PYTHONS := $(CURDIR)/$(COMPAT)/tokenizers-0.19/bin/python:$(CURDIR)/$(COMPAT)/ml-commons-3.x/bin/python
 
-.PHONY: install teachers compat demo demo-sst2 esci test test-integration bench bench-rerank bench-rerank-esci clean test-serving install-sizes
+.PHONY: install teachers compat demo demo-sst2 esci test test-integration test-integration-multinode bench bench-rerank bench-rerank-esci clean test-serving install-sizes
 
 install: $(STAMP)
 
@@ -72,6 +72,10 @@ test-integration: install
 	JAVA_HOME="$$(python3 integration/cluster/oscluster.py java-home)" mvn -B -q -f plugin/opensearch/pom.xml \
 		-Ddistilrank.python=$(CURDIR)/$(BIN)/python test
 	integration/cluster/ci
+
+# three nodes of the same assembly on loopback (9230-9232): the rescorer and the client across nodes
+test-integration-multinode: install
+	integration/cluster/ci-multinode
 
 bench: install
 	$(BIN)/python bench/student_throughput.py

@@ -656,7 +656,10 @@ def bcrypt_hash(home: Path, java: Path, password: str) -> str:
     return out[-1]
 
 
-def write_config(prof: Profile, home: Path, run: Path, java: Path, root: Path, password: str) -> None:
+def write_config(prof: Profile, home: Path, run: Path, java: Path, root: Path, password: str,
+                 overrides: dict | None = None) -> None:
+    """``run/config``: the home's config with distilrank's JVM options and ``opensearch.yml``; ``overrides`` replace
+    or add settings (a node of a several-node cluster: its name, ports and discovery; a ``None`` value removes one)."""
     conf = run / "config"
     shutil.rmtree(conf, ignore_errors=True)
     shutil.copytree(home / "config", conf)
@@ -684,7 +687,12 @@ def write_config(prof: Profile, home: Path, run: Path, java: Path, root: Path, p
         "action.auto_create_index": "true",
     }
     settings.update(node_settings())
-    lines = [f"{k}: {json.dumps(v) if not re.fullmatch(r'-?[0-9.]+|true|false', v) else v}"
+    for k, v in (overrides or {}).items():
+        if v is None:
+            settings.pop(k, None)
+        else:
+            settings[k] = v
+    lines = [f"{k}: {json.dumps(v) if isinstance(v, list) or not re.fullmatch(r'-?[0-9.]+|true|false', v) else v}"
              for k, v in settings.items()]
     if prof.secure:
         make_certs(conf, root)
@@ -841,24 +849,7 @@ def start(secure: bool = False, tier: int = 2, http_port: int | None = None, tim
         (run / "logs").mkdir(exist_ok=True)
         password = password or os.environ.get("OPENSEARCH_INITIAL_ADMIN_PASSWORD") or DEFAULT_PASSWORD
         write_config(prof, home, run, java, root, password)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENSEARCH_", "ES_", "JAVA_OPTS"))}
-        knn_lib = home / "plugins" / "opensearch-knn" / "lib"
-        env.update({
-            "OPENSEARCH_JAVA_HOME": str(java),
-            "JAVA_HOME": str(java),
-            "OPENSEARCH_PATH_CONF": str(run / "config"),
-            "OPENSEARCH_TMPDIR": str(run / "tmp"),
-            # DJL: load libtorch + JNI from here, never download (see versions.env)
-            "PYTORCH_LIBRARY_PATH": str(torch_dir),
-            "PYTORCH_FLAVOR": read_env_file(VERSIONS_FILE)["PYTORCH_FLAVOR"],
-            "LD_LIBRARY_PATH": ":".join(p for p in [str(knn_lib) if knn_lib.is_dir() else "",
-                                                    env.get("LD_LIBRARY_PATH", "")] if p),
-        })
-        (run / "tmp").mkdir(exist_ok=True)
-        with open(run / "node.out", "ab") as out:
-            proc = subprocess.Popen(as_non_root([str(home / "bin" / "opensearch")]), cwd=str(home), env=env,
-                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        proc = spawn_node(home, run, java, torch_dir)
         scheme = "https" if prof.secure else "http"
         state = {
             "name": prof.name, "pid": proc.pid, "url": f"{scheme}://127.0.0.1:{prof.http_port}",
@@ -899,6 +890,28 @@ def start(secure: bool = False, tier: int = 2, http_port: int | None = None, tim
     for n in notes:
         log(f"note: {n}")
     return state
+
+
+def spawn_node(home: Path, run: Path, java: Path, torch_dir: Path) -> subprocess.Popen:
+    """Start ``home``'s OpenSearch with the config under ``run/config`` (output to ``run/node.out``), detached in its own
+    session; the caller waits for it to be healthy."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENSEARCH_", "ES_", "JAVA_OPTS"))}
+    knn_lib = home / "plugins" / "opensearch-knn" / "lib"
+    env.update({
+        "OPENSEARCH_JAVA_HOME": str(java),
+        "JAVA_HOME": str(java),
+        "OPENSEARCH_PATH_CONF": str(run / "config"),
+        "OPENSEARCH_TMPDIR": str(run / "tmp"),
+        # DJL: load libtorch + JNI from here, never download (see versions.env)
+        "PYTORCH_LIBRARY_PATH": str(torch_dir),
+        "PYTORCH_FLAVOR": read_env_file(VERSIONS_FILE)["PYTORCH_FLAVOR"],
+        "LD_LIBRARY_PATH": ":".join(p for p in [str(knn_lib) if knn_lib.is_dir() else "",
+                                                env.get("LD_LIBRARY_PATH", "")] if p),
+    })
+    (run / "tmp").mkdir(exist_ok=True)
+    with open(run / "node.out", "ab") as out:
+        return subprocess.Popen(as_non_root([str(home / "bin" / "opensearch")]), cwd=str(home), env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def as_non_root(cmd: list[str]) -> list[str]:

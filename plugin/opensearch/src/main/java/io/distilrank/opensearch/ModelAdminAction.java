@@ -185,7 +185,8 @@ public final class ModelAdminAction extends ActionType<ModelAdminAction.Response
                     + "\"chunk\": {\"type\": \"integer\"}, \"total_chunks\": {\"type\": \"integer\"}, \"size\": {\"type\": \"long\"}, "
                     + "\"complete\": {\"type\": \"boolean\"}, \"uploaded_at\": {\"type\": \"date\"}, \"data\": {\"type\": \"binary\"}}}");
             ModelStore.<org.opensearch.action.admin.indices.create.CreateIndexResponse>asSystem(client, ActionListener.wrap(r -> listener.onResponse(null), e -> {
-                if (e instanceof ResourceAlreadyExistsException) {
+                // on a node that is not the cluster manager the exception comes back wrapped in a RemoteTransportException
+                if (org.opensearch.ExceptionsHelper.unwrapCause(e) instanceof ResourceAlreadyExistsException) {
                     listener.onResponse(null);
                 } else {
                     listener.onFailure(e);
