@@ -45,10 +45,7 @@ def _cleanup(t):
             for name in ml_api.pipelines_using(t, hit["_id"]):
                 ml_api.delete_search_pipeline(t, name)
             api.delete(t, hit["_id"], force=True)
-        for _ in range(20):  # ML Commons counts a just-deleted version for a moment: HTTP 409 "has associated model versions"
-            if t.request("DELETE", f"/_plugins/_ml/model_groups/{found['_id']}", ok_statuses=(404, 409)).get("status") != 409:
-                break
-            time.sleep(0.5)
+        ml_api.delete_model_group(t, found["_id"])
     for role in ("student", "teacher"):
         alias = f"{PREFIX}-fold-0-{role}"
         t.request("DELETE", f"/_search/pipeline/distilrank-{alias}", ok_statuses=(404,))

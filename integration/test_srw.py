@@ -61,7 +61,7 @@ def _cleanup(t, c) -> None:
     for group in ml_api.search_model_groups(t, GROUP):
         for model in ml_api.search_models(t, {"term": {"model_group_id": group["_id"]}}):
             api.delete(t, model["_id"], force=True)
-        t.request("DELETE", f"/_plugins/_ml/model_groups/{group['_id']}", ok_statuses=(404,))
+        assert ml_api.delete_model_group(t, group["_id"]), f"model group {group['_id']} still has versions"
     c.indices.delete(index=INDEX, ignore_unavailable=True)
 
 

@@ -6,6 +6,7 @@ Nothing here decides anything: the orchestration (idempotence, cleanup, waiting)
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from distilrank.plugin import index_api
@@ -88,6 +89,20 @@ def model_states_on_nodes(t: Transport, model_id: str) -> dict[str, str]:
     nodes = resp.get("nodes") or {}
     return {node: str(((prof.get("models") or {}).get(model_id) or {}).get("model_state"))
             for node, prof in nodes.items() if model_id in (prof.get("models") or {})}
+
+
+def delete_model_group(t: Transport, group_id: str, *, wait: float = 10.0) -> bool:
+    """Delete a model group (404: already gone). ML Commons still counts a just-deleted model version for a moment and
+    answers HTTP 409 "has associated model versions": retried every 0.5 s for up to ``wait`` s. True once deleted or
+    absent; False when it kept answering 409."""
+    deadline = time.monotonic() + wait
+    while True:
+        resp = t.request("DELETE", f"{ML}/model_groups/{group_id}", ok_statuses=(404, 409))
+        if resp.get("status") != 409:
+            return True
+        if time.monotonic() > deadline or not t.live(f"wait for model group {group_id} to have no versions"):
+            return False
+        time.sleep(0.5)
 
 
 def undeploy(t: Transport, model_id: str) -> dict:
