@@ -104,29 +104,6 @@ def _per_window(before: dict, after: dict) -> dict:
     return out
 
 
-def local_ms(zip_path: Path, texts: list[str], query: str, *, tokenize: bool, repeats: int = 20) -> float:
-    """Best-of-``repeats`` ms for one ONNX Runtime run over all ``texts`` as one padded batch (1 thread); with
-    ``tokenize`` the pairs are tokenized inside the timing (as the rescorer does from text), else before it."""
-    from distilrank.plugin.local_scoring import LocalScorer
-    from distilrank.timing import best_of_seconds
-
-    scorer = LocalScorer(zip_path)
-
-    def arrays(encs):
-        width = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), width), np.int64)
-        types, mask = np.zeros_like(ids), np.zeros_like(ids)
-        for i, e in enumerate(encs):
-            ids[i, :len(e.ids)], types[i, :len(e.ids)], mask[i, :len(e.ids)] = e.ids, e.type_ids, 1
-        return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-
-    pre = scorer.tokenizer.encode_batch([(query, t) for t in texts])
-    if tokenize:
-        return 1000 * best_of_seconds(lambda: scorer.session.run(None, arrays(scorer.tokenizer.encode_batch(
-            [(query, t) for t in texts]))), repeats)
-    return 1000 * best_of_seconds(lambda: scorer.session.run(None, arrays(pre)), repeats)
-
-
 def _arms(t, args, queries: list[str], work: Path) -> dict[str, dict]:
     """Register every zip (and with ``--ml-commons`` deploy it and the MiniLM shape) and describe each arm."""
     from distilrank.plugin import api
@@ -197,6 +174,8 @@ def _run_depth(t, arms: dict[str, dict], queries: list[str], depth: int) -> dict
 
 def _model_cost(t, arms: dict[str, dict], query: str, depth: int) -> dict[str, dict]:
     """Each zip's own cost for the first query's window at ``depth``: with and without tokenization."""
+    from rerank_latency import local_ms_batch
+
     from distilrank.plugin.catalogue_index import bm25_query
 
     hits = t.client.search(index=INDEX, body={"size": depth, "query": bm25_query(query, FIELDS), "_source": [TEXT]})["hits"]["hits"]
@@ -205,8 +184,9 @@ def _model_cost(t, arms: dict[str, dict], query: str, depth: int) -> dict[str, d
     for arm in arms.values():
         if arm["zip_name"] not in out:
             zp = Path(arm["zip"])
-            out[arm["zip_name"]] = {"with_tokenization_ms": local_ms(zp, texts, query, tokenize=True),
-                                    "onnx_run_only_ms": local_ms(zp, texts, query, tokenize=False), "window": len(texts)}
+            out[arm["zip_name"]] = {"with_tokenization_ms": local_ms_batch(zp, texts, query, tokenize=True),
+                                    "onnx_run_only_ms": local_ms_batch(zp, texts, query, tokenize=False),
+                                    "window": len(texts)}
     return out
 
 

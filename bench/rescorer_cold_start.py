@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -36,17 +35,6 @@ sys.path.insert(0, str(ROOT / "integration" / "cluster"))
 sys.path.insert(0, str(ROOT))
 INDEX = "distilrank-bench-cold"
 QUERY = "usb c charger"
-
-
-def _free_port() -> int:
-    import oscluster
-
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 65000 and oscluster.port_free(port + 100):
-            return port
 
 
 def _node(run_root: str, port: int, keep_data: bool) -> dict:
@@ -111,12 +99,14 @@ def main() -> None:
     ap.add_argument("--products", type=int, default=2000, help="ESCI products indexed (the first N)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "rescorer_cold_start.json"), help="JSON results")
     args = ap.parse_args()
+    import oscluster
+
     from distilrank.catalogue import DocumentText, read_catalogue
     from distilrank.data_root import require_data
     from distilrank.plugin import api, rescore
     from distilrank.plugin.catalogue_index import index_catalogue
 
-    run_root, port = tempfile.mkdtemp(prefix="distilrank-cold-"), _free_port()
+    run_root, port = tempfile.mkdtemp(prefix="distilrank-cold-"), oscluster.free_node_port()
     try:
         state = _node(run_root, port, keep_data=False)
         t = api.connect(url=state["url"], timeout=300, retries=3)

@@ -59,6 +59,20 @@ def fmt_number(v: Any) -> str:
     return f"{v:.4g}" if abs(v) >= 1 else f"{v:.4f}"
 
 
+def require_fields(results: Any, required: tuple[str, ...], schema: str) -> None:
+    """Raise :class:`DistilRankError` unless ``results`` is a dict with every ``required`` field and ``schema`` equal to
+    ``schema`` (the first check of every report writer's ``validate_results``)."""
+    from distilrank.errors import DistilRankError
+
+    if not isinstance(results, dict):
+        raise DistilRankError(f"results must be a dict, got {type(results).__name__}")
+    for key in required:
+        if key not in results:
+            raise DistilRankError(f"results: missing field {key!r}")
+    if results["schema"] != schema:
+        raise DistilRankError(f"results: field 'schema' is {results['schema']!r}, expected {schema!r}")
+
+
 def json_clean(obj: Any) -> Any:
     """``obj`` with numpy scalars/arrays turned into Python types and non-finite floats into ``None`` (strict JSON)."""
     if isinstance(obj, dict):

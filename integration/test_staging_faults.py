@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
 
@@ -34,15 +33,6 @@ GROUP = "distilrank-it-faults"
 ALIAS = "faults-staging"
 QUERY = "notebook battery"
 FAULTS: dict[str, dict] = REPORT.setdefault("faults", {})
-
-
-def _free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 65000 and oscluster.port_free(port + 100):
-            return port
 
 
 class PrivateNode:
@@ -99,7 +89,7 @@ def node(cluster, tmp_path_factory):
     """Started only when the shared node runs from the local cache (so the offline start can work)."""
     if cluster.state.get("external"):
         pytest.skip("the shared node is external (OPENSEARCH_URL): no local cache to start a private node from")
-    n = PrivateNode(tmp_path_factory.mktemp("faults-run"), _free_port())
+    n = PrivateNode(tmp_path_factory.mktemp("faults-run"), oscluster.free_node_port())
     FAULTS["first_start_s"] = round(n.start(keep_data=False), 1)
     yield n
     n.stop()

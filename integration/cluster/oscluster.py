@@ -365,6 +365,16 @@ def port_free(port: int) -> bool:
     return True
 
 
+def free_node_port() -> int:
+    """A free HTTP port on 127.0.0.1 whose transport port (``+100``) is free too: for a private node."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port < 65000 and port_free(port + 100):
+            return port
+
+
 def check_disk(path: Path, need_gb: float, what: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(path).free / 1e9

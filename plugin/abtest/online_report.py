@@ -22,7 +22,7 @@ from typing import Any
 from distilrank.atomic import atomic_open
 from distilrank.errors import DistilRankError
 from distilrank.plugin.abtest.online_run import SCHEMA
-from distilrank.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, table_html
+from distilrank.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, require_fields, table_html
 
 REQUIRED = ("schema", "name", "control", "arm_names", "metrics", "arms", "comparisons", "interleaving", "coec",
             "malformed", "simulated", "settings", "notes", "excluded", "searches_read", "searches_analysed")
@@ -32,13 +32,7 @@ CAPTIONS = {"metrics.png": "Each metric per arm with its 95% cluster-bootstrap C
 
 def validate_results(results: Any) -> None:
     """Raise :class:`DistilRankError` naming the first missing field or wrong schema of a results dict."""
-    if not isinstance(results, dict):
-        raise DistilRankError(f"results must be a dict, got {type(results).__name__}")
-    for key in REQUIRED:
-        if key not in results:
-            raise DistilRankError(f"results: missing field {key!r}")
-    if results["schema"] != SCHEMA:
-        raise DistilRankError(f"results: field 'schema' is {results['schema']!r}, expected {SCHEMA!r}")
+    require_fields(results, REQUIRED, SCHEMA)
     for a in results["arm_names"]:
         if not isinstance(results["arms"].get(a), dict) or "metrics" not in results["arms"][a]:
             raise DistilRankError(f"results: field 'arms.{a}.metrics' missing")

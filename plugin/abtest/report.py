@@ -24,7 +24,7 @@ from typing import Any
 from distilrank.atomic import atomic_open
 from distilrank.errors import DistilRankError
 from distilrank.plugin.abtest.offline import SCHEMA
-from distilrank.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, table_html
+from distilrank.reporting import agg_pyplot, figure_png, figures_html, html_page, json_clean, require_fields, table_html
 
 REQUIRED = ("schema", "k", "metrics", "judgment_source", "baseline", "arm_names", "arms", "comparisons",
             "interleaving", "queries_without_judgments", "settings")
@@ -33,13 +33,7 @@ ARM_REQUIRED = ("summary", "latency_ms", "unjudged", "queries")
 
 def validate_results(results: Any) -> None:
     """Raise :class:`DistilRankError` naming the first missing / mistyped field of a results dict."""
-    if not isinstance(results, dict):
-        raise DistilRankError(f"results must be a dict, got {type(results).__name__}")
-    for key in REQUIRED:
-        if key not in results:
-            raise DistilRankError(f"results: missing field {key!r}")
-    if results["schema"] != SCHEMA:
-        raise DistilRankError(f"results: field 'schema' is {results['schema']!r}, expected {SCHEMA!r}")
+    require_fields(results, REQUIRED, SCHEMA)
     for a in results["arm_names"]:
         arm = results["arms"].get(a)
         if not isinstance(arm, dict):

@@ -100,7 +100,7 @@ public final class StudentModel {
         t = step(steps, "onnx_session", t);
         StudentModel model = new StudentModel(modelId, actual, tok, TokenIds.fingerprint(tokenizerJson), scorer, zip.length, onnx.length,
             (System.nanoTime() - t0) / 1_000_000);
-        model.warmUp();
+        model.warmWindow(8);  // so the first search does not pay ONNX Runtime's first-run setup
         step(steps, "warm_up_run", t);
         model.loadSteps.putAll(steps);
         return model;
@@ -110,16 +110,6 @@ public final class StudentModel {
         long now = System.nanoTime();
         steps.put(name, (now - since) / 1e6);
         return now;
-    }
-
-    /** One small batch through the session, so the first search does not pay ONNX Runtime's first-run setup. */
-    private void warmUp() throws OrtException {
-        List<StudentTokenizer.Encoding> batch = new ArrayList<>();
-        int[] q = tokenizer.tokenize("warm up");
-        for (int i = 0; i < 8; i++) {
-            batch.add(tokenizer.encodePair(q, tokenizer.tokenize("a warm up document " + i)));
-        }
-        scorer.score(batch, new StageTimes());
     }
 
     /** Logits of {@code query} against each document, in order (one ONNX Runtime run); its stage times go to {@link #times()}. */
