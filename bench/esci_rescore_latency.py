@@ -86,7 +86,7 @@ def _stages(t, model_id: str) -> dict:
     from distilrank.plugin import rescorer_api
 
     total: dict = {}
-    for m in rescorer_api.stats(t).get("models", []):
+    for m in rescorer_api.loaded_models(t):
         if m.get("model_id") == model_id:
             for k, v in (m.get("stages") or {}).items():
                 total[k] = total.get(k, 0) + v

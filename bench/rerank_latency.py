@@ -346,12 +346,12 @@ def main() -> None:
             t0 = time.perf_counter()
             timed(client, rescore_body(queries[k + 1], 100), None)
             colds.append(1000 * (time.perf_counter() - t0))
-            loads.append(next(m["load_ms"] for m in rescore.stats(t)["models"] if m["model_id"] == student_id))
+            loads.append(next(m["load_ms"] for m in rescore.loaded_models(t) if m["model_id"] == student_id))
         memory["after_reload"] = node_memory(client, url)
     finally:
         results["load_average_after"] = list(os.getloadavg())
     student_zip_copy.unlink()
-    stats = next(m for m in rescore.stats(t)["models"] if m["model_id"] == student_id)
+    stats = next(m for m in rescore.loaded_models(t) if m["model_id"] == student_id)
     results["cold_start"] = {"first_search_ever_ms": first_ms, "first_search_after_change_ms": colds,
                              "median_first_search_after_change_ms": float(np.median(colds)), "warm_search_ms": warm,
                              "load_ms_in_node": loads, "onnx_bytes": stats["onnx_bytes"], "zip_bytes": stats["zip_bytes"]}

@@ -65,8 +65,9 @@ def _measure(t, model_id: str) -> dict:
         t0 = time.perf_counter()
         t.request("POST", f"/{INDEX}/_search", _body(model_id), params={"search_pipeline": "_none"})
         times.append(1000 * (time.perf_counter() - t0))
-    steps = next(m.get("load_steps_ms", {}) for m in t.request("GET", "/_plugins/distilrank/_stats")["models"]
-                 if m["model_id"] == model_id)
+    from distilrank.plugin import rescorer_api
+
+    steps = next(m.get("load_steps_ms", {}) for m in rescorer_api.loaded_models(t) if m["model_id"] == model_id)
     return {"first_ms": times[0], "warm_ms": times[1], "load_steps_ms": steps}
 
 

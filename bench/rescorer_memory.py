@@ -41,7 +41,7 @@ def main() -> None:
 
     url = node_url(args)
     t = api.connect(url=url, timeout=300)
-    if rescore.stats(t)["models"]:
+    if rescore.loaded_models(t):
         raise SystemExit("the rescorer already holds models on this node: restart it (integration/cluster/stop; start) so "
                          "the measurement starts from a clean process")
     products = catalogue()
@@ -63,7 +63,7 @@ def main() -> None:
             first_ms = 1000 * (time.perf_counter() - t0)
             time.sleep(1)
             after = node_memory(t.client, url)
-            info = next(m for m in rescore.stats(t)["models"] if m["model_id"] == reg["model_id"])
+            info = next(m for m in rescore.loaded_models(t) if m["model_id"] == reg["model_id"])
             rows.append({"model_id": reg["model_id"], "rss_before": before["rss_bytes"], "rss_after": after["rss_bytes"],
                          "rss_added_bytes": after["rss_bytes"] - before["rss_bytes"], "heap_before": before["heap_used_bytes"],
                          "heap_after": after["heap_used_bytes"], "first_search_ms": first_ms, **info})

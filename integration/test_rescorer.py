@@ -122,7 +122,7 @@ def test_rescored_order_equals_local_scoring(cluster, t, indices, models):
         _assert_same_ranking(hits, want, scores, q)
         changed += [h["_id"] for h in hits] != [h["_id"] for h in pool[:10]]
     assert changed >= 3, "the student should reorder BM25's hits for most queries"
-    loaded = {m["model_id"]: m for m in rescore.stats(t)["models"]}
+    loaded = {m["model_id"]: m for m in rescore.loaded_models(t)}
     assert loaded[models[0][0]["model_id"]]["sha256"] == models[0][1].sha256
 
 
@@ -165,7 +165,7 @@ def test_alias_switch_under_the_rescorer(cluster, t, indices, models):
         change = api.promote(t, ALIAS, reg1["model_id"])
         # warmed before the alias moved: loaded on the node and one window of the alias's depth scored
         assert change["warmed"]["model_id"] == reg1["model_id"] and change["warmed"]["window_size"] == change["spec"]["depth"]
-        assert reg1["model_id"] in {m["model_id"] for m in rescore.stats(t)["models"]}
+        assert reg1["model_id"] in {m["model_id"] for m in rescore.loaded_models(t)}
         want, scores = _expected(LocalScorer(s1.zip), q, pool, 10)
         _assert_same_ranking(_search(cluster, INDEX, body), want, scores, "after promote")
     finally:

@@ -218,7 +218,7 @@ def test_stats_break_down_where_the_rescore_time_goes(t, cluster, index, student
     reg = student[0]
 
     def stages() -> dict:
-        return next(m["stages"] for m in rescorer_api.stats(t)["models"] if m["model_id"] == reg["model_id"])
+        return next(m["stages"] for m in rescorer_api.loaded_models(t) if m["model_id"] == reg["model_id"])
 
     before = stages()
     for q in QUERIES:

@@ -63,10 +63,9 @@ def _hits(cluster, q: str, **extra) -> list[tuple[str, float]]:
 
 
 def _counters(t: Transport) -> dict:
-    for node in rescorer_api.stats(t)["nodes"].values() if "nodes" in rescorer_api.stats(t) else [rescorer_api.stats(t)]:
-        for m in node.get("models", []):
-            if m["model_id"] == MODEL:
-                return m["stages"]
+    for m in rescorer_api.loaded_models(t):
+        if m["model_id"] == MODEL:
+            return m["stages"]
     raise AssertionError(f"model {MODEL} not in _stats: {rescorer_api.stats(t)}")
 
 

@@ -114,8 +114,10 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
     from distilrank.plugin.aliases import warm_rescorer
 
     warmed = warm_rescorer(t, model_id, window_size=spec.depth)  # after a restart: the rescorer's first search is warm
-    if warmed and not warmed.get("skipped") and not warmed.get("already_loaded"):
-        actions.append(f"loaded {model_id} into the rescorer ({warmed.get('load_ms', 0):.0f} ms)")
+    cold = [n for n in ((warmed or {}).get("nodes") or {}).values() if not n.get("already_loaded")]
+    if cold:
+        actions.append(f"loaded {model_id} into the rescorer on {', '.join(str(n.get('name')) for n in cold)} "
+                       f"(slowest {max(n.get('load_ms', 0) for n in cold):.0f} ms)")
     out: dict = {"alias": alias, "pipeline": pipe, "model_id": model_id, "state_before": state_before, "actions": actions,
                  "check": detail, "rescorer_warmed": warmed}
     if zip_path and t.live(f"smoke test of {model_id} against {zip_path}"):

@@ -24,7 +24,7 @@ overrides field by field, and a body without ``score_mode`` blends when the mode
 The rescorer loads the same zip that is registered with ML Commons, from the copy :func:`upload_model` sends in
 chunks (``distilrank plugin register`` does it when the plugin is installed); the node verifies the SHA-256 and
 caches the loaded model. The REST calls themselves are :mod:`distilrank.plugin.rescorer_api`'s (``model_record``,
-``delete_model`` and ``stats`` are re-exported here).
+``delete_model``, ``stats`` and ``loaded_models`` are re-exported here).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from distilrank.errors import DistilRankError
 from distilrank.plugin import ml_api, rescorer_api
 from distilrank.plugin.blend import NORMALIZATIONS, BlendSettings
 from distilrank.plugin.rescorer_api import delete_model as delete_model  # the rescorer's REST calls, re-exported for callers
+from distilrank.plugin.rescorer_api import loaded_models as loaded_models
 from distilrank.plugin.rescorer_api import model_record as model_record
 from distilrank.plugin.rescorer_api import stats as stats
 from distilrank.plugin.serving_contract import sha256_file

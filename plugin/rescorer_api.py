@@ -36,23 +36,46 @@ def upload_chunk(t: Transport, model_id: str, index: int, data: bytes, *, sha256
 
 
 def delete_model(t: Transport, model_id: str) -> dict:
-    """``DELETE _plugins/distilrank/models/<id>``: remove the rescorer's copy (and evict it from the answering node's cache)."""
-    return t.request("DELETE", f"{BASE}/models/{model_id}")
+    """``DELETE _plugins/distilrank/models/<id>``: remove the rescorer's copy, then evict it from every node's cache;
+    answers ``deleted``, ``evicted_on`` (the names of the nodes that held it) and ``_nodes`` (``failures``: nodes that did
+    not answer the eviction)."""
+    return t.request("DELETE", f"{BASE}/models/{model_id}", dry_response={"model_id": model_id, "deleted": True, "evicted_on": []})
 
 
-def warm(t: Transport, model_id: str, *, window_size: int = 100) -> dict:
-    """``POST _plugins/distilrank/models/<id>/_warm``: the answering node loads the model (unless loaded) and scores one
-    dummy window of ``window_size``; answers ``already_loaded``, ``load_ms``, ``warm_window_ms``, ``node``, ``load_steps_ms``."""
-    resp = t.request("POST", f"{BASE}/models/{model_id}/_warm", params={"window_size": int(window_size)}, ok_statuses=(400,),
-                     dry_response={"model_id": model_id, "already_loaded": False, "load_ms": 0.0, "warm_window_ms": 0.0})
+def warm(t: Transport, model_id: str, *, window_size: int = 100, alias: str | None = None) -> dict:
+    """``POST _plugins/distilrank/models/<id>/_warm``: every data node loads the model (unless loaded) and scores one dummy
+    window of ``window_size``, with the models behind every alias but ``alias`` (the one about to move) protected from
+    eviction. Answers ``protected`` and, per node id, ``nodes[id]`` = ``name``, ``already_loaded``, ``load_ms``,
+    ``warm_window_ms``, ``load_steps_ms``, ``evicted``, ``models_loaded``. Raises :class:`DistilRankError` naming the nodes
+    that could not warm it (a search there would pay the load or fail)."""
+    params: dict = {"window_size": int(window_size)}
+    if alias:
+        params["alias"] = alias
+    resp = t.request("POST", f"{BASE}/models/{model_id}/_warm", params=params, ok_statuses=(400,),
+                     dry_response={"model_id": model_id, "window_size": int(window_size), "protected": [], "nodes": {},
+                                   "_nodes": {"total": 0, "successful": 0, "failed": 0}})
     if resp.get("status") == 400 and "no handler found" in str(resp.get("error")):
         return {"model_id": model_id, "skipped": "the rescorer plugin on this cluster predates _warm: the first search that "
                                                  "names the model loads it"}
     if resp.get("status") == 400:
         raise DistilRankError(f"warming model {model_id} in the rescorer failed: {resp.get('error')}")
+    failures = resp.get("_nodes", {}).get("failures") or []
+    if failures:
+        why = "; ".join(f"node {f.get('node_id')}: {f.get('reason')}" for f in failures)
+        raise DistilRankError(f"warming model {model_id} in the rescorer failed on {len(failures)} of "
+                              f"{resp['_nodes'].get('total')} data node(s): {why}")
     return resp
 
 
-def stats(t: Transport) -> dict:
-    """``GET _plugins/distilrank/_stats`` of the node that answers: loaded models (load time, sizes) and heap."""
-    return t.request("GET", f"{BASE}/_stats")
+def stats(t: Transport, *, nodes: str | None = None) -> dict:
+    """``GET _plugins/distilrank/_stats``: per node (``nodes``, keyed by node id, each with its ``name``) the loaded models
+    (load time and steps, sizes, rescores, stage times), the ``protected`` ids, ``max_models`` and the heap. ``nodes``:
+    OpenSearch's node filter (``_local``, ``data:true``, names; default every node)."""
+    return t.request("GET", f"{BASE}/_stats", params={"nodes": nodes} if nodes else None)
+
+
+def loaded_models(t: Transport, *, nodes: str | None = None) -> list[dict]:
+    """Every loaded model of every node (see :func:`stats`), one dict per (node, model) with the node's ``node`` name and
+    ``node_id`` added."""
+    return [{**m, "node": n.get("name"), "node_id": node_id}
+            for node_id, n in stats(t, nodes=nodes).get("nodes", {}).items() for m in n.get("models", [])]

@@ -10,7 +10,8 @@ single-node``; node ``i`` listens on HTTP ``port + i`` and transport ``port + 10
 (``run_dir("multi-<i>")``: config, data, logs, ``state.json``); the cluster's state (every node's URL and pid) is
 ``run_dir("multi")/state.json``. ``start`` waits until all nodes have joined and the cluster is at least yellow;
 it is idempotent while the recorded nodes are alive and healthy. ``stop`` ends only the processes this module
-started (the pids in the state files).
+started (the pids in the state files). The fault tests use :func:`kill_node` (SIGKILL), :func:`stop_node` (SIGTERM)
+and :func:`restart_node` (the same config and data) on one node of that cluster.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import sys
 import time
@@ -133,15 +135,57 @@ def start(nodes: int = 3, port: int = DEFAULT_PORT, heap: str = "768m", timeout:
         procs.append(oscluster.spawn_node(home, run, java, torch_dir))
     urls = [f"http://127.0.0.1:{port + i}" for i in range(nodes)]
     state = {"name": NAME, "nodes": nodes, "urls": urls, "url": ",".join(urls), "pids": [p.pid for p in procs],
-             "run_dirs": [str(node_run(i)) for i in range(nodes)], "home": str(home), "heap": heap, "notes": notes}
+             "run_dirs": [str(node_run(i)) for i in range(nodes)], "home": str(home), "heap": heap, "notes": notes,
+             "port": port, "java": str(java), "torch_dir": str(torch_dir)}
     cluster_state_file().parent.mkdir(parents=True, exist_ok=True)
-    cluster_state_file().write_text(json.dumps(state, indent=2) + "\n")
+    _save(state)
     oscluster.log(f"started {nodes} nodes (pids {state['pids']}); waiting up to {timeout:.0f}s for them to form a cluster ...")
     _wait(state, procs, nodes, timeout)
     state["timings"] = {"prepare_s": round(t_ready - t0, 1), "boot_s": round(time.time() - t_ready, 1)}
-    cluster_state_file().write_text(json.dumps(state, indent=2) + "\n")
+    _save(state)
     oscluster.log(f"{nodes}-node cluster healthy after {round(time.time() - t0, 1)}s: {state['url']}")
     return state
+
+
+def _save(state: dict) -> None:
+    cluster_state_file().write_text(json.dumps(state, indent=2) + "\n")
+
+
+def kill_node(state: dict, i: int) -> int:
+    """SIGKILL node ``i`` of the cluster this module started (its process group: no shutdown, like a crashed machine);
+    returns its pid. The state keeps the pid until :func:`restart_node`."""
+    import signal
+
+    pid = state["pids"][i]
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
+    deadline = time.time() + 30
+    while oscluster.pid_alive(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    return pid
+
+
+def stop_node(state: dict, i: int, grace: float = 60) -> None:
+    """Stop node ``i`` the way an operator does in a rolling restart (SIGTERM, SIGKILL only after ``grace`` seconds)."""
+    oscluster._terminate(state["pids"][i], grace)
+
+
+def restart_node(state: dict, i: int, timeout: float = 300) -> float:
+    """Start node ``i`` again on its own config and data (after :func:`kill_node` or :func:`stop_node`) and wait until
+    all nodes are in the cluster again (yellow or green); returns the seconds that took. Updates the state's pid."""
+    t0 = time.time()
+    proc = oscluster.spawn_node(Path(state["home"]), node_run(i), Path(state["java"]), Path(state["torch_dir"]))
+    state["pids"][i] = proc.pid
+    _save(state)
+    deadline = time.time() + timeout
+    while not cluster_health(state, state["nodes"])[0]:
+        if proc.poll() is not None:
+            raise oscluster.ClusterError(f"node {i} exited with code {proc.returncode} on restart:\n{oscluster.log_tail(node_run(i))}")
+        if time.time() > deadline:
+            raise oscluster.ClusterError(f"node {i} did not rejoin within {timeout:.0f}s: {cluster_health(state, state['nodes'])[1]}")
+        time.sleep(0.5)
+    return time.time() - t0
 
 
 def stop() -> bool:

@@ -162,14 +162,10 @@ def cmd_rollback(args: argparse.Namespace) -> None:
 
 def _warmed(change: dict) -> str:
     """The line saying the rescorer warmed the model before the alias moved (empty without a rescorer copy)."""
+    from distilrank.plugin.aliases import warm_summary
+
     w = change.get("warmed")
-    if not w:
-        return ""
-    if w.get("skipped"):
-        return f"\nrescorer not warmed: {w['skipped']}"
-    how = "already loaded" if w.get("already_loaded") else f"loaded in {w.get('load_ms', 0):.0f} ms"
-    return (f"\nrescorer warmed {w.get('model_id')} on node {w.get('node')} before the alias moved ({how}, one window of "
-            f"{w.get('window_size')} in {w.get('warm_window_ms', 0):.0f} ms)")
+    return f"\n{warm_summary(w)}" if w else ""
 
 
 def cmd_list(args: argparse.Namespace) -> None:

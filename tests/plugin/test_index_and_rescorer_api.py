@@ -106,7 +106,8 @@ class Cluster(BaseHTTPRequestHandler):
     def _rescorer(self, method: str, parts: list[str], body) -> tuple[int, object]:
         ups = type(self).uploads
         if parts == ["_stats"]:
-            return 200, {"models": [{"model_id": m, "bytes": u["size"]} for m, u in ups.items() if u["complete"]]}
+            return 200, {"_nodes": {"total": 1, "successful": 1, "failed": 0}, "nodes": {"n0": {
+                "name": "node-0", "models": [{"model_id": m, "bytes": u["size"]} for m, u in ups.items() if u["complete"]]}}}
         model_id = parts[1]
         if method == "GET":
             u = ups.get(model_id)
@@ -155,7 +156,7 @@ def test_upload_sends_chunks_the_node_reassembles_and_is_idempotent(t, tmp_path)
     before = len(Cluster.seen)
     assert rescore.upload_model(t, "m1", z, chunk_size=1000)["reused"] is True
     assert len(Cluster.seen) == before + 1  # one GET of the record, no chunk
-    assert [m["model_id"] for m in rescore.stats(t)["models"]] == ["m1"]
+    assert [m["model_id"] for m in rescore.loaded_models(t)] == ["m1"]
     rescore.delete_model(t, "m1")
     assert rescore.model_record(t, "m1") is None
 

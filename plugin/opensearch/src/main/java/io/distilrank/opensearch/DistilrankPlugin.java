@@ -32,8 +32,8 @@ import java.util.List;
 import java.util.function.Supplier;
 
 /**
- * The distilrank plugin: the {@code distilrank} rescorer, the model upload action and its REST endpoints, and the
- * per-node model cache. Node settings: {@code distilrank.cache.max_models} (4) and
+ * The distilrank plugin: the {@code distilrank} rescorer, the model upload action, the per-node operations broadcast
+ * to every node ({@link NodesModelAction}: stats, warm, evict) and their REST endpoints, and the per-node model cache. Node settings: {@code distilrank.cache.max_models} (4) and
  * {@code distilrank.intra_op_threads} (1: one ONNX Runtime thread per rescore, the search thread pool gives the
  * parallelism).
  */
@@ -70,14 +70,16 @@ public final class DistilrankPlugin extends Plugin implements SearchPlugin, Acti
 
     @Override
     public List<ActionHandler<? extends ActionRequest, ? extends ActionResponse>> getActions() {
-        return List.of(new ActionHandler<>(ModelAdminAction.INSTANCE, ModelAdminAction.Transport.class));
+        return List.of(new ActionHandler<>(ModelAdminAction.INSTANCE, ModelAdminAction.Transport.class),
+            new ActionHandler<>(NodesModelAction.STATS, NodesModelAction.StatsTransport.class),
+            new ActionHandler<>(NodesModelAction.ADMIN, NodesModelAction.AdminTransport.class));
     }
 
     @Override
     public List<RestHandler> getRestHandlers(Settings settings, RestController restController, ClusterSettings clusterSettings,
                                              IndexScopedSettings indexScopedSettings, SettingsFilter settingsFilter,
                                              IndexNameExpressionResolver indexNameExpressionResolver, Supplier<DiscoveryNodes> nodesInCluster) {
-        return List.of(new RestHandlers.Models(), new RestHandlers.Stats(cache), new RestHandlers.Warm(cache));
+        return List.of(new RestHandlers.Models(), new RestHandlers.Stats(), new RestHandlers.Warm());
     }
 
     @Override

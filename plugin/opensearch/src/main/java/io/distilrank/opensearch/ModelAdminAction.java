@@ -31,7 +31,8 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * {@code cluster:admin/distilrank/model}: upload a model zip chunk by chunk, read its upload record, delete it.
+ * {@code cluster:admin/distilrank/model}: upload a model zip chunk by chunk, read its upload record, delete it (and
+ * evict it from every node's cache).
  * A transport action (not a bare REST handler) so that the security plugin authorizes callers by this action name;
  * the action itself writes the plugin's system index {@code .distilrank-models} with the node's stashed context.
  * The last chunk completes the upload only if the reassembled zip's SHA-256 and size equal the declared ones; its
@@ -236,21 +237,53 @@ public final class ModelAdminAction extends ActionType<ModelAdminAction.Response
             }, listener::onFailure));
         }
 
+        /**
+         * Deletes the upload record and chunks, then evicts the model on every node (a broadcast {@link NodesModelAction}
+         * {@code evict}, after the documents are gone so that no node can load it again); the answer says which nodes
+         * held it ({@code evicted_on}) and which did not answer ({@code _nodes.failures}).
+         */
         private void delete(Request req, ActionListener<Response> listener) {
             ModelStore.readRecord(client, req.modelId, ActionListener.wrap(r -> {
-                cache.evict(req.modelId);
                 if (r == null) {
-                    listener.onResponse(new Response(Map.of("model_id", req.modelId, "deleted", false)));
+                    evictEverywhere(req.modelId, false, listener);
                     return;
                 }
                 int chunks = ((Number) r.get("total_chunks")).intValue();
-                deleteDoc(req.modelId, ActionListener.wrap(x -> deleteChunks(req.modelId, chunks - 1, listener), listener::onFailure));
+                deleteDoc(req.modelId, ActionListener.wrap(x -> deleteChunks(req.modelId, chunks - 1,
+                    ActionListener.wrap(y -> evictEverywhere(req.modelId, true, listener), listener::onFailure)), listener::onFailure));
             }, listener::onFailure));
         }
 
-        private void deleteChunks(String modelId, int chunk, ActionListener<Response> listener) {
+        private void evictEverywhere(String modelId, boolean deleted, ActionListener<Response> listener) {
+            NodesModelAction.Request evict = new NodesModelAction.Request("evict", modelId, null, 0, java.util.List.of());
+            ModelStore.<NodesModelAction.Response>asSystem(client, ActionListener.wrap(resp -> {
+                Map<String, Object> body = new LinkedHashMap<>();
+                body.put("model_id", modelId);
+                body.put("deleted", deleted);
+                java.util.List<String> on = new java.util.ArrayList<>();
+                for (NodesModelAction.NodeResponse n : resp.getNodes()) {
+                    if (Boolean.TRUE.equals(n.body.get("evicted"))) {
+                        on.add(n.getNode().getName());
+                    }
+                }
+                body.put("evicted_on", on);
+                Map<String, Object> nodes = new LinkedHashMap<>();
+                nodes.put("total", resp.getNodes().size() + resp.failures().size());
+                nodes.put("successful", resp.getNodes().size());
+                nodes.put("failed", resp.failures().size());
+                java.util.List<Map<String, Object>> failures = new java.util.ArrayList<>();
+                for (org.opensearch.action.FailedNodeException f : resp.failures()) {
+                    failures.add(Map.of("node_id", f.nodeId(), "reason", NodesModelAction.rootMessage(f)));
+                }
+                nodes.put("failures", failures);
+                body.put("_nodes", nodes);
+                listener.onResponse(new Response(body));
+            }, listener::onFailure), l -> client.execute(NodesModelAction.ADMIN, evict, l));
+        }
+
+        private void deleteChunks(String modelId, int chunk, ActionListener<Void> listener) {
             if (chunk < 0) {
-                listener.onResponse(new Response(Map.of("model_id", modelId, "deleted", true)));
+                listener.onResponse(null);
                 return;
             }
             deleteDoc(ModelStore.chunkId(modelId, chunk), ActionListener.wrap(x -> deleteChunks(modelId, chunk - 1, listener), listener::onFailure));

@@ -14,13 +14,19 @@ import java.util.Map;
  * The models loaded on this node, keyed by model id (at most {@code maxModels}, least recently loaded evicted
  * first). A model is loaded once per node (concurrent requests wait for the same load), verified by SHA-256
  * against its upload record, and kept until evicted or deleted; a search for an alias that moved resolves to
- * the new model id, which loads on first use (the cold start). Thread-safe.
+ * the new model id, which loads on first use (the cold start) unless a warm ({@link NodesModelAction}) loaded it.
+ *
+ * <p>Protected models: each warm names the models behind the other live aliases ({@link #protect}); a load never
+ * evicts one of them. When every other loaded model is protected the cache holds more than {@code maxModels} until
+ * an alias moves off one (the next warm's protected set no longer names it) rather than cold-start a live alias.
+ * Thread-safe.
  */
 public final class ModelCache {
     static final int MAX_WINDOWS = 64;
     private final int maxModels;
     private final int threads;
     private final Map<String, StudentModel> models = new LinkedHashMap<>();
+    private java.util.Set<String> protectedIds = java.util.Set.of();
     private final Map<String, List<ActionListener<StudentModel>>> loading = new LinkedHashMap<>();
     /** The last rescored windows of this node (for {@code explain}, which runs in the fetch phase), least recently used evicted. */
     private final Map<String, Blend.Window> windows = new LinkedHashMap<>(16, 0.75f, true) {
@@ -65,6 +71,14 @@ public final class ModelCache {
 
     /** Loads the model into this node's cache unless it is there; {@code listener} gets it once loaded. */
     public void ensureLoaded(Client client, String modelId, String sha256, ActionListener<StudentModel> listener) {
+        ensureLoaded(client, modelId, sha256, null, listener);
+    }
+
+    /**
+     * {@link #ensureLoaded(Client, String, String, ActionListener)}, adding the ids this load evicted to {@code evictedOut}
+     * (when not {@code null}; filled before {@code listener} is called, and only by the call that started the load).
+     */
+    public void ensureLoaded(Client client, String modelId, String sha256, List<String> evictedOut, ActionListener<StudentModel> listener) {
         synchronized (this) {
             StudentModel m = models.get(modelId);
             if (m != null && m.sha256().equals(sha256)) {
@@ -80,7 +94,7 @@ public final class ModelCache {
             waiting.add(listener);
             loading.put(modelId, waiting);
         }
-        ActionListener<StudentModel> done = ActionListener.wrap(m -> finish(modelId, m, null), e -> finish(modelId, null, e));
+        ActionListener<StudentModel> done = ActionListener.wrap(m -> finish(modelId, m, null, evictedOut), e -> finish(modelId, null, e, evictedOut));
         ModelStore.readRecord(client, modelId, ActionListener.wrap(record -> {
             if (record == null || !Boolean.TRUE.equals(record.get("complete"))) {
                 done.onFailure(new OpenSearchStatusException("model [" + modelId + "] is not loaded on this node and its zip is not in "
@@ -109,7 +123,7 @@ public final class ModelCache {
         }, done::onFailure));
     }
 
-    private void finish(String modelId, StudentModel loaded, Exception failure) {
+    private void finish(String modelId, StudentModel loaded, Exception failure, List<String> evictedOut) {
         List<ActionListener<StudentModel>> waiting;
         List<StudentModel> evicted = new ArrayList<>();
         synchronized (this) {
@@ -120,9 +134,16 @@ public final class ModelCache {
                     evicted.add(old);
                 }
                 models.put(modelId, loaded);
-                while (models.size() > maxModels) {
-                    String first = models.keySet().iterator().next();
-                    evicted.add(models.remove(first));
+                java.util.Iterator<String> oldestFirst = new ArrayList<>(models.keySet()).iterator();
+                while (models.size() > maxModels && oldestFirst.hasNext()) {
+                    String id = oldestFirst.next();
+                    if (!id.equals(modelId) && !protectedIds.contains(id)) {
+                        StudentModel gone = models.remove(id);
+                        evicted.add(gone);
+                        if (evictedOut != null) {
+                            evictedOut.add(id);
+                        }
+                    }
                 }
             }
         }
@@ -136,15 +157,36 @@ public final class ModelCache {
         }
     }
 
-    /** Drops {@code modelId} from this node (its session closes once no search uses it). */
-    public void evict(String modelId) {
+    /** Drops {@code modelId} from this node (its session closes once no search uses it); {@code true} when it was loaded. */
+    public boolean evict(String modelId) {
         StudentModel m;
         synchronized (this) {
             m = models.remove(modelId);
+            if (protectedIds.contains(modelId)) {
+                java.util.Set<String> rest = new java.util.LinkedHashSet<>(protectedIds);
+                rest.remove(modelId);
+                protectedIds = java.util.Set.copyOf(rest);
+            }
         }
         if (m != null) {
             m.release();
         }
+        return m != null;
+    }
+
+    /** Replaces the protected set: the models behind live aliases other than the one a warm moves (never evicted by a load). */
+    public synchronized void protect(java.util.Collection<String> modelIds) {
+        protectedIds = java.util.Set.copyOf(modelIds);
+    }
+
+    /** The protected model ids (sorted). */
+    public synchronized List<String> protectedModels() {
+        return new ArrayList<>(new java.util.TreeSet<>(protectedIds));
+    }
+
+    /** The loaded model ids, least recently loaded first. */
+    public synchronized List<String> loadedIds() {
+        return new ArrayList<>(models.keySet());
     }
 
     /** What is loaded, for {@code GET _plugins/distilrank/_stats}. */

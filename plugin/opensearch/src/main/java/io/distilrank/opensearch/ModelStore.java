@@ -93,6 +93,34 @@ public final class ModelStore {
         }), l -> client.get(new GetRequest(REGISTRY_INDEX, "alias-" + model), l));
     }
 
+    /**
+     * The model ids behind every alias record in {@code distilrank-registry} except {@code movingAlias} (may be
+     * {@code null}): what a warm protects from eviction. Empty when there is no registry.
+     */
+    static void liveAliasModels(Client client, String movingAlias, ActionListener<java.util.List<String>> listener) {
+        org.opensearch.action.search.SearchRequest search = new org.opensearch.action.search.SearchRequest(REGISTRY_INDEX).source(
+            new org.opensearch.search.builder.SearchSourceBuilder().query(org.opensearch.index.query.QueryBuilders.termQuery("kind", "alias"))
+                .size(1000).fetchSource(new String[] {"alias", "model_id"}, null));
+        asSystem(client, ActionListener.<org.opensearch.action.search.SearchResponse>wrap(resp -> {
+            java.util.TreeSet<String> ids = new java.util.TreeSet<>();
+            for (org.opensearch.search.SearchHit hit : resp.getHits().getHits()) {
+                Map<String, Object> src = hit.getSourceAsMap();
+                Object alias = src.get("alias");
+                Object id = src.get("model_id");
+                if (id != null && (movingAlias == null || !movingAlias.equals(alias))) {
+                    ids.add(id.toString());
+                }
+            }
+            listener.onResponse(new java.util.ArrayList<>(ids));
+        }, e -> {
+            if (org.opensearch.ExceptionsHelper.unwrapCause(e) instanceof IndexNotFoundException) {
+                listener.onResponse(java.util.List.of());
+            } else {
+                listener.onFailure(e);
+            }
+        }), l -> client.search(search, l));
+    }
+
     @SuppressWarnings("unchecked")
     static Resolved resolved(String modelId, String alias, Map<String, Object> record) {
         Object blend = record.get("blend");

@@ -1,6 +1,7 @@
 package io.distilrank.opensearch;
 
 import org.opensearch.common.xcontent.XContentHelper;
+import org.opensearch.core.action.ActionListener;
 import org.opensearch.core.rest.RestStatus;
 import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.rest.BaseRestHandler;
@@ -9,8 +10,6 @@ import org.opensearch.rest.RestRequest;
 import org.opensearch.rest.action.RestToXContentListener;
 import org.opensearch.transport.client.node.NodeClient;
 
-import java.lang.management.ManagementFactory;
-import java.lang.management.MemoryUsage;
 import java.util.Base64;
 import java.util.List;
 import java.util.Map;
@@ -23,9 +22,9 @@ import java.util.Map;
  *       "model_weight", "normalization"}} (what {@code distilrank plugin register} sends; the last chunk's {@code blend}
  *       is stored in the upload record);</li>
  *   <li>{@code GET _plugins/distilrank/models/{model_id}}: the upload record; {@code DELETE} the same path removes it;</li>
- *   <li>{@code POST _plugins/distilrank/models/{model_id}/_warm}: load the model on the node that answers and run one
- *       dummy window ({@link Warm});</li>
- *   <li>{@code GET _plugins/distilrank/_stats}: the models loaded on the node that answers, and its JVM heap.</li>
+ *   <li>{@code POST _plugins/distilrank/models/{model_id}/_warm}: load the model on every data node and run one dummy
+ *       window on each ({@link Warm});</li>
+ *   <li>{@code GET _plugins/distilrank/_stats}: per node, the models its cache holds and its JVM heap ({@link Stats}).</li>
  * </ul>
  */
 final class RestHandlers {
@@ -78,19 +77,16 @@ final class RestHandlers {
     }
 
     /**
-     * {@code POST _plugins/distilrank/models/{model_id}/_warm?window_size=100}: load the model into this node's cache
-     * (unless it is there) and score one dummy window of {@code window_size} documents, so the next search that names it
-     * pays neither the load nor ONNX Runtime's first run at that size. Answers {@code model_id}, {@code sha256},
-     * {@code already_loaded}, {@code load_ms} (this call's wait for the load), {@code warm_window_ms} and the node.
-     * The node that answers is the one warmed.
+     * {@code POST _plugins/distilrank/models/{model_id}/_warm?window_size=100&alias=staging}: every data node loads the
+     * model into its cache (unless it holds that hash) and scores one dummy window of {@code window_size} documents, so
+     * the next search that names it pays neither the load nor ONNX Runtime's first run at that size, whichever node
+     * holds the shards. {@code alias} (optional) is the alias about to move to the model: the models behind every
+     * other alias in {@code distilrank-registry} are protected from eviction on every node while it loads. Answers
+     * {@code model_id}, {@code sha256}, {@code window_size}, {@code protected} and, per node ({@code nodes}, keyed by
+     * node id), {@code already_loaded}, {@code load_ms}, {@code warm_window_ms}, {@code load_steps_ms},
+     * {@code evicted}, {@code models_loaded}; nodes that failed are in {@code _nodes.failures}.
      */
     static final class Warm extends BaseRestHandler {
-        private final ModelCache cache;
-
-        Warm(ModelCache cache) {
-            this.cache = cache;
-        }
-
         @Override
         public String getName() {
             return "distilrank_warm";
@@ -104,22 +100,29 @@ final class RestHandlers {
         @Override
         protected RestChannelConsumer prepareRequest(RestRequest request, NodeClient client) {
             String modelId = request.param("model_id");
+            String alias = request.param("alias");
             int window = request.paramAsInt("window_size", 100);
             if (window < 1 || window > 10_000) {
                 throw new IllegalArgumentException("window_size must be between 1 and 10000, got " + window);
             }
-            return channel -> ModelStore.readRecord(client, modelId, org.opensearch.core.action.ActionListener.wrap(record -> {
+            return channel -> ModelStore.readRecord(client, modelId, ActionListener.wrap(record -> {
                 if (record == null || !Boolean.TRUE.equals(record.get("complete"))) {
                     channel.sendResponse(new BytesRestResponse(RestStatus.NOT_FOUND, "application/json", "{\"error\":\"model [" + modelId
                         + "] has no complete upload in " + ModelStore.MODELS_INDEX + " (distilrank plugin register uploads it)\"}"));
                     return;
                 }
                 String sha = String.valueOf(record.get("sha256"));
-                boolean already = cache.isLoaded(modelId, sha);
-                long t0 = System.nanoTime();
-                cache.ensureLoaded(client, modelId, sha, org.opensearch.core.action.ActionListener.wrap(m -> client.threadPool().generic()
-                    .execute(() -> respondWarm(channel, client, m, sha, already, (System.nanoTime() - t0) / 1e6, window)),
-                    e -> fail(channel, e)));
+                ModelStore.liveAliasModels(client, alias, ActionListener.wrap(protect -> {
+                    NodesModelAction.Request warm = new NodesModelAction.Request("warm", modelId, sha, window, protect, "data:true");
+                    client.execute(NodesModelAction.ADMIN, warm, ActionListener.wrap(resp -> {
+                        XContentBuilder b = channel.newBuilder();
+                        b.startObject().field("model_id", modelId).field("sha256", sha).field("window_size", window)
+                            .field("alias", alias).field("protected", protect);
+                        resp.nodesToXContent(b);
+                        b.endObject();
+                        channel.sendResponse(new BytesRestResponse(RestStatus.OK, b));
+                    }, e -> fail(channel, e)));
+                }, e -> fail(channel, e)));
             }, e -> fail(channel, e)));
         }
 
@@ -130,37 +133,15 @@ final class RestHandlers {
                 e.addSuppressed(inner);
             }
         }
-
-        private void respondWarm(org.opensearch.rest.RestChannel channel, NodeClient client, StudentModel m, String sha, boolean already,
-                                 double loadMs, int window) {
-            try {
-                if (!m.acquire()) {
-                    throw new IllegalStateException("model [" + m.modelId() + "] was evicted while warming; warm it again");
-                }
-                double warmMs;
-                try {
-                    warmMs = m.warmWindow(window);
-                } finally {
-                    m.release();
-                }
-                XContentBuilder b = channel.newBuilder();
-                b.startObject().field("model_id", m.modelId()).field("sha256", sha).field("already_loaded", already)
-                    .field("load_ms", loadMs).field("warm_window_ms", warmMs).field("window_size", window)
-                    .field("node", client.getLocalNodeId()).field("load_steps_ms", new java.util.TreeMap<>(m.loadSteps())).endObject();
-                channel.sendResponse(new BytesRestResponse(RestStatus.OK, b));
-            } catch (Exception e) {
-                fail(channel, e);
-            }
-        }
     }
 
+    /**
+     * {@code GET _plugins/distilrank/_stats?nodes=_all}: per node ({@code nodes}, keyed by node id, like
+     * {@code _nodes/stats}) the models its cache holds (load time and steps, sizes, rescores, stage times), the
+     * protected ids, the cache's capacity and the JVM heap; {@code nodes} takes OpenSearch's node filters
+     * ({@code _local}, {@code data:true}, names, ids).
+     */
     static final class Stats extends BaseRestHandler {
-        private final ModelCache cache;
-
-        Stats(ModelCache cache) {
-            this.cache = cache;
-        }
-
         @Override
         public String getName() {
             return "distilrank_stats";
@@ -173,17 +154,9 @@ final class RestHandlers {
 
         @Override
         protected RestChannelConsumer prepareRequest(RestRequest request, NodeClient client) {
-            return channel -> {
-                MemoryUsage heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
-                XContentBuilder b = channel.newBuilder();
-                b.startObject();
-                b.field("models", cache.stats());
-                b.field("max_models", cache.maxModels());
-                b.field("intra_op_threads", cache.threads());
-                b.field("heap_used_bytes", heap.getUsed());
-                b.endObject();
-                channel.sendResponse(new BytesRestResponse(RestStatus.OK, b));
-            };
+            String[] nodes = request.paramAsStringArray("nodes", new String[] {"_all"});
+            NodesModelAction.Request stats = new NodesModelAction.Request("stats", null, null, 0, List.of(), nodes);
+            return channel -> client.execute(NodesModelAction.STATS, stats, new RestToXContentListener<>(channel));
         }
     }
 }
