@@ -93,6 +93,11 @@ bench-rerank-esci: install
 	$(BIN)/python bench/esci_rescore_latency.py --zip $(ESCI_ZIP) --text-source _source --text-source auto \
 		--text-source token_ids --depth 10 --depth 50 --depth 100 --depth 500 --ml-commons --searches 60
 
+# concurrent load, one node vs three nodes (3 primaries + 1 replica) side by side: BM25 and the rescorer at depth 100, 1/4/16 clients
+.PHONY: bench-load-nodes
+bench-load-nodes: install
+	$(BIN)/python bench/load_nodes.py --depth 100 --clients 1,4,16 --modes bm25,rescorer
+
 # size of a fresh full install and of a fresh serving-only install, side by side (throwaway venvs; pip cache reused)
 install-sizes:
 	bench/install_sizes.sh

@@ -4,7 +4,11 @@ Every request of the plugin goes through :meth:`Transport.request`. It
 
 * retries 429/502/503/504 and connection errors with exponential backoff (``backoff * 2**attempt``, at most
   30 s, ``retries`` times); requests that are not idempotent are retried only on 429/503 and on connection
-  refusals, where the cluster cannot have acted on them;
+  refusals, where the cluster cannot have acted on them; with several node URLs the first retry of a node-level
+  failure goes to another node at once;
+* sends a search again when it lost shards only because a node left during it (:func:`lost_a_node`: a partial answer,
+  or a 500/503 ``search_phase_execution_exception``, whose failures are all disconnected or closed nodes), which a
+  rolling restart causes in the fetch phase;
 * turns failures into :class:`ClusterError`, whose message names the request, the cluster's own reason
   (verbatim) and a fix: unreachable cluster, TLS problems, wrong credentials (401), missing permissions (403);
 * in ``dry_run`` mode sends read-only requests (GET, ``_search``) for real but only *records* writes, answering
@@ -19,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from distilrank.errors import DistilRankError
 from distilrank.plugin.connection import ConnectionSettings
@@ -70,6 +75,26 @@ def _describe_body(body: Any) -> Any:
     return body
 
 
+#: shard failures that mean a node left or restarted mid-search (OpenSearch retries the query phase on another copy,
+#: not the fetch phase, and a restarted node has lost the query phase's search context): a search that lost shards
+#: only to them is sent again instead of answering part of the hits
+LOST_NODE_FAILURES = ("node_disconnected_exception", "node_not_connected_exception", "node_closed_exception",
+                      "connect_transport_exception", "send_request_transport_exception", "no_shard_available_action_exception",
+                      "search_context_missing_exception")
+
+
+def lost_a_node(answer: Any) -> bool:
+    """True when a search answer (or error body) failed shards only because a node went away during it."""
+    if not isinstance(answer, dict):
+        return False
+    shards = answer.get("_shards") or {}
+    if isinstance(shards, dict) and shards.get("failed"):
+        reasons = [json.dumps(f.get("reason")) for f in shards.get("failures") or []]
+        return bool(reasons) and all(any(k in r for k in LOST_NODE_FAILURES) for r in reasons)
+    text = json.dumps(answer)
+    return "search_phase_execution_exception" in text and any(k in text for k in LOST_NODE_FAILURES)
+
+
 def _is_read(method: str, path: str) -> bool:
     return method in ("GET", "HEAD") or (method == "POST" and path.rstrip("/").endswith("/_search"))
 
@@ -106,6 +131,8 @@ class Transport:
         ``dry_response``: what a dry run answers for a skipped write (default ``{}``).
         """
         method = method.upper()
+        if params and "timeout" in params:  # opensearch-py would take it as its own read timeout: send the API's in the URL
+            path, params = f"{path}{'&' if '?' in path else '?'}{urlencode(params)}", None
         if idempotent is None:
             idempotent = method in ("GET", "HEAD", "PUT", "DELETE") or _is_read(method, path)
         record = PlannedRequest(method, path, _describe_body(body), dict(params) if params else None)
@@ -126,7 +153,11 @@ class Transport:
         attempt = 0
         while True:
             try:
-                return self.client.transport.perform_request(method, path, body=body, params=params)
+                answer = self.client.transport.perform_request(method, path, body=body, params=params)
+                if _is_read(method, path) and attempt < self.settings.retries and lost_a_node(answer):
+                    attempt = self._backoff(attempt, method, path, "shards lost to a node that left", failover=True)
+                    continue
+                return answer
             except (AuthenticationException, AuthorizationException) as exc:
                 raise self._auth_error(exc, method, path) from None
             except SSLError as exc:
@@ -150,6 +181,9 @@ class Transport:
             except TransportError as exc:
                 status = exc.status_code if isinstance(exc.status_code, int) else None
                 retry_on = RETRY_STATUS if idempotent else SAFE_RETRY_STATUS
+                if _is_read(method, path) and status in (500, 503) and lost_a_node(exc.info) and attempt < self.settings.retries:
+                    attempt = self._backoff(attempt, method, path, f"HTTP {status}: a node left during the search", failover=True)
+                    continue
                 if status in retry_on and attempt < self.settings.retries:
                     why = f"HTTP {status}" + (f" ({overload_cause(exc.info)})" if status == 429 else "")
                     attempt = self._backoff(attempt, method, path, why, failover=status in (502, 503, 504))

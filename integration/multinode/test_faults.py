@@ -51,9 +51,14 @@ def _search(path: str):
 
 
 def _wait_status(t, status: str, timeout: float = 300) -> float:
+    """Seconds until the cluster reports ``status`` (asked in 10 s waits, so no client read timeout ends the wait)."""
     t0 = time.monotonic()
-    t.request("GET", "/_cluster/health", params={"wait_for_status": status, "timeout": f"{int(timeout)}s"})
-    return time.monotonic() - t0
+    while True:
+        health = t.request("GET", "/_cluster/health", params={"wait_for_status": status, "timeout": "10s"}, ok_statuses=(408,))
+        if health.get("status") == status or (status == "yellow" and health.get("status") == "green"):
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"the cluster did not reach {status} within {timeout:.0f} s: {health}")
 
 
 def _one_model(traffic: Traffic, students) -> tuple[list[int], int]:
@@ -110,7 +115,8 @@ def test_sigkill_one_data_node_under_traffic(cluster3, t3, two_models):
     _record("SIGKILL one of 3 nodes", {
         "searches": len(traffic.outcomes), "failed_while_node_died": len(in_flight), "failed_after_yellow": len(after),
         "mixed_model": mixed, "yellow_after_s": round(yellow_s or -1, 1), "node_back_s": round(back_s, 1),
-        "green_after_return_s": round(green_s, 1), "ensure_actions": ensure["actions"], "second_ensure_actions": again["actions"]})
+        "green_after_return_s": round(green_s, 1), "ensure_actions": ensure["actions"], "second_ensure_actions": again["actions"],
+        "errors": [o.error for o in in_flight + after][:10]})
     assert yellow_s is not None, "the cluster did not drop the killed node within 120 s"
     assert len(in_flight) <= CLIENTS and after == [], [o.error for o in in_flight + after][:5]
     assert mixed == 0
@@ -135,7 +141,7 @@ def test_rolling_restart_of_all_three_nodes_under_traffic(cluster3, t3, two_mode
         time.sleep(2.0)
     counts, mixed = _one_model(traffic, students)
     _record("rolling restart of 3 nodes", {"searches": len(traffic.outcomes), "failed": len(traffic.failed()), "mixed_model": mixed,
-                                           "steps": steps})
+                                           "steps": steps, "errors": [o.error for o in traffic.failed()][:10]})
     assert traffic.failed() == [], [o.error for o in traffic.failed()][:5]
     assert mixed == 0 and len(traffic.answered()) > 20
 

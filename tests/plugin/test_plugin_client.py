@@ -242,3 +242,48 @@ def test_a_single_node_keeps_the_backoff(server):
     Scripted.script = [(503, {"error": "busy"})]
     t, sleeps = transport(server)
     assert t.request("GET", "/idx/_search") == {"ok": True} and sleeps == [0.1]
+
+
+def test_the_apis_timeout_parameter_reaches_the_node_and_not_the_client():
+    """OpenSearch's own ``timeout`` (e.g. ``_cluster/health?wait_for_status=green&timeout=60s``) goes into the URL; opensearch-py
+    would otherwise take the string as its read timeout and fail before sending anything."""
+    from tests.plugin.json_http import transport_to
+
+    seen: list[str] = []
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            reply_json(self, 200, {"status": "green"})
+
+        def log_message(self, *args):
+            pass
+
+    with transport_to(Health) as t:
+        assert t.request("GET", "/_cluster/health", params={"wait_for_status": "green", "timeout": "60s"})["status"] == "green"
+    assert len(seen) == 1 and "timeout=60s" in seen[0] and "wait_for_status=green" in seen[0]
+
+
+def _partial(reason_type: str) -> dict:
+    return {"_shards": {"total": 3, "successful": 2, "failed": 1, "failures": [
+        {"shard": 1, "index": "i", "reason": {"type": reason_type, "reason": "[node-0][indices:data/read/search[phase/fetch/id]]"}}]},
+        "hits": {"hits": []}}
+
+
+def test_a_search_that_lost_shards_to_a_leaving_node_is_sent_again(server):
+    full = {"_shards": {"total": 3, "successful": 3, "failed": 0}, "hits": {"hits": [{"_id": "a"}]}}
+    lost_all = {"error": {"type": "search_phase_execution_exception", "root_cause": [{"type": "node_disconnected_exception"}]},
+                "status": 500}
+    Scripted.script = [(200, _partial("node_disconnected_exception")), (500, lost_all), (200, full)]
+    lines: list[str] = []
+    t, _ = transport(server, log=lines.append)
+    assert t.request("POST", "/i/_search", {"query": {"match_all": {}}}) == full
+    assert len(Scripted.seen) == 3 and sum("a node left" in line or "lost to a node" in line for line in lines) == 2
+
+
+def test_other_shard_failures_and_writes_are_not_sent_again(server):
+    Scripted.script = [(200, _partial("query_shard_exception"))]
+    t, _ = transport(server)
+    assert t.request("POST", "/i/_search", {})["_shards"]["failed"] == 1 and len(Scripted.seen) == 1
+    Scripted.script = [(200, _partial("node_disconnected_exception"))]
+    assert t.request("POST", "/i/_doc", {})["_shards"]["failed"] == 1 and len(Scripted.seen) == 2
