@@ -197,33 +197,6 @@ def saturation(cells: list[dict]) -> int | None:
     return None
 
 
-class _IndexSettings:
-    """A client whose ``indices.create`` sets the index's shard and replica counts, every other call delegated:
-    ``rerank_latency.build_index`` (reused, not copied) creates 1 primary and 0 replicas."""
-
-    def __init__(self, client, shards: int, replicas: int):
-        self._client, self._shards, self._replicas = client, shards, replicas
-
-    def __getattr__(self, name: str):
-        return getattr(self._client, name)
-
-    @property
-    def indices(self):
-        outer = self
-
-        class _Indices:
-            def __getattr__(self, name: str):
-                return getattr(outer._client.indices, name)
-
-            def create(self, index: str, body: dict | None = None, **kw):
-                body = dict(body or {})
-                body["settings"] = {**body.get("settings", {}), "number_of_shards": outer._shards,
-                                    "number_of_replicas": outer._replicas}
-                return outer._client.indices.create(index=index, body=body, **kw)
-
-        return _Indices()
-
-
 def wait_green(client, index: str, seconds: int = 120) -> dict:
     """``GET _cluster/health/<index>`` waiting up to ``seconds`` for every copy to be allocated (the query goes in
     the path: opensearch-py takes a ``timeout`` parameter as its own read timeout)."""
@@ -241,7 +214,7 @@ def ensure_index(client, products: list[dict], *, shards: int = 1, replicas: int
         if (int(settings["number_of_shards"]), int(settings["number_of_replicas"])) == (shards, replicas):
             wait_green(client, INDEX)
             return
-    build_index(_IndexSettings(client, shards, replicas) if (shards, replicas) != (1, 0) else client, products)
+    build_index(client, products, shards=shards, replicas=replicas)
     health = wait_green(client, INDEX)
     if health.get("status") != "green":
         raise SystemExit(f"index {INDEX} ({shards} primar{'y' if shards == 1 else 'ies'}, {replicas} replicas) not green: {health}")

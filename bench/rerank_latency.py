@@ -157,10 +157,11 @@ def node_url(args) -> str:
     return state["url"]
 
 
-def build_index(client, products: list[dict]) -> None:
+def build_index(client, products: list[dict], *, shards: int = 1, replicas: int = 0) -> None:
+    """(Re)create the catalogue index (``shards`` primaries, ``replicas`` replicas) with every product's title."""
     if client.indices.exists(index=INDEX):
         client.indices.delete(index=INDEX)
-    client.indices.create(index=INDEX, body={"settings": {"number_of_shards": 1, "number_of_replicas": 0},
+    client.indices.create(index=INDEX, body={"settings": {"number_of_shards": shards, "number_of_replicas": replicas},
                                              "mappings": {"properties": {"title": {"type": "text"},
                                                                          "title_stored": {"type": "text", "store": True}}}})
     for start in range(0, len(products), 2000):
