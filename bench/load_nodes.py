@@ -20,7 +20,7 @@ q, "fields": ["title"]}``. On three nodes every client connects to all of them, 
 3``, so the coordinating node is spread. A search fails when it raises, has ``_shards.failed > 0``, ``timed_out`` or
 fewer than 10 hits. One Markdown table: per mode and clients, searches/s, p50/p99 ms and failed searches on one node
 and on three nodes side by side, with the machine's load average before and after and its CPU count. Results:
-``runs/bench/load_nodes.json``.
+``bench/results/load_nodes.json``.
 
 On 2 shared cores (the dev machine) the point is correctness (every search answered, no shard failures, the
 coordinator spread) and the shape of the curves, not absolute throughput: three nodes on the same two cores compete
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                   "started here (node i: port+i)")
     ap.add_argument("--sequential", action="store_true", help="one cluster after the other even if both fit")
     ap.add_argument("--online", action="store_true", help="let node start-up download what the cache lacks")
-    ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "load_nodes.json"), help="JSON results")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "load_nodes.json"), help="JSON results")
     args = ap.parse_args(argv)
     args.modes = load.parse_modes(args.modes)
     counts = [int(c) for c in args.clients.split(",") if c]
