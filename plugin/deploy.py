@@ -43,17 +43,51 @@ class SmokeResult:
     worst: list[dict] = field(default_factory=list)
 
 
-def _node_errors(task: dict) -> str:
+#: ML Commons' per-node error when a deploy of the model is already running on that node (e.g. its own redeploy of
+#: the model onto a node that just restarted)
+DUPLICATE_DEPLOY = "Duplicate deploy model task"
+
+
+def _per_node(task: dict) -> dict | str | None:
     err = task.get("error")
     if not err:
-        return json.dumps(task)[:2000]
+        return None
     try:
-        per_node = json.loads(err) if isinstance(err, str) else err
+        return json.loads(err) if isinstance(err, str) else err
     except json.JSONDecodeError:
         return str(err)
+
+
+def _node_errors(task: dict) -> str:
+    per_node = _per_node(task)
+    if per_node is None:
+        return json.dumps(task)[:2000]
     if isinstance(per_node, dict):
         return "; ".join(f"node {node}: {msg}" for node, msg in per_node.items())
     return str(per_node)
+
+
+def duplicate_deploy_nodes(task: dict) -> list[str]:
+    """The nodes where a deploy task failed only because a deploy of the model was already running there (every
+    per-node error is :data:`DUPLICATE_DEPLOY`); empty when any error is something else."""
+    per_node = _per_node(task)
+    if not isinstance(per_node, dict) or not per_node or not all(DUPLICATE_DEPLOY in str(m) for m in per_node.values()):
+        return []
+    return sorted(per_node)
+
+
+def _wait_nodes_deployed(t: Transport, model_id: str, nodes: list[str], timeout: float, poll: float = 0.5) -> None:
+    """Poll the nodes' own view (profile API) until each of ``nodes`` holds ``model_id`` DEPLOYED."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states = ml_api.model_states_on_nodes(t, model_id)
+        if all(states.get(n) == "DEPLOYED" for n in nodes):
+            return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"model {model_id}: the deploy already running on node(s) {nodes} did not finish within "
+                               f"{timeout:g} s; the nodes report {states or 'no copy of it'}",
+                               fix="raise --wait, or deploy it again once ML Commons' own deploy ended (distilrank plugin deploy)")
+        time.sleep(poll)
 
 
 def wait_task(t: Transport, task_id: str, timeout: float, poll: float = 0.5) -> dict:
@@ -91,7 +125,9 @@ def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, force: boo
     """Deploy ``model_id`` on every eligible node and wait (at most ``wait`` s) until it is DEPLOYED.
 
     A model whose document says DEPLOYED is left as it is unless ``force`` (a state that may be stale, e.g. right
-    after a node restart: :mod:`distilrank.plugin.ensure`)."""
+    after a node restart: :mod:`distilrank.plugin.ensure`). When the task fails only with "Duplicate deploy model
+    task" on some nodes (ML Commons' own redeploy to a node that just rejoined is running there), the wait goes on
+    until those nodes hold the model DEPLOYED."""
     t0 = time.monotonic()
     model = ml_api.get_model(t, model_id)
     if model is None:
@@ -102,7 +138,15 @@ def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, force: boo
     task_id = resp.get("task_id")
     if task_id and resp.get("status") != "COMPLETED":
         log(f"deploying {model_id} (task {task_id}) ...")
-        wait_task(t, task_id, wait)
+        try:
+            wait_task(t, task_id, wait)
+        except ClusterError as exc:
+            nodes = duplicate_deploy_nodes(exc.reason) if isinstance(exc.reason, dict) else []
+            if not nodes:
+                raise
+            log(f"model {model_id}: a deploy of it was already running on node(s) {nodes} (ML Commons' own redeploy after "
+                "a node restart); waiting for it")
+            _wait_nodes_deployed(t, model_id, nodes, max(10.0, wait - (time.monotonic() - t0)))
     if not t.live(f"wait for {model_id} to be DEPLOYED"):
         return Deployment(model_id, "not deployed (dry run)", False, task_id)
     model = wait_deployed_document(t, model_id, max(10.0, wait - (time.monotonic() - t0)), task_id=task_id, log=log)

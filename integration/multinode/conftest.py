@@ -45,6 +45,9 @@ def node_transport(url: str):
 INDEX = f"distilrank-mn-{os.getpid()}"
 ALIAS = f"mn{os.getpid()}"
 QUERIES = ["notebook", "laptop bag", "hp toner cartridge", "usb cable", "wireless mouse"]
+#: the rescorer scores of model i are RESCORER_WEIGHTS[i] x its logit (stored blend: query_weight 0, no normalisation),
+#: so a response scored with one model's weights and the other model's logits is caught
+RESCORER_WEIGHTS = (1.0, 2.0)
 
 
 @pytest.fixture(scope="session")
@@ -67,15 +70,19 @@ def mn_index(t3):
 
 @pytest.fixture(scope="session")
 def two_models(t3, mn_index, tmp_path_factory):
-    """Two students registered (ML Commons deploys them on the ML nodes; the rescorer gets the zips); the alias points
-    at the first (pipeline ``distilrank-<alias>``, depth 30). Removed at the end. Yields ``(students, model_ids)``."""
+    """Two students registered (ML Commons deploys them on the ML nodes; the rescorer gets the zips, each with its own
+    stored blend: ``RESCORER_WEIGHTS[i]`` x the logit); the alias points at the first (pipeline ``distilrank-<alias>``,
+    depth 30). Removed at the end. Yields ``(students, model_ids)``."""
     import icecat_student
 
-    from distilrank.plugin import api, registry_store
+    from distilrank.plugin import api, registry_store, rescore
+    from distilrank.plugin.blend import BlendSettings
 
     work = tmp_path_factory.mktemp("mn-two")
     students = [icecat_student.build_icecat_student(work, seed=s, name=f"mn-s{s}") for s in (20, 21)]
     regs = [api.register(t3, s.zip, group=f"mn-{os.getpid()}", deploy=True, progress=False) for s in students]
+    for s, r, w in zip(students, regs, RESCORER_WEIGHTS):  # blend settings stored with each model: they move with it
+        rescore.upload_model(t3, r["model_id"], s.zip, blend=BlendSettings(query_weight=0.0, model_weight=w, normalization="none"))
     api.promote(t3, ALIAS, regs[0]["model_id"], document_fields=["title"], depth=30, size=10)
     yield students, [r["model_id"] for r in regs]
     rec = registry_store.get_alias(t3, ALIAS)

@@ -3,7 +3,8 @@ URLs and starts at a different node). A failed search is an error after the clie
 or ``timed_out`` (:mod:`traffic`). Every answered response is checked to be exactly one model's scores.
 
 * promote / rollback 10 times: 0 failed searches, every response one model, on the rescorer path and the ML Commons
-  pipeline path at once;
+  pipeline path at once (on the rescorer path each model has its own stored blend weight, so a response is also
+  checked to use one set of weights: the one stored with its model);
 * one data node SIGKILLed: failed searches only among those in flight when it died (at most the number of clients),
   0 once the cluster is yellow again; when it returns, ``plugin ensure`` leaves the alias serving (idempotent on a
   second call) and the returned node's rescorer holds the model again;
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import multinode
 import pytest
-from conftest import ALIAS, INDEX, QUERIES, pipeline_search, rescorer_search
+from conftest import ALIAS, INDEX, QUERIES, RESCORER_WEIGHTS, pipeline_search, rescorer_search
 from traffic import Traffic, which_models
 
 from distilrank.plugin import api, rescorer_api
@@ -61,8 +62,10 @@ def _wait_status(t, status: str, timeout: float = 300) -> float:
             raise AssertionError(f"the cluster did not reach {status} within {timeout:.0f} s: {health}")
 
 
-def _one_model(traffic: Traffic, students) -> tuple[list[int], int]:
-    counts, mixed = which_models(traffic.answered(), [LocalScorer(s.zip) for s in students])
+def _one_model(traffic: Traffic, students, path: str = "rescorer") -> tuple[list[int], int]:
+    """Responses per model and the number no single model (with its stored weights on the rescorer path) explains."""
+    scales = RESCORER_WEIGHTS if path == "rescorer" else None
+    counts, mixed = which_models(traffic.answered(), [LocalScorer(s.zip) for s in students], scales)
     return counts, len(mixed)
 
 
@@ -77,7 +80,7 @@ def test_promote_and_rollback_10_times_on_both_paths(cluster3, t3, two_models):
         time.sleep(1.0)
     row = {}
     for name, traffic in (("rescorer", rescorer), ("pipeline", pipeline)):
-        counts, mixed = _one_model(traffic, students)
+        counts, mixed = _one_model(traffic, students, name)
         row[name] = {"searches": len(traffic.outcomes), "failed": len(traffic.failed()), "mixed_model": mixed,
                      "old_model": counts[0], "new_model": counts[1]}
         assert traffic.failed() == [], [o.error for o in traffic.failed()][:5]

@@ -82,15 +82,18 @@ class Traffic:
         return [o for o in self.outcomes if not o.error]
 
 
-def which_models(outcomes: list[Outcome], scorers: list) -> tuple[list[int], list[Outcome]]:
-    """For each answered search, which of ``scorers`` (``LocalScorer``) gave every hit's score (within 1e-4): counts per
-    scorer, and the responses no single scorer explains (mixed-model or wrong scores)."""
+def which_models(outcomes: list[Outcome], scorers: list, scales: tuple[float, ...] | None = None) -> tuple[list[int], list[Outcome]]:
+    """For each answered search, which of ``scorers`` (``LocalScorer``), times its ``scales[i]`` (default 1), gave every
+    hit's score (within 1e-4): counts per scorer, and the responses no single scorer explains (mixed models, mixed
+    weights or wrong scores)."""
+    scales = scales or (1.0,) * len(scorers)
     counts, mixed = [0] * len(scorers), []
     for o in outcomes:
         if not o.hits:
             continue
         scores = np.array([s for _, s in o.hits])
-        which = [m for m, sc in enumerate(scorers) if np.allclose(scores, sc.score(o.query, [t for t, _ in o.hits]), atol=1e-4)]
+        titles = [t for t, _ in o.hits]
+        which = [m for m, sc in enumerate(scorers) if np.allclose(scores, scales[m] * sc.score(o.query, titles), atol=2e-4)]
         if which:
             counts[which[0]] += 1
         else:

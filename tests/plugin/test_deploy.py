@@ -89,3 +89,30 @@ def test_a_stale_deployed_document_is_redeployed_only_when_forced(t):
                        ("GET", MODEL, 200, {"model_state": "DEPLOYED", "planning_worker_nodes": ["n1"]})]
     dep = deploy_model(t, "m1", force=True)
     assert not dep.already_deployed and dep.task_id == "t1"
+
+
+def test_a_deploy_already_running_on_a_rejoined_node_is_waited_for(t):
+    """ML Commons redeploys a model to a node that rejoined; a deploy sent meanwhile fails there with "Duplicate deploy
+    model task" (seen in the three-node SIGKILL test): the wait goes on until that node holds it."""
+    dup = '{"n2": "Duplicate deploy model task"}'
+    Scripted.script = [("GET", MODEL, 200, {"model_state": "DEPLOYED"}),
+                       ("POST", f"{MODEL}/_deploy", 200, {"task_id": "t1", "status": "CREATED"}),
+                       ("GET", "/_plugins/_ml/tasks/t1", 200, {"state": "COMPLETED_WITH_ERROR", "task_type": "DEPLOY_MODEL", "error": dup}),
+                       ("GET", PROFILE, 200, {"nodes": {"n1": {"models": {"m1": {"model_state": "DEPLOYED"}}},
+                                                        "n2": {"models": {"m1": {"model_state": "DEPLOYING"}}}}}),
+                       ("GET", PROFILE, 200, {"nodes": {"n1": {"models": {"m1": {"model_state": "DEPLOYED"}}},
+                                                        "n2": {"models": {"m1": {"model_state": "DEPLOYED"}}}}}),
+                       ("GET", MODEL, 200, {"model_state": "DEPLOYED", "planning_worker_nodes": ["n1", "n2"]})]
+    lines: list[str] = []
+    dep = deploy_model(t, "m1", wait=30, force=True, log=lines.append)
+    assert dep.state == "DEPLOYED" and dep.nodes == ["n1", "n2"]
+    assert any("already running on node(s) ['n2']" in line for line in lines)
+
+
+def test_other_deploy_errors_beside_a_duplicate_still_fail(t):
+    err = '{"n1": "Duplicate deploy model task", "n2": "out of memory"}'
+    Scripted.script = [("GET", MODEL, 200, {"model_state": "REGISTERED"}),
+                       ("POST", f"{MODEL}/_deploy", 200, {"task_id": "t1", "status": "CREATED"}),
+                       ("GET", "/_plugins/_ml/tasks/t1", 200, {"state": "COMPLETED_WITH_ERROR", "task_type": "DEPLOY_MODEL", "error": err})]
+    with pytest.raises(ClusterError, match="out of memory"):
+        deploy_model(t, "m1", wait=30)
