@@ -65,6 +65,11 @@ def serving_problems(t: Transport) -> list[dict]:
     return problems
 
 
+#: model states after which ``_predict`` may answer from some nodes and fail on others (a node that rejoined the
+#: cluster and is not yet, or no longer, holding the model): ``ensure`` deploys to every eligible node
+NOT_ON_EVERY_NODE = ("PARTIALLY_DEPLOYED", "DEPLOYING")
+
+
 def _predict_ok(t: Transport, model_id: str) -> tuple[bool, str]:
     from distilrank.plugin.deploy import default_smoke_pairs
 
@@ -104,8 +109,9 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
                               f"another model: distilrank plugin promote {alias} --model-id ...")
     state_before = model.get("model_state")
     ok, detail = _predict_ok(t, model_id)
-    if not ok:
-        log(f"alias {alias}: model {model_id} ({state_before}) does not answer ({detail}); deploying it")
+    if not ok or state_before in NOT_ON_EVERY_NODE:
+        why = f"does not answer ({detail})" if not ok else "is not on every eligible node (a node rejoined)"
+        log(f"alias {alias}: model {model_id} ({state_before}) {why}; deploying it")
         deploy_model(t, model_id, wait=wait, force=True, log=log)  # even if the document says DEPLOYED
         actions.append(f"deployed {model_id} (was {state_before})")
         ok, detail = _predict_ok(t, model_id)
