@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import INDEX, QUERIES, node_transport
+from conftest import INDEX, QUERIES, node_transport, rescorer_search
 
 from distilrank.plugin import rescore, rescorer_api
 from distilrank.plugin.local_scoring import LocalScorer
@@ -27,10 +27,9 @@ def student(t3, tmp_path_factory):
     rescore.delete_model(t3, MODEL)
 
 
-def _rescored(t: Transport, q: str, window: int = 15) -> list[tuple[str, float, str]]:
-    body = rescore.rescore_search_body(q, model=MODEL, fields=["title"], window_size=window, size=10,
-                                       query={"match": {"title": q}}, source=["title"])
-    hits = t.request("POST", f"/{INDEX}/_search", body, params={"search_pipeline": "_none"})["hits"]["hits"]
+def _rescored(t: Transport, q: str) -> list[tuple[str, float, str]]:
+    body, params = rescorer_search(q, model=MODEL)
+    hits = t.request("POST", f"/{INDEX}/_search", body, params=params)["hits"]["hits"]
     return [(h["_id"], h["_score"], h["_source"]["title"]) for h in hits]
 
 

@@ -267,16 +267,7 @@ public final class ModelAdminAction extends ActionType<ModelAdminAction.Response
                     }
                 }
                 body.put("evicted_on", on);
-                Map<String, Object> nodes = new LinkedHashMap<>();
-                nodes.put("total", resp.getNodes().size() + resp.failures().size());
-                nodes.put("successful", resp.getNodes().size());
-                nodes.put("failed", resp.failures().size());
-                java.util.List<Map<String, Object>> failures = new java.util.ArrayList<>();
-                for (org.opensearch.action.FailedNodeException f : resp.failures()) {
-                    failures.add(Map.of("node_id", f.nodeId(), "reason", NodesModelAction.rootMessage(f)));
-                }
-                nodes.put("failures", failures);
-                body.put("_nodes", nodes);
+                body.put("_nodes", resp.nodesSummary());
                 listener.onResponse(new Response(body));
             }, listener::onFailure), l -> client.execute(NodesModelAction.ADMIN, evict, l));
         }

@@ -52,76 +52,66 @@ public final class NodesModelAction {
 
     private NodesModelAction() {}
 
-    /** {@code op} = {@code stats | warm | evict}; the model fields are unused by {@code stats}. */
+    /**
+     * What every node is asked: {@code op} = {@code stats | warm | evict}; the model fields are unused by {@code stats},
+     * {@code protect} (the models behind other live aliases) only by {@code warm}.
+     */
+    record Operation(String op, String modelId, String sha256, int windowSize, List<String> protect) {
+        Operation {
+            protect = protect == null ? List.of() : List.copyOf(protect);
+        }
+
+        static Operation readFrom(StreamInput in) throws IOException {
+            return new Operation(in.readString(), in.readOptionalString(), in.readOptionalString(), in.readVInt(), in.readStringList());
+        }
+
+        void writeTo(StreamOutput out) throws IOException {
+            out.writeString(op);
+            out.writeOptionalString(modelId);
+            out.writeOptionalString(sha256);
+            out.writeVInt(windowSize);
+            out.writeStringCollection(protect);
+        }
+    }
+
+    /** The {@link Operation} and the nodes it goes to (OpenSearch's node filters). */
     public static final class Request extends BaseNodesRequest<Request> {
-        final String op;
-        final String modelId;
-        final String sha256;
-        final int windowSize;
-        final List<String> protect;
+        final Operation operation;
 
         public Request(String op, String modelId, String sha256, int windowSize, List<String> protect, String... nodeIds) {
             super(nodeIds);
-            this.op = op;
-            this.modelId = modelId;
-            this.sha256 = sha256;
-            this.windowSize = windowSize;
-            this.protect = protect == null ? List.of() : List.copyOf(protect);
+            operation = new Operation(op, modelId, sha256, windowSize, protect);
         }
 
         public Request(StreamInput in) throws IOException {
             super(in);
-            op = in.readString();
-            modelId = in.readOptionalString();
-            sha256 = in.readOptionalString();
-            windowSize = in.readVInt();
-            protect = in.readStringList();
+            operation = Operation.readFrom(in);
         }
 
         @Override
         public void writeTo(StreamOutput out) throws IOException {
             super.writeTo(out);
-            writeFields(out, op, modelId, sha256, windowSize, protect);
+            operation.writeTo(out);
         }
     }
 
-    static void writeFields(StreamOutput out, String op, String modelId, String sha256, int windowSize, List<String> protect) throws IOException {
-        out.writeString(op);
-        out.writeOptionalString(modelId);
-        out.writeOptionalString(sha256);
-        out.writeVInt(windowSize);
-        out.writeStringCollection(protect);
-    }
-
-    /** What one node is asked (the fields of {@link Request}, without the node selection). */
+    /** What one node is asked: the {@link Operation} of {@link Request}, without the node selection. */
     public static final class NodeRequest extends TransportRequest {
-        final String op;
-        final String modelId;
-        final String sha256;
-        final int windowSize;
-        final List<String> protect;
+        final Operation operation;
 
         NodeRequest(Request r) {
-            op = r.op;
-            modelId = r.modelId;
-            sha256 = r.sha256;
-            windowSize = r.windowSize;
-            protect = r.protect;
+            operation = r.operation;
         }
 
         public NodeRequest(StreamInput in) throws IOException {
             super(in);
-            op = in.readString();
-            modelId = in.readOptionalString();
-            sha256 = in.readOptionalString();
-            windowSize = in.readVInt();
-            protect = in.readStringList();
+            operation = Operation.readFrom(in);
         }
 
         @Override
         public void writeTo(StreamOutput out) throws IOException {
             super.writeTo(out);
-            writeFields(out, op, modelId, sha256, windowSize, protect);
+            operation.writeTo(out);
         }
     }
 
@@ -166,18 +156,25 @@ public final class NodesModelAction {
             out.writeList(nodes);
         }
 
+        /** {@code {total, successful, failed[, failures: [{node_id, reason}]]}}: who answered (failures only when some did not). */
+        Map<String, Object> nodesSummary() {
+            Map<String, Object> s = new LinkedHashMap<>();
+            s.put("total", getNodes().size() + failures().size());
+            s.put("successful", getNodes().size());
+            s.put("failed", failures().size());
+            if (!failures().isEmpty()) {
+                List<Map<String, Object>> why = new ArrayList<>();
+                for (FailedNodeException f : failures()) {
+                    why.add(Map.of("node_id", f.nodeId(), "reason", String.valueOf(rootMessage(f))));
+                }
+                s.put("failures", why);
+            }
+            return s;
+        }
+
         /** The per-node part of the answer, without the outer object (the warm answer adds its own fields around it). */
         void nodesToXContent(XContentBuilder b) throws IOException {
-            b.startObject("_nodes").field("total", getNodes().size() + failures().size()).field("successful", getNodes().size())
-                .field("failed", failures().size());
-            if (!failures().isEmpty()) {
-                b.startArray("failures");
-                for (FailedNodeException f : failures()) {
-                    b.startObject().field("node_id", f.nodeId()).field("reason", String.valueOf(rootMessage(f))).endObject();
-                }
-                b.endArray();
-            }
-            b.endObject();
+            b.field("_nodes", nodesSummary());
             b.field("cluster_name", getClusterName().value());
             b.startObject("nodes");
             for (NodeResponse n : getNodes()) {
@@ -220,8 +217,8 @@ public final class NodesModelAction {
         /** Refuses an operation this action name does not grant (a monitor permission cannot warm or evict). */
         @Override
         protected void doExecute(org.opensearch.tasks.Task task, Request request, org.opensearch.core.action.ActionListener<Response> listener) {
-            if (!ops.contains(request.op)) {
-                listener.onFailure(ModelStore.badRequest("[" + actionName + "] does not run [" + request.op + "]; it runs " + ops));
+            if (!ops.contains(request.operation.op())) {
+                listener.onFailure(ModelStore.badRequest("[" + actionName + "] does not run [" + request.operation.op() + "]; it runs " + ops));
                 return;
             }
             super.doExecute(task, request, listener);
@@ -245,11 +242,12 @@ public final class NodesModelAction {
         @Override
         protected NodeResponse nodeOperation(NodeRequest request) {
             DiscoveryNode local = clusterService.localNode();
-            return switch (request.op) {
+            Operation o = request.operation;
+            return switch (o.op()) {
                 case "stats" -> new NodeResponse(local, stats());
-                case "evict" -> new NodeResponse(local, Map.of("model_id", request.modelId, "evicted", cache.evict(request.modelId)));
-                case "warm" -> new NodeResponse(local, warm(request));
-                default -> throw new IllegalArgumentException("unknown distilrank node operation [" + request.op + "]");
+                case "evict" -> new NodeResponse(local, Map.of("model_id", o.modelId(), "evicted", cache.evict(o.modelId())));
+                case "warm" -> new NodeResponse(local, warm(o));
+                default -> throw new IllegalArgumentException("unknown distilrank node operation [" + o.op() + "]");
             };
         }
 
@@ -264,33 +262,33 @@ public final class NodesModelAction {
             return s;
         }
 
-        private Map<String, Object> warm(NodeRequest request) {
-            cache.protect(request.protect);
-            boolean already = cache.isLoaded(request.modelId, request.sha256);
+        private Map<String, Object> warm(Operation request) {
+            cache.protect(request.protect());
+            boolean already = cache.isLoaded(request.modelId(), request.sha256());
             long t0 = System.nanoTime();
             PlainActionFuture<StudentModel> loaded = PlainActionFuture.newFuture();
             List<String> evicted = new ArrayList<>();
-            cache.ensureLoaded(client, request.modelId, request.sha256, evicted, loaded);
+            cache.ensureLoaded(client, request.modelId(), request.sha256(), evicted, loaded);
             StudentModel m;
             try {
                 m = loaded.get(WARM_TIMEOUT.millis(), TimeUnit.MILLISECONDS);
             } catch (java.util.concurrent.ExecutionException e) {
-                throw new IllegalStateException("loading model [" + request.modelId + "] failed: " + rootMessage(e), e);
+                throw new IllegalStateException("loading model [" + request.modelId() + "] failed: " + rootMessage(e), e);
             } catch (java.util.concurrent.TimeoutException e) {
-                throw new IllegalStateException("loading model [" + request.modelId + "] took longer than " + WARM_TIMEOUT, e);
+                throw new IllegalStateException("loading model [" + request.modelId() + "] took longer than " + WARM_TIMEOUT, e);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
-                throw new IllegalStateException("interrupted while loading model [" + request.modelId + "]", e);
+                throw new IllegalStateException("interrupted while loading model [" + request.modelId() + "]", e);
             }
             double loadMs = (System.nanoTime() - t0) / 1e6;
             if (!m.acquire()) {
-                throw new IllegalStateException("model [" + request.modelId + "] was evicted while warming; warm it again");
+                throw new IllegalStateException("model [" + request.modelId() + "] was evicted while warming; warm it again");
             }
             double warmMs;
             try {
-                warmMs = m.warmWindow(request.windowSize);
+                warmMs = m.warmWindow(request.windowSize());
             } catch (ai.onnxruntime.OrtException e) {
-                throw new IllegalStateException("model [" + request.modelId + "] failed its warm-up window: " + e.getMessage(), e);
+                throw new IllegalStateException("model [" + request.modelId() + "] failed its warm-up window: " + e.getMessage(), e);
             } finally {
                 m.release();
             }
