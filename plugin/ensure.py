@@ -2,7 +2,9 @@
 
 :func:`ensure_alias` is idempotent: it reads the alias's search pipeline, recreates the pipeline from the
 registry record if it is gone, redeploys the model the pipeline calls when ``_predict`` does not answer (ML Commons
-can show a stale ``DEPLOYED`` state right after a restart, so the state alone is not trusted), and verifies it:
+can show a stale ``DEPLOYED`` state right after a restart, so the state alone is not trusted) or when it is not on
+every node (``PARTIALLY_DEPLOYED``; a ``DEPLOYING`` model, ML Commons' own redeploy to a node that rejoined, is waited
+for first), and verifies it:
 with the zip, the smoke test against local ONNX Runtime (:func:`distilrank.plugin.deploy.smoke_test`); without it, finite
 scores for the sample pairs; with ``index``, one search through the pipeline.
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 from distilrank.errors import DistilRankError
 from distilrank.plugin import index_api, ml_api, registry_store
-from distilrank.plugin.deploy import deploy_model, smoke_test
+from distilrank.plugin.deploy import deploy_model, smoke_test, wait_while_deploying
 from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec, rerank_search_body
 from distilrank.plugin.transport import ClusterError, Transport
 
@@ -66,7 +68,8 @@ def serving_problems(t: Transport) -> list[dict]:
 
 
 #: model states after which ``_predict`` may answer from some nodes and fail on others (a node that rejoined the
-#: cluster and is not yet, or no longer, holding the model): ``ensure`` deploys to every eligible node
+#: cluster and is not yet, or no longer, holding the model): ``ensure`` deploys to every eligible node. A model that
+#: is ``DEPLOYING`` (ML Commons redeploys to a node that rejoined) is waited for first, and deployed only if it stays so.
 NOT_ON_EVERY_NODE = ("PARTIALLY_DEPLOYED", "DEPLOYING")
 
 
@@ -108,6 +111,11 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
         raise DistilRankError(f"alias {alias}: search pipeline {pipe} calls model {model_id}, which was deleted; promote "
                               f"another model: distilrank plugin promote {alias} --model-id ...")
     state_before = model.get("model_state")
+    waited = 0.0
+    if state_before == "DEPLOYING":  # ML Commons' own redeploy to a rejoined node: let it finish, then judge
+        log(f"alias {alias}: model {model_id} is DEPLOYING; waiting up to {min(wait, 120.0):g} s for it to finish")
+        model, waited = wait_while_deploying(t, model_id, min(wait, 120.0))
+        state_before = model.get("model_state")
     ok, detail = _predict_ok(t, model_id)
     if not ok or state_before in NOT_ON_EVERY_NODE:
         why = f"does not answer ({detail})" if not ok else "is not on every eligible node (a node rejoined)"
@@ -125,6 +133,7 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
         actions.append(f"loaded {model_id} into the rescorer on {', '.join(str(n.get('name')) for n in cold)} "
                        f"(slowest {max(n.get('load_ms', 0) for n in cold):.0f} ms)")
     out: dict = {"alias": alias, "pipeline": pipe, "model_id": model_id, "state_before": state_before, "actions": actions,
+                 "waited_for_deploying_s": round(waited, 3),
                  "check": detail, "rescorer_warmed": warmed}
     if zip_path and t.live(f"smoke test of {model_id} against {zip_path}"):
         out["smoke_test"] = asdict(smoke_test(t, model_id, zip_path, tolerance=tolerance))

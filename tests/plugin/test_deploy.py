@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from distilrank.plugin.deploy import deploy_model
+from distilrank.plugin.deploy import deploy_model, wait_while_deploying
 from distilrank.plugin.transport import ClusterError
 from tests.plugin.json_http import reply_json, transport_to
 
@@ -116,3 +116,19 @@ def test_other_deploy_errors_beside_a_duplicate_still_fail(t):
                        ("GET", "/_plugins/_ml/tasks/t1", 200, {"state": "COMPLETED_WITH_ERROR", "task_type": "DEPLOY_MODEL", "error": err})]
     with pytest.raises(ClusterError, match="out of memory"):
         deploy_model(t, "m1", wait=30)
+
+
+def test_a_deploying_model_is_waited_for_until_it_settles(t):
+    """ML Commons redeploys a model to a node that rejoined (``DEPLOYING``); ``ensure`` lets it finish before judging,
+    so a second ``ensure`` right after a first finds nothing to do (the three-node SIGKILL test)."""
+    Scripted.script = [("GET", MODEL, 200, {"model_state": "DEPLOYING"}), ("GET", MODEL, 200, {"model_state": "DEPLOYING"}),
+                       ("GET", MODEL, 200, {"model_state": "DEPLOYED", "planning_worker_nodes": ["n1", "n2"]})]
+    model, waited = wait_while_deploying(t, "m1", 30, poll=0.01)
+    assert model["model_state"] == "DEPLOYED" and 0 < waited < 5
+
+
+def test_a_model_that_stays_deploying_is_returned_after_the_timeout(t):
+    Scripted.script = [("GET", MODEL, 200, {"model_state": "DEPLOYING"})] * 3
+    model, waited = wait_while_deploying(t, "m1", 0.05, poll=0.03)
+    assert model["model_state"] == "DEPLOYING" and waited >= 0.05
+    Scripted.script = []
