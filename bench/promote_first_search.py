@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     if previous:
                         rescore.delete_model(t, previous)
                     previous = r["model_id"]
-        t.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{ALIAS}", ok_statuses=(404,))
+        registry_store.delete_alias(t, ALIAS)
         rescore.delete_model(t, previous)
     finally:
         if started_here:

@@ -182,7 +182,9 @@ class StudentSection:
     loss: str = setting("bce", help="bce: BCE on sigmoid(teacher logit / T) | mse: MSE on the teacher logit (Tang et al. 2019) | "
                         "listwise: cross-entropy of the teacher's and student's softmax over each query's rows (ranking runs)",
                         choices=("bce", "mse", "listwise"))
-    init: str = setting("random", help="random | teacher: word embeddings start from the teacher's view of each word alone",
+    init: str = setting("random", help="random | teacher: word embeddings start from the teacher's view of each word alone "
+                        "(sentence pairs: the fine-tuned teacher's pooled output; ranking: the first bi-encoder teacher's "
+                        "embedding), projected onto their top principal components",
                         choices=("random", "teacher"))
     epochs: int = setting(4, help="passes over the training rows")
     gold_epochs: int | None = setting(None, help="epochs of the gold-label-only students (few rows need more passes; none: epochs)")

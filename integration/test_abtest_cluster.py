@@ -50,7 +50,7 @@ def setup(cluster, t, tmp_path_factory):
     for name in (f"distilrank-{STAGING}", f"distilrank-{PROD}"):
         ml_api.delete_search_pipeline(t, name)
     for alias in (STAGING, PROD):
-        t.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{alias}", ok_statuses=(404,))
+        registry_store.delete_alias(t, alias)
     api.delete(t, reg["model_id"], force=True)
     c.indices.delete(index=INDEX)
 
@@ -256,7 +256,7 @@ def test_an_alias_arm_uses_the_pipeline_recorded_at_promote(cluster, setup, t):
         assert ml_api.get_search_pipeline(t, aliases.pipeline_name(alias)) is None
     finally:
         ml_api.delete_search_pipeline(t, custom)
-        t.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{alias}", ok_statuses=(404,))
+        registry_store.delete_alias(t, alias)
 
 
 def test_live_router_split_and_search(cluster, setup):

@@ -36,7 +36,7 @@ def _cleanup(t):
                     ml_api.delete_search_pipeline(t, name)
                 api.delete(t, hit["_id"], force=True)
     for alias in (STAGING, PROD):
-        t.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{alias}", ok_statuses=(404,))
+        registry_store.delete_alias(t, alias)
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ def _cleanup(t):
     for role in ("student", "teacher"):
         alias = f"{PREFIX}-fold-0-{role}"
         t.request("DELETE", f"/_search/pipeline/distilrank-{alias}", ok_statuses=(404,))
-        t.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{alias}", ok_statuses=(404,))
+        registry_store.delete_alias(t, alias)
     for index in (POOL_INDEX, E2E_INDEX):
         t.request("DELETE", f"/{index}", ok_statuses=(404,))
 

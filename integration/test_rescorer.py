@@ -69,7 +69,7 @@ def models(t, tmp_path_factory):
         reg = api.register(t, s.zip, group=GROUP, deploy=True, promote_alias=ALIAS if seed == 0 else None, progress=False)
         out[seed] = (reg, s)
     yield out
-    t.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{ALIAS}", ok_statuses=(404,))
+    registry_store.delete_alias(t, ALIAS)
     for reg, _ in out.values():
         for name in ml_api.pipelines_using(t, reg["model_id"]):
             ml_api.delete_search_pipeline(t, name)

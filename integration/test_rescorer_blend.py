@@ -62,7 +62,7 @@ def student(t, tmp_path_factory):
     s = icecat_student.build_icecat_student(work, seed=3, name="blend-student", blend=STORED)
     reg = api.register(t, s.zip, group=GROUP, deploy=True, promote_alias=ALIAS, progress=False)
     yield reg, s, LocalScorer(s.zip)
-    t.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{ALIAS}", ok_statuses=(404,))
+    registry_store.delete_alias(t, ALIAS)
     for name in ml_api.pipelines_using(t, reg["model_id"]):
         ml_api.delete_search_pipeline(t, name)
     api.delete(t, reg["model_id"], force=True)

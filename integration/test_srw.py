@@ -57,7 +57,7 @@ def _cleanup(t, c) -> None:
     """Delete what the fixture made, also after a registration that failed half way: the alias, its pipeline, every
     model of the group, the group, the index."""
     ml_api.delete_search_pipeline(t, f"distilrank-{ALIAS}")
-    t.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{ALIAS}", ok_statuses=(404,))
+    registry_store.delete_alias(t, ALIAS)
     for group in ml_api.search_model_groups(t, GROUP):
         for model in ml_api.search_models(t, {"term": {"model_group_id": group["_id"]}}):
             api.delete(t, model["_id"], force=True)

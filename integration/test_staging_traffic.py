@@ -48,7 +48,7 @@ def two(cluster, t, tmp_path_factory):
         rec = registry_store.get_alias(t, alias)
         if rec:
             t.request("DELETE", f"/_search/pipeline/{rec['pipeline']}", ok_statuses=(404,))
-            t.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{alias}", ok_statuses=(404,))
+            registry_store.delete_alias(t, alias)
     for r in regs:
         api.delete(t, r["model_id"], force=True)
     cluster.client.indices.delete(index=INDEX)

@@ -79,6 +79,12 @@ def get_alias(t: Transport, alias: str) -> dict | None:
     return _get(t, f"alias-{alias}")
 
 
+def delete_alias(t: Transport, alias: str) -> None:
+    """Delete an alias document unconditionally (a missing one is fine); for tearing down test and benchmark aliases.
+    The alias's search pipeline and model are left alone."""
+    index_api.delete_doc(t, INDEX, f"alias-{alias}", ok_statuses=(404,))
+
+
 def save_alias(t: Transport, record: dict[str, Any]) -> None:
     """Overwrite an alias document unconditionally (for repairs; operators go through :func:`write_alias`)."""
     _put(t, f"alias-{record['alias']}", {"kind": "alias", **record})

@@ -165,8 +165,9 @@ def load_ranking_config(path: str | Path, raw: dict | None = None, overrides: Se
     for name in ("targets", "losses", "match_features"):
         if not getattr(d, name):
             raise ConfigError(path, f"distill.{name}", "needs at least one candidate")
-    if cfg.student.init != "random":
-        raise ConfigError(path, "student.init", "ranking runs start the student's embeddings at random (init = \"random\")")
+    if cfg.student.init == "teacher" and not any(t.kind == "bi-encoder" for t in cfg.teachers):
+        raise ConfigError(path, "student.init", "init = \"teacher\" starts the word embeddings from a bi-encoder teacher's "
+                          "embedding of each word; add a [[teachers]] table with kind = \"bi-encoder\" or set init = \"random\"")
     if d.inner_folds < 2:
         raise ConfigError(path, "distill.inner_folds", f"must be >= 2, got {d.inner_folds}")
     if not cfg.distill.temperature > 0:

@@ -6,6 +6,7 @@ Stages (each writes under ``out_dir`` and is skipped when its output exists, so 
       index.json, pools/, embeddings/    the data (:mod:`distilrank.distill.ranking.data`)
       scores/<teacher>/<split>/          zero-shot teacher scores of the three tables (judged, rerank, transfer)
       students/tokenizer.json            the student vocabulary (transfer queries + catalogue texts; no judged query)
+      students/init-<teacher>-<dim>.npy  [student] init = "teacher": the word embeddings' start (a bi-encoder's view)
       students/<recipe>-<pairs>/         students that use no judgment: trained once, shared by every fold
       folds/fold-<i>/                    split.json, teachers/ (fine-tuned teachers), stacker.json, choice.json
                                          (every candidate recipe with its inner-fold score), blends.json, students/
@@ -39,7 +40,7 @@ from distilrank.distill.ranking.config import RankingRunConfig
 from distilrank.distill.ranking.data import RankingData, load_ranking_data
 from distilrank.distill.ranking.evaluate import query_metrics, rerank_setting
 from distilrank.distill.ranking.stacking import RankStacker, equal_stack, fit_rank_stacker
-from distilrank.distill.ranking.students import student_scores, subset_rows, train_gold, train_recipe, write_choice
+from distilrank.distill.ranking.students import student_scores, subset_rows, train_gold, train_recipe, word_init, write_choice
 from distilrank.distill.signals import TeacherSignals, ranking_signals
 from distilrank.distill.variants import StudentVariant
 from distilrank.plugin.blend import BlendSettings, blend_window
@@ -115,6 +116,18 @@ class StudentTrainer:
     def rows(self, pairs: int | None) -> np.ndarray:
         return subset_rows(self.groups, pairs, seed=self.data.cfg.seed + 7)
 
+    def init(self) -> tuple[str, np.ndarray] | None:
+        """``[student] init = "teacher"``: ``(what, rows)``, the word embeddings' start from the first bi-encoder
+        teacher (:func:`~distilrank.distill.ranking.students.word_init`); ``init = "random"``: ``None``."""
+        cfg = self.data.cfg
+        if cfg.student.init != "teacher":
+            return None
+        name = next(t.name for t in cfg.teachers if t.kind == "bi-encoder")
+        dim = cfg.student.embedding_dim
+        rows = word_init(self.data.embeddings[name], self.tokenizer, dim, self.out / "students" / f"init-{name}-{dim}.npy",
+                         seed=cfg.seed, progress=self.progress)
+        return f"{name} word vectors", rows
+
     def student(self, recipe: StudentVariant, signals: TeacherSignals, fdir: Path, *, pairs: int | None, seed: int) -> Path:
         """The trained student directory of ``recipe`` on the first ``pairs`` transfer pairs (``None``: all)."""
         rows = self.rows(pairs)
@@ -122,9 +135,11 @@ class StudentTrainer:
         home = fdir if _fold_dependent(self.data, recipe.targets) else self.out
         signal = signals.combined("transfer", recipe.targets)[rows]
         sub = self.data.tables["transfer"].select(rows)
+        init = self.init()
+        meta = {"teachers": [t.name for t in self.data.cfg.teachers], "config": self.data.cfg.source, **({"init": init[0]} if init else {})}
         return train_recipe(recipe, sub, signal, self.groups[rows], self.tokenizer, self.data.cfg.student,
-                            home / "students" / name, seed=seed, progress=self.progress, log=self.log,
-                            metadata={"teachers": [t.name for t in self.data.cfg.teachers], "config": self.data.cfg.source})
+                            home / "students" / name, seed=seed, progress=self.progress, log=self.log, metadata=meta,
+                            init_embeddings=init[1] if init else None)
 
     def scores(self, student_dir: Path) -> dict[str, np.ndarray]:
         return student_scores(student_dir, {s: self.data.tables[s] for s in ("judged", "rerank")})
@@ -259,7 +274,7 @@ def run_fold(data: RankingData, trainer: StudentTrainer, shared: Scores, fold: Q
             systems[f"student + BM25 ({len(trainer.rows(size))} pairs)"] = eval_system(data, test, sc["judged"], sc["rerank"], b)
     if cfg.distill.gold_student:
         gdir = train_gold(data.judged_and_negatives(fold.train), trainer.tokenizer, cfg.student, fdir / "students" / "gold-only",
-                          seed=cfg.seed, progress=progress, log=log)
+                          seed=cfg.seed, progress=progress, log=log, init=trainer.init())
         g = trainer.scores(gdir)
         systems["gold-only student"] = eval_system(data, test, g["judged"], g["rerank"], None)
         gb, _ = _blend(data, g["rerank"], fold.train)

@@ -37,8 +37,10 @@ def targets_for(recipe: StudentVariant, signal: np.ndarray, groups: np.ndarray) 
 
 
 def train_recipe(recipe: StudentVariant, pairs: Pairs, signal: np.ndarray, groups: np.ndarray, tokenizer, section, out: Path, *,
-                 seed: int, progress: bool | None, log: Log, metadata: dict | None = None) -> Path:
-    """Train (or resume, or reuse) the student of ``recipe`` on ``pairs`` into ``out``; returns ``out``."""
+                 seed: int, progress: bool | None, log: Log, metadata: dict | None = None,
+                 init_embeddings: np.ndarray | None = None) -> Path:
+    """Train (or resume, or reuse) the student of ``recipe`` on ``pairs`` into ``out``; returns ``out``.
+    ``init_embeddings`` ``[vocab, embedding_dim]``: the unigram rows' start (:func:`word_init`); ``None``: random."""
     from distilrank.distill.api import reuse_student, student_record, train_student
 
     s = recipe.section(section)
@@ -51,7 +53,8 @@ def train_recipe(recipe: StudentVariant, pairs: Pairs, signal: np.ndarray, group
         log(f"student {out.name}: epoch {r['epoch']}/{r['epochs']} val loss {r['val_loss']:.4f} ({r['pairs_per_second']:.0f} pairs/s)")
 
     train_student(pairs, targets_for(recipe, signal, groups), out, s, tokenizer=tokenizer, seed=seed, progress=progress,
-                  metadata=trained_on, trained_on=trained_on, on_epoch=on_epoch, groups=groups if recipe.loss == "listwise" else None)
+                  metadata=trained_on, trained_on=trained_on, on_epoch=on_epoch, groups=groups if recipe.loss == "listwise" else None,
+                  init_embeddings=init_embeddings)
     log(f"student {out.name}: trained on {len(pairs)} pairs in {time.perf_counter() - t0:.0f}s")
     return out
 
@@ -72,18 +75,37 @@ def student_scores(student_dir: Path, tables: dict[str, Pairs]) -> dict[str, np.
     return out
 
 
-def train_gold(pairs: Pairs, tokenizer, section, out: Path, *, seed: int, progress: bool | None, log: Log) -> Path:
+def train_gold(pairs: Pairs, tokenizer, section, out: Path, *, seed: int, progress: bool | None, log: Log,
+               init: tuple[str, np.ndarray] | None = None) -> Path:
     """The gold-only baseline: BCE on ``grade / GRADE_MAX`` of judged rows plus weak negatives (``[student]`` with
-    ``gold_epochs``, no match features), into ``out``."""
+    ``gold_epochs``, no match features), into ``out``; ``init``: ``(what, rows)`` of :func:`word_init`, the same start
+    as the distilled students, so distilled - gold-only measures the transfer set."""
     from distilrank.distill.api import gold_section, reuse_student, student_record, train_student
 
     s, trained_on = gold_section(section), {"variant": "gold-only", "targets": "judgments + weak negatives", "train_pairs": len(pairs)}
+    if init is not None:
+        trained_on["init"] = init[0]
     if not reuse_student(out, student_record(s, tokenizer.get_vocab_size(), seed=seed, trained_on=trained_on)):
         t0 = time.perf_counter()
         train_student(pairs, (pairs.labels / GRADE_MAX).astype(np.float32), out, s, tokenizer=tokenizer, seed=seed,
-                      progress=progress, metadata=trained_on, trained_on=trained_on)
+                      progress=progress, metadata=trained_on, trained_on=trained_on, init_embeddings=init[1] if init else None)
         log(f"student {out.parent.name}/{out.name}: gold-only on {len(pairs)} pairs in {time.perf_counter() - t0:.0f}s")
     return out
+
+
+def word_init(store, tokenizer, dim: int, path: Path, *, seed: int, progress: bool | None = None) -> np.ndarray:
+    """Start rows float32 ``[vocab, dim]`` of the student's word embeddings from a bi-encoder teacher: its unit embedding
+    of each vocabulary word alone (``store``: an :class:`~distilrank.distill.teacher.embedding_store.EmbeddingStore`,
+    which caches them) on the top ``dim`` principal components (:func:`distilrank.distill.student.embedding_init.word_vectors`);
+    cached as ``path``."""
+    from distilrank.distill.student.embedding_init import word_vectors
+
+    if path.exists() and (rows := np.load(path)).shape == (tokenizer.get_vocab_size(), dim):
+        return rows
+    vocab = [w for w, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
+    rows = word_vectors(vocab, dim, lambda words: store.vectors(words, progress=progress), seed=seed)
+    write_npy(path, rows)
+    return rows
 
 
 def subset_rows(groups: np.ndarray, max_pairs: int | None, seed: int) -> np.ndarray:
@@ -103,4 +125,4 @@ def write_choice(path: Path, rows: list[dict], chosen: StudentVariant) -> None:
     write_json(path, {"chosen": chosen.to_dict(), "variants": rows})
 
 
-__all__ = ["student_scores", "subset_rows", "targets_for", "train_gold", "train_recipe", "write_choice"]
+__all__ = ["student_scores", "subset_rows", "targets_for", "train_gold", "train_recipe", "word_init", "write_choice"]

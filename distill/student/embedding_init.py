@@ -11,6 +11,9 @@ knowledge distillation at the word level (the teacher is the only source; no
 other pretrained vectors are used) and it changes nothing at serving time: the
 graph, its inputs and its cost are those of a randomly initialised student.
 
+A bi-encoder teacher (product-search runs) gives each word's own unit embedding, mean-pooled as it embeds a query
+(:class:`distilrank.distill.teacher.embedding_store.EmbeddingStore`); :func:`word_vectors` takes either source.
+
 Scale: the rows are centred and scaled so that their root-mean-square entry is
 ``rms`` (the random initialisation's standard deviation by default), so the
 optimiser's learning rates keep their meaning.
@@ -18,7 +21,7 @@ optimiser's learning rates keep their meaning.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -59,17 +62,20 @@ def principal_components(features: np.ndarray, dim: int, *, rms: float = EMBEDDI
     return (z * (rms / max(float(np.sqrt(np.mean(z**2))), 1e-12))).astype(np.float32)
 
 
-def teacher_word_vectors(teacher_dir: str | Path, vocab: Sequence[str], dim: int, *, seed: int = 0,
-                         progress: bool | None = None) -> np.ndarray:
-    """Initial unigram rows ``[len(vocab), dim]`` for a student whose token ``i`` is ``vocab[i]``.
+def word_vectors(vocab: Sequence[str], dim: int, features: Callable[[list[str]], np.ndarray], *, seed: int = 0) -> np.ndarray:
+    """Initial unigram rows ``[len(vocab), dim]`` for a student whose token ``i`` is ``vocab[i]``: ``features(words)``
+    (``[len(words), H]``, one row per word alone) projected by :func:`principal_components`.
 
-    Special tokens (``[PAD]``, ``[CLS]``, ...) keep a random start (``N(0, 0.05^2)``, seeded), every other
-    word gets its teacher vector (see the module doc).
-    """
+    Special tokens (``[PAD]``, ``[CLS]``, ...) keep a random start (``N(0, 0.05^2)``, seeded)."""
     rng = np.random.default_rng(seed)
     out = rng.normal(0.0, EMBEDDING_INIT_STD, size=(len(vocab), dim)).astype(np.float32)
     rows = [i for i, w in enumerate(vocab) if w not in SPECIAL_TOKENS]
     if rows:
-        features = teacher_word_features(teacher_dir, [vocab[i] for i in rows], progress=progress)
-        out[rows] = principal_components(features, dim)
+        out[rows] = principal_components(np.asarray(features([vocab[i] for i in rows]), np.float32), dim)
     return out
+
+
+def teacher_word_vectors(teacher_dir: str | Path, vocab: Sequence[str], dim: int, *, seed: int = 0,
+                         progress: bool | None = None) -> np.ndarray:
+    """:func:`word_vectors` from a fine-tuned cross-encoder teacher's pooled output of each word alone (see the module doc)."""
+    return word_vectors(vocab, dim, lambda words: teacher_word_features(teacher_dir, words, progress=progress), seed=seed)

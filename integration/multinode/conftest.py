@@ -88,7 +88,7 @@ def two_models(t3, mn_index, tmp_path_factory):
     rec = registry_store.get_alias(t3, ALIAS)
     if rec:
         t3.request("DELETE", f"/_search/pipeline/{rec['pipeline']}", ok_statuses=(404,))
-        t3.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{ALIAS}", ok_statuses=(404,))
+        registry_store.delete_alias(t3, ALIAS)
     for r in regs:
         api.delete(t3, r["model_id"], force=True)
 

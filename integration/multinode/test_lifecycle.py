@@ -35,7 +35,7 @@ def five(t3, mn_index, tmp_path_factory):
         registry_store.save_alias(t3, {"alias": f"{PREFIX}-{alias}", "model_id": ids[i], "history": []})
     yield ids
     for alias in LIVE:
-        t3.request("DELETE", f"/{registry_store.INDEX}/_doc/alias-{PREFIX}-{alias}", ok_statuses=(404,))
+        registry_store.delete_alias(t3, f"{PREFIX}-{alias}")
     for mid in ids:
         rescore.delete_model(t3, mid)
 

@@ -63,12 +63,17 @@ def test_minimal_config_defaults(tmp_path):
     # [student] settings a ranking run chooses elsewhere
     ('[student]\nloss = "bce"\n', "student.loss"),
     ('[student]\nmatch_features = true\n', "student.match_features"),
-    ('[student]\ninit = "teacher"\n', "student.init"),
 ])
 def test_bad_field_is_named(tmp_path, extra, field):
     with pytest.raises(ConfigError) as err:
         _load(tmp_path, extra)
     assert f"'{field}'" in str(err.value) and "run.toml" in str(err.value)
+
+
+def test_teacher_init_needs_a_bi_encoder_teacher(tmp_path):
+    assert _load(tmp_path, '[student]\ninit = "teacher"\n').student.init == "teacher"
+    with pytest.raises(ConfigError, match="'student.init'.*bi-encoder"):
+        _load(tmp_path, '[student]\ninit = "teacher"\n', base=BASE.replace('kind = "bi-encoder"', 'kind = "bm25"'))
 
 
 def test_counts_that_may_be_none_are_none_when_omitted(tmp_path):

@@ -118,3 +118,26 @@ def test_embedding_store_refuses_another_model(encoder, tmp_path):
     with pytest.raises(ConfigError) as e:
         _store(tmp_path / "emb", encoder, identity={"model": "other", "max_length": 32})
     assert "meta.json" in str(e.value) and "other" in str(e.value)
+
+
+def test_word_init_is_the_encoders_view_of_each_word_on_its_principal_components(encoder, tmp_path):
+    """``[student] init = "teacher"`` in a ranking run: the student's word rows start from the bi-encoder's unit
+    embedding of each word alone, projected to ``embedding_dim`` (specials keep a random start); cached on disk."""
+    from distilrank.distill.api import student_tokenizer
+    from distilrank.distill.config import StudentSection
+    from distilrank.distill.ranking.students import word_init
+    from distilrank.distill.student.embedding_init import principal_components
+    from distilrank.distill.student.tokenizer import SPECIAL_TOKENS
+
+    tok = student_tokenizer(TEXTS, StudentSection(vocab_size=100), path=tmp_path / "tokenizer.json")
+    vocab = [w for w, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
+    words = [i for i, w in enumerate(vocab) if w not in SPECIAL_TOKENS]
+    store = _store(tmp_path / "emb", encoder)
+    rows = word_init(store, tok, 4, tmp_path / "init.npy", seed=0)
+    assert rows.shape == (len(vocab), 4) and rows.dtype == np.float32
+    expected = principal_components(store.vectors([vocab[i] for i in words]), 4)
+    np.testing.assert_allclose(rows[words], expected, atol=1e-5)
+    assert np.sqrt(np.mean(rows[words] ** 2)) == pytest.approx(0.05, rel=1e-3)
+    encoder.calls.clear()
+    np.testing.assert_array_equal(word_init(store, tok, 4, tmp_path / "init.npy", seed=0), rows)
+    assert encoder.calls == []  # read from init.npy
