@@ -8,6 +8,8 @@ student's scores differ from BM25's, which the rerank tests rely on.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,20 @@ def build_icecat_student(work: Path, *, seed: int = 0, name: str = "icecat-stude
     res = export_student(student_dir, work / f"{name}-export", name=name,
                          metrics={"student": {"accuracy": 0.0}, "note": "integration-test student"}, blend=blend)
     return ExportedStudent(Path(res.zip), res.sha256, Path(res.out_dir), student_dir)
+
+
+@contextmanager
+def uploaded_student(t, work: Path, model_id: str, *, seed: int, name: str) -> Iterator[ExportedStudent]:
+    """:func:`build_icecat_student` uploaded to the rescorer as ``model_id`` (``POST _plugins/distilrank/models``) for
+    the ``with`` block, deleted from every node after it."""
+    from distilrank.plugin import rescore
+
+    s = build_icecat_student(work, seed=seed, name=name)
+    rescore.upload_model(t, model_id, s.zip)
+    try:
+        yield s
+    finally:
+        rescore.delete_model(t, model_id)
 
 
 def index_products(client, index: str, extra: list[dict] | None = None, *, shards: int = 1) -> int:

@@ -33,14 +33,7 @@ JUDGMENTS = Path(icecat_student.DATA) / "icecat-judgments.csv"
 @pytest.fixture(scope="module")
 def setup(cluster, t, tmp_path_factory):
     c = cluster.client
-    if c.indices.exists(index=INDEX):
-        c.indices.delete(index=INDEX)
-    c.indices.create(index=INDEX, body={"settings": {"number_of_shards": 1, "number_of_replicas": 0},
-                                        "mappings": {"properties": {"title": {"type": "text"}}}})
-    lines = []
-    for p in icecat_student.products():
-        lines += [json.dumps({"index": {"_index": INDEX, "_id": p["id"]}}), json.dumps({"title": p["title"]})]
-    assert not c.bulk(body="\n".join(lines) + "\n", params={"refresh": "true"})["errors"]
+    icecat_student.index_products(c, INDEX)
     work = tmp_path_factory.mktemp("ab")
     student = icecat_student.build_icecat_student(work, seed=0, name="ab-student")
     teacher = icecat_student.build_icecat_student(work, seed=7, name="ab-teacher", epochs=3, hidden=(128, 64))

@@ -31,24 +31,14 @@ def t(cluster) -> Transport:
 
 @pytest.fixture(scope="module")
 def student(t, tmp_path_factory):
-    s = icecat_student.build_icecat_student(tmp_path_factory.mktemp("tokids"), seed=4, name="tokids-student")
-    rescore.upload_model(t, MODEL, s.zip)
-    yield s
-    rescore.delete_model(t, MODEL)
+    with icecat_student.uploaded_student(t, tmp_path_factory.mktemp("tokids"), MODEL, seed=4, name="tokids-student") as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
 def index(cluster, t, student):
     c = cluster.client
-    if c.indices.exists(index=INDEX):
-        c.indices.delete(index=INDEX)
-    c.indices.create(index=INDEX, body={"settings": {"number_of_shards": 2, "number_of_replicas": 0},
-                                        "mappings": {"properties": {"title": {"type": "text"}, "supplier": {"type": "keyword"}}}})
-    lines = []
-    for p in icecat_student.products():
-        lines.append(json.dumps({"index": {"_index": INDEX, "_id": p["id"]}}))
-        lines.append(json.dumps({"title": p["title"], "supplier": p["supplier"]}))
-    assert not c.bulk(body="\n".join(lines) + "\n", params={"refresh": "true"})["errors"]
+    icecat_student.index_products(c, INDEX, shards=2)
     assert main(["plugin", "tokenize-index", "--index", INDEX, "--zip", str(student.zip), "--fields", "title,supplier",
                  "--batch", "200", "--url", cluster.url]) == 0
     yield INDEX

@@ -21,10 +21,8 @@ MODEL = f"mn-{os.getpid()}"
 def student(t3, tmp_path_factory):
     import icecat_student
 
-    s = icecat_student.build_icecat_student(tmp_path_factory.mktemp("mn"), seed=2, name="mn-student")
-    rescore.upload_model(t3, MODEL, s.zip)
-    yield s
-    rescore.delete_model(t3, MODEL)
+    with icecat_student.uploaded_student(t3, tmp_path_factory.mktemp("mn"), MODEL, seed=2, name="mn-student") as s:
+        yield s
 
 
 def _rescored(t: Transport, q: str) -> list[tuple[str, float, str]]:
