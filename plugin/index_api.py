@@ -48,6 +48,26 @@ def put_index_settings(t: Transport, index: str, settings: dict) -> dict:
     return t.request("PUT", f"/{index}/_settings", settings, dry_response={"acknowledged": True})
 
 
+def wait_for_status(t: Transport, status: str = "green", *, index: str | None = None, timeout: float = 300.0) -> tuple[float, dict]:
+    """Wait until the cluster (``index``: that index) reports ``status`` (``yellow`` is also met by ``green``); returns
+    ``(seconds waited, the health document)``. Asked in waits of at most 10 s, so no client read timeout ends it;
+    raises :class:`~distilrank.plugin.transport.ClusterError` after ``timeout`` s."""
+    import time
+
+    from distilrank.plugin.transport import ClusterError
+
+    met = {"green": ("green",), "yellow": ("yellow", "green"), "red": ("red", "yellow", "green")}[status]
+    t0 = time.monotonic()
+    while True:
+        wait = max(1, min(10, int(timeout - (time.monotonic() - t0))))
+        health = t.request("GET", f"/_cluster/health{'/' + index if index else ''}",
+                           params={"wait_for_status": status, "timeout": f"{wait}s"}, ok_statuses=(408,))
+        if health.get("status") in met or not t.live(f"wait for {index or 'the cluster'} to be {status}"):
+            return time.monotonic() - t0, health
+        if time.monotonic() - t0 > timeout:
+            raise ClusterError(f"{index or 'the cluster'} did not reach {status} within {timeout:g} s: {json.dumps(health)[:500]}")
+
+
 def refresh(t: Transport, index: str) -> dict:
     """``POST <index>/_refresh``: make every indexed document searchable now."""
     return t.request("POST", f"/{index}/_refresh")

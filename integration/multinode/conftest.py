@@ -56,6 +56,8 @@ def mn_index(t3):
     allocation timeout of 5 minutes so replicas stay put while a node restarts. Deleted at the end."""
     import icecat_student
 
+    from distilrank.plugin import index_api
+
     t3.request("PUT", f"/{INDEX}", {"settings": {"number_of_shards": 3, "number_of_replicas": 1,
                                                  "index.unassigned.node_left.delayed_timeout": "5m"},
                                     "mappings": {"properties": {"title": {"type": "text"}}}})
@@ -63,7 +65,7 @@ def mn_index(t3):
     for p in icecat_student.products():
         lines += [json.dumps({"index": {"_index": INDEX, "_id": p["id"]}}), json.dumps({"title": p["title"]})]
     assert not t3.request("POST", "/_bulk", "\n".join(lines) + "\n", params={"refresh": "true"})["errors"]
-    t3.request("GET", "/_cluster/health", params={"index": INDEX, "wait_for_status": "green", "timeout": "60s"})
+    index_api.wait_for_status(t3, "green", index=INDEX, timeout=60)
     yield INDEX
     t3.request("DELETE", f"/{INDEX}", ok_statuses=(404,))
 

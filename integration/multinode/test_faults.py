@@ -25,7 +25,7 @@ import pytest
 from conftest import ALIAS, INDEX, QUERIES, RESCORER_WEIGHTS, pipeline_search, rescorer_search
 from traffic import Traffic, which_models
 
-from distilrank.plugin import api, rescorer_api
+from distilrank.plugin import api, index_api, rescorer_api
 from distilrank.plugin.local_scoring import LocalScorer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,17 +49,6 @@ def _search(path: str):
         return t.request("POST", f"/{INDEX}/_search", body, params=params)
 
     return search
-
-
-def _wait_status(t, status: str, timeout: float = 300) -> float:
-    """Seconds until the cluster reports ``status`` (asked in 10 s waits, so no client read timeout ends the wait)."""
-    t0 = time.monotonic()
-    while True:
-        health = t.request("GET", "/_cluster/health", params={"wait_for_status": status, "timeout": "10s"}, ok_statuses=(408,))
-        if health.get("status") == status or (status == "yellow" and health.get("status") == "green"):
-            return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"the cluster did not reach {status} within {timeout:.0f} s: {health}")
 
 
 def _one_model(traffic: Traffic, students, path: str = "rescorer") -> tuple[list[int], int]:
@@ -108,7 +97,7 @@ def test_sigkill_one_data_node_under_traffic(cluster3, t3, two_models):
         back_s = multinode.restart_node(cluster3, victim)
         ensure = api.ensure(t3, ALIAS)
         again = api.ensure(t3, ALIAS)
-        green_s = _wait_status(t3, "green")
+        green_s = index_api.wait_for_status(t3, "green")[0]
         time.sleep(2.0)
     in_flight = traffic.failed(until=yellow_at)
     after = traffic.failed(since=yellow_at)
@@ -139,7 +128,7 @@ def test_rolling_restart_of_all_three_nodes_under_traffic(cluster3, t3, two_mode
             multinode.stop_node(cluster3, i)
             back = multinode.restart_node(cluster3, i)
             t3.request("PUT", "/_cluster/settings", {"persistent": {"cluster.routing.allocation.enable": None}})
-            green = _wait_status(t3, "green")
+            green = index_api.wait_for_status(t3, "green")[0]
             steps.append({"node": i, "rejoined_s": round(back, 1), "green_s": round(green, 1), "total_s": round(time.monotonic() - t0, 1)})
         time.sleep(2.0)
     counts, mixed = _one_model(traffic, students)

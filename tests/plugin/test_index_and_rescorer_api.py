@@ -250,3 +250,40 @@ def test_search_and_mget_sources(t):
     docs = index_api.mget_sources(t, "cat", ["A2", "nope"], source_includes="title")
     assert [(d["_id"], d["found"]) for d in docs] == [("A2", True), ("nope", False)]
     assert index_api.count(t, "cat") == 3
+
+
+class Health(BaseHTTPRequestHandler):
+    """``GET _cluster/health``: ``yellow`` with HTTP 408 (OpenSearch's answer when ``wait_for_status`` timed out) for
+    the first ``yellow_answers`` requests, then ``green``; records each path and query."""
+
+    yellow_answers = 2
+    seen: list[str] = []
+
+    def do_GET(self):
+        cls = type(self)
+        cls.seen.append(self.path)
+        yellow = len(cls.seen) <= cls.yellow_answers
+        timed_out = yellow and "wait_for_status=green" in self.path
+        reply_json(self, 408 if timed_out else 200, {"status": "yellow" if yellow else "green", "timed_out": timed_out})
+
+    def log_message(self, *args):
+        pass
+
+
+def test_wait_for_status_polls_through_408_until_the_status_is_met():
+    Health.seen, Health.yellow_answers = [], 2
+    with transport_to(Health) as t:
+        seconds, health = index_api.wait_for_status(t, "green", index="products", timeout=60)
+        assert health["status"] == "green" and seconds >= 0
+        assert len(Health.seen) >= 3 and all(p.startswith("/_cluster/health/products?") for p in Health.seen)
+        assert "wait_for_status=green" in Health.seen[0] and "timeout=10s" in Health.seen[0]
+        Health.seen, Health.yellow_answers = [], 5
+        _, health = index_api.wait_for_status(t, "yellow", timeout=60)
+        assert health["status"] == "yellow" and len(Health.seen) == 1, Health.seen  # yellow is met at once
+        assert Health.seen[0].startswith("/_cluster/health?")
+
+
+def test_wait_for_status_names_the_index_and_status_after_the_timeout():
+    Health.seen, Health.yellow_answers = [], 10**6
+    with transport_to(Health) as t, pytest.raises(DistilRankError, match="products did not reach green within 0.5 s"):
+        index_api.wait_for_status(t, "green", index="products", timeout=0.5)
