@@ -118,3 +118,40 @@ def test_folds_fit_only_on_training_queries_and_pool_into_the_report(data, monke
     rec = json.loads(paths["results"].read_text())
     assert set(rec["settings"]) == {"judged", "rerank", "condensed"} and rec["machine"]["cpus"]
     assert "BM25 + student" in paths["md"].read_text() and "Seed spread" in paths["md"].read_text()
+
+
+def test_teacher_init_starts_every_student_of_a_fold_from_the_bi_encoders_word_vectors(data, tiny_bert, tmp_path):
+    """``[student] init = "teacher"``: the distilled and the gold-only students start from the first bi-encoder's
+    word vectors (``students/init-<teacher>-<dim>.npy``), and their records say so (a random-init student is not reused)."""
+    import dataclasses
+
+    import torch
+
+    from distilrank.distill.config import TeacherConfig
+    from distilrank.distill.ranking.students import word_init
+    from distilrank.distill.teacher.biencoder import BiEncoder
+    from distilrank.distill.teacher.embedding_store import EmbeddingStore
+
+    bi = TeacherConfig(name="bi", kind="bi-encoder", base=str(tiny_bert), max_length=32)
+    cfg = dataclasses.replace(data.cfg, out_dir=str(tmp_path / "out"), teachers=[bi, *data.cfg.teachers],
+                              student=dataclasses.replace(data.cfg.student, init="teacher"),
+                              distill=dataclasses.replace(data.cfg.distill, targets=["bi"], losses=["listwise"], scale_curve=[],
+                                                          seeds=[]))
+    store = EmbeddingStore(tmp_path / "emb", lambda: BiEncoder(tiny_bert, max_length=32, batch_size=8, device="cpu"),
+                           identity={"model": "tiny", "max_length": 32})
+    run = dataclasses.replace(data, cfg=cfg, embeddings={"bi": store})
+    out = Path(cfg.out_dir)
+    shared = pipeline.shared_teacher_scores(run, out, progress=False)
+    trainer = pipeline.student_trainer(run, out, progress=False, log=lambda m: None)
+    what, rows = trainer.init()
+    dim = cfg.student.embedding_dim
+    assert what == "bi word vectors" and (out / "students" / f"init-bi-{dim}.npy").is_file()
+    np.testing.assert_array_equal(rows, word_init(store, trainer.tokenizer, dim, out / "students" / f"init-bi-{dim}.npy", seed=0))
+    fold = query_folds(run.queries, 3, seed=0)[0]
+    result = pipeline.run_fold(run, trainer, shared, fold, out / "folds" / "fold-0", evaluate=True, progress=False, log=lambda m: None)
+    for sdir in (Path(result["student"]), out / "folds" / "fold-0" / "students" / "gold-only"):
+        assert json.loads((sdir / "settings.json").read_text())["variant"]["init"] == "bi word vectors"
+        weights = torch.load(sdir / "student.pt", map_location="cpu", weights_only=False)
+        emb = next(v for k, v in (weights.get("state_dict", weights)).items() if k.endswith("embedding.weight"))
+        # one short epoch moves the rows a little: they still follow the start (a random start would correlate ~0)
+        assert np.corrcoef(emb[: len(rows)].numpy().ravel(), rows.ravel())[0, 1] > 0.9
