@@ -157,7 +157,8 @@ def student_trainer(data: RankingData, out: Path, *, progress: bool | None, log:
 
 def candidate_recipes(cfg: RankingRunConfig) -> list[StudentVariant]:
     d = cfg.distill
-    return [StudentVariant(targets=t, loss=loss, match_features=bool(m), temperature=d.temperature) for t, loss, m in itertools.product(d.targets, d.losses, d.match_features)]
+    return [StudentVariant(targets=t, loss=loss, match_features=bool(m), temperature=d.temperature, init=cfg.student.init)
+            for t, loss, m in itertools.product(d.targets, d.losses, d.match_features)]
 
 
 def choose_recipe(data: RankingData, trainer: StudentTrainer, signals: TeacherSignals, queries, fdir: Path) -> StudentVariant:
