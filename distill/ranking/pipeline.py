@@ -27,7 +27,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,21 +112,25 @@ class StudentTrainer:
     groups: np.ndarray
     progress: bool | None
     log: Log
+    _init: tuple[str, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def rows(self, pairs: int | None) -> np.ndarray:
         return subset_rows(self.groups, pairs, seed=self.data.cfg.seed + 7)
 
     def init(self) -> tuple[str, np.ndarray] | None:
         """``[student] init = "teacher"``: ``(what, rows)``, the word embeddings' start from the first bi-encoder
-        teacher (:func:`~distilrank.distill.ranking.students.word_init`); ``init = "random"``: ``None``."""
+        teacher (:func:`~distilrank.distill.ranking.students.word_init`), computed once per run; ``init = "random"``:
+        ``None``."""
         cfg = self.data.cfg
         if cfg.student.init != "teacher":
             return None
-        name = next(t.name for t in cfg.teachers if t.kind == "bi-encoder")
-        dim = cfg.student.embedding_dim
-        rows = word_init(self.data.embeddings[name], self.tokenizer, dim, self.out / "students" / f"init-{name}-{dim}.npy",
-                         seed=cfg.seed, progress=self.progress)
-        return f"{name} word vectors", rows
+        if self._init is None:
+            name = next(t.name for t in cfg.teachers if t.kind == "bi-encoder")
+            dim = cfg.student.embedding_dim
+            rows = word_init(self.data.embeddings[name], self.tokenizer, dim, self.out / "students" / f"init-{name}-{dim}.npy",
+                             seed=cfg.seed, progress=self.progress)
+            self._init = (f"{name} word vectors", rows)
+        return self._init
 
     def student(self, recipe: StudentVariant, signals: TeacherSignals, fdir: Path, *, pairs: int | None, seed: int) -> Path:
         """The trained student directory of ``recipe`` on the first ``pairs`` transfer pairs (``None``: all)."""
