@@ -10,9 +10,10 @@ recreation, batching live in :mod:`distilrank.plugin.catalogue_index` and the ca
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 
-from distilrank.plugin.transport import Transport, dry_id
+from distilrank.plugin.transport import ClusterError, Transport, dry_id
 
 
 def get_mapping(t: Transport, index: str) -> dict | None:
@@ -52,10 +53,6 @@ def wait_for_status(t: Transport, status: str = "green", *, index: str | None = 
     """Wait until the cluster (``index``: that index) reports ``status`` (``yellow`` is also met by ``green``); returns
     ``(seconds waited, the health document)``. Asked in waits of at most 10 s, so no client read timeout ends it;
     raises :class:`~distilrank.plugin.transport.ClusterError` after ``timeout`` s."""
-    import time
-
-    from distilrank.plugin.transport import ClusterError
-
     met = {"green": ("green",), "yellow": ("yellow", "green"), "red": ("red", "yellow", "green")}[status]
     t0 = time.monotonic()
     while True:
