@@ -192,19 +192,6 @@ def wait_deployed_document(t: Transport, model_id: str, timeout: float, *, task_
         time.sleep(poll)
 
 
-def wait_while_deploying(t: Transport, model_id: str, timeout: float, *, poll: float = 0.5) -> tuple[dict, float]:
-    """Poll the model document while it says ``DEPLOYING`` (ML Commons redeploying it to a node that rejoined, or
-    another client's deploy) and return ``(document, seconds waited)`` once it says anything else, or the
-    ``DEPLOYING`` document after ``timeout`` s. A model that is not ``DEPLOYING`` returns at once; so does a dry run."""
-    t0 = time.monotonic()
-    while True:
-        model = ml_api.get_model(t, model_id) or {}
-        if (model.get("model_state") != "DEPLOYING" or time.monotonic() - t0 >= timeout
-                or not t.live(f"wait for {model_id}'s deploy to finish")):
-            return model, time.monotonic() - t0
-        time.sleep(poll)
-
-
 def default_smoke_pairs(n: int = 24) -> list[tuple[str, list[str]]]:
     """Sample (query, [docs]) groups: Icecat (query, title) pairs and edge cases from the bundled parity sample."""
     rows = []

@@ -1,10 +1,10 @@
 """Make an alias serve again (after a node restart, a crash, an undeploy) and find what cannot serve.
 
 :func:`ensure_alias` is idempotent: it reads the alias's search pipeline, recreates the pipeline from the
-registry record if it is gone, redeploys the model the pipeline calls when ``_predict`` does not answer (ML Commons
-can show a stale ``DEPLOYED`` state right after a restart, so the state alone is not trusted) or when it is not on
-every node (``PARTIALLY_DEPLOYED``; a ``DEPLOYING`` model, ML Commons' own redeploy to a node that rejoined, is waited
-for first), and verifies it:
+registry record if it is gone, and redeploys the model the pipeline calls when ``_predict`` does not answer or when
+an eligible ML node does not hold it in memory (:mod:`distilrank.plugin.model_nodes`: the nodes' own view, since the
+model document lags them both ways around a node restart; a node that reports it ``DEPLOYING``, ML Commons' own
+redeploy to a node that rejoined, is waited for first). Then it verifies the model:
 with the zip, the smoke test against local ONNX Runtime (:func:`distilrank.plugin.deploy.smoke_test`); without it, finite
 scores for the sample pairs; with ``index``, one search through the pipeline.
 
@@ -21,8 +21,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from distilrank.errors import DistilRankError
-from distilrank.plugin import index_api, ml_api, registry_store
-from distilrank.plugin.deploy import deploy_model, smoke_test, wait_while_deploying
+from distilrank.plugin import index_api, ml_api, model_nodes, registry_store
+from distilrank.plugin.deploy import deploy_model, smoke_test
 from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec, rerank_search_body
 from distilrank.plugin.transport import ClusterError, Transport
 
@@ -67,12 +67,6 @@ def serving_problems(t: Transport) -> list[dict]:
     return problems
 
 
-#: model states after which ``_predict`` may answer from some nodes and fail on others (a node that rejoined the
-#: cluster and is not yet, or no longer, holding the model): ``ensure`` deploys to every eligible node. A model that
-#: is ``DEPLOYING`` (ML Commons redeploys to a node that rejoined) is waited for first, and deployed only if it stays so.
-NOT_ON_EVERY_NODE = ("PARTIALLY_DEPLOYED", "DEPLOYING")
-
-
 def _predict_ok(t: Transport, model_id: str) -> tuple[bool, str]:
     from distilrank.plugin.deploy import default_smoke_pairs
 
@@ -111,17 +105,25 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
         raise DistilRankError(f"alias {alias}: search pipeline {pipe} calls model {model_id}, which was deleted; promote "
                               f"another model: distilrank plugin promote {alias} --model-id ...")
     state_before = model.get("model_state")
+    eligible = model_nodes.eligible_nodes_now(t)
+    missing = model_nodes.nodes_without_model(t, model_id, eligible)
     waited = 0.0
-    if state_before == "DEPLOYING":  # ML Commons' own redeploy to a rejoined node: let it finish, then judge
-        log(f"alias {alias}: model {model_id} is DEPLOYING; waiting up to {min(wait, 120.0):g} s for it to finish")
-        model, waited = wait_while_deploying(t, model_id, min(wait, 120.0))
-        state_before = model.get("model_state")
+    if "DEPLOYING" in missing.values():  # ML Commons' own redeploy to a rejoined node: let it finish, then judge
+        log(f"alias {alias}: model {model_id} is DEPLOYING on {sorted(n for n, s in missing.items() if s == 'DEPLOYING')}; "
+            f"waiting up to {min(wait, 120.0):g} s for it to finish")
+        missing, waited = model_nodes.wait_while_nodes_deploying(t, model_id, min(wait, 120.0), eligible=eligible)
     ok, detail = _predict_ok(t, model_id)
-    if not ok or state_before in NOT_ON_EVERY_NODE:
-        why = f"does not answer ({detail})" if not ok else "is not on every eligible node (a node rejoined)"
-        log(f"alias {alias}: model {model_id} ({state_before}) {why}; deploying it")
+    if not ok or missing:
+        why = f"does not answer ({detail})" if not ok else f"is not held by node(s) {missing}"
+        log(f"alias {alias}: model {model_id} (document: {state_before}) {why}; deploying it")
         deploy_model(t, model_id, wait=wait, force=True, log=log)  # even if the document says DEPLOYED
-        actions.append(f"deployed {model_id} (was {state_before})")
+        actions.append(f"deployed {model_id} (document: {state_before}; "
+                       + (f"not on {', '.join(sorted(missing))})" if missing else f"{detail})"))
+        left, _ = model_nodes.wait_while_nodes_deploying(t, model_id, max(10.0, wait - (time.monotonic() - t0)),
+                                                         eligible=eligible)
+        if left and t.live("check the nodes hold the model"):
+            raise ClusterError(f"alias {alias}: model {model_id} was deployed but node(s) {left} do not hold it",
+                               fix="check the ML Commons log of those nodes, then run plugin ensure again")
         ok, detail = _predict_ok(t, model_id)
         if not ok:
             raise ClusterError(f"alias {alias}: model {model_id} is deployed but _predict fails: {detail}")
@@ -133,7 +135,7 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
         actions.append(f"loaded {model_id} into the rescorer on {', '.join(str(n.get('name')) for n in cold)} "
                        f"(slowest {max(n.get('load_ms', 0) for n in cold):.0f} ms)")
     out: dict = {"alias": alias, "pipeline": pipe, "model_id": model_id, "state_before": state_before, "actions": actions,
-                 "waited_for_deploying_s": round(waited, 3),
+                 "nodes_without_model": missing, "waited_for_deploying_s": round(waited, 3),
                  "check": detail, "rescorer_warmed": warmed}
     if zip_path and t.live(f"smoke test of {model_id} against {zip_path}"):
         out["smoke_test"] = asdict(smoke_test(t, model_id, zip_path, tolerance=tolerance))

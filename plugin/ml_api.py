@@ -84,10 +84,11 @@ def get_task(t: Transport, task_id: str) -> dict:
 
 def model_states_on_nodes(t: Transport, model_id: str) -> dict[str, str]:
     """``{node_id: model_state}`` as each node reports the model in its own memory (``GET _plugins/_ml/profile/models``),
-    empty when no node holds it. Unlike the model document, this is not written by ML Commons' sync-up job."""
+    empty when no node holds it (a node that lists the model without a state, e.g. only in its routing table, reports
+    ``"listed, not loaded"``). Unlike the model document, this is not written by ML Commons' sync-up job."""
     resp = t.request("GET", f"{ML}/profile/models/{model_id}", ok_statuses=(404,), dry_response={"nodes": {}})
     nodes = resp.get("nodes") or {}
-    return {node: str(((prof.get("models") or {}).get(model_id) or {}).get("model_state"))
+    return {node: str(((prof.get("models") or {}).get(model_id) or {}).get("model_state") or "listed, not loaded")
             for node, prof in nodes.items() if model_id in (prof.get("models") or {})}
 
 
@@ -193,6 +194,13 @@ def cluster_info(t: Transport) -> dict:
 def nodes_plugins(t: Transport) -> dict:
     """``GET _nodes/plugins``: node id -> node (``name``, ``plugins``, ``modules``, ``roles``)."""
     return t.request("GET", "/_nodes/plugins")["nodes"]
+
+
+def nodes_roles(t: Transport) -> dict:
+    """``GET _nodes``, filtered: node id -> ``{"name", "roles", "attributes"}`` for every node in the cluster now."""
+    resp = t.request("GET", "/_nodes", params={"filter_path": "nodes.*.name,nodes.*.roles,nodes.*.attributes"},
+                     dry_response={"nodes": {}})
+    return resp.get("nodes") or {}
 
 
 def cluster_settings(t: Transport) -> dict:

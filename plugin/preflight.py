@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distilrank.plugin import ml_api
+from distilrank.plugin import ml_api, model_nodes
 from distilrank.plugin.transport import Transport
 
 
@@ -31,10 +31,8 @@ class Check:
 
 
 def _setting(settings: dict, key: str, default: str | None = None) -> str | None:
-    for section in ("transient", "persistent", "defaults"):
-        if key in settings.get(section, {}):
-            return str(settings[section][key])
-    return default
+    value = model_nodes.setting(settings, key, default)
+    return None if value is None else str(value)
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -98,16 +96,19 @@ def _ml_node_checks(settings: dict, nodes: dict) -> tuple[list[Check], list[dict
                     f"plugins.ml_commons.allow_registering_model_via_local_file = {local_file}",
                     None if local_file == "true" else
                     'PUT _cluster/settings {"persistent": {"plugins.ml_commons.allow_registering_model_via_local_file": true}}')]
-    only_ml = _setting(settings, "plugins.ml_commons.only_run_on_ml_node", "true") == "true"
-    ml_nodes = [n["name"] for n in nodes.values() if "ml" in n.get("roles", [])]
-    if only_ml and not ml_nodes:
-        checks.append(Check("ml-nodes", "fail", "only_run_on_ml_node=true but no node has the ml role",
+    only_ml = str(model_nodes.setting(settings, model_nodes.ONLY_ML, "true")).lower() == "true"
+    eligible = model_nodes.eligible_nodes(settings, nodes)
+    names = ", ".join(sorted(eligible.values()))
+    if not eligible:
+        why = ("only_run_on_ml_node=true but no node has the ml role" if only_ml
+               else f"no node has a role in {model_nodes.LOCAL_ROLES} (or all are in {model_nodes.EXCLUDED})")
+        checks.append(Check("ml-nodes", "fail", why,
                             "add a node with node.roles: [ml], or set plugins.ml_commons.only_run_on_ml_node=false "
                             "(small clusters)"))
     else:
-        where = f"ML nodes: {', '.join(ml_nodes)}" if only_ml else f"models may run on any of {len(nodes)} node(s) (only_run_on_ml_node=false)"
+        where = f"ML nodes: {names}" if only_ml else f"models may run on {names} (only_run_on_ml_node=false)"
         checks.append(Check("ml-nodes", "ok", where))
-    return checks, [n for n in nodes.values() if not only_ml or "ml" in n.get("roles", [])]
+    return checks, [nodes[i] for i in eligible]
 
 
 def _memory_check(settings: dict, eligible: list[dict]) -> Check:

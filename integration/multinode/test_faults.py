@@ -107,7 +107,9 @@ def test_sigkill_one_data_node_under_traffic(cluster3, t3, two_models):
     _record("SIGKILL one of 3 nodes", {
         "searches": len(traffic.outcomes), "failed_while_node_died": len(in_flight), "failed_after_yellow": len(after),
         "mixed_model": mixed, "yellow_after_s": round(yellow_s or -1, 1), "node_back_s": round(back_s, 1),
-        "green_after_return_s": round(green_s, 1), "ensure_actions": ensure["actions"], "second_ensure_actions": again["actions"],
+        "green_after_return_s": round(green_s, 1), "ensure_actions": ensure["actions"],
+        "ensure_found_without_model": ensure["nodes_without_model"], "ensure_waited_s": ensure["waited_for_deploying_s"],
+        "second_ensure_actions": again["actions"],
         "errors": [o.error for o in in_flight + after][:10]})
     assert yellow_s is not None, "the cluster did not drop the killed node within 120 s"
     assert len(in_flight) <= CLIENTS and after == [], [o.error for o in in_flight + after][:5]

@@ -23,6 +23,32 @@ def reply_json(handler: BaseHTTPRequestHandler, status: int, body: object = None
     handler.wfile.write(data)
 
 
+class ScriptedHandler(BaseHTTPRequestHandler):
+    """Answers each request with the next ``(method, path, status, body)`` of ``script``, which must match (the path
+    without its query string); anything else is recorded in ``unexpected`` and answered 500. Subclass it per test
+    module so that scripts do not leak between modules."""
+
+    script: list[tuple[str, str, int, object]] = []
+    unexpected: list[str] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        cls = type(self)
+        if not cls.script or cls.script[0][:2] != (self.command, self.path.split("?")[0]):
+            cls.unexpected.append(f"{self.command} {self.path}")
+            reply_json(self, 500, {"error": "unexpected request"})
+            return
+        _, _, status, body = cls.script.pop(0)
+        reply_json(self, status, body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 @contextlib.contextmanager
 def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
     """Serve ``handler`` on 127.0.0.1 at a free port in a daemon thread; yields the base URL, shuts down on exit."""

@@ -9,40 +9,18 @@ flows on a real node are in integration/ (test_plugin_roundtrip.py, test_staging
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
-
 import pytest
 
-from distilrank.plugin.deploy import deploy_model, wait_while_deploying
+from distilrank.plugin.deploy import deploy_model
 from distilrank.plugin.transport import ClusterError
-from tests.plugin.json_http import reply_json, transport_to
+from tests.plugin.json_http import ScriptedHandler, transport_to
 
 MODEL = "/_plugins/_ml/models/m1"
 PROFILE = "/_plugins/_ml/profile/models/m1"
 
 
-class Scripted(BaseHTTPRequestHandler):
-    """Answers each request with the next ``(method, path, status, body)`` of ``script``, which must match."""
-
-    script: list[tuple[str, str, int, dict]] = []
-    unexpected: list[str] = []
-
-    def _answer(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        cls = type(self)
-        if not cls.script or cls.script[0][:2] != (self.command, self.path.split("?")[0]):
-            cls.unexpected.append(f"{self.command} {self.path}")
-            reply_json(self, 500, {"error": "unexpected request"})
-            return
-        _, _, status, body = cls.script.pop(0)
-        reply_json(self, status, body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args):
-        pass
+class Scripted(ScriptedHandler):
+    """ML Commons' answers, in order."""
 
 
 @pytest.fixture()
@@ -116,19 +94,3 @@ def test_other_deploy_errors_beside_a_duplicate_still_fail(t):
                        ("GET", "/_plugins/_ml/tasks/t1", 200, {"state": "COMPLETED_WITH_ERROR", "task_type": "DEPLOY_MODEL", "error": err})]
     with pytest.raises(ClusterError, match="out of memory"):
         deploy_model(t, "m1", wait=30)
-
-
-def test_a_deploying_model_is_waited_for_until_it_settles(t):
-    """ML Commons redeploys a model to a node that rejoined (``DEPLOYING``); ``ensure`` lets it finish before judging,
-    so a second ``ensure`` right after a first finds nothing to do (the three-node SIGKILL test)."""
-    Scripted.script = [("GET", MODEL, 200, {"model_state": "DEPLOYING"}), ("GET", MODEL, 200, {"model_state": "DEPLOYING"}),
-                       ("GET", MODEL, 200, {"model_state": "DEPLOYED", "planning_worker_nodes": ["n1", "n2"]})]
-    model, waited = wait_while_deploying(t, "m1", 30, poll=0.01)
-    assert model["model_state"] == "DEPLOYED" and 0 < waited < 5
-
-
-def test_a_model_that_stays_deploying_is_returned_after_the_timeout(t):
-    Scripted.script = [("GET", MODEL, 200, {"model_state": "DEPLOYING"})] * 3
-    model, waited = wait_while_deploying(t, "m1", 0.05, poll=0.03)
-    assert model["model_state"] == "DEPLOYING" and waited >= 0.05
-    Scripted.script = []
