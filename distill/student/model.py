@@ -141,16 +141,22 @@ class StudentModel(nn.Module):
         if not self.config.match_features:
             return None
         word = (attention_mask > 0) & (input_ids >= N_SPECIAL)
-        in_q = word & (token_type_ids == 0)
+        in_q_all = word & (token_type_ids == 0)
         in_t = word & (token_type_ids == 1)
-        same = input_ids.unsqueeze(2) == input_ids.unsqueeze(1)  # [B, S, S]
-        found = (same & in_t.unsqueeze(1)).any(dim=2) & in_q
+        # Compare only the positions up to the batch's last query token ([CLS] query [SEP] comes first, so a few)
+        # with every position: [B, Q, S] instead of [B, S, S]. Q is computed in the graph (Range + Gather in ONNX).
+        position = torch.arange(input_ids.shape[1], device=input_ids.device)
+        q_len = ((token_type_ids == 0) & (attention_mask > 0)).to(torch.int64).mul(position + 1).max()
+        q_pos = torch.arange(q_len, device=input_ids.device)
+        in_q = in_q_all.index_select(1, q_pos)
+        found = ((input_ids.index_select(1, q_pos).unsqueeze(2) == input_ids.unsqueeze(1)) & in_t.unsqueeze(1)).any(dim=2) & in_q
         n_q = in_q.to(torch.float32).sum(dim=1)
         word_share = found.to(torch.float32).sum(dim=1) / n_q.clamp(min=1.0)
         pair = input_ids[:, :-1] * BIGRAM_HASH_MULTIPLIER + input_ids[:, 1:]
-        bi_q = in_q[:, :-1] & in_q[:, 1:]
         bi_t = in_t[:, :-1] & in_t[:, 1:]
-        bi_found = ((pair.unsqueeze(2) == pair.unsqueeze(1)) & bi_t.unsqueeze(1)).any(dim=2) & bi_q
+        bi_pos = torch.arange(torch.clamp(q_len - 1, min=0), device=input_ids.device)  # bigrams end by the last query token
+        bi_q = (in_q_all[:, :-1] & in_q_all[:, 1:]).index_select(1, bi_pos)
+        bi_found = ((pair.index_select(1, bi_pos).unsqueeze(2) == pair.unsqueeze(1)) & bi_t.unsqueeze(1)).any(dim=2) & bi_q
         n_bi = bi_q.to(torch.float32).sum(dim=1)
         bigram_share = bi_found.to(torch.float32).sum(dim=1) / n_bi.clamp(min=1.0)
         all_found = ((word_share >= 1.0) & (n_q > 0)).to(torch.float32)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from distilrank.distill.config import StudentSection
-from distilrank.distill.student.model import BIGRAM_HASH_MULTIPLIER, StudentConfig, StudentModel
+from distilrank.distill.student.model import BIGRAM_HASH_MULTIPLIER, N_SPECIAL, StudentConfig, StudentModel
 from distilrank.distill.student.optim import RowSparseAdam
 from distilrank.distill.student.store import load_student
 from distilrank.distill.student.tokenizer import CLS_ID, SEP_ID, UNK_ID, build_student_tokenizer, encode_pairs
@@ -245,3 +245,58 @@ def test_match_features_by_hand(tok):
     torch.testing.assert_close(m[1], torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0]))
     torch.testing.assert_close(m[2], torch.tensor([0.0, 0.0, 0.0, 0.0, 1.0]))  # empty query
     assert model(*[torch.from_numpy(a) for a in enc.batch(np.arange(3))]).shape == (3, 1)
+
+
+def _match_over_all_positions(input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+    """The match features compared over every position pair ([B, S, S]): the definition the graph must equal."""
+    word = (attention_mask > 0) & (input_ids >= N_SPECIAL)
+    in_q, in_t = word & (token_type_ids == 0), word & (token_type_ids == 1)
+    found = ((input_ids.unsqueeze(2) == input_ids.unsqueeze(1)) & in_t.unsqueeze(1)).any(dim=2) & in_q
+    n_q = in_q.float().sum(1)
+    share = found.float().sum(1) / n_q.clamp(min=1.0)
+    pair = input_ids[:, :-1] * BIGRAM_HASH_MULTIPLIER + input_ids[:, 1:]
+    bi_q, bi_t = in_q[:, :-1] & in_q[:, 1:], in_t[:, :-1] & in_t[:, 1:]
+    bi_found = ((pair.unsqueeze(2) == pair.unsqueeze(1)) & bi_t.unsqueeze(1)).any(dim=2) & bi_q
+    n_bi = bi_q.float().sum(1)
+    return torch.stack([share, bi_found.float().sum(1) / n_bi.clamp(min=1.0), ((share >= 1) & (n_q > 0)).float(),
+                        (n_bi > 0).float(), torch.rsqrt(n_q.clamp(min=1.0))], dim=1)
+
+
+def _random_rows(rng: np.random.Generator, batch: int, length: int, query_len: int, *, scrambled: bool = False):
+    ids = rng.integers(N_SPECIAL, N_SPECIAL + 12, (batch, length))  # a small vocabulary: many matches
+    types = np.ones((batch, length), np.int64)
+    mask = np.ones((batch, length), np.int64)
+    for i in range(batch):
+        q = min(int(rng.integers(0, query_len + 1)), length - 2)
+        types[i, : q + 2] = 0
+        end = int(rng.integers(q + 2, length + 1))
+        mask[i, end:], ids[i, end:], types[i, end:] = 0, 0, 0
+        if scrambled:  # not the tokenizer's layout: query tokens anywhere in the row
+            types[i, :end] = rng.integers(0, 2, end)
+    ids[:, 0] = CLS_ID
+    return [torch.from_numpy(a) for a in (ids, mask, types)]
+
+
+@pytest.mark.parametrize(("length", "query_len", "scrambled"), [(40, 6, False), (12, 12, False), (3, 1, False), (30, 8, True)])
+def test_match_features_compare_only_query_positions_and_equal_the_all_positions_definition(length, query_len, scrambled):
+    model = StudentModel(StudentConfig(vocab_size=40, bigram_buckets=101, hidden=[8], match_features=True))
+    rows = _random_rows(np.random.default_rng(length), 64, length, query_len, scrambled=scrambled)
+    torch.testing.assert_close(model.match(*rows), _match_over_all_positions(*rows), rtol=0, atol=0)
+
+
+def test_match_features_in_onnx_follow_each_batch_query_length(tmp_path):
+    """The query length is computed in the graph (Range + Gather), not frozen at export: batches with longer and
+    shorter queries than the export example give PyTorch's features in ONNX Runtime."""
+    import onnxruntime as ort
+
+    model = StudentModel(StudentConfig(vocab_size=40, bigram_buckets=101, hidden=[8], match_features=True)).eval()
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    example = _random_rows(np.random.default_rng(0), 4, 10, 2)
+    torch.onnx.export(model, tuple(example), str(tmp_path / "m.onnx"), input_names=names, output_names=["logits"],
+                      dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names}, opset_version=17, dynamo=False)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for seed, (batch, length, query_len) in enumerate([(50, 48, 20), (7, 9, 1), (100, 64, 6)]):
+        rows = _random_rows(np.random.default_rng(seed + 1), batch, length, query_len)
+        got = session.run(None, {n: r.numpy() for n, r in zip(names, rows, strict=True)})[0]
+        with torch.no_grad():
+            np.testing.assert_allclose(got, model(*rows).numpy(), atol=1e-5, rtol=1e-5)
