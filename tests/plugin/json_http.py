@@ -65,3 +65,13 @@ def transport_to(handler: type[BaseHTTPRequestHandler]) -> Iterator[Transport]:
     """A :class:`Transport` without retries to ``handler`` served by :func:`serving`."""
     with serving(handler) as url:
         yield Transport(load_connection(env={}, url=url, retries=0))
+
+
+@contextlib.contextmanager
+def scripted(handler: type[ScriptedHandler]) -> Iterator[Transport]:
+    """A :func:`transport_to` ``handler`` with an empty script (set ``handler.script`` in the test); on exit, asserts
+    that every scripted answer was asked for and that nothing else was."""
+    handler.script, handler.unexpected = [], []
+    with transport_to(handler) as t:
+        yield t
+    assert handler.unexpected == [] and handler.script == [], (handler.unexpected, handler.script)

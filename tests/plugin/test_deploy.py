@@ -13,7 +13,7 @@ import pytest
 
 from distilrank.plugin.deploy import deploy_model
 from distilrank.plugin.transport import ClusterError
-from tests.plugin.json_http import ScriptedHandler, transport_to
+from tests.plugin.json_http import ScriptedHandler, scripted
 
 MODEL = "/_plugins/_ml/models/m1"
 PROFILE = "/_plugins/_ml/profile/models/m1"
@@ -25,10 +25,8 @@ class Scripted(ScriptedHandler):
 
 @pytest.fixture()
 def t():
-    Scripted.script, Scripted.unexpected = [], []
-    with transport_to(Scripted) as t:
+    with scripted(Scripted) as t:
         yield t
-    assert Scripted.unexpected == [] and Scripted.script == []
 
 
 def _deploy_task_completed(then_state: str) -> list[tuple[str, str, int, dict]]:

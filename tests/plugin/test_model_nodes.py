@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from distilrank.plugin import model_nodes
-from tests.plugin.json_http import ScriptedHandler, transport_to
+from tests.plugin.json_http import ScriptedHandler, scripted
 
 PROFILE = "/_plugins/_ml/profile/models/m1"
 NODES = {"a1": {"name": "n1", "roles": ["data", "ml", "cluster_manager"]},
@@ -49,10 +49,8 @@ class Scripted(ScriptedHandler):
 
 @pytest.fixture()
 def t():
-    Scripted.script, Scripted.unexpected = [], []
-    with transport_to(Scripted) as t:
+    with scripted(Scripted) as t:
         yield t
-    assert Scripted.unexpected == [] and Scripted.script == []
 
 
 def _profile(**states: str) -> dict:
