@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from distilrank.errors import DistilRankError
-from distilrank.plugin import ml_api, registry_store
+from distilrank.plugin import ml_api, model_nodes, registry_store
 from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec
 from distilrank.plugin.transport import Transport
 
@@ -60,14 +60,27 @@ def warm_summary(warmed: dict) -> str:
             + ", ".join(p for p in parts if p))
 
 
+#: How long promote/rollback wait for nodes that report the model DEPLOYING when its document is not DEPLOYED.
+DEPLOYING_WAIT_S = 60.0
+
+
 def _require_deployed(t: Transport, model_id: str, what: str) -> dict:
+    """The model document, once the model serves: its document says DEPLOYED, or every eligible ML node holds it in
+    memory (the document lags the nodes: it was seen saying DEPLOYING right after a completed deploy); nodes that
+    report it DEPLOYING are waited for, at most :data:`DEPLOYING_WAIT_S`. Raises :class:`DistilRankError` otherwise."""
     model = ml_api.get_model(t, model_id)
     if model is None:
         raise DistilRankError(f"{what}: model {model_id} does not exist (see 'distilrank plugin list')")
     state = model.get("model_state")
-    if state != "DEPLOYED" and t.live(f"{what}: check that {model_id} is DEPLOYED"):
-        raise DistilRankError(f"{what}: model {model_id} is {state}, not DEPLOYED; run 'distilrank plugin deploy --model-id {model_id}' first")
-    return model
+    if state == "DEPLOYED" or not t.live(f"{what}: check that {model_id} is DEPLOYED"):
+        return model
+    eligible = model_nodes.eligible_nodes_now(t)
+    missing, _ = model_nodes.wait_while_nodes_deploying(t, model_id, DEPLOYING_WAIT_S, eligible=eligible)
+    if eligible and not missing:
+        return model
+    raise DistilRankError(f"{what}: model {model_id} is {state}, not DEPLOYED"
+                          + (f" (not held by node(s) {missing})" if missing else " (no eligible ML node)")
+                          + f"; run 'distilrank plugin deploy --model-id {model_id}' first")
 
 
 #: A claim (``pending``) older than this many seconds is from an operator that died mid-change: it may be taken over.

@@ -36,6 +36,7 @@ class Store(BaseHTTPRequestHandler):
     pipelines: dict[str, dict] = {}
     models: dict[str, dict] = {}
     groups: dict[str, dict] = {}
+    held: set[str] = set()  # model ids the node holds in memory (the profile API)
     seen: list[tuple[str, str, dict, object]] = []
 
     def _reply(self, status: int, body: object = None) -> None:
@@ -55,8 +56,13 @@ class Store(BaseHTTPRequestHandler):
         cls = type(self)
         if parts[:2] == ["_search", "pipeline"]:
             return self._pipeline(method, parts[2] if len(parts) > 2 else None, body)
-        if parts[:1] == ["_nodes"]:  # one node without the rescorer plugin: promote has nothing to warm
-            return 200, {"nodes": {"n1": {"plugins": [{"name": "opensearch-ml"}]}}}
+        if parts[:1] == ["_nodes"]:  # one data + ML node without the rescorer plugin: promote has nothing to warm
+            return 200, {"nodes": {"n1": {"name": "node-1", "roles": ["data", "ml"], "plugins": [{"name": "opensearch-ml"}]}}}
+        if parts[:2] == ["_cluster", "settings"]:
+            return 200, {"persistent": {}, "transient": {}, "defaults": {"plugins.ml_commons.only_run_on_ml_node": "false"}}
+        if parts[:4] == ["_plugins", "_ml", "profile", "models"]:  # the node holds what it holds, whatever the document says
+            held = parts[4] in cls.held
+            return 200, {"nodes": {"n1": {"models": {parts[4]: {"model_state": "DEPLOYED"}} if held else {}}}}
         if parts[:3] == ["_plugins", "_ml", "models"] and method == "GET":
             m = cls.models.get(parts[3])
             return (200, m) if m else (404, {"error": {"type": "status_exception", "reason": "Failed to find model"}, "status": 404})
@@ -135,7 +141,7 @@ class Store(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def t():
-    Store.docs, Store.doc_seq, Store.seq, Store.indices, Store.pipelines, Store.seen = {}, {}, -1, set(), {}, []
+    Store.docs, Store.doc_seq, Store.seq, Store.indices, Store.pipelines, Store.seen, Store.held = {}, {}, -1, set(), {}, [], set()
     Store.models = {m: {"model_state": "DEPLOYED", "name": m, "algorithm": "TEXT_SIMILARITY", "model_group_id": "g1"}
                     for m in ("m1", "m2", "m3")}
     Store.models["cold"] = {"model_state": "REGISTERED", "name": "cold"}
@@ -288,6 +294,21 @@ def test_promote_refuses_missing_and_undeployed_models(t):
     with pytest.raises(DistilRankError, match="is REGISTERED, not DEPLOYED"):
         aliases.promote(t, "prod", "cold")
     assert Store.pipelines == {} and registry_store.get_alias(t, "prod") is None
+
+
+def test_promote_trusts_the_node_over_a_lagging_document(t):
+    """Right after a completed deploy, ML Commons' document was seen saying DEPLOYING while the node held the model
+    (a CI run of integration/test_staging_faults.py): promote asks the node instead of failing."""
+    Store.models["lagging"] = {"model_state": "DEPLOYING", "name": "lagging"}
+    Store.held.add("lagging")
+    assert aliases.promote(t, "prod", "lagging").model_id == "lagging"
+    Store.held.discard("lagging")
+    aliases.DEPLOYING_WAIT_S, wait = 0.0, aliases.DEPLOYING_WAIT_S
+    try:
+        with pytest.raises(DistilRankError, match=r"is DEPLOYING, not DEPLOYED \(not held by node\(s\) \{'node-1': 'absent'\}\)"):
+            aliases.promote(t, "staging", "lagging")
+    finally:
+        aliases.DEPLOYING_WAIT_S = wait
 
 
 def test_safe_to_remove_blocks_what_searches_or_rollbacks_need(t):
