@@ -1,0 +1,240 @@
+"""Student and teacher variants outside `configs/esci.toml`'s candidate grid, scored the way the run chooses its recipe:
+for each of the run's 5 outer folds, nDCG@10 (ESCI gains) of BM25 + model over the fold's 80 *training* queries by
+nested inner folds (the blend fitted on 3 inner folds, measured on the 4th; no outer test query is used).
+
+Run (needs the dev node of `make esci`, `integration/cluster/start`, and a finished `make esci` run in runs/esci):
+    .venv/bin/python bench/esci_student_variants.py [--pairs 300000] [--only NAME ...]
+
+Variants (each against the reference named in its row):
+
+* ``reference``: the shipped recipe (mpnet-bi target, listwise, match features, T = 1, [student] of the config) on the
+  first ``--pairs`` transfer pairs: the run's own choice-size student, reused from ``runs/esci/students``.
+* ``embedding_dim=128``, ``hidden=2048-512-128-64``, ``temperature=0.5``, ``temperature=2``: one setting of the
+  reference changed.
+* ``target=stack``: the student distilled from each outer fold's fitted ranking stacker (mpnet-bi, minilm-bi, BM25,
+  weights fitted on the fold's training queries), one student per fold.
+* ``teacher: mpnet over title+brand+color+bullet points``: the zero-shot mpnet teacher (not a student) embedding the
+  product text with its bullet points (max_length 128), against mpnet over the run's document text.
+* ``gold fine-tune``: the shipped full-size student's MLP fine-tuned on the judgments of each inner fold's training
+  queries (listwise over each query's BM25 top 100, unjudged = grade 0; 6 epochs, lr 1e-4, target = grade x 2),
+  scored on the inner fold's held-out queries: nested one level deeper, so it is compared to the same student untuned.
+
+Students and embeddings are cached under ``runs/esci/bench/student-variants``.  Writes
+``bench/results/esci_student_variants.json`` (per-fold inner scores, mean, difference to the reference, seconds, load).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+STUDENT_SETTINGS = {"embedding_dim=128": {"embedding_dim": 128}, "hidden=2048-512-128-64": {"hidden": [2048, 512, 128, 64]}}
+
+
+def _inner(ctx, model_rerank: np.ndarray, fold) -> float:
+    from distilrank.distill.ranking.blend_fit import inner_cv_blend_score
+
+    d = ctx["data"]
+    bm = d.per_query("rerank", d.bm25["rerank"], fold.train)
+    return inner_cv_blend_score(d.judged_pool, bm, d.per_query("rerank", model_rerank, fold.train), d.grades, fold.train,
+                                k=d.cfg.eval.k, folds=d.cfg.distill.inner_folds, seed=d.cfg.seed)["score"]
+
+
+def _student(ctx, name: str, recipe, section, signal: np.ndarray) -> np.ndarray:
+    """Rerank-table logits of a student trained (or reused) on the first ``--pairs`` transfer pairs."""
+    from distilrank.distill.ranking.students import student_scores, train_recipe, word_init
+
+    d, tr, rows = ctx["data"], ctx["trainer"], ctx["rows"]
+    init = word_init(d.embeddings["mpnet-bi"], tr.tokenizer, section.embedding_dim,
+                     Path(d.cfg.out_dir) / "students" / f"init-mpnet-bi-{section.embedding_dim}.npy", seed=d.cfg.seed)
+    out = ctx["work"] / "students" / f"{name}-{len(rows)}"
+    train_recipe(recipe, d.tables["transfer"].select(rows), signal[rows], tr.groups[rows], tr.tokenizer, section, out,
+                 seed=d.cfg.seed, progress=False, log=print, init_embeddings=init)
+    return student_scores(out, {"rerank": d.tables["rerank"]})["rerank"]
+
+
+def student_variants(ctx, names: list[str]) -> list[dict]:
+    from distilrank.distill.ranking.stacking import fit_rank_stacker
+    from distilrank.distill.signals import ranking_signals
+
+    d, rows_out = ctx["data"], []
+    recipe, mp = ctx["recipe"], ctx["shared"]["transfer"]["mpnet-bi"]
+    ref_scores = ctx["trainer"].scores(ctx["trainer"].student(recipe, ctx["signals"], ctx["work"], pairs=ctx["pairs"], seed=d.cfg.seed))
+    ref = [_inner(ctx, ref_scores["rerank"], f) for f in ctx["folds"]]
+    rows_out.append({"variant": "reference", "what": recipe.slug, "inner": ref})
+    for name in names:
+        t0 = time.time()
+        if name in STUDENT_SETTINGS:
+            z = _student(ctx, name, recipe, dataclasses.replace(d.cfg.student, **STUDENT_SETTINGS[name]), mp)
+            inner = [_inner(ctx, z, f) for f in ctx["folds"]]
+        elif name.startswith("temperature="):
+            z = _student(ctx, name, dataclasses.replace(recipe, temperature=float(name.split("=")[1])), d.cfg.student, mp)
+            inner = [_inner(ctx, z, f) for f in ctx["folds"]]
+        elif name == "target=stack":
+            inner = []
+            for f in ctx["folds"]:
+                r = d.rows_of("judged", f.train)
+                stacker = fit_rank_stacker({n: v[r] for n, v in ctx["shared"]["judged"].items()}, d.tables["judged"].labels[r],
+                                           d.groups("judged")[r], seed=d.cfg.seed)
+                sig = ranking_signals([t.name for t in d.cfg.teachers], ctx["shared"], d.groups, stacker).combined("transfer", "stack")
+                inner.append(_inner(ctx, _student(ctx, f"stack-fold{f.index}", dataclasses.replace(recipe, targets="stack"),
+                                                  d.cfg.student, sig), f))
+        else:
+            continue
+        rows_out.append({"variant": name, "what": "student", "inner": inner, "seconds": round(time.time() - t0, 1)})
+        print(f"{name}: inner {np.mean(inner):.4f} (reference {np.mean(ref):.4f})", flush=True)
+    return [_summary(r, ref) for r in rows_out]
+
+
+def teacher_with_bullets(ctx) -> list[dict]:
+    """mpnet over the run's document text vs over the same text + bullet points (max_length 128), teacher level."""
+    from distilrank.distill.config import resolve_base_model
+    from distilrank.distill.teacher.biencoder import BiEncoder
+
+    d, t0 = ctx["data"], time.time()
+    ids = sorted(set(d.tables["judged"].extra["doc_id"]) | set(d.tables["rerank"].extra["doc_id"]))
+    cache = ctx["work"] / "mpnet-bullets-128.npz"
+    if cache.exists() and list((c := np.load(cache))["ids"]) == ids:
+        vec = dict(zip(ids, c["v"]))
+    else:
+        def text(i: str) -> str:
+            r = d.catalogue.records[d.catalogue.position(i)]
+            head = " ".join(str(r[f]) for f in ("title", "brand", "color") if r.get(f))
+            return head + ". " + str(r.get("bullet_points") or "").replace("\n", " ")
+        v = BiEncoder(resolve_base_model("all-mpnet-base-v2"), max_length=128).encode([text(i) for i in ids])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, ids=np.array(ids), v=v)
+        vec = dict(zip(ids, v))
+    qv = dict(zip(d.queries, d.embeddings["mpnet-bi"].vectors(d.queries)))
+    t = d.tables["rerank"]
+    z = np.array([float(qv[q] @ vec[i]) for q, i in zip(t.queries, t.extra["doc_id"])], np.float32)
+    ref = [_inner(ctx, ctx["shared"]["rerank"]["mpnet-bi"], f) for f in ctx["folds"]]
+    inner = [_inner(ctx, z, f) for f in ctx["folds"]]
+    print(f"teacher with bullet points: inner {np.mean(inner):.4f} (mpnet over the document text {np.mean(ref):.4f})", flush=True)
+    return [_summary({"variant": "teacher reference", "what": "mpnet-bi over the run's document text", "inner": ref}, ref),
+            _summary({"variant": "teacher: mpnet over title+brand+color+bullet points", "what": "teacher", "inner": inner,
+                      "seconds": round(time.time() - t0, 1)}, ref)]
+
+
+def gold_finetune(ctx, epochs: int = 6, lr: float = 1e-4, scale: float = 2.0) -> list[dict]:
+    """The shipped full-size student, and the same student with its MLP fine-tuned on inner-training judgments."""
+    import torch
+
+    from distilrank.distill.data.folds import query_folds
+    from distilrank.distill.ranking.blend_fit import blended, fit_blend
+    from distilrank.distill.ranking.evaluate import rerank_setting
+    from distilrank.distill.student.predict import batch_tensors, predict_encoded
+    from distilrank.distill.student.store import load_student
+    from distilrank.distill.student.tokenizer import encode_pairs
+    from distilrank.distill.student.train import listwise_loss
+
+    d, t0 = ctx["data"], time.time()
+    base = load_student(ctx["trainer"].student(ctx["recipe"], ctx["signals"], ctx["work"], pairs=None, seed=d.cfg.seed))
+    t = d.tables["rerank"]
+    enc = encode_pairs(base.tokenizer, t.queries, t.texts)
+    grade = np.array([d.grades[q].get(i, 0.0) for q, i in zip(t.queries, t.extra["doc_id"])], np.float32)
+    qs = np.array(t.queries)
+    rows = {q: np.flatnonzero(qs == q) for q in d.queries}
+    bm = d.per_query("rerank", d.bm25["rerank"], d.queries)
+
+    def tuned(train: list[str]) -> np.ndarray:
+        torch.manual_seed(d.cfg.seed)
+        m = copy.deepcopy(base.model)
+        m.train()
+        opt = torch.optim.Adam(m.dense_parameters(), lr=lr)
+        for e in range(epochs):
+            order = np.random.default_rng(d.cfg.seed + e).permutation(len(train))
+            for s in range(0, len(order), 8):
+                batch = [train[i] for i in order[s : s + 8]]
+                idx = np.concatenate([rows[q] for q in batch])
+                g = np.concatenate([np.full(len(rows[q]), j) for j, q in enumerate(batch)])
+                target = torch.from_numpy(np.stack([grade[idx] * scale, g], 1).astype(np.float32))
+                loss = listwise_loss(m(*batch_tensors(enc, idx)).squeeze(1), target)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        return predict_encoded(m, enc)
+
+    def held_out(z: np.ndarray, train: list[str], test: list[str]) -> dict[str, float]:
+        model = d.per_query("rerank", z, d.queries)
+        b, _ = fit_blend(d.judged_pool, bm, model, d.grades, train, d.cfg.eval.k)
+        return {q: m["ndcg_esci"] for q, m in rerank_setting({q: d.judged_pool[q] for q in test}, blended(bm, model, b, test), d.grades, d.cfg.eval.k).items()}
+
+    z0 = predict_encoded(base.model, enc)
+    ref, inner = [], []
+    for f in ctx["folds"]:
+        a, b = {}, {}
+        for inn in query_folds(list(f.train), d.cfg.distill.inner_folds, seed=d.cfg.seed):
+            a.update(held_out(z0, list(inn.train), list(inn.test)))
+            b.update(held_out(tuned(list(inn.train)), list(inn.train), list(inn.test)))
+        ref.append(float(np.mean(list(a.values()))))
+        inner.append(float(np.mean(list(b.values()))))
+    print(f"gold fine-tune: inner {np.mean(inner):.4f} (untuned {np.mean(ref):.4f})", flush=True)
+    what = f"MLP fine-tuned {epochs} epochs, lr {lr}, listwise on grade x {scale}"
+    return [_summary({"variant": "full-size reference", "what": f"{ctx['recipe'].slug}, all transfer pairs, untuned", "inner": ref}, ref),
+            _summary({"variant": "gold fine-tune", "what": what, "inner": inner, "seconds": round(time.time() - t0, 1)}, ref)]
+
+
+def _summary(row: dict, ref: list[float]) -> dict:
+    inner = [float(x) for x in row["inner"]]
+    return {**row, "inner": inner, "mean": float(np.mean(inner)), "minus_reference": float(np.mean(inner) - np.mean(ref)),
+            "folds_better": int(sum(x > r for x, r in zip(inner, ref)))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="configs/esci.toml", help="the ranking config of the finished run (as `make esci` names it: run from the repository root)")
+    ap.add_argument("--pairs", type=int, default=300_000, help="transfer pairs of the student variants (the run's choice size)")
+    ap.add_argument("--only", nargs="*", default=None, help="variant names to run (default: all)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "esci_student_variants.json"), help="results JSON")
+    args = ap.parse_args(argv)
+    from distilrank.atomic import write_json
+    from distilrank.distill.data.folds import query_folds
+    from distilrank.distill.ranking.pipeline import shared_teacher_scores, student_trainer
+    from distilrank.distill.ranking.stacking import equal_stack
+    from distilrank.distill.run import load_run_config
+    from distilrank.distill.signals import ranking_signals
+    from distilrank.distill.variants import StudentVariant
+    from distilrank.plugin.connection import load_connection
+    from distilrank.plugin.transport import Transport
+
+    cfg = load_run_config(args.config, ())
+    load, t0 = list(os.getloadavg()), time.time()
+    from distilrank.distill.ranking.data import load_ranking_data
+
+    data = load_ranking_data(cfg, Transport(load_connection(args.config)), log=lambda s: None, progress=False)
+    shared = shared_teacher_scores(data, Path(cfg.out_dir), progress=False)
+    trainer = student_trainer(data, Path(cfg.out_dir), progress=False, log=print)
+    ship = json.loads((Path(cfg.out_dir) / "final" / "ship.json").read_text())["recipe"]
+    recipe = StudentVariant(targets=ship["targets"], loss=ship["loss"], match_features=ship["match_features"],
+                            temperature=ship["temperature"], init=ship.get("init", cfg.student.init))
+    ctx = {"data": data, "shared": shared, "trainer": trainer, "recipe": recipe, "pairs": args.pairs, "rows": trainer.rows(args.pairs),
+           "signals": ranking_signals([t.name for t in cfg.teachers], shared, data.groups, equal_stack(list(shared["judged"]))),
+           "folds": query_folds(data.queries, cfg.judgments.folds, seed=cfg.seed), "work": Path(cfg.out_dir) / "bench" / "student-variants"}
+    names = args.only or [*STUDENT_SETTINGS, "temperature=0.5", "temperature=2", "target=stack", "teacher-bullets", "gold-finetune"]
+    rows = student_variants(ctx, [n for n in names if n not in ("teacher-bullets", "gold-finetune")])
+    if "teacher-bullets" in names:
+        rows += teacher_with_bullets(ctx)
+    if "gold-finetune" in names:
+        rows += gold_finetune(ctx)
+    out = {"protocol": f"inner-fold nDCG@{cfg.eval.k} (ESCI gains) of BM25 + model on each outer fold's training queries, "
+                       f"blend fitted on {cfg.distill.inner_folds - 1} of {cfg.distill.inner_folds} inner folds",
+           "config": Path(args.config).name, "pairs": len(ctx["rows"]), "recipe": recipe.slug, "variants": rows,
+           "seconds": round(time.time() - t0, 1), "load_average": load, "load_average_after": list(os.getloadavg()), "cpus": os.cpu_count()}
+    write_json(Path(args.out), out)
+    for r in rows:
+        print(f"{r['variant']:55s} {r['mean']:.4f}  {r['minus_reference']:+.4f}  better in {r['folds_better']}/5 folds")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
