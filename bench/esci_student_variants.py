@@ -142,8 +142,7 @@ def gold_finetune(ctx, epochs: int = 6, lr: float = 1e-4, scale: float = 2.0) ->
     t = d.tables["rerank"]
     enc = encode_pairs(base.tokenizer, t.queries, t.texts)
     grade = np.array([d.grades[q].get(i, 0.0) for q, i in zip(t.queries, t.extra["doc_id"])], np.float32)
-    qs = np.array(t.queries)
-    rows = {q: np.flatnonzero(qs == q) for q in d.queries}
+    rows = d.per_query("rerank", np.arange(len(t)), d.queries)
     bm = d.per_query("rerank", d.bm25["rerank"], d.queries)
 
     def tuned(train: list[str]) -> np.ndarray:
@@ -170,14 +169,13 @@ def gold_finetune(ctx, epochs: int = 6, lr: float = 1e-4, scale: float = 2.0) ->
         return {q: m["ndcg_esci"] for q, m in rerank_setting({q: d.judged_pool[q] for q in test}, blended(bm, model, b, test), d.grades, d.cfg.eval.k).items()}
 
     z0 = predict_encoded(base.model, enc)
-    ref, inner = [], []
-    for f in ctx["folds"]:
-        a, b = {}, {}
+    ref = [_inner(ctx, z0, f) for f in ctx["folds"]]  # the untuned student, by the run's own nested score
+    inner = []
+    for f in ctx["folds"]:  # the same inner folds as inner_cv_blend_score, each with its own fine-tuned model
+        per_query: dict[str, float] = {}
         for inn in query_folds(list(f.train), d.cfg.distill.inner_folds, seed=d.cfg.seed):
-            a.update(held_out(z0, list(inn.train), list(inn.test)))
-            b.update(held_out(tuned(list(inn.train)), list(inn.train), list(inn.test)))
-        ref.append(float(np.mean(list(a.values()))))
-        inner.append(float(np.mean(list(b.values()))))
+            per_query.update(held_out(tuned(list(inn.train)), list(inn.train), list(inn.test)))
+        inner.append(float(np.mean(list(per_query.values()))))
     print(f"gold fine-tune: inner {np.mean(inner):.4f} (untuned {np.mean(ref):.4f})", flush=True)
     what = f"MLP fine-tuned {epochs} epochs, lr {lr}, listwise on grade x {scale}"
     return [_summary({"variant": "full-size reference", "what": f"{ctx['recipe'].slug}, all transfer pairs, untuned", "inner": ref}, ref),
@@ -214,9 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_ranking_data(cfg, Transport(load_connection(args.config)), log=lambda s: None, progress=False)
     shared = shared_teacher_scores(data, Path(cfg.out_dir), progress=False)
     trainer = student_trainer(data, Path(cfg.out_dir), progress=False, log=print)
-    ship = json.loads((Path(cfg.out_dir) / "final" / "ship.json").read_text())["recipe"]
-    recipe = StudentVariant(targets=ship["targets"], loss=ship["loss"], match_features=ship["match_features"],
-                            temperature=ship["temperature"], init=ship.get("init", cfg.student.init))
+    recipe = StudentVariant.from_dict(json.loads((Path(cfg.out_dir) / "final" / "ship.json").read_text())["recipe"])
     ctx = {"data": data, "shared": shared, "trainer": trainer, "recipe": recipe, "pairs": args.pairs, "rows": trainer.rows(args.pairs),
            "signals": ranking_signals([t.name for t in cfg.teachers], shared, data.groups, equal_stack(list(shared["judged"]))),
            "folds": query_folds(data.queries, cfg.judgments.folds, seed=cfg.seed), "work": Path(cfg.out_dir) / "bench" / "student-variants"}
