@@ -2,7 +2,8 @@
 for each of the run's 5 outer folds, nDCG@10 (ESCI gains) of BM25 + model over the fold's 80 *training* queries by
 nested inner folds (the blend fitted on 3 inner folds, measured on the 4th; no outer test query is used).
 
-Run (needs the dev node of `make esci`, `integration/cluster/start`, and a finished `make esci` run in runs/esci):
+Run (needs the dev node of `make esci`, `integration/cluster/start`, and `make esci`'s data in runs/esci; without its
+shipped recipe, runs/esci/final/ship.json, the one in bench/results/esci.json is the reference):
     .venv/bin/python bench/esci_student_variants.py [--pairs 300000] [--only NAME ...]
 
 Variants (each against the reference named in its row):
@@ -15,6 +16,10 @@ Variants (each against the reference named in its row):
   weights fitted on the fold's training queries), one student per fold.
 * ``teacher: mpnet over title+brand+color+bullet points``: the zero-shot mpnet teacher (not a student) embedding the
   product text with its bullet points (max_length 128), against mpnet over the run's document text.
+* ``transfer + 20 dense neighbours``: the reference recipe on the same number of transfer pairs drawn from pools
+  extended by mpnet-bi's 20 nearest products BM25 did not retrieve (``[transfer] dense_k = 20``).  Scored in the rerank
+  setting like every variant and, beside it, in the judged setting (the judged products of each inner fold's held-out
+  queries ranked by the blend fitted on its other inner folds), where products BM25 does not retrieve are ranked.
 * ``gold fine-tune``: the shipped full-size student's MLP fine-tuned on the judgments of each inner fold's training
   queries (listwise over each query's BM25 top 100, unjudged = grade 0; 6 epochs, lr 1e-4, target = grade x 2),
   scored on the inner fold's held-out queries: nested one level deeper, so it is compared to the same student untuned.
@@ -60,6 +65,69 @@ def _student(ctx, name: str, recipe, section, signal: np.ndarray) -> np.ndarray:
     train_recipe(recipe, d.tables["transfer"].select(rows), signal[rows], tr.groups[rows], tr.tokenizer, section, out,
                  seed=d.cfg.seed, progress=False, log=print, init_embeddings=init)
     return student_scores(out, {"rerank": d.tables["rerank"]})["rerank"]
+
+
+def _inner_judged(ctx, model_judged: np.ndarray, model_rerank: np.ndarray, fold) -> float:
+    """Judged-setting twin of :func:`_inner`: each inner fold's held-out queries' judged products ranked by BM25 + model
+    with the blend :func:`_inner`'s nested choice fitted on the other inner folds (rerank setting)."""
+    from distilrank.distill.data.folds import query_folds
+    from distilrank.distill.ranking.blend_fit import inner_cv_blend_score
+    from distilrank.distill.ranking.evaluate import query_metrics
+    from distilrank.plugin.blend import BlendSettings, blend_window
+
+    d, k = ctx["data"], ctx["data"].cfg.eval.k
+    res = inner_cv_blend_score(d.judged_pool, d.per_query("rerank", d.bm25["rerank"], fold.train),
+                               d.per_query("rerank", model_rerank, fold.train), d.grades, fold.train, k=k,
+                               folds=d.cfg.distill.inner_folds, seed=d.cfg.seed)
+    bm, mz = d.per_query("judged", d.bm25["judged"], fold.train), d.per_query("judged", model_judged, fold.train)
+    labels = d.per_query("judged", d.tables["judged"].labels, fold.train)
+    inner = query_folds(list(fold.train), d.cfg.distill.inner_folds, seed=d.cfg.seed)
+    per_q = [query_metrics(blend_window(bm[q], mz[q], BlendSettings(**s)), labels[q], k)["ndcg_esci"]
+             for f, s in zip(inner, res["settings"]) for q in f.test]
+    return float(np.mean(per_q))
+
+
+def with_dense(ctx, k: int = 20) -> list[dict]:
+    """The reference recipe on as many transfer pairs from pools extended by mpnet-bi's ``k`` nearest products."""
+    from distilrank.catalogue import id_pairs
+    from distilrank.distill.ranking.data import dense_neighbours
+    from distilrank.distill.ranking.pools import extend_pool
+    from distilrank.distill.ranking.stacking import group_index
+    from distilrank.distill.ranking.students import student_scores, subset_rows, train_recipe
+
+    d, tr, t0 = ctx["data"], ctx["trainer"], time.time()
+    if d.cfg.transfer.dense_k:
+        raise SystemExit(f"{d.cfg.source}: the run's pools already hold dense rows ([transfer] dense_k = {d.cfg.transfer.dense_k})")
+    store, r = d.embeddings["mpnet-bi"], d.cfg.transfer.random_per_query
+    near = dense_neighbours(store, d.catalogue, d.doc, list(d.transfer_pool), k, log=print)
+    # each pool is BM25's hits then random_per_query random products: the neighbours go between the two
+    hits = extend_pool({q: ids[: len(ids) - r] for q, ids in d.transfer_pool.items()}, near)
+    pool = {q: hits[q] + [i for i in ids[len(ids) - r :] if i not in set(hits[q])] for q, ids in d.transfer_pool.items()}
+    table = id_pairs(pool, d.catalogue, d.doc, source="transfer pools + dense neighbours")
+    groups = group_index(table.queries)
+    rows = subset_rows(groups, len(ctx["rows"]), seed=d.cfg.seed + 7)
+    sub = table.select(rows)
+    target = store.pair_cosine(sub)
+    init = tr.init()
+    out = ctx["work"] / "students" / f"dense{k}-{len(rows)}"
+    train_recipe(ctx["recipe"], sub, target, groups[rows], tr.tokenizer, d.cfg.student, out, seed=d.cfg.seed, progress=False,
+                 log=print, init_embeddings=init[1] if init else None)
+    z = student_scores(out, {s: d.tables[s] for s in ("judged", "rerank")})
+    ref = tr.scores(tr.student(ctx["recipe"], ctx["signals"], ctx["work"], pairs=ctx["pairs"], seed=d.cfg.seed))
+    inner = {"rerank": [_inner(ctx, z["rerank"], f) for f in ctx["folds"]],
+             "judged": [_inner_judged(ctx, z["judged"], z["rerank"], f) for f in ctx["folds"]]}
+    refs = {"rerank": [_inner(ctx, ref["rerank"], f) for f in ctx["folds"]],
+            "judged": [_inner_judged(ctx, ref["judged"], ref["rerank"], f) for f in ctx["folds"]]}
+    added = len(table) - sum(map(len, d.transfer_pool.values()))
+    share = float(np.mean([i not in set(d.transfer_pool[q]) for q, i in zip(sub.queries, sub.extra["doc_id"])]))
+    print(f"with dense neighbours: inner rerank {np.mean(inner['rerank']):.4f} judged {np.mean(inner['judged']):.4f} "
+          f"(reference {np.mean(refs['rerank']):.4f} / {np.mean(refs['judged']):.4f})", flush=True)
+    what = f"{len(rows)} pairs, {share:.1%} of them dense neighbours ({added} added over all pools)"
+    return [_summary({"variant": "reference, judged setting", "what": ctx["recipe"].slug, "inner": refs["judged"]}, refs["judged"]),
+            _summary({"variant": f"transfer + {k} dense neighbours", "what": what, "inner": inner["rerank"],
+                      "seconds": round(time.time() - t0, 1)}, refs["rerank"]),
+            _summary({"variant": f"transfer + {k} dense neighbours, judged setting", "what": "the same student",
+                      "inner": inner["judged"]}, refs["judged"])]
 
 
 def student_variants(ctx, names: list[str]) -> list[dict]:
@@ -212,12 +280,17 @@ def main(argv: list[str] | None = None) -> int:
     data = load_ranking_data(cfg, Transport(load_connection(args.config)), log=lambda s: None, progress=False)
     shared = shared_teacher_scores(data, Path(cfg.out_dir), progress=False)
     trainer = student_trainer(data, Path(cfg.out_dir), progress=False, log=print)
-    recipe = StudentVariant.from_dict(json.loads((Path(cfg.out_dir) / "final" / "ship.json").read_text())["recipe"])
+    ship = Path(cfg.out_dir) / "final" / "ship.json"  # the run's shipped recipe; before the run has shipped, the committed one
+    recipe = StudentVariant.from_dict(json.loads(ship.read_text())["recipe"] if ship.exists()
+                                      else json.loads((ROOT / "bench" / "results" / "esci.json").read_text())["final"]["recipe"])
     ctx = {"data": data, "shared": shared, "trainer": trainer, "recipe": recipe, "pairs": args.pairs, "rows": trainer.rows(args.pairs),
            "signals": ranking_signals([t.name for t in cfg.teachers], shared, data.groups, equal_stack(list(shared["judged"]))),
            "folds": query_folds(data.queries, cfg.judgments.folds, seed=cfg.seed), "work": Path(cfg.out_dir) / "bench" / "student-variants"}
-    names = args.only or [*STUDENT_SETTINGS, "temperature=0.5", "temperature=2", "target=stack", "teacher-bullets", "gold-finetune"]
-    rows = student_variants(ctx, [n for n in names if n not in ("teacher-bullets", "gold-finetune")])
+    names = args.only or [*STUDENT_SETTINGS, "temperature=0.5", "temperature=2", "target=stack", "dense", "teacher-bullets",
+                           "gold-finetune"]
+    rows = student_variants(ctx, [n for n in names if n not in ("dense", "teacher-bullets", "gold-finetune")])
+    if "dense" in names:
+        rows += with_dense(ctx)
     if "teacher-bullets" in names:
         rows += teacher_with_bullets(ctx)
     if "gold-finetune" in names:

@@ -66,12 +66,15 @@ class IndexSection:
 @dataclass
 class TransferSection:
     """``[transfer]``: the unlabeled transfer set, real queries x the products the reranker will see: each query's
-    BM25 top ``bm25_k`` plus ``random_per_query`` random products."""
+    BM25 top ``bm25_k``, then its ``dense_k`` nearest products by the first bi-encoder teacher not already there, then
+    ``random_per_query`` random products."""
 
     queries: str = setting("", help="file of unlabeled real queries (one per line, or JSONL with a query field)")
     max_queries: int | None = setting(None, help="use only the first N queries (none: all)")
     bm25_k: int = setting(50, help="BM25 hits per query in the transfer pool (as deep as the rerank depth)")
     random_per_query: int = setting(5, help="random products per query added to its pool")
+    dense_k: int = setting(0, help="the first bi-encoder teacher's top k products per query (cosine over the catalogue) added to "
+                                   "its pool when BM25 did not retrieve them: related products without the query's words")
     scored_pairs: int | None = setting(None, help="cap on the pairs the expensive (cross-encoder) teachers score, whole queries "
                                                   "in a seeded order (none: all)")
 
@@ -176,11 +179,14 @@ def load_ranking_config(path: str | Path, raw: dict | None = None, overrides: Se
                                  "transfer.max_queries": cfg.transfer.max_queries,
                                  "transfer.scored_pairs": cfg.transfer.scored_pairs, "distill.choice_pairs": cfg.distill.choice_pairs,
                                  **{f"teachers[{i}].num_layers": t.num_layers for i, t in enumerate(cfg.teachers)}})
-    for name in ("bm25_k", "random_per_query"):
+    for name in ("bm25_k", "random_per_query", "dense_k"):
         if getattr(cfg.transfer, name) < 0:
             raise ConfigError(path, f"transfer.{name}", "must be >= 0")
-    if cfg.transfer.bm25_k + cfg.transfer.random_per_query < 1:
-        raise ConfigError(path, "transfer.bm25_k", "bm25_k + random_per_query must be >= 1")
+    if cfg.transfer.bm25_k + cfg.transfer.random_per_query + cfg.transfer.dense_k < 1:
+        raise ConfigError(path, "transfer.bm25_k", "bm25_k + dense_k + random_per_query must be >= 1")
+    if cfg.transfer.dense_k and not any(t.kind == "bi-encoder" for t in cfg.teachers):
+        raise ConfigError(path, "transfer.dense_k", "the dense neighbours come from the first bi-encoder teacher: add a "
+                          "[[teachers]] table with kind = \"bi-encoder\" or set dense_k = 0")
     sv = cfg.serve
     if sv.depth < cfg.eval.k:
         raise ConfigError(path, "serve.depth", f"must be >= eval.k ({cfg.eval.k}): the rerank pipeline reorders the BM25 top depth, got {sv.depth}")

@@ -6,8 +6,9 @@ each bi-encoder teacher) and writes its results under ``out_dir`` so that a seco
     index.json                  the catalogue's index (BM25 first pass)
     pools/recipe.json           the data recipe the pools were built with (a different one is refused)
     pools/judged-bm25.jsonl     each judged query's BM25 top ``rerank_depth`` with scores (the rerank setting)
-    pools/transfer.jsonl        each unlabeled query's BM25 top ``bm25_k`` with scores + ``random_per_query`` random
-                                products (score 0: outside the query's BM25 top k)
+    pools/transfer.jsonl        each unlabeled query's BM25 top ``bm25_k`` with scores, its ``dense_k`` nearest products
+                                by the first bi-encoder teacher not among them, then ``random_per_query`` random products
+                                (the last two score 0: outside the query's BM25 top k)
     embeddings/<teacher>/       bi-encoder embeddings of every product text and query (resumable parts)
 
 :class:`RankingData` is the loaded result (no side effects): three tables every system is scored on (all judged
@@ -29,7 +30,17 @@ from distilrank.catalogue import Catalogue, DocumentText, check_fields, id_pairs
 from distilrank.distill.config import TeacherConfig
 from distilrank.distill.data.folds import check_disjoint
 from distilrank.distill.ranking.config import RankingRunConfig
-from distilrank.distill.ranking.pools import Pool, add_random, cap_pairs, read_pool, read_queries, weak_negatives, write_pool
+from distilrank.distill.ranking.pools import (
+    Pool,
+    add_random,
+    cap_pairs,
+    dense_top_k,
+    extend_pool,
+    read_pool,
+    read_queries,
+    weak_negatives,
+    write_pool,
+)
 from distilrank.distill.ranking.stacking import group_index
 from distilrank.distill.teacher.embedding_store import EmbeddingStore
 from distilrank.errors import ConfigError
@@ -117,7 +128,21 @@ def _neg(cfg: RankingRunConfig, name: str) -> int:
     return getattr(ce[0] if ce else TeacherConfig(), name)
 
 
-def _transfer_pool(cfg: RankingRunConfig, transport, catalogue: Catalogue, judged: list[str], path: Path, log: Log) -> None:
+def dense_neighbours(store: EmbeddingStore, catalogue: Catalogue, doc: DocumentText, queries: list[str], k: int, *,
+                     progress: bool | None = None, log: Log | None = None) -> dict[str, list[str]]:
+    """Each query's ``k`` nearest catalogue products (ids, best first) by the cosine of ``store``'s embeddings of the
+    query and of each product's ``doc`` text; missing strings are embedded first."""
+    t0 = time.perf_counter()
+    qv = store.vectors(queries, progress=progress)
+    dv = store.vectors(catalogue.texts(doc), progress=progress)
+    near = dense_top_k(qv, dv, catalogue.ids, k)
+    if log:
+        log(f"transfer pool: {k} nearest products by the bi-encoder for {len(queries)} queries in {time.perf_counter() - t0:.0f}s")
+    return dict(zip(queries, near))
+
+
+def _transfer_pool(cfg: RankingRunConfig, transport, catalogue: Catalogue, judged: list[str], path: Path, log: Log,
+                   dense: EmbeddingStore | None, progress: bool | None) -> None:
     from distilrank.plugin.catalogue_index import bm25_top_k
 
     tq = read_queries(cfg.transfer.queries, exclude=judged)
@@ -135,6 +160,8 @@ def _transfer_pool(cfg: RankingRunConfig, transport, catalogue: Catalogue, judge
             pool[q] = [d for d, _ in hits.get(q, [])]
             scores[q] = [sc for _, sc in hits.get(q, [])]
         log(f"transfer pool: BM25 top {cfg.transfer.bm25_k} for {min(s + step, len(tq))}/{len(tq)} queries")
+    if cfg.transfer.dense_k and dense is not None:
+        pool = extend_pool(pool, dense_neighbours(dense, catalogue, cfg.document, tq, cfg.transfer.dense_k, progress=progress, log=log))
     pool = add_random(pool, catalogue, cfg.transfer.random_per_query, seed=cfg.seed)
     pool = cap_pairs({q: d for q, d in pool.items() if d}, cfg.transfer.scored_pairs, seed=cfg.seed)
     write_pool(path, pool, {q: scores[q] + [0.0] * (len(pool[q]) - len(scores[q])) for q in pool})
@@ -169,9 +196,11 @@ def load_ranking_data(cfg: RankingRunConfig, transport, log: Log = print, *, pro
         hits = bm25_top_k(transport, index, queries, cfg.eval.rerank_depth, fields=fields)
         write_pool(judged_path, {q: [d for d, _ in hits[q]] for q in queries}, {q: [s for _, s in hits[q]] for q in queries})
     judged_pool, judged_bm25 = read_pool(judged_path)
+    stores = embedding_stores(cfg)
     transfer_path = out / "pools" / "transfer.jsonl"
     if not transfer_path.exists():
-        _transfer_pool(cfg, transport, catalogue, queries, transfer_path, log)
+        dense = next((stores[t.name] for t in cfg.teachers if t.kind == "bi-encoder" and t.name in stores), None)
+        _transfer_pool(cfg, transport, catalogue, queries, transfer_path, log, dense, progress)
     transfer_pool, transfer_bm25 = read_pool(transfer_path)
     check_disjoint(list(transfer_pool), queries)
     judged = judged_pairs(grades, catalogue, cfg.document, queries=queries, origin=cfg.judgments.path)
@@ -182,7 +211,6 @@ def load_ranking_data(cfg: RankingRunConfig, transport, log: Log = print, *, pro
             "transfer": np.concatenate([np.asarray(transfer_bm25[q], np.float32) for q in transfer_pool])}
     negatives = weak_negatives(judged_pool, grades, catalogue, n_bm25=_neg(cfg, "bm25_negatives"),
                                n_random=_neg(cfg, "random_negatives"), seed=cfg.seed)
-    stores = embedding_stores(cfg)
     strings = list(dict.fromkeys(catalogue.texts(cfg.document) + queries + list(transfer_pool)))
     for name, store in stores.items():
         if (new := store.ensure(strings, progress=progress, log=log)):
@@ -190,4 +218,4 @@ def load_ranking_data(cfg: RankingRunConfig, transport, log: Log = print, *, pro
     return RankingData(cfg, catalogue, queries, grades, judged_pool, transfer_pool, tables, bm25, negatives, stores, index_info)
 
 
-__all__ = ["RankingData", "check_recipe", "load_ranking_data"]
+__all__ = ["RankingData", "check_recipe", "dense_neighbours", "load_ranking_data"]

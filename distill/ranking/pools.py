@@ -88,6 +88,33 @@ def add_random(pool: Mapping[str, Sequence[str]], catalogue: Catalogue, n: int, 
     return out
 
 
+def dense_top_k(query_vecs: np.ndarray, doc_vecs: np.ndarray, doc_ids: Sequence[str], k: int, *, chunk: int = 2048) -> list[list[str]]:
+    """Each query's ``k`` nearest ``doc_ids`` by dot product (cosine for unit vectors), best first.
+
+    ``query_vecs`` float32 ``[Q, dim]``, ``doc_vecs`` float32 ``[D, dim]`` aligned with ``doc_ids``; ties go to the
+    earlier document.  Returns ``Q`` lists of ``min(k, D)`` ids."""
+    k = min(k, len(doc_ids))
+    out: list[list[str]] = []
+    if k <= 0:
+        return [[] for _ in range(len(query_vecs))]
+    for s in range(0, len(query_vecs), chunk):
+        sims = query_vecs[s : s + chunk] @ doc_vecs.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        for row, cand in zip(sims, top):
+            order = cand[np.lexsort((cand, -row[cand]))]
+            out.append([doc_ids[i] for i in order])
+    return out
+
+
+def extend_pool(pool: Mapping[str, Sequence[str]], extra: Mapping[str, Sequence[str]]) -> Pool:
+    """Each query's docs followed by those of ``extra[q]`` not already in its list (order kept)."""
+    out: Pool = {}
+    for q, ids in pool.items():
+        taken = set(ids)
+        out[q] = list(ids) + [d for d in extra.get(q, ()) if d not in taken and not taken.add(d)]
+    return out
+
+
 def weak_negatives(bm25_pool: Mapping[str, Sequence[str]], judged: Mapping[str, Mapping[str, float]], catalogue: Catalogue, *,
                    n_bm25: int, n_random: int, seed: int) -> Pool:
     """Per judged query: ``n_bm25`` products drawn from its BM25 pool that nobody judged, then ``n_random``

@@ -76,6 +76,17 @@ def test_teacher_init_needs_a_bi_encoder_teacher(tmp_path):
         _load(tmp_path, '[student]\ninit = "teacher"\n', base=BASE.replace('kind = "bi-encoder"', 'kind = "bm25"'))
 
 
+def test_dense_k_needs_a_bi_encoder_teacher_and_a_count(tmp_path):
+    def with_dense(k: int, base: str = BASE):
+        return _load(tmp_path, base=base.replace("[transfer]\n", f"[transfer]\ndense_k = {k}\n"))
+
+    assert with_dense(20).transfer.dense_k == 20 and _load(tmp_path).transfer.dense_k == 0
+    with pytest.raises(ConfigError, match="'transfer.dense_k'.*>= 0"):
+        with_dense(-1)
+    with pytest.raises(ConfigError, match="'transfer.dense_k'.*first bi-encoder teacher"):
+        with_dense(5, BASE.replace('kind = "bi-encoder"', 'kind = "bm25"'))
+
+
 def test_counts_that_may_be_none_are_none_when_omitted(tmp_path):
     cfg = _load(tmp_path, base=BASE.replace('kind = "bi-encoder"\n', 'kind = "bi-encoder"\n[[teachers]]\nname = "ce"\n'))
     assert cfg.catalogue.limit is None and cfg.judgments.limit_queries is None

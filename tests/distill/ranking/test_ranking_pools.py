@@ -2,10 +2,21 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from distilrank.catalogue import Catalogue
-from distilrank.distill.ranking.pools import add_random, bm25_pool, cap_pairs, read_pool, read_queries, weak_negatives, write_pool
+from distilrank.distill.ranking.pools import (
+    add_random,
+    bm25_pool,
+    cap_pairs,
+    dense_top_k,
+    extend_pool,
+    read_pool,
+    read_queries,
+    weak_negatives,
+    write_pool,
+)
 from distilrank.errors import DataError
 
 
@@ -98,6 +109,29 @@ def test_add_random_stops_when_the_catalogue_is_used_up():
     cat = _catalogue(6)
     out = add_random({"q": ["P000", "P001"]}, cat, 10, seed=0, exclude={"q": {"P002": 1.0}})
     assert out["q"][:2] == ["P000", "P001"] and sorted(out["q"][2:]) == ["P003", "P004", "P005"]
+
+
+def test_dense_top_k_is_the_exact_nearest_by_cosine_in_order():
+    rng = np.random.default_rng(0)
+    docs = rng.normal(size=(50, 8)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries = rng.normal(size=(7, 8)).astype(np.float32)
+    ids = [f"P{i:03d}" for i in range(50)]
+    got = dense_top_k(queries, docs, ids, 5, chunk=3)  # chunks smaller than the query count
+    for q, near in zip(queries, got):
+        want = [ids[i] for i in np.argsort(-(docs @ q), kind="stable")[:5]]
+        assert near == want
+    assert dense_top_k(queries[:1], docs[:3], ids[:3], 10) == [[ids[i] for i in np.argsort(-(docs[:3] @ queries[0]))]]
+    assert dense_top_k(queries[:2], docs, ids, 0) == [[], []]
+    # equal scores: the earlier document first
+    assert dense_top_k(np.ones((1, 2), np.float32), np.ones((4, 2), np.float32), ["a", "b", "c", "d"], 3) == [["a", "b", "c"]]
+
+
+def test_extend_pool_appends_only_new_docs_in_order():
+    pool = {"q1": ["P1", "P2"], "q2": [], "q3": ["P9"]}
+    out = extend_pool(pool, {"q1": ["P2", "P7", "P1", "P8", "P7"], "q2": ["P5"], "other": ["P4"]})
+    assert out == {"q1": ["P1", "P2", "P7", "P8"], "q2": ["P5"], "q3": ["P9"]}
+    assert pool["q1"] == ["P1", "P2"]  # the input is not changed
 
 
 def test_weak_negatives_never_return_a_judged_doc():
