@@ -67,9 +67,9 @@ def _student(ctx, name: str, recipe, section, signal: np.ndarray) -> np.ndarray:
     return student_scores(out, {"rerank": d.tables["rerank"]})["rerank"]
 
 
-def _inner_judged(ctx, model_judged: np.ndarray, model_rerank: np.ndarray, fold) -> float:
-    """Judged-setting twin of :func:`_inner`: each inner fold's held-out queries' judged products ranked by BM25 + model
-    with the blend :func:`_inner`'s nested choice fitted on the other inner folds (rerank setting)."""
+def _inner_both(ctx, model_judged: np.ndarray, model_rerank: np.ndarray, fold) -> tuple[float, float]:
+    """:func:`_inner`'s score and its judged-setting twin: each inner fold's held-out queries' judged products ranked by
+    BM25 + model with the blend the same nested choice fitted on the other inner folds (rerank setting)."""
     from distilrank.distill.data.folds import query_folds
     from distilrank.distill.ranking.blend_fit import inner_cv_blend_score
     from distilrank.distill.ranking.evaluate import query_metrics
@@ -84,7 +84,13 @@ def _inner_judged(ctx, model_judged: np.ndarray, model_rerank: np.ndarray, fold)
     inner = query_folds(list(fold.train), d.cfg.distill.inner_folds, seed=d.cfg.seed)
     per_q = [query_metrics(blend_window(bm[q], mz[q], BlendSettings(**s)), labels[q], k)["ndcg_esci"]
              for f, s in zip(inner, res["settings"]) for q in f.test]
-    return float(np.mean(per_q))
+    return res["score"], float(np.mean(per_q))
+
+
+def _per_fold_both(ctx, scores: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """:func:`_inner_both` of a model's ``judged`` and ``rerank`` scores over the outer folds, by setting."""
+    both = [_inner_both(ctx, scores["judged"], scores["rerank"], f) for f in ctx["folds"]]
+    return {"rerank": [b[0] for b in both], "judged": [b[1] for b in both]}
 
 
 def with_dense(ctx, k: int = 20) -> list[dict]:
@@ -102,7 +108,7 @@ def with_dense(ctx, k: int = 20) -> list[dict]:
     near = dense_neighbours(store, d.catalogue, d.doc, list(d.transfer_pool), k, log=print)
     # each pool is BM25's hits then random_per_query random products: the neighbours go between the two
     hits = extend_pool({q: ids[: len(ids) - r] for q, ids in d.transfer_pool.items()}, near)
-    pool = {q: hits[q] + [i for i in ids[len(ids) - r :] if i not in set(hits[q])] for q, ids in d.transfer_pool.items()}
+    pool = extend_pool(hits, {q: ids[len(ids) - r :] for q, ids in d.transfer_pool.items()})
     table = id_pairs(pool, d.catalogue, d.doc, source="transfer pools + dense neighbours")
     groups = group_index(table.queries)
     rows = subset_rows(groups, len(ctx["rows"]), seed=d.cfg.seed + 7)
@@ -114,12 +120,10 @@ def with_dense(ctx, k: int = 20) -> list[dict]:
                  log=print, init_embeddings=init[1] if init else None)
     z = student_scores(out, {s: d.tables[s] for s in ("judged", "rerank")})
     ref = tr.scores(tr.student(ctx["recipe"], ctx["signals"], ctx["work"], pairs=ctx["pairs"], seed=d.cfg.seed))
-    inner = {"rerank": [_inner(ctx, z["rerank"], f) for f in ctx["folds"]],
-             "judged": [_inner_judged(ctx, z["judged"], z["rerank"], f) for f in ctx["folds"]]}
-    refs = {"rerank": [_inner(ctx, ref["rerank"], f) for f in ctx["folds"]],
-            "judged": [_inner_judged(ctx, ref["judged"], ref["rerank"], f) for f in ctx["folds"]]}
+    inner, refs = _per_fold_both(ctx, z), _per_fold_both(ctx, ref)
     added = len(table) - sum(map(len, d.transfer_pool.values()))
-    share = float(np.mean([i not in set(d.transfer_pool[q]) for q, i in zip(sub.queries, sub.extra["doc_id"])]))
+    run_pool = {q: set(ids) for q, ids in d.transfer_pool.items()}
+    share = float(np.mean([i not in run_pool[q] for q, i in zip(sub.queries, sub.extra["doc_id"])]))
     print(f"with dense neighbours: inner rerank {np.mean(inner['rerank']):.4f} judged {np.mean(inner['judged']):.4f} "
           f"(reference {np.mean(refs['rerank']):.4f} / {np.mean(refs['judged']):.4f})", flush=True)
     what = f"{len(rows)} pairs, {share:.1%} of them dense neighbours ({added} added over all pools)"

@@ -199,8 +199,7 @@ def load_ranking_data(cfg: RankingRunConfig, transport, log: Log = print, *, pro
     stores = embedding_stores(cfg)
     transfer_path = out / "pools" / "transfer.jsonl"
     if not transfer_path.exists():
-        dense = next((stores[t.name] for t in cfg.teachers if t.kind == "bi-encoder" and t.name in stores), None)
-        _transfer_pool(cfg, transport, catalogue, queries, transfer_path, log, dense, progress)
+        _transfer_pool(cfg, transport, catalogue, queries, transfer_path, log, next(iter(stores.values()), None), progress)
     transfer_pool, transfer_bm25 = read_pool(transfer_path)
     check_disjoint(list(transfer_pool), queries)
     judged = judged_pairs(grades, catalogue, cfg.document, queries=queries, origin=cfg.judgments.path)

@@ -93,16 +93,11 @@ def dense_top_k(query_vecs: np.ndarray, doc_vecs: np.ndarray, doc_ids: Sequence[
 
     ``query_vecs`` float32 ``[Q, dim]``, ``doc_vecs`` float32 ``[D, dim]`` aligned with ``doc_ids``; ties go to the
     earlier document.  Returns ``Q`` lists of ``min(k, D)`` ids."""
-    k = min(k, len(doc_ids))
+    k = max(0, min(k, len(doc_ids)))
     out: list[list[str]] = []
-    if k <= 0:
-        return [[] for _ in range(len(query_vecs))]
     for s in range(0, len(query_vecs), chunk):
-        sims = query_vecs[s : s + chunk] @ doc_vecs.T
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        for row, cand in zip(sims, top):
-            order = cand[np.lexsort((cand, -row[cand]))]
-            out.append([doc_ids[i] for i in order])
+        top = np.argsort(-(query_vecs[s : s + chunk] @ doc_vecs.T), axis=1, kind="stable")[:, :k]
+        out.extend([doc_ids[i] for i in row] for row in top)
     return out
 
 
