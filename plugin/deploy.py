@@ -47,6 +47,14 @@ class SmokeResult:
 #: the model onto a node that just restarted)
 DUPLICATE_DEPLOY = "Duplicate deploy model task"
 
+#: ML Commons' per-node error when the node read the model document after another writer (its own redeploy to a node
+#: that rejoined, or the sync-up job) had replaced DEPLOYING with PARTIALLY_DEPLOYED: the node gives up before loading
+#: anything (ML Commons 3.6, seen in the three-node SIGKILL test). Sending the deploy again succeeds.
+DEPLOYING_STATE_RACE = "should only be called when model is in DEPLOYING state"
+
+#: how many deploy requests :func:`deploy_model` sends when every failure is :data:`DEPLOYING_STATE_RACE`
+DEPLOY_ATTEMPTS = 3
+
 
 def _per_node(task: dict) -> dict | str | None:
     err = task.get("error")
@@ -67,13 +75,18 @@ def _node_errors(task: dict) -> str:
     return str(per_node)
 
 
-def duplicate_deploy_nodes(task: dict) -> list[str]:
-    """The nodes where a deploy task failed only because a deploy of the model was already running there (every
-    per-node error is :data:`DUPLICATE_DEPLOY`); empty when any error is something else."""
+def transient_deploy_failures(task: dict) -> tuple[list[str], list[str]]:
+    """Split a failed deploy task's nodes into ``(duplicate, raced)``: those where a deploy of the model was already
+    running (:data:`DUPLICATE_DEPLOY`) and those that lost ML Commons' document race (:data:`DEPLOYING_STATE_RACE`).
+    Both are empty when any per-node error is something else (a real failure)."""
     per_node = _per_node(task)
-    if not isinstance(per_node, dict) or not per_node or not all(DUPLICATE_DEPLOY in str(m) for m in per_node.values()):
-        return []
-    return sorted(per_node)
+    if not isinstance(per_node, dict) or not per_node:
+        return [], []
+    duplicate = sorted(n for n, m in per_node.items() if DUPLICATE_DEPLOY in str(m))
+    raced = sorted(n for n, m in per_node.items() if DEPLOYING_STATE_RACE in str(m))
+    if len(duplicate) + len(raced) != len(per_node):
+        return [], []
+    return duplicate, raced
 
 
 def _wait_nodes_deployed(t: Transport, model_id: str, nodes: list[str], timeout: float, poll: float = 0.5) -> None:
@@ -127,30 +140,50 @@ def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, force: boo
     A model whose document says DEPLOYED is left as it is unless ``force`` (a state that may be stale, e.g. right
     after a node restart: :mod:`distilrank.plugin.ensure`). When the task fails only with "Duplicate deploy model
     task" on some nodes (ML Commons' own redeploy to a node that just rejoined is running there), the wait goes on
-    until those nodes hold the model DEPLOYED."""
+    until those nodes hold the model DEPLOYED; when nodes fail only because they lost ML Commons' race on the model
+    document (:data:`DEPLOYING_STATE_RACE`), the deploy is sent again, at most :data:`DEPLOY_ATTEMPTS` times in all."""
     t0 = time.monotonic()
     model = ml_api.get_model(t, model_id)
     if model is None:
         raise ClusterError(f"model {model_id} does not exist", status=404, fix="list the models with 'distilrank plugin list'")
     if model.get("model_state") == "DEPLOYED" and not force:
         return Deployment(model_id, "DEPLOYED", True, nodes=model.get("planning_worker_nodes", []))
-    resp = ml_api.deploy(t, model_id)
-    task_id = resp.get("task_id")
-    if task_id and resp.get("status") != "COMPLETED":
-        log(f"deploying {model_id} (task {task_id}) ...")
-        try:
-            wait_task(t, task_id, wait)
-        except ClusterError as exc:
-            nodes = duplicate_deploy_nodes(exc.reason) if isinstance(exc.reason, dict) else []
-            if not nodes:
-                raise
-            log(f"model {model_id}: a deploy of it was already running on node(s) {nodes} (ML Commons' own redeploy after "
-                "a node restart); waiting for it")
-            _wait_nodes_deployed(t, model_id, nodes, max(10.0, wait - (time.monotonic() - t0)))
+    task_id = _send_deploy(t, model_id, wait, t0, log)
     if not t.live(f"wait for {model_id} to be DEPLOYED"):
         return Deployment(model_id, "not deployed (dry run)", False, task_id)
     model = wait_deployed_document(t, model_id, max(10.0, wait - (time.monotonic() - t0)), task_id=task_id, log=log)
     return Deployment(model_id, "DEPLOYED", False, task_id, model.get("planning_worker_nodes", []), time.monotonic() - t0)
+
+
+def _send_deploy(t: Transport, model_id: str, wait: float, t0: float, log: Callable[[str], None]) -> str | None:
+    """Send the deploy and wait for its task; returns the last task id. Nodes that failed with
+    :data:`DUPLICATE_DEPLOY` are waited for until they hold the model; nodes that failed with
+    :data:`DEPLOYING_STATE_RACE` get the deploy again (at most :data:`DEPLOY_ATTEMPTS` requests in all)."""
+    for attempt in range(1, DEPLOY_ATTEMPTS + 1):
+        resp = ml_api.deploy(t, model_id)
+        task_id = resp.get("task_id")
+        if not task_id or resp.get("status") == "COMPLETED":
+            return task_id
+        log(f"deploying {model_id} (task {task_id}) ...")
+        try:
+            wait_task(t, task_id, max(10.0, wait - (time.monotonic() - t0)))
+            return task_id
+        except ClusterError as exc:
+            duplicate, raced = transient_deploy_failures(exc.reason) if isinstance(exc.reason, dict) else ([], [])
+            if not duplicate and not raced:
+                raise
+            if duplicate:
+                log(f"model {model_id}: a deploy of it was already running on node(s) {duplicate} (ML Commons' own "
+                    "redeploy after a node restart); waiting for it")
+                _wait_nodes_deployed(t, model_id, duplicate, max(10.0, wait - (time.monotonic() - t0)))
+            if not raced:
+                return task_id
+            if attempt == DEPLOY_ATTEMPTS:
+                raise
+            log(f"model {model_id}: node(s) {raced} read its document while another writer had set it "
+                f"PARTIALLY_DEPLOYED (an ML Commons race); deploying again ({attempt + 1}/{DEPLOY_ATTEMPTS})")
+            time.sleep(1.0)
+    return None
 
 
 def wait_deployed_document(t: Transport, model_id: str, timeout: float, *, task_id: str | None = None, poll: float = 0.5,

@@ -9,9 +9,11 @@ flows on a real node are in integration/ (test_plugin_roundtrip.py, test_staging
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from distilrank.plugin.deploy import deploy_model
+from distilrank.plugin.deploy import DEPLOY_ATTEMPTS, deploy_model, transient_deploy_failures
 from distilrank.plugin.transport import ClusterError
 from tests.plugin.json_http import ScriptedHandler, scripted
 
@@ -92,3 +94,46 @@ def test_other_deploy_errors_beside_a_duplicate_still_fail(t):
                        ("GET", "/_plugins/_ml/tasks/t1", 200, {"state": "COMPLETED_WITH_ERROR", "task_type": "DEPLOY_MODEL", "error": err})]
     with pytest.raises(ClusterError, match="out of memory"):
         deploy_model(t, "m1", wait=30)
+
+
+RACE = ("This method should only be called when model is in DEPLOYING state, but the model is in state: "
+        "PARTIALLY_DEPLOYED")
+
+
+def _raced_task(task: str, node: str) -> tuple[str, str, int, dict]:
+    return ("GET", f"/_plugins/_ml/tasks/{task}", 200,
+            {"state": "COMPLETED_WITH_ERROR", "task_type": "DEPLOY_MODEL", "error": json.dumps({node: RACE})})
+
+
+def test_a_node_that_lost_the_document_race_gets_the_deploy_again(t):
+    """A node reads the model document after ML Commons' own redeploy to a rejoined node set it PARTIALLY_DEPLOYED
+    and gives up before loading (seen in CI's three-node SIGKILL test): the second deploy completes."""
+    Scripted.script = [("GET", MODEL, 200, {"model_state": "PARTIALLY_DEPLOYED"}),
+                       ("POST", f"{MODEL}/_deploy", 200, {"task_id": "t1", "status": "CREATED"}),
+                       _raced_task("t1", "n3"),
+                       ("POST", f"{MODEL}/_deploy", 200, {"task_id": "t2", "status": "CREATED"}),
+                       ("GET", "/_plugins/_ml/tasks/t2", 200, {"state": "COMPLETED", "task_type": "DEPLOY_MODEL"}),
+                       ("GET", MODEL, 200, {"model_state": "DEPLOYED", "planning_worker_nodes": ["n1", "n2", "n3"]})]
+    lines: list[str] = []
+    dep = deploy_model(t, "m1", wait=30, force=True, log=lines.append)
+    assert (dep.state, dep.task_id, dep.nodes) == ("DEPLOYED", "t2", ["n1", "n2", "n3"])
+    assert any("node(s) ['n3'] read its document" in line and "(2/3)" in line for line in lines), lines
+    assert Scripted.script == []
+
+
+def test_a_race_lost_on_every_attempt_is_an_error(t):
+    Scripted.script = [("GET", MODEL, 200, {"model_state": "PARTIALLY_DEPLOYED"})]
+    for i in range(1, DEPLOY_ATTEMPTS + 1):
+        Scripted.script += [("POST", f"{MODEL}/_deploy", 200, {"task_id": f"t{i}", "status": "CREATED"}),
+                            _raced_task(f"t{i}", "n3")]
+    with pytest.raises(ClusterError, match=f"ML task t{DEPLOY_ATTEMPTS} .* node n3: This method should only be called"):
+        deploy_model(t, "m1", wait=30, force=True)
+    assert Scripted.script == []
+
+
+def test_transient_failures_are_split_by_kind_and_anything_else_is_real():
+    dup, race = "Duplicate deploy model task", RACE
+    assert transient_deploy_failures({"error": json.dumps({"b": dup, "a": race, "c": race})}) == (["b"], ["a", "c"])
+    assert transient_deploy_failures({"error": json.dumps({"a": race, "b": "out of memory"})}) == ([], [])
+    assert transient_deploy_failures({"error": "plain text"}) == ([], [])
+    assert transient_deploy_failures({}) == ([], [])
