@@ -20,6 +20,10 @@ Variants (each against the reference named in its row):
   extended by mpnet-bi's 20 nearest products BM25 did not retrieve (``[transfer] dense_k = 20``).  Scored in the rerank
   setting like every variant and, beside it, in the judged setting (the judged products of each inner fold's held-out
   queries ranked by the blend fitted on its other inner folds), where products BM25 does not retrieve are ranked.
+* ``seeds``: the reference retrained with seeds 0, 1, 2 (how far one retraining moves the inner score), and per seed
+  the same recipe trained 6 epochs instead of the section's 3 (the best epoch by validation loss is kept); both settings.
+* ``teacher-stacks``: teacher level, both settings: mpnet-bi, MiniLM-bi and their z-stacks within each query's list
+  (equal and 2:1 weights, no BM25 inside), each against mpnet-bi alone.
 * ``gold fine-tune``: the shipped full-size student's MLP fine-tuned on the judgments of each inner fold's training
   queries (listwise over each query's BM25 top 100, unjudged = grade 0; 6 epochs, lr 1e-4, target = grade x 2),
   scored on the inner fold's held-out queries: nested one level deeper, so it is compared to the same student untuned.
@@ -54,17 +58,19 @@ def _inner(ctx, model_rerank: np.ndarray, fold) -> float:
                                 k=d.cfg.eval.k, folds=d.cfg.distill.inner_folds, seed=d.cfg.seed)["score"]
 
 
-def _student(ctx, name: str, recipe, section, signal: np.ndarray) -> np.ndarray:
-    """Rerank-table logits of a student trained (or reused) on the first ``--pairs`` transfer pairs."""
+def _student(ctx, name: str, recipe, section, signal: np.ndarray, *, seed: int | None = None) -> dict[str, np.ndarray]:
+    """``judged`` and ``rerank`` logits of a student trained (or reused) on the first ``--pairs`` transfer pairs
+    (``seed``: the run's seed unless given)."""
     from distilrank.distill.ranking.students import student_scores, train_recipe, word_init
 
     d, tr, rows = ctx["data"], ctx["trainer"], ctx["rows"]
+    seed = d.cfg.seed if seed is None else seed
     init = word_init(d.embeddings["mpnet-bi"], tr.tokenizer, section.embedding_dim,
                      Path(d.cfg.out_dir) / "students" / f"init-mpnet-bi-{section.embedding_dim}.npy", seed=d.cfg.seed)
-    out = ctx["work"] / "students" / f"{name}-{len(rows)}"
+    out = ctx["work"] / "students" / (f"{name}-{len(rows)}" + (f"-seed{seed}" if seed != d.cfg.seed else ""))
     train_recipe(recipe, d.tables["transfer"].select(rows), signal[rows], tr.groups[rows], tr.tokenizer, section, out,
-                 seed=d.cfg.seed, progress=False, log=print, init_embeddings=init)
-    return student_scores(out, {"rerank": d.tables["rerank"]})["rerank"]
+                 seed=seed, progress=False, log=print, init_embeddings=init)
+    return student_scores(out, {s: d.tables[s] for s in ("judged", "rerank")})
 
 
 def _inner_both(ctx, model_judged: np.ndarray, model_rerank: np.ndarray, fold) -> tuple[float, float]:
@@ -146,10 +152,10 @@ def student_variants(ctx, names: list[str]) -> list[dict]:
     for name in names:
         t0 = time.time()
         if name in STUDENT_SETTINGS:
-            z = _student(ctx, name, recipe, dataclasses.replace(d.cfg.student, **STUDENT_SETTINGS[name]), mp)
+            z = _student(ctx, name, recipe, dataclasses.replace(d.cfg.student, **STUDENT_SETTINGS[name]), mp)["rerank"]
             inner = [_inner(ctx, z, f) for f in ctx["folds"]]
         elif name.startswith("temperature="):
-            z = _student(ctx, name, dataclasses.replace(recipe, temperature=float(name.split("=")[1])), d.cfg.student, mp)
+            z = _student(ctx, name, dataclasses.replace(recipe, temperature=float(name.split("=")[1])), d.cfg.student, mp)["rerank"]
             inner = [_inner(ctx, z, f) for f in ctx["folds"]]
         elif name == "target=stack":
             inner = []
@@ -159,12 +165,55 @@ def student_variants(ctx, names: list[str]) -> list[dict]:
                                            d.groups("judged")[r], seed=d.cfg.seed)
                 sig = ranking_signals([t.name for t in d.cfg.teachers], ctx["shared"], d.groups, stacker).combined("transfer", "stack")
                 inner.append(_inner(ctx, _student(ctx, f"stack-fold{f.index}", dataclasses.replace(recipe, targets="stack"),
-                                                  d.cfg.student, sig), f))
+                                                  d.cfg.student, sig)["rerank"], f))
         else:
             continue
         rows_out.append({"variant": name, "what": "student", "inner": inner, "seconds": round(time.time() - t0, 1)})
         print(f"{name}: inner {np.mean(inner):.4f} (reference {np.mean(ref):.4f})", flush=True)
     return [_summary(r, ref) for r in rows_out]
+
+
+def seeds_and_epochs(ctx, seeds: tuple[int, ...] = (0, 1, 2), epochs: int = 6) -> list[dict]:
+    """The reference recipe retrained with each of ``seeds`` (the spread one retraining gives), and the same with
+    ``epochs`` epochs instead of the section's (best epoch by validation loss, as always), per seed; both settings."""
+    d, tr, t0 = ctx["data"], ctx["trainer"], time.time()
+    mp, recipe = ctx["shared"]["transfer"]["mpnet-bi"], ctx["recipe"]
+    ref, longer = {}, {}
+    for s in seeds:
+        ref[s] = _per_fold_both(ctx, tr.scores(tr.student(recipe, ctx["signals"], ctx["work"], pairs=ctx["pairs"], seed=s)))
+        longer[s] = _per_fold_both(ctx, _student(ctx, f"epochs={epochs}", recipe, dataclasses.replace(d.cfg.student, epochs=epochs),
+                                                 mp, seed=s))
+        print(f"seed {s}: reference {np.mean(ref[s]['rerank']):.4f} / {np.mean(ref[s]['judged']):.4f}, {epochs} epochs "
+              f"{np.mean(longer[s]['rerank']):.4f} / {np.mean(longer[s]['judged']):.4f} (rerank / judged)", flush=True)
+    rows = []
+    for setting in ("rerank", "judged"):
+        base = ref[seeds[0]][setting]
+        tag = "" if setting == "rerank" else ", judged setting"
+        for s in seeds:
+            rows.append(_summary({"variant": f"reference, seed {s}{tag}", "what": recipe.slug, "inner": ref[s][setting]}, base))
+        for s in seeds:
+            rows.append(_summary({"variant": f"epochs={epochs}, seed {s}{tag}", "what": "student", "inner": longer[s][setting]},
+                                 ref[s][setting]))
+    rows[-1]["seconds"] = round(time.time() - t0, 1)
+    return rows
+
+
+def teacher_stacks(ctx) -> list[dict]:
+    """Teacher level, both settings: mpnet-bi, MiniLM-bi and their z-stacks within each query's list (equal and 2:1
+    weights; no BM25 inside: the blend adds it), each against mpnet-bi alone."""
+    from distilrank.distill.ranking.stacking import RankStacker
+
+    d, shared = ctx["data"], ctx["shared"]
+    stacks = {"mpnet-bi": (["mpnet-bi"], [1.0]), "minilm-bi": (["minilm-bi"], [1.0]),
+              "equal z-stack of mpnet-bi and minilm-bi": (["mpnet-bi", "minilm-bi"], [0.5, 0.5]),
+              "2:1 z-stack of mpnet-bi and minilm-bi": (["mpnet-bi", "minilm-bi"], [2 / 3, 1 / 3])}
+    inner = {}
+    for name, (teachers, weights) in stacks.items():
+        st = RankStacker(teachers, weights, fitted_on="fixed weights (no judgments)")
+        inner[name] = _per_fold_both(ctx, {s: st.apply({t: shared[s][t] for t in teachers}, d.groups(s)) for s in ("judged", "rerank")})
+    return [_summary({"variant": f"teacher: {name}" + ("" if setting == "rerank" else ", judged setting"), "what": "teacher",
+                      "inner": inner[name][setting]}, inner["mpnet-bi"][setting])
+            for setting in ("rerank", "judged") for name in stacks]
 
 
 def teacher_with_bullets(ctx) -> list[dict]:
@@ -291,14 +340,19 @@ def main(argv: list[str] | None = None) -> int:
            "signals": ranking_signals([t.name for t in cfg.teachers], shared, data.groups, equal_stack(list(shared["judged"]))),
            "folds": query_folds(data.queries, cfg.judgments.folds, seed=cfg.seed), "work": Path(cfg.out_dir) / "bench" / "student-variants"}
     names = args.only or [*STUDENT_SETTINGS, "temperature=0.5", "temperature=2", "target=stack", "dense", "teacher-bullets",
-                           "gold-finetune"]
-    rows = student_variants(ctx, [n for n in names if n not in ("dense", "teacher-bullets", "gold-finetune")])
+                           "gold-finetune", "seeds", "teacher-stacks"]
+    own = ("dense", "teacher-bullets", "gold-finetune", "seeds", "teacher-stacks")
+    rows = student_variants(ctx, [n for n in names if n not in own])
     if "dense" in names:
         rows += with_dense(ctx)
     if "teacher-bullets" in names:
         rows += teacher_with_bullets(ctx)
     if "gold-finetune" in names:
         rows += gold_finetune(ctx)
+    if "seeds" in names:
+        rows += seeds_and_epochs(ctx)
+    if "teacher-stacks" in names:
+        rows += teacher_stacks(ctx)
     out = {"protocol": f"inner-fold nDCG@{cfg.eval.k} (ESCI gains) of BM25 + model on each outer fold's training queries, "
                        f"blend fitted on {cfg.distill.inner_folds - 1} of {cfg.distill.inner_folds} inner folds",
            "config": Path(args.config).name, "pairs": len(ctx["rows"]), "recipe": recipe.slug, "variants": rows,
