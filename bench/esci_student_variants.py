@@ -24,6 +24,8 @@ Variants (each against the reference named in its row):
   the same recipe trained 6 epochs instead of the section's 3 (the best epoch by validation loss is kept); both settings.
 * ``teacher-stacks``: teacher level, both settings: mpnet-bi, MiniLM-bi and their z-stacks within each query's list
   (equal and 2:1 weights, no BM25 inside), each against mpnet-bi alone.
+* ``soup``: per seed (0, 1), a soup of 3 students of the reference recipe (``[student] soup = 3``: one start, each
+  member its own data order, weights averaged: the same size and latency) against the reference of that seed.
 * ``gold fine-tune``: the shipped full-size student's MLP fine-tuned on the judgments of each inner fold's training
   queries (listwise over each query's BM25 top 100, unjudged = grade 0; 6 epochs, lr 1e-4, target = grade x 2),
   scored on the inner fold's held-out queries: nested one level deeper, so it is compared to the same student untuned.
@@ -198,6 +200,25 @@ def seeds_and_epochs(ctx, seeds: tuple[int, ...] = (0, 1, 2), epochs: int = 6) -
     return rows
 
 
+def soups(ctx, seeds: tuple[int, ...] = (0, 1), members: int = 3) -> list[dict]:
+    """Per seed, a soup of ``members`` students of the reference recipe (``[student] soup``: one start, each member
+    its own data order, weights averaged) against the reference of the same seed; both settings."""
+    d, tr, t0 = ctx["data"], ctx["trainer"], time.time()
+    mp, recipe = ctx["shared"]["transfer"]["mpnet-bi"], ctx["recipe"]
+    rows = []
+    for s in seeds:
+        ref = _per_fold_both(ctx, tr.scores(tr.student(recipe, ctx["signals"], ctx["work"], pairs=ctx["pairs"], seed=s)))
+        soup = _per_fold_both(ctx, _student(ctx, f"soup={members}", recipe, dataclasses.replace(d.cfg.student, soup=members), mp, seed=s))
+        print(f"seed {s}: reference {np.mean(ref['rerank']):.4f} / {np.mean(ref['judged']):.4f}, soup of {members} "
+              f"{np.mean(soup['rerank']):.4f} / {np.mean(soup['judged']):.4f} (rerank / judged)", flush=True)
+        for setting in ("rerank", "judged"):
+            tag = "" if setting == "rerank" else ", judged setting"
+            rows.append(_summary({"variant": f"soup of {members}, seed {s}{tag}", "what": f"{recipe.slug}, soup = {members}",
+                                  "inner": soup[setting]}, ref[setting]))
+    rows[-1]["seconds"] = round(time.time() - t0, 1)
+    return rows
+
+
 def teacher_stacks(ctx) -> list[dict]:
     """Teacher level, both settings: mpnet-bi, MiniLM-bi and their z-stacks within each query's list (equal and 2:1
     weights; no BM25 inside: the blend adds it), each against mpnet-bi alone."""
@@ -340,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
            "signals": ranking_signals([t.name for t in cfg.teachers], shared, data.groups, equal_stack(list(shared["judged"]))),
            "folds": query_folds(data.queries, cfg.judgments.folds, seed=cfg.seed), "work": Path(cfg.out_dir) / "bench" / "student-variants"}
     names = args.only or [*STUDENT_SETTINGS, "temperature=0.5", "temperature=2", "target=stack", "dense", "teacher-bullets",
-                           "gold-finetune", "seeds", "teacher-stacks"]
-    own = ("dense", "teacher-bullets", "gold-finetune", "seeds", "teacher-stacks")
+                           "gold-finetune", "seeds", "teacher-stacks", "soup"]
+    own = ("dense", "teacher-bullets", "gold-finetune", "seeds", "teacher-stacks", "soup")
     rows = student_variants(ctx, [n for n in names if n not in own])
     if "dense" in names:
         rows += with_dense(ctx)
@@ -353,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += seeds_and_epochs(ctx)
     if "teacher-stacks" in names:
         rows += teacher_stacks(ctx)
+    if "soup" in names:
+        rows += soups(ctx)
     out = {"protocol": f"inner-fold nDCG@{cfg.eval.k} (ESCI gains) of BM25 + model on each outer fold's training queries, "
                        f"blend fitted on {cfg.distill.inner_folds - 1} of {cfg.distill.inner_folds} inner folds",
            "config": Path(args.config).name, "pairs": len(ctx["rows"]), "recipe": recipe.slug, "variants": rows,

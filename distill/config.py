@@ -187,6 +187,8 @@ class StudentSection:
                         "embedding), projected onto their top principal components",
                         choices=("random", "teacher"))
     epochs: int = setting(4, help="passes over the training rows")
+    soup: int = setting(1, help="members of a model soup: this many students train from the same start, each visiting the "
+                        "rows in its own order, and their weights are averaged into one student of the same size (1: none)")
     gold_epochs: int | None = setting(None, help="epochs of the gold-label-only students (few rows need more passes; none: epochs)")
     batch_size: int = setting(512, help="pairs per optimiser step")
     lr: float = setting(1e-3, help="learning rate of the MLP")
@@ -300,6 +302,7 @@ def check_counts(path: str | Path, cfg: RunConfig) -> None:
     sources = {"data.train": cfg.data.train, "data.dev": cfg.data.dev, **{f"data.transfer[{i}]": s for i, s in enumerate(cfg.data.transfer)}}
     counts = {"data.select_sentences": cfg.data.select_sentences, "augment.max_rows": cfg.augment.max_rows,
               "distill.ablation_rows": cfg.distill.ablation_rows, "student.gold_epochs": cfg.student.gold_epochs,
+              "student.soup": cfg.student.soup,
               **{f"{w}.limit": s.limit for w, s in sources.items()},
               **{f"teachers[{i}].{k}": getattr(t, k) for i, t in enumerate(cfg.teachers) for k in ("max_steps", "num_layers")}}
     check_optional_counts(path, counts)

@@ -178,6 +178,7 @@ def load_ranking_config(path: str | Path, raw: dict | None = None, overrides: Se
     check_optional_counts(path, {"catalogue.limit": cfg.catalogue.limit, "judgments.limit_queries": j.limit_queries,
                                  "transfer.max_queries": cfg.transfer.max_queries,
                                  "transfer.scored_pairs": cfg.transfer.scored_pairs, "distill.choice_pairs": cfg.distill.choice_pairs,
+                                 "student.soup": cfg.student.soup,
                                  **{f"teachers[{i}].num_layers": t.num_layers for i, t in enumerate(cfg.teachers)}})
     for name in ("bm25_k", "random_per_query", "dense_k"):
         if getattr(cfg.transfer, name) < 0:

@@ -22,7 +22,7 @@ from distilrank.distill.data.batching import shuffled_bucketed_batches
 from distilrank.distill.data.token_ids import TokenIds, tokenizer_digest
 from distilrank.distill.student.model import StudentConfig, StudentModel
 from distilrank.distill.student.predict import batch_tensors, predict_encoded
-from distilrank.distill.student.train import StudentTrainResult, _build_model, _fit, _run_settings, _validate_targets
+from distilrank.distill.student.train import StudentTrainResult, _build_model, _fit_soup, _run_settings, _validate_targets
 
 TargetRange = Callable[[int, int], np.ndarray]  # (start, stop) -> float32 targets of rows [start, stop)
 
@@ -128,11 +128,9 @@ def train_student_streamed(
     out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model_config = model_config or StudentConfig(vocab_size=tokenizer.get_vocab_size())
-    model = _build_model(model_config, init_embeddings)
     rows = StreamedRows(ids, targets, config, block_rows)
     settings = _run_settings(model_config, config, len(ids), streamed={"data": ids.meta["data_digest"], "block_rows": rows.block_rows})
-    return _fit(rows, model, tokenizer, out, config, rng=rng, run_settings=settings, resume=resume, progress=progress,
-                metadata=metadata, on_epoch=on_epoch)
+    return _fit_soup(rows, lambda: _build_model(model_config, init_embeddings), tokenizer, out, config, rng=rng,
+                     run_settings=settings, resume=resume, progress=progress, metadata=metadata, on_epoch=on_epoch)

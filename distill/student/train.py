@@ -14,6 +14,13 @@ offset per query is free).  Each epoch ends with
 a validation loss on a held-out slice of the training rows, a checkpoint of the
 full training state (``state.pt``, for ``resume``) and the best weights so far
 (``student.pt``).
+
+With ``soup = n > 1`` (a model soup, Wortsman et al. 2022) ``n`` members train from
+the same start (the same seeded MLP and embedding initialisation, the same
+validation slice), each visiting the rows in its own order, in
+``out_dir/soup/member-<i>/`` (each resumable; member 0 is exactly the student
+``soup = 1`` trains); ``student.pt`` is the mean of the members' best weights:
+one student of the same size and latency.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ TRAJECTORY = ("batch_size", "lr", "embedding_lr", "weight_decay", "val_fraction"
 def optimisation_settings(config: StudentSection) -> dict:
     """The optimisation settings of ``config`` (``epochs`` and :data:`TRAJECTORY`): a run's record of how a student
     was trained, beside its architecture (:class:`~distilrank.distill.student.model.StudentConfig`)."""
-    return {k: getattr(config, k) for k in ("epochs", *TRAJECTORY)}
+    return {k: getattr(config, k) for k in ("epochs", "soup", *TRAJECTORY)}
 
 
 @dataclass
@@ -290,13 +297,14 @@ def _save_epoch(out: Path, model: StudentModel, tokenizer: Tokenizer, opts: tupl
 
 def _fit(rows: TrainRows, model: StudentModel, tokenizer: Tokenizer, out: Path, config: StudentSection, *, rng: np.random.Generator,
          run_settings: dict, resume: bool, progress: bool | None, metadata: dict | None,
-         on_epoch: Callable[[dict], None] | None) -> StudentTrainResult:
-    """The epoch loop shared by every row source: train, validate, checkpoint; resumes from ``state.pt``."""
+         on_epoch: Callable[[dict], None] | None, member: int = 0) -> StudentTrainResult:
+    """The epoch loop shared by every row source: train, validate, checkpoint; resumes from ``state.pt`` (``member``:
+    the soup member, so that a resumed member keeps a data order of its own)."""
     opts = _optimizers(model, config)
     prog = _Progress()
     if resume and (out / "state.pt").exists():
         prog = _restore(out / "state.pt", run_settings, model, *opts)
-        rng = np.random.default_rng([config.seed, prog.start_epoch])
+        rng = np.random.default_rng([config.seed, prog.start_epoch] + ([member] if member else []))
     t_start, seen, train_seconds = time.perf_counter(), 0, 0.0
     for epoch in range(prog.start_epoch, config.epochs):
         running, epoch_seconds = _run_epoch(model, rows, opts, config, epoch, rng, progress)
@@ -317,6 +325,54 @@ def _fit(rows: TrainRows, model: StudentModel, tokenizer: Tokenizer, out: Path, 
         pairs_per_second=seen / train_seconds if train_seconds else float("nan"),
         seconds=time.perf_counter() - t_start, history=prog.history,
     )
+    write_json(out / "result.json", asdict(result))
+    return result
+
+
+def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of state dicts with the same keys and shapes (ValueError naming a key that differs)."""
+    if not states:
+        raise ValueError("no state dicts to average")
+    keys = list(states[0])
+    for i, st in enumerate(states[1:], 1):
+        if list(st) != keys or any(st[k].shape != states[0][k].shape for k in keys):
+            bad = next((k for k in keys if k not in st or st[k].shape != states[0][k].shape), sorted(set(st) ^ set(keys))[:1])
+            raise ValueError(f"state dict {i} does not match the first one (at {bad})")
+    return {k: torch.stack([st[k].float() for st in states]).mean(0).to(states[0][k].dtype) for k in keys}
+
+
+def _fit_soup(rows: TrainRows, build: Callable[[], StudentModel], tokenizer: Tokenizer, out: Path, config: StudentSection, *,
+              rng: np.random.Generator, run_settings: dict, resume: bool, progress: bool | None, metadata: dict | None,
+              on_epoch: Callable[[dict], None] | None) -> StudentTrainResult:
+    """``config.soup`` members from one start (``build()`` after seeding torch with ``config.seed``), member ``i > 0``
+    with the data order ``default_rng([seed, i])``; ``student.pt`` = the mean of their best weights (module doc)."""
+    from distilrank.distill.student.store import load_student
+
+    if config.soup < 1:
+        raise ValueError(f"soup must be >= 1 (1: a single student), got {config.soup}")
+    if config.soup == 1:
+        torch.manual_seed(config.seed)
+        return _fit(rows, build(), tokenizer, out, config, rng=rng, run_settings=run_settings, resume=resume,
+                    progress=progress, metadata=metadata, on_epoch=on_epoch)
+    t0, members = time.perf_counter(), []
+    for i in range(config.soup):
+        torch.manual_seed(config.seed)
+        model = build()
+        tell = None if on_epoch is None else (lambda r, i=i: on_epoch({**r, "soup_member": i, "soup": config.soup}))
+        members.append(_fit(rows, model, tokenizer, out / "soup" / f"member-{i}", config,
+                            rng=rng if i == 0 else np.random.default_rng([config.seed, i]), run_settings=run_settings,
+                            resume=resume, progress=progress, metadata=metadata, on_epoch=tell, member=i))
+    soup = build()
+    soup.load_state_dict(average_state_dicts([load_student(m.out_dir).model.state_dict() for m in members]))
+    val_loss = _eval_loss(*rows.validation(soup), config.loss) if rows.n_val else float("nan")
+    soup_meta = {"members": config.soup, "member_val_loss": [m.best_val_loss for m in members], "val_loss": val_loss}
+    save_student(soup, tokenizer, out, metadata={**(metadata or {}), "train_config": optimisation_settings(config), "soup": soup_meta})
+    history = [{"soup_member": i, **h} for i, m in enumerate(members) for h in m.history]
+    result = StudentTrainResult(out_dir=str(out), epochs_run=sum(m.epochs_run for m in members), best_epoch=-1, best_val_loss=val_loss,
+                                pairs_per_second=float(np.mean([m.pairs_per_second for m in members])),
+                                seconds=time.perf_counter() - t0, history=history)
+    with atomic_open(out / "train_log.jsonl") as fh:
+        fh.writelines(json.dumps(h) + "\n" for h in history)
     write_json(out / "result.json", asdict(result))
     return result
 
@@ -364,10 +420,8 @@ def fit_student(
     _validate_targets(targets, config.loss, pairs.source)
     if config.threads:
         torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model_config = model_config or StudentConfig(vocab_size=tokenizer.get_vocab_size())
-    model = _build_model(model_config, init_embeddings)
     enc = encode_pairs(tokenizer, pairs.queries, pairs.texts)
     if config.loss == "listwise":
         if groups is None or len(groups) != len(pairs):
@@ -375,5 +429,6 @@ def fit_student(
         rows: TrainRows = GroupedRows(enc, targets, np.asarray(groups), config, rng)
     else:
         rows = InMemoryRows(enc, targets, config, rng)
-    return _fit(rows, model, tokenizer, out, config, rng=rng, run_settings=_run_settings(model_config, config, len(pairs)),
-                resume=resume, progress=progress, metadata=metadata, on_epoch=on_epoch)
+    return _fit_soup(rows, lambda: _build_model(model_config, init_embeddings), tokenizer, out, config, rng=rng,
+                     run_settings=_run_settings(model_config, config, len(pairs)), resume=resume, progress=progress,
+                     metadata=metadata, on_epoch=on_epoch)

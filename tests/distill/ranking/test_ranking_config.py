@@ -87,6 +87,12 @@ def test_dense_k_needs_a_bi_encoder_teacher_and_a_count(tmp_path):
         with_dense(5, BASE.replace('kind = "bi-encoder"', 'kind = "bm25"'))
 
 
+def test_soup_is_a_count_of_members(tmp_path):
+    assert _load(tmp_path, "[student]\nsoup = 3\n").student.soup == 3 and _load(tmp_path).student.soup == 1
+    with pytest.raises(ConfigError, match="'student.soup'.*>= 1"):
+        _load(tmp_path, "[student]\nsoup = 0\n")
+
+
 def test_counts_that_may_be_none_are_none_when_omitted(tmp_path):
     cfg = _load(tmp_path, base=BASE.replace('kind = "bi-encoder"\n', 'kind = "bi-encoder"\n[[teachers]]\nname = "ce"\n'))
     assert cfg.catalogue.limit is None and cfg.judgments.limit_queries is None

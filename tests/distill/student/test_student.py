@@ -300,3 +300,43 @@ def test_match_features_in_onnx_follow_each_batch_query_length(tmp_path):
         got = session.run(None, {n: r.numpy() for n, r in zip(names, rows, strict=True)})[0]
         with torch.no_grad():
             np.testing.assert_allclose(got, model(*rows).numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_a_soup_averages_members_that_share_their_start_and_differ_in_data_order(tmp_path):
+    """``soup = 3``: member 0 is exactly the ``soup = 1`` student, the others see the rows in other orders, and the
+    saved student is the mean of the members' best weights; a second call reuses the finished members."""
+    from distilrank.distill.student.train import average_state_dicts
+
+    data, scores, groups = _ranking_task()
+    tok = build_student_tokenizer(data.queries + data.texts, min_count=1)
+    cfg = StudentConfig(vocab_size=tok.get_vocab_size(), bigram_buckets=1009, embedding_dim=16, hidden=[32], interactions=True)
+
+    def section(soup: int) -> StudentSection:
+        return StudentSection(epochs=3, batch_size=64, lr=3e-3, embedding_lr=3e-2, lr_decay=1.0, loss="listwise",
+                              val_fraction=0.1, soup=soup)
+
+    lines: list[dict] = []
+    res = fit_student(data, scores, tok, tmp_path / "soup", model_config=cfg, config=section(3), groups=groups, progress=False,
+                      on_epoch=lines.append)
+    fit_student(data, scores, tok, tmp_path / "one", model_config=cfg, config=section(1), groups=groups, progress=False)
+    members = [load_student(tmp_path / "soup" / "soup" / f"member-{i}").model.state_dict() for i in range(3)]
+    one = load_student(tmp_path / "one").model.state_dict()
+    assert all(torch.equal(members[0][k], one[k]) for k in one)
+    assert not torch.equal(members[1]["mlp.0.weight"], members[0]["mlp.0.weight"])
+    assert not torch.equal(members[2]["mlp.0.weight"], members[1]["mlp.0.weight"])
+    soup = load_student(tmp_path / "soup")
+    for k, v in soup.model.state_dict().items():
+        torch.testing.assert_close(v, torch.stack([m[k] for m in members]).mean(0))
+    assert soup.metadata["soup"]["members"] == 3 and len(soup.metadata["soup"]["member_val_loss"]) == 3
+    assert math.isfinite(res.best_val_loss) and res.best_val_loss == soup.metadata["soup"]["val_loss"]
+    assert [(r["soup_member"], r["epoch"]) for r in lines] == [(i, e) for i in range(3) for e in (1, 2, 3)]
+    test, t_scores, t_groups = _ranking_task(60, seed=1)
+    z = soup.score(test)
+    agree = [np.corrcoef(z[t_groups == g], t_scores[t_groups == g])[0, 1] for g in range(60) if np.std(t_scores[t_groups == g]) > 0]
+    assert np.nanmean(agree) > 0.7
+    again = fit_student(data, scores, tok, tmp_path / "soup", model_config=cfg, config=section(3), groups=groups, progress=False)
+    assert again.history == res.history  # every member had finished: nothing retrained
+    with pytest.raises(ValueError, match="soup must be >= 1"):
+        fit_student(data, scores, tok, tmp_path / "none", model_config=cfg, config=section(0), groups=groups, progress=False)
+    with pytest.raises(ValueError, match="does not match the first one"):
+        average_state_dicts([one, {k: v for k, v in one.items() if k != "mlp.0.bias"}])
