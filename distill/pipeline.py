@@ -225,6 +225,8 @@ def _init_vectors(cfg: RunConfig, tokenizer, out: Path, dim: int, *, progress: b
 def train_variants(cfg: RunConfig, data: RunData, signals: TeacherSignals, variants: dict[str, StudentVariant], tokenizer, out: Path,
                    *, progress: bool | None, log: Log) -> dict[str, Path]:
     """Train (or reuse) every variant's student; returns variant name -> student directory."""
+    from distilrank.distill.student.train import soup_tag
+
     order = np.random.default_rng([cfg.seed, 7]).permutation(len(data.transfer))
     dirs = {}
     # smallest first: the scale curve and the ablations report early, the full-size students last
@@ -247,7 +249,7 @@ def train_variants(cfg: RunConfig, data: RunData, signals: TeacherSignals, varia
         init = _init_vectors(cfg, tokenizer, out, section.embedding_dim, progress=progress) if v.init == "teacher" else None
         api.train_student(pairs, targets, sdir, section, tokenizer=tokenizer, seed=cfg.seed, progress=progress, init_embeddings=init,
                           trained_on=what,
-                          on_epoch=lambda r, name=name: log(f"student {name}: epoch {r['epoch']}/{r['epochs']} train loss "
+                          on_epoch=lambda r, name=name: log(f"student {name}{soup_tag(r)}: epoch {r['epoch']}/{r['epochs']} train loss "
                                                             f"{r['train_loss']:.4f} val loss {r['val_loss']:.4f} "
                                                             f"({r['pairs_per_second']:.0f} pairs/s)"),
                           metadata={"variant": name, **asdict(v), "teachers": signals.names, "config": cfg.source})

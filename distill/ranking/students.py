@@ -42,6 +42,7 @@ def train_recipe(recipe: StudentVariant, pairs: Pairs, signal: np.ndarray, group
     """Train (or resume, or reuse) the student of ``recipe`` on ``pairs`` into ``out``; returns ``out``.
     ``init_embeddings`` ``[vocab, embedding_dim]``: the unigram rows' start (:func:`word_init`); ``None``: random."""
     from distilrank.distill.api import reuse_student, student_record, train_student
+    from distilrank.distill.student.train import soup_tag
 
     s = recipe.section(section)
     trained_on = {"recipe": recipe.to_dict(), "train_pairs": len(pairs), **(metadata or {})}
@@ -50,7 +51,8 @@ def train_recipe(recipe: StudentVariant, pairs: Pairs, signal: np.ndarray, group
     t0 = time.perf_counter()
 
     def on_epoch(r: dict) -> None:
-        log(f"student {out.name}: epoch {r['epoch']}/{r['epochs']} val loss {r['val_loss']:.4f} ({r['pairs_per_second']:.0f} pairs/s)")
+        log(f"student {out.name}{soup_tag(r)}: epoch {r['epoch']}/{r['epochs']} val loss {r['val_loss']:.4f} "
+            f"({r['pairs_per_second']:.0f} pairs/s)")
 
     train_student(pairs, targets_for(recipe, signal, groups), out, s, tokenizer=tokenizer, seed=seed, progress=progress,
                   metadata=trained_on, trained_on=trained_on, on_epoch=on_epoch, groups=groups if recipe.loss == "listwise" else None,

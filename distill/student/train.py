@@ -329,6 +329,11 @@ def _fit(rows: TrainRows, model: StudentModel, tokenizer: Tokenizer, out: Path, 
     return result
 
 
+def soup_tag(record: dict) -> str:
+    """``" (soup member 2/3)"`` for an epoch record of a soup member, ``""`` otherwise (for progress lines)."""
+    return f" (soup member {record['soup_member'] + 1}/{record['soup']})" if "soup_member" in record else ""
+
+
 def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The element-wise mean of state dicts with the same keys and shapes (ValueError naming a key that differs)."""
     if not states:
