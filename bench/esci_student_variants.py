@@ -75,6 +75,18 @@ def _student(ctx, name: str, recipe, section, signal: np.ndarray, *, seed: int |
     return student_scores(out, {s: d.tables[s] for s in ("judged", "rerank")})
 
 
+def _reference(ctx, seed: int) -> dict[str, np.ndarray]:
+    """``judged`` and ``rerank`` logits of the reference recipe on the first ``--pairs`` transfer pairs, trained with ``seed``
+    (or reused: the seed-0 one is the run's own choice-size student)."""
+    tr = ctx["trainer"]
+    return tr.scores(tr.student(ctx["recipe"], ctx["signals"], ctx["work"], pairs=ctx["pairs"], seed=seed))
+
+
+def _tag(setting: str) -> str:
+    """The suffix of a variant's row name in ``setting``."""
+    return "" if setting == "rerank" else ", judged setting"
+
+
 def _inner_both(ctx, model_judged: np.ndarray, model_rerank: np.ndarray, fold) -> tuple[float, float]:
     """:func:`_inner`'s score and its judged-setting twin: each inner fold's held-out queries' judged products ranked by
     BM25 + model with the blend the same nested choice fitted on the other inner folds (rerank setting)."""
@@ -127,8 +139,7 @@ def with_dense(ctx, k: int = 20) -> list[dict]:
     train_recipe(ctx["recipe"], sub, target, groups[rows], tr.tokenizer, d.cfg.student, out, seed=d.cfg.seed, progress=False,
                  log=print, init_embeddings=init[1] if init else None)
     z = student_scores(out, {s: d.tables[s] for s in ("judged", "rerank")})
-    ref = tr.scores(tr.student(ctx["recipe"], ctx["signals"], ctx["work"], pairs=ctx["pairs"], seed=d.cfg.seed))
-    inner, refs = _per_fold_both(ctx, z), _per_fold_both(ctx, ref)
+    inner, refs = _per_fold_both(ctx, z), _per_fold_both(ctx, _reference(ctx, d.cfg.seed))
     added = len(table) - sum(map(len, d.transfer_pool.values()))
     run_pool = {q: set(ids) for q, ids in d.transfer_pool.items()}
     share = float(np.mean([i not in run_pool[q] for q, i in zip(sub.queries, sub.extra["doc_id"])]))
@@ -148,8 +159,7 @@ def student_variants(ctx, names: list[str]) -> list[dict]:
 
     d, rows_out = ctx["data"], []
     recipe, mp = ctx["recipe"], ctx["shared"]["transfer"]["mpnet-bi"]
-    ref_scores = ctx["trainer"].scores(ctx["trainer"].student(recipe, ctx["signals"], ctx["work"], pairs=ctx["pairs"], seed=d.cfg.seed))
-    ref = [_inner(ctx, ref_scores["rerank"], f) for f in ctx["folds"]]
+    ref = [_inner(ctx, _reference(ctx, d.cfg.seed)["rerank"], f) for f in ctx["folds"]]
     rows_out.append({"variant": "reference", "what": recipe.slug, "inner": ref})
     for name in names:
         t0 = time.time()
@@ -178,11 +188,11 @@ def student_variants(ctx, names: list[str]) -> list[dict]:
 def seeds_and_epochs(ctx, seeds: tuple[int, ...] = (0, 1, 2), epochs: int = 6) -> list[dict]:
     """The reference recipe retrained with each of ``seeds`` (the spread one retraining gives), and the same with
     ``epochs`` epochs instead of the section's (best epoch by validation loss, as always), per seed; both settings."""
-    d, tr, t0 = ctx["data"], ctx["trainer"], time.time()
+    d, t0 = ctx["data"], time.time()
     mp, recipe = ctx["shared"]["transfer"]["mpnet-bi"], ctx["recipe"]
     ref, longer = {}, {}
     for s in seeds:
-        ref[s] = _per_fold_both(ctx, tr.scores(tr.student(recipe, ctx["signals"], ctx["work"], pairs=ctx["pairs"], seed=s)))
+        ref[s] = _per_fold_both(ctx, _reference(ctx, s))
         longer[s] = _per_fold_both(ctx, _student(ctx, f"epochs={epochs}", recipe, dataclasses.replace(d.cfg.student, epochs=epochs),
                                                  mp, seed=s))
         print(f"seed {s}: reference {np.mean(ref[s]['rerank']):.4f} / {np.mean(ref[s]['judged']):.4f}, {epochs} epochs "
@@ -190,11 +200,10 @@ def seeds_and_epochs(ctx, seeds: tuple[int, ...] = (0, 1, 2), epochs: int = 6) -
     rows = []
     for setting in ("rerank", "judged"):
         base = ref[seeds[0]][setting]
-        tag = "" if setting == "rerank" else ", judged setting"
         for s in seeds:
-            rows.append(_summary({"variant": f"reference, seed {s}{tag}", "what": recipe.slug, "inner": ref[s][setting]}, base))
+            rows.append(_summary({"variant": f"reference, seed {s}{_tag(setting)}", "what": recipe.slug, "inner": ref[s][setting]}, base))
         for s in seeds:
-            rows.append(_summary({"variant": f"epochs={epochs}, seed {s}{tag}", "what": "student", "inner": longer[s][setting]},
+            rows.append(_summary({"variant": f"epochs={epochs}, seed {s}{_tag(setting)}", "what": "student", "inner": longer[s][setting]},
                                  ref[s][setting]))
     rows[-1]["seconds"] = round(time.time() - t0, 1)
     return rows
@@ -203,17 +212,16 @@ def seeds_and_epochs(ctx, seeds: tuple[int, ...] = (0, 1, 2), epochs: int = 6) -
 def soups(ctx, seeds: tuple[int, ...] = (0, 1), members: int = 3) -> list[dict]:
     """Per seed, a soup of ``members`` students of the reference recipe (``[student] soup``: one start, each member
     its own data order, weights averaged) against the reference of the same seed; both settings."""
-    d, tr, t0 = ctx["data"], ctx["trainer"], time.time()
+    d, t0 = ctx["data"], time.time()
     mp, recipe = ctx["shared"]["transfer"]["mpnet-bi"], ctx["recipe"]
     rows = []
     for s in seeds:
-        ref = _per_fold_both(ctx, tr.scores(tr.student(recipe, ctx["signals"], ctx["work"], pairs=ctx["pairs"], seed=s)))
+        ref = _per_fold_both(ctx, _reference(ctx, s))
         soup = _per_fold_both(ctx, _student(ctx, f"soup={members}", recipe, dataclasses.replace(d.cfg.student, soup=members), mp, seed=s))
         print(f"seed {s}: reference {np.mean(ref['rerank']):.4f} / {np.mean(ref['judged']):.4f}, soup of {members} "
               f"{np.mean(soup['rerank']):.4f} / {np.mean(soup['judged']):.4f} (rerank / judged)", flush=True)
         for setting in ("rerank", "judged"):
-            tag = "" if setting == "rerank" else ", judged setting"
-            rows.append(_summary({"variant": f"soup of {members}, seed {s}{tag}", "what": f"{recipe.slug}, soup = {members}",
+            rows.append(_summary({"variant": f"soup of {members}, seed {s}{_tag(setting)}", "what": f"{recipe.slug}, soup = {members}",
                                   "inner": soup[setting]}, ref[setting]))
     rows[-1]["seconds"] = round(time.time() - t0, 1)
     return rows
@@ -232,7 +240,7 @@ def teacher_stacks(ctx) -> list[dict]:
     for name, (teachers, weights) in stacks.items():
         st = RankStacker(teachers, weights, fitted_on="fixed weights (no judgments)")
         inner[name] = _per_fold_both(ctx, {s: st.apply({t: shared[s][t] for t in teachers}, d.groups(s)) for s in ("judged", "rerank")})
-    return [_summary({"variant": f"teacher: {name}" + ("" if setting == "rerank" else ", judged setting"), "what": "teacher",
+    return [_summary({"variant": f"teacher: {name}{_tag(setting)}", "what": "teacher",
                       "inner": inner[name][setting]}, inner["mpnet-bi"][setting])
             for setting in ("rerank", "judged") for name in stacks]
 
@@ -330,6 +338,11 @@ def _summary(row: dict, ref: list[float]) -> dict:
             "folds_better": int(sum(x > r for x, r in zip(inner, ref)))}
 
 
+#: the variants with a function of their own (each returns its rows), run in this order after :func:`student_variants`
+OWN_VARIANTS = {"dense": with_dense, "teacher-bullets": teacher_with_bullets, "gold-finetune": gold_finetune,
+                "seeds": seeds_and_epochs, "teacher-stacks": teacher_stacks, "soup": soups}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="configs/esci.toml", help="the ranking config of the finished run (as `make esci` names it: run from the repository root)")
@@ -360,22 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     ctx = {"data": data, "shared": shared, "trainer": trainer, "recipe": recipe, "pairs": args.pairs, "rows": trainer.rows(args.pairs),
            "signals": ranking_signals([t.name for t in cfg.teachers], shared, data.groups, equal_stack(list(shared["judged"]))),
            "folds": query_folds(data.queries, cfg.judgments.folds, seed=cfg.seed), "work": Path(cfg.out_dir) / "bench" / "student-variants"}
-    names = args.only or [*STUDENT_SETTINGS, "temperature=0.5", "temperature=2", "target=stack", "dense", "teacher-bullets",
-                           "gold-finetune", "seeds", "teacher-stacks", "soup"]
-    own = ("dense", "teacher-bullets", "gold-finetune", "seeds", "teacher-stacks", "soup")
-    rows = student_variants(ctx, [n for n in names if n not in own])
-    if "dense" in names:
-        rows += with_dense(ctx)
-    if "teacher-bullets" in names:
-        rows += teacher_with_bullets(ctx)
-    if "gold-finetune" in names:
-        rows += gold_finetune(ctx)
-    if "seeds" in names:
-        rows += seeds_and_epochs(ctx)
-    if "teacher-stacks" in names:
-        rows += teacher_stacks(ctx)
-    if "soup" in names:
-        rows += soups(ctx)
+    names = args.only or [*STUDENT_SETTINGS, "temperature=0.5", "temperature=2", "target=stack", *OWN_VARIANTS]
+    rows = student_variants(ctx, [n for n in names if n not in OWN_VARIANTS])
+    for name, variant in OWN_VARIANTS.items():
+        if name in names:
+            rows += variant(ctx)
     out = {"protocol": f"inner-fold nDCG@{cfg.eval.k} (ESCI gains) of BM25 + model on each outer fold's training queries, "
                        f"blend fitted on {cfg.distill.inner_folds - 1} of {cfg.distill.inner_folds} inner folds",
            "config": Path(args.config).name, "pairs": len(ctx["rows"]), "recipe": recipe.slug, "variants": rows,

@@ -56,6 +56,12 @@ DEPLOYING_STATE_RACE = "should only be called when model is in DEPLOYING state"
 DEPLOY_ATTEMPTS = 3
 
 
+def remaining_wait(wait: float, t0: float) -> float:
+    """Seconds left of a ``wait`` that began at ``time.monotonic() == t0``, at least 10 (a later step of a slow
+    deploy still gets a short wait of its own)."""
+    return max(10.0, wait - (time.monotonic() - t0))
+
+
 def _per_node(task: dict) -> dict | str | None:
     err = task.get("error")
     if not err:
@@ -151,7 +157,7 @@ def deploy_model(t: Transport, model_id: str, *, wait: float = 300.0, force: boo
     task_id = _send_deploy(t, model_id, wait, t0, log)
     if not t.live(f"wait for {model_id} to be DEPLOYED"):
         return Deployment(model_id, "not deployed (dry run)", False, task_id)
-    model = wait_deployed_document(t, model_id, max(10.0, wait - (time.monotonic() - t0)), task_id=task_id, log=log)
+    model = wait_deployed_document(t, model_id, remaining_wait(wait, t0), task_id=task_id, log=log)
     return Deployment(model_id, "DEPLOYED", False, task_id, model.get("planning_worker_nodes", []), time.monotonic() - t0)
 
 
@@ -166,7 +172,7 @@ def _send_deploy(t: Transport, model_id: str, wait: float, t0: float, log: Calla
             return task_id
         log(f"deploying {model_id} (task {task_id}) ...")
         try:
-            wait_task(t, task_id, max(10.0, wait - (time.monotonic() - t0)))
+            wait_task(t, task_id, remaining_wait(wait, t0))
             return task_id
         except ClusterError as exc:
             duplicate, raced = transient_deploy_failures(exc.reason) if isinstance(exc.reason, dict) else ([], [])
@@ -175,7 +181,7 @@ def _send_deploy(t: Transport, model_id: str, wait: float, t0: float, log: Calla
             if duplicate:
                 log(f"model {model_id}: a deploy of it was already running on node(s) {duplicate} (ML Commons' own "
                     "redeploy after a node restart); waiting for it")
-                _wait_nodes_deployed(t, model_id, duplicate, max(10.0, wait - (time.monotonic() - t0)))
+                _wait_nodes_deployed(t, model_id, duplicate, remaining_wait(wait, t0))
             if not raced:
                 return task_id
             if attempt == DEPLOY_ATTEMPTS:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from distilrank.errors import DistilRankError
 from distilrank.plugin import index_api, ml_api, model_nodes, registry_store
-from distilrank.plugin.deploy import deploy_model, smoke_test
+from distilrank.plugin.deploy import deploy_model, remaining_wait, smoke_test
 from distilrank.plugin.pipelines import RerankSpec, put_rerank_pipeline, read_pipeline_spec, rerank_search_body
 from distilrank.plugin.transport import ClusterError, Transport
 
@@ -119,7 +119,7 @@ def ensure_alias(t: Transport, alias: str, *, zip_path: str | Path | None = None
         deploy_model(t, model_id, wait=wait, force=True, log=log)  # even if the document says DEPLOYED
         actions.append(f"deployed {model_id} (document: {state_before}; "
                        + (f"not on {', '.join(sorted(missing))})" if missing else f"{detail})"))
-        left, _ = model_nodes.wait_while_nodes_deploying(t, model_id, max(10.0, wait - (time.monotonic() - t0)),
+        left, _ = model_nodes.wait_while_nodes_deploying(t, model_id, remaining_wait(wait, t0),
                                                          eligible=eligible)
         if left and t.live("check the nodes hold the model"):
             raise ClusterError(f"alias {alias}: model {model_id} was deployed but node(s) {left} do not hold it",

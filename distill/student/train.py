@@ -341,7 +341,8 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torc
     keys = list(states[0])
     for i, st in enumerate(states[1:], 1):
         if list(st) != keys or any(st[k].shape != states[0][k].shape for k in keys):
-            bad = next((k for k in keys if k not in st or st[k].shape != states[0][k].shape), sorted(set(st) ^ set(keys))[:1])
+            other = sorted(set(st) ^ set(keys))
+            bad = other[0] if other else next((k for k in keys if st[k].shape != states[0][k].shape), "the order of the keys")
             raise ValueError(f"state dict {i} does not match the first one (at {bad})")
     return {k: torch.stack([st[k].float() for st in states]).mean(0).to(states[0][k].dtype) for k in keys}
 
