@@ -26,6 +26,8 @@ Variants (each against the reference named in its row):
   (equal and 2:1 weights, no BM25 inside), each against mpnet-bi alone.
 * ``soup``: per seed (0, 1), a soup of 3 students of the reference recipe (``[student] soup = 3``: one start, each
   member its own data order, weights averaged: the same size and latency) against the reference of that seed.
+* ``full-soup``: the soup of 3 at full size (every transfer pair), beside its three members and the mean of their
+  logits (an ensemble, three times the serving cost), each against member 0 (the ``soup = 1`` student); both settings.
 * ``gold fine-tune``: the shipped full-size student's MLP fine-tuned on the judgments of each inner fold's training
   queries (listwise over each query's BM25 top 100, unjudged = grade 0; 6 epochs, lr 1e-4, target = grade x 2),
   scored on the inner fold's held-out queries: nested one level deeper, so it is compared to the same student untuned.
@@ -60,12 +62,14 @@ def _inner(ctx, model_rerank: np.ndarray, fold) -> float:
                                 k=d.cfg.eval.k, folds=d.cfg.distill.inner_folds, seed=d.cfg.seed)["score"]
 
 
-def _student(ctx, name: str, recipe, section, signal: np.ndarray, *, seed: int | None = None) -> dict[str, np.ndarray]:
-    """``judged`` and ``rerank`` logits of a student trained (or reused) on the first ``--pairs`` transfer pairs
-    (``seed``: the run's seed unless given)."""
+def _student(ctx, name: str, recipe, section, signal: np.ndarray, *, seed: int | None = None,
+             rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """``judged`` and ``rerank`` logits of a student trained (or reused) on the first ``--pairs`` transfer pairs, or on
+    ``rows`` when given (``seed``: the run's seed unless given)."""
     from distilrank.distill.ranking.students import student_scores, train_recipe, word_init
 
-    d, tr, rows = ctx["data"], ctx["trainer"], ctx["rows"]
+    d, tr = ctx["data"], ctx["trainer"]
+    rows = ctx["rows"] if rows is None else rows
     seed = d.cfg.seed if seed is None else seed
     init = word_init(d.embeddings["mpnet-bi"], tr.tokenizer, section.embedding_dim,
                      Path(d.cfg.out_dir) / "students" / f"init-mpnet-bi-{section.embedding_dim}.npy", seed=d.cfg.seed)
@@ -227,6 +231,38 @@ def soups(ctx, seeds: tuple[int, ...] = (0, 1), members: int = 3) -> list[dict]:
     return rows
 
 
+def full_size_soup(ctx, members: int = 3) -> list[dict]:
+    """At full size (every transfer pair): a soup of ``members`` students of the reference recipe, its members (member 0
+    is the ``soup = 1`` student) and the mean of the members' logits (an ensemble: ``members`` times the serving cost),
+    each against member 0; both settings."""
+    from distilrank.distill.ranking.students import student_scores
+
+    d, t0 = ctx["data"], time.time()
+    rows = ctx["trainer"].rows(None)
+    mp, recipe = ctx["shared"]["transfer"]["mpnet-bi"], ctx["recipe"]
+    soup = _per_fold_both(ctx, _student(ctx, f"soup={members}", recipe, dataclasses.replace(d.cfg.student, soup=members), mp, rows=rows))
+    out = ctx["work"] / "students" / f"soup={members}-{len(rows)}"
+    logits = [student_scores(out / "soup" / f"member-{i}", {s: d.tables[s] for s in ("judged", "rerank")}) for i in range(members)]
+    member = [_per_fold_both(ctx, z) for z in logits]
+    ensemble = _per_fold_both(ctx, {s: np.mean([z[s] for z in logits], axis=0) for s in ("judged", "rerank")})
+    def both(r: dict[str, list[float]]) -> str:
+        return f"{np.mean(r['rerank']):.4f}/{np.mean(r['judged']):.4f}"
+
+    print(f"full size: members {' '.join(map(both, member))}, soup {both(soup)}, logit ensemble {both(ensemble)} (rerank/judged)",
+          flush=True)
+    rows_out, what = [], f"{recipe.slug}, {len(rows)} pairs"
+    for setting in ("rerank", "judged"):
+        mean = float(np.mean([np.mean(m[setting]) for m in member]))
+        for i, m in enumerate(member):
+            rows_out.append(_summary({"variant": f"full size, soup member {i}{_tag(setting)}", "what": what, "inner": m[setting]},
+                                     member[0][setting]))
+        for name, r in ((f"full size, soup of {members}", soup), (f"full size, mean logit of the {members} members", ensemble)):
+            row = _summary({"variant": f"{name}{_tag(setting)}", "what": what, "inner": r[setting]}, member[0][setting])
+            rows_out.append({**row, "minus_members_mean": row["mean"] - mean})
+    rows_out[-1]["seconds"] = round(time.time() - t0, 1)
+    return rows_out
+
+
 def teacher_stacks(ctx) -> list[dict]:
     """Teacher level, both settings: mpnet-bi, MiniLM-bi and their z-stacks within each query's list (equal and 2:1
     weights; no BM25 inside: the blend adds it), each against mpnet-bi alone."""
@@ -340,7 +376,7 @@ def _summary(row: dict, ref: list[float]) -> dict:
 
 #: the variants with a function of their own (each returns its rows), run in this order after :func:`student_variants`
 OWN_VARIANTS = {"dense": with_dense, "teacher-bullets": teacher_with_bullets, "gold-finetune": gold_finetune,
-                "seeds": seeds_and_epochs, "teacher-stacks": teacher_stacks, "soup": soups}
+                "seeds": seeds_and_epochs, "teacher-stacks": teacher_stacks, "soup": soups, "full-soup": full_size_soup}
 
 
 def main(argv: list[str] | None = None) -> int:
