@@ -28,6 +28,11 @@ Variants (each against the reference named in its row):
   member its own data order, weights averaged: the same size and latency) against the reference of that seed.
 * ``full-soup``: the soup of 3 at full size (every transfer pair), beside its three members and the mean of their
   logits (an ensemble, three times the serving cost), each against member 0 (the ``soup = 1`` student); both settings.
+* ``teacher-title``: teacher level, both settings: mpnet over the product title alone, its equal z-stack with mpnet over
+  the run's document text and the larger of the two cosines, against mpnet over the document text.
+* ``query-adapter``: teacher level, both settings: mpnet-bi with a linear adapter on the query embedding fitted on
+  judgments (ListNet on ESCI gains), cross-fitted on the inner folds so no query is scored by an adapter that saw it,
+  each setting of ``ADAPTERS`` against mpnet-bi zero-shot.
 * ``gold fine-tune``: the shipped full-size student's MLP fine-tuned on the judgments of each inner fold's training
   queries (listwise over each query's BM25 top 100, unjudged = grade 0; 6 epochs, lr 1e-4, target = grade x 2),
   scored on the inner fold's held-out queries: nested one level deeper, so it is compared to the same student untuned.
@@ -311,6 +316,124 @@ def teacher_with_bullets(ctx) -> list[dict]:
                       "seconds": round(time.time() - t0, 1)}, ref)]
 
 
+def teacher_title(ctx) -> list[dict]:
+    """mpnet over the product title alone, the z-stack of it and mpnet over the run's document text (equal weights) and
+    the larger of the two cosines, teacher level, both settings, against mpnet over the document text."""
+    from distilrank.distill.config import resolve_base_model
+    from distilrank.distill.ranking.stacking import RankStacker
+    from distilrank.distill.teacher.biencoder import BiEncoder
+
+    d, t0, shared = ctx["data"], time.time(), ctx["shared"]
+    ids = [str(r[d.cfg.catalogue.id_field]) for r in d.catalogue.records]
+    cache = ctx["work"] / "mpnet-title-64.npz"
+    if cache.exists() and list((c := np.load(cache))["ids"]) == ids:
+        v = c["v"]
+    else:
+        v = BiEncoder(resolve_base_model("all-mpnet-base-v2"), max_length=64).encode([str(r.get("title") or "") for r in d.catalogue.records])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, ids=np.array(ids), v=v)
+    vec = dict(zip(ids, v))
+    qv = dict(zip(d.queries, d.embeddings["mpnet-bi"].vectors(d.queries)))
+    splits = ("judged", "rerank")
+    title = {s: np.array([float(qv[q] @ vec[i]) for q, i in zip(d.tables[s].queries, d.tables[s].extra["doc_id"])], np.float32)
+             for s in splits}
+    doc = {s: shared[s]["mpnet-bi"] for s in splits}
+    stack = RankStacker(["title", "doc"], [0.5, 0.5], fitted_on="fixed weights (no judgments)")
+    views = {"mpnet-bi over the document text": doc, "mpnet over the title alone": title,
+             "equal z-stack of mpnet over the title and over the document text":
+                 {s: stack.apply({"title": title[s], "doc": doc[s]}, d.groups(s)) for s in splits},
+             "the larger of the two mpnet cosines": {s: np.maximum(title[s], doc[s]) for s in splits}}
+    inner = {name: _per_fold_both(ctx, z) for name, z in views.items()}
+    ref = inner["mpnet-bi over the document text"]
+    rows = [_summary({"variant": f"teacher: {name}{_tag(setting)}", "what": "teacher", "inner": r[setting]}, ref[setting])
+            for setting in ("rerank", "judged") for name, r in inner.items()]
+    rows[-1]["seconds"] = round(time.time() - t0, 1)
+    return rows
+
+
+#: the query adapters tried: kind (``full``: q + A q, ``diag``: q + a * q), Adam steps, learning rate, L2 on A
+ADAPTERS = (("diag", 100, 1e-2, 1e-3), ("diag", 100, 1e-3, 1e-3), ("full", 100, 1e-3, 1e-2), ("full", 100, 1e-3, 1e-1),
+            ("full", 200, 1e-3, 1e-3), ("full", 100, 1e-4, 1e-2), ("full", 30, 1e-3, 1e-2))
+
+
+def query_adapter(ctx, adapters=ADAPTERS, scale: float = 20.0) -> list[dict]:
+    """mpnet-bi with a linear adapter on the query embedding (product embeddings frozen), fitted on judgments: ListNet
+    (softmax of ``scale`` x cosine against the normalised ESCI gains) over each training query's judged products and
+    BM25 top 100 (unjudged = gain 0), full batch, Adam, A = 0 at the start.  Cross-fitted inside each outer fold: the
+    adapter fitted on 3 inner folds scores the 4th (the inner folds of :func:`_inner_both`), so no score comes from an
+    adapter that saw its query; teacher level, both settings, against mpnet-bi zero-shot."""
+    import torch
+
+    from distilrank.distill.data.folds import query_folds
+    from distilrank.grades import esci_gain
+
+    d, t0, splits = ctx["data"], time.time(), ("judged", "rerank")
+    store, tables = d.embeddings["mpnet-bi"], {s: d.tables[s] for s in ("judged", "rerank")}
+    qv = dict(zip(d.queries, store.vectors(d.queries)))
+    dv = {s: store.vectors(list(tables[s].texts)) for s in splits}
+    gain = {s: esci_gain(np.array([d.grades[q].get(i, 0.0) for q, i in zip(t.queries, t.extra["doc_id"])], np.float64))
+            for s, t in tables.items()}
+    rows = {s: d.per_query(s, np.arange(len(tables[s])), d.queries) for s in splits}
+
+    def lists(queries) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        out = []
+        for q in queries:  # the judged products, then the BM25 top 100 products not judged (gain 0)
+            picked = {}
+            for s in splits:
+                for r in rows[s][q]:
+                    picked.setdefault(tables[s].extra["doc_id"][r], (dv[s][r], gain[s][r]))
+            g = np.array([x[1] for x in picked.values()])
+            if g.sum() > 0:
+                out.append((torch.from_numpy(qv[q]), torch.from_numpy(np.stack([x[0] for x in picked.values()])),
+                            torch.from_numpy(g / g.sum()).float()))
+        return out
+
+    def fit(queries, kind: str, steps: int, lr: float, l2: float) -> np.ndarray:
+        torch.manual_seed(d.cfg.seed)
+        dim = len(qv[d.queries[0]])
+        a = torch.zeros((dim, dim) if kind == "full" else (dim,), requires_grad=True)
+        opt, data = torch.optim.Adam([a], lr=lr), lists(queries)
+        for _ in range(steps):
+            loss = torch.zeros(())
+            for q, docs, p in data:
+                qa = q + (a @ q if kind == "full" else a * q)
+                loss = loss - (p * torch.log_softmax(scale * (docs @ (qa / qa.norm())), 0)).sum()
+            loss = loss / len(data) + l2 * (a**2).sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return a.detach().numpy()
+
+    def scores(a: np.ndarray, kind: str) -> dict[str, np.ndarray]:
+        out = {}
+        for s in splits:
+            q = np.stack([qv[x] for x in tables[s].queries])
+            qa = q + (q @ a.T if kind == "full" else q * a)
+            out[s] = ((qa / np.linalg.norm(qa, axis=1, keepdims=True)) * dv[s]).sum(1).astype(np.float32)
+        return out
+
+    ref = _per_fold_both(ctx, {s: ctx["shared"][s]["mpnet-bi"] for s in splits})
+    result = []
+    for kind, steps, lr, l2 in adapters:
+        per_fold = []
+        for f in ctx["folds"]:
+            z = {s: np.zeros(len(tables[s]), np.float32) for s in splits}
+            for inner in query_folds(list(f.train), d.cfg.distill.inner_folds, seed=d.cfg.seed):
+                fitted = scores(fit(list(inner.train), kind, steps, lr, l2), kind)
+                for s in splits:
+                    r = d.rows_of(s, inner.test)
+                    z[s][r] = fitted[s][r]
+            per_fold.append(_inner_both(ctx, z["judged"], z["rerank"], f))
+        name = f"teacher: mpnet-bi + {kind} query adapter ({steps} steps, lr {lr:g}, L2 {l2:g})"
+        print(f"{name}: inner {np.mean([x[0] for x in per_fold]):.4f} / {np.mean([x[1] for x in per_fold]):.4f} "
+              f"(zero-shot {np.mean(ref['rerank']):.4f} / {np.mean(ref['judged']):.4f}, rerank / judged)", flush=True)
+        for i, setting in enumerate(("rerank", "judged")):
+            result.append(_summary({"variant": f"{name}{_tag(setting)}", "what": "teacher", "inner": [x[i] for x in per_fold]},
+                                   ref[setting]))
+    result[-1]["seconds"] = round(time.time() - t0, 1)
+    return result
+
+
 def gold_finetune(ctx, epochs: int = 6, lr: float = 1e-4, scale: float = 2.0) -> list[dict]:
     """The shipped full-size student, and the same student with its MLP fine-tuned on inner-training judgments."""
     import torch
@@ -376,7 +499,8 @@ def _summary(row: dict, ref: list[float]) -> dict:
 
 #: the variants with a function of their own (each returns its rows), run in this order after :func:`student_variants`
 OWN_VARIANTS = {"dense": with_dense, "teacher-bullets": teacher_with_bullets, "gold-finetune": gold_finetune,
-                "seeds": seeds_and_epochs, "teacher-stacks": teacher_stacks, "soup": soups, "full-soup": full_size_soup}
+                "seeds": seeds_and_epochs, "teacher-stacks": teacher_stacks, "soup": soups, "full-soup": full_size_soup,
+                "teacher-title": teacher_title, "query-adapter": query_adapter}
 
 
 def main(argv: list[str] | None = None) -> int:
