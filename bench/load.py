@@ -197,27 +197,22 @@ def saturation(cells: list[dict]) -> int | None:
     return None
 
 
-def wait_green(client, index: str, seconds: int = 120) -> dict:
-    """``GET _cluster/health/<index>`` waiting up to ``seconds`` for every copy to be allocated (the query goes in
-    the path: opensearch-py takes a ``timeout`` parameter as its own read timeout)."""
-    return client.transport.perform_request("GET", f"/_cluster/health/{index}?wait_for_status=green&timeout={seconds}s",
-                                            timeout=seconds + 30)
-
-
-def ensure_index(client, products: list[dict], *, shards: int = 1, replicas: int = 0) -> None:
-    """The catalogue index with ``shards`` primaries and ``replicas`` replicas, reused when it is complete and has
-    those counts (else rebuilt by ``rerank_latency.build_index``); waits until every copy is allocated."""
+def ensure_index(t, products: list[dict], *, shards: int = 1, replicas: int = 0) -> None:
+    """The catalogue index with ``shards`` primaries and ``replicas`` replicas (``t``: a
+    :class:`~distilrank.plugin.transport.Transport`), reused when it is complete and has those counts (else rebuilt by
+    ``rerank_latency.build_index``); waits until every copy is allocated (a ``ClusterError`` naming the index after 120 s)."""
     from rerank_latency import INDEX, build_index
 
+    from distilrank.plugin.index_api import wait_for_status
+
+    client = t.client
     if client.indices.exists(index=INDEX) and client.count(index=INDEX)["count"] == len(products):
         settings = client.indices.get_settings(index=INDEX)[INDEX]["settings"]["index"]
         if (int(settings["number_of_shards"]), int(settings["number_of_replicas"])) == (shards, replicas):
-            wait_green(client, INDEX)
+            wait_for_status(t, "green", index=INDEX, timeout=120)
             return
     build_index(client, products, shards=shards, replicas=replicas)
-    health = wait_green(client, INDEX)
-    if health.get("status") != "green":
-        raise SystemExit(f"index {INDEX} ({shards} primar{'y' if shards == 1 else 'ies'}, {replicas} replicas) not green: {health}")
+    wait_for_status(t, "green", index=INDEX, timeout=120)
 
 
 def setup(url: str, depth: int, work: Path, modes: tuple[str, ...] = MODES, *, shards: int = 1,
@@ -232,7 +227,7 @@ def setup(url: str, depth: int, work: Path, modes: tuple[str, ...] = MODES, *, s
     if "rescorer" in modes and not rescore.rescorer_installed(t):
         raise SystemExit("the distilrank rescorer plugin is not on every node (integration/cluster/start installs it)")
     products = catalogue()
-    ensure_index(t.client, products, shards=shards, replicas=replicas)
+    ensure_index(t, products, shards=shards, replicas=replicas)
     info: dict = {"products": len(products), "shards": shards, "replicas": replicas, "model_id": None, "zip_bytes": None}
     if {"rerank", "rescorer"} & set(modes):
         fp32, _ = student_zips([p["title"] for p in products], work)

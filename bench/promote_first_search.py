@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         t = api.connect(url=state["url"], timeout=300)
         nodes = [api.connect(url=u, timeout=300) for u in state["urls"]]  # each coordinates in turn
         products = catalogue()
-        ensure_index(t.client, products, shards=3, replicas=1)
+        ensure_index(t, products, shards=3, replicas=1)
         queries = pick_queries(t.client, products, 20, min_hits=DEPTH, seed=3)
         load = list(os.getloadavg())
         rounds: dict[str, list[dict]] = {"cold": [], "warmed": []}
