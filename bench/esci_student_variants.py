@@ -78,10 +78,15 @@ def _student(ctx, name: str, recipe, section, signal: np.ndarray, *, seed: int |
     seed = d.cfg.seed if seed is None else seed
     init = word_init(d.embeddings["mpnet-bi"], tr.tokenizer, section.embedding_dim,
                      Path(d.cfg.out_dir) / "students" / f"init-mpnet-bi-{section.embedding_dim}.npy", seed=d.cfg.seed)
-    out = ctx["work"] / "students" / (f"{name}-{len(rows)}" + (f"-seed{seed}" if seed != d.cfg.seed else ""))
+    out = _student_dir(ctx, name, len(rows), seed)
     train_recipe(recipe, d.tables["transfer"].select(rows), signal[rows], tr.groups[rows], tr.tokenizer, section, out,
                  seed=seed, progress=False, log=print, init_embeddings=init)
     return student_scores(out, {s: d.tables[s] for s in ("judged", "rerank")})
+
+
+def _student_dir(ctx, name: str, pairs: int, seed: int) -> Path:
+    """Where :func:`_student` trains (or finds) the student ``name`` on ``pairs`` transfer pairs with ``seed``."""
+    return ctx["work"] / "students" / (f"{name}-{pairs}" + (f"-seed{seed}" if seed != ctx["data"].cfg.seed else ""))
 
 
 def _reference(ctx, seed: int) -> dict[str, np.ndarray]:
@@ -246,7 +251,7 @@ def full_size_soup(ctx, members: int = 3) -> list[dict]:
     rows = ctx["trainer"].rows(None)
     mp, recipe = ctx["shared"]["transfer"]["mpnet-bi"], ctx["recipe"]
     soup = _per_fold_both(ctx, _student(ctx, f"soup={members}", recipe, dataclasses.replace(d.cfg.student, soup=members), mp, rows=rows))
-    out = ctx["work"] / "students" / f"soup={members}-{len(rows)}"
+    out = _student_dir(ctx, f"soup={members}", len(rows), d.cfg.seed)
     logits = [student_scores(out / "soup" / f"member-{i}", {s: d.tables[s] for s in ("judged", "rerank")}) for i in range(members)]
     member = [_per_fold_both(ctx, z) for z in logits]
     ensemble = _per_fold_both(ctx, {s: np.mean([z[s] for z in logits], axis=0) for s in ("judged", "rerank")})
@@ -286,28 +291,41 @@ def teacher_stacks(ctx) -> list[dict]:
             for setting in ("rerank", "judged") for name in stacks]
 
 
-def teacher_with_bullets(ctx) -> list[dict]:
-    """mpnet over the run's document text vs over the same text + bullet points (max_length 128), teacher level."""
+def _mpnet_products(ctx, cache: str, ids: list[str], text, max_length: int) -> dict[str, np.ndarray]:
+    """all-mpnet-base-v2 unit vectors of ``text(record)`` for each product id in ``ids`` (``max_length`` tokens), cached
+    as ``work/<cache>`` and reused when it holds the same ids."""
     from distilrank.distill.config import resolve_base_model
     from distilrank.distill.teacher.biencoder import BiEncoder
 
+    d, path = ctx["data"], ctx["work"] / cache
+    if path.exists() and list((c := np.load(path))["ids"]) == ids:
+        return dict(zip(ids, c["v"]))
+    records = [d.catalogue.records[d.catalogue.position(i)] for i in ids]
+    v = BiEncoder(resolve_base_model("all-mpnet-base-v2"), max_length=max_length).encode([text(r) for r in records])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, ids=np.array(ids), v=v)
+    return dict(zip(ids, v))
+
+
+def _query_cosines(ctx, vec: dict[str, np.ndarray], split: str) -> np.ndarray:
+    """float32 per row of table ``split``: the cosine of the row's query (mpnet-bi, from the run's store) with ``vec`` of
+    its product."""
+    d = ctx["data"]
+    qv = dict(zip(d.queries, d.embeddings["mpnet-bi"].vectors(d.queries)))
+    t = d.tables[split]
+    return np.array([float(qv[q] @ vec[i]) for q, i in zip(t.queries, t.extra["doc_id"])], np.float32)
+
+
+def teacher_with_bullets(ctx) -> list[dict]:
+    """mpnet over the run's document text vs over the same text + bullet points (max_length 128), teacher level."""
     d, t0 = ctx["data"], time.time()
     ids = sorted(set(d.tables["judged"].extra["doc_id"]) | set(d.tables["rerank"].extra["doc_id"]))
-    cache = ctx["work"] / "mpnet-bullets-128.npz"
-    if cache.exists() and list((c := np.load(cache))["ids"]) == ids:
-        vec = dict(zip(ids, c["v"]))
-    else:
-        def text(i: str) -> str:
-            r = d.catalogue.records[d.catalogue.position(i)]
-            head = " ".join(str(r[f]) for f in ("title", "brand", "color") if r.get(f))
-            return head + ". " + str(r.get("bullet_points") or "").replace("\n", " ")
-        v = BiEncoder(resolve_base_model("all-mpnet-base-v2"), max_length=128).encode([text(i) for i in ids])
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, ids=np.array(ids), v=v)
-        vec = dict(zip(ids, v))
-    qv = dict(zip(d.queries, d.embeddings["mpnet-bi"].vectors(d.queries)))
-    t = d.tables["rerank"]
-    z = np.array([float(qv[q] @ vec[i]) for q, i in zip(t.queries, t.extra["doc_id"])], np.float32)
+
+    def text(r: dict) -> str:
+        head = " ".join(str(r[f]) for f in ("title", "brand", "color") if r.get(f))
+        return head + ". " + str(r.get("bullet_points") or "").replace("\n", " ")
+
+    z = _query_cosines(ctx, _mpnet_products(ctx, "mpnet-bullets-128.npz", ids, text, 128), "rerank")
     ref = [_inner(ctx, ctx["shared"]["rerank"]["mpnet-bi"], f) for f in ctx["folds"]]
     inner = [_inner(ctx, z, f) for f in ctx["folds"]]
     print(f"teacher with bullet points: inner {np.mean(inner):.4f} (mpnet over the document text {np.mean(ref):.4f})", flush=True)
@@ -319,24 +337,12 @@ def teacher_with_bullets(ctx) -> list[dict]:
 def teacher_title(ctx) -> list[dict]:
     """mpnet over the product title alone, the z-stack of it and mpnet over the run's document text (equal weights) and
     the larger of the two cosines, teacher level, both settings, against mpnet over the document text."""
-    from distilrank.distill.config import resolve_base_model
     from distilrank.distill.ranking.stacking import RankStacker
-    from distilrank.distill.teacher.biencoder import BiEncoder
 
-    d, t0, shared = ctx["data"], time.time(), ctx["shared"]
+    d, t0, shared, splits = ctx["data"], time.time(), ctx["shared"], ("judged", "rerank")
     ids = [str(r[d.cfg.catalogue.id_field]) for r in d.catalogue.records]
-    cache = ctx["work"] / "mpnet-title-64.npz"
-    if cache.exists() and list((c := np.load(cache))["ids"]) == ids:
-        v = c["v"]
-    else:
-        v = BiEncoder(resolve_base_model("all-mpnet-base-v2"), max_length=64).encode([str(r.get("title") or "") for r in d.catalogue.records])
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, ids=np.array(ids), v=v)
-    vec = dict(zip(ids, v))
-    qv = dict(zip(d.queries, d.embeddings["mpnet-bi"].vectors(d.queries)))
-    splits = ("judged", "rerank")
-    title = {s: np.array([float(qv[q] @ vec[i]) for q, i in zip(d.tables[s].queries, d.tables[s].extra["doc_id"])], np.float32)
-             for s in splits}
+    vec = _mpnet_products(ctx, "mpnet-title-64.npz", ids, lambda r: str(r.get("title") or ""), 64)
+    title = {s: _query_cosines(ctx, vec, s) for s in splits}
     doc = {s: shared[s]["mpnet-bi"] for s in splits}
     stack = RankStacker(["title", "doc"], [0.5, 0.5], fitted_on="fixed weights (no judgments)")
     views = {"mpnet-bi over the document text": doc, "mpnet over the title alone": title,
@@ -368,7 +374,7 @@ def query_adapter(ctx, adapters=ADAPTERS, scale: float = 20.0) -> list[dict]:
     from distilrank.grades import esci_gain
 
     d, t0, splits = ctx["data"], time.time(), ("judged", "rerank")
-    store, tables = d.embeddings["mpnet-bi"], {s: d.tables[s] for s in ("judged", "rerank")}
+    store, tables = d.embeddings["mpnet-bi"], {s: d.tables[s] for s in splits}
     qv = dict(zip(d.queries, store.vectors(d.queries)))
     dv = {s: store.vectors(list(tables[s].texts)) for s in splits}
     gain = {s: esci_gain(np.array([d.grades[q].get(i, 0.0) for q, i in zip(t.queries, t.extra["doc_id"])], np.float64))
